@@ -1,0 +1,98 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use netmatrix_model::Protocol;
+
+#[derive(Debug, Parser)]
+#[command(name = "netmatrix", version, about = "Tells, in tables, whether a Kubernetes cluster's network does what its objects say")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Predict which workload may talk to which, on which ports, from manifests.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Manifest file or directory (searched recursively for .yaml, .yml, .json); repeatable.
+    #[arg(short = 'f', long = "file", value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Txt)]
+    pub output: OutputFormat,
+
+    /// Explain the verdict between two endpoints (namespace/name, namespace/name[Kind] or an IP),
+    /// optionally for one port, e.g. `--explain ns/a ns/b 80/TCP`.
+    #[arg(long, num_args = 2..=3, value_names = ["SRC", "DST", "PORT/PROTO"])]
+    pub explain: Option<Vec<String>>,
+
+    /// ipBlocks describe only addresses outside the cluster and never select pods (the reading
+    /// of netpol-analyzer and network-config-analyzer).
+    #[arg(long)]
+    pub ipblocks_external_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Txt,
+    Csv,
+    Md,
+    Json,
+}
+
+/// `80`, `80/TCP`, `53/udp`: a port with its protocol (TCP when omitted).
+pub fn parse_port_protocol(text: &str) -> Result<(u16, Protocol), String> {
+    let (port, protocol) = text.split_once('/').unwrap_or((text, "TCP"));
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{port:?} is not a port number (1-65535)"))?;
+    let protocol = Protocol::parse(&protocol.to_ascii_uppercase()).ok_or_else(|| format!("{protocol:?} is not a protocol (TCP, UDP or SCTP)"))?;
+    Ok((port, protocol))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("netmatrix").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn analyze_flags() {
+        let cli = parse(&["analyze", "-f", "a", "-f", "b", "-o", "csv", "--ipblocks-external-only"]).unwrap();
+        let Command::Analyze(a) = cli.command;
+        assert_eq!(a.paths, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(a.output, OutputFormat::Csv);
+        assert!(a.ipblocks_external_only);
+        assert!(a.explain.is_none());
+    }
+
+    #[test]
+    fn explain_takes_two_or_three_values() {
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b"]).unwrap().command;
+        assert_eq!(a.explain.unwrap(), ["ns/a", "ns/b"]);
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b", "80/TCP"]).unwrap().command;
+        assert_eq!(a.explain.unwrap().len(), 3);
+        assert!(parse(&["analyze", "-f", "x", "--explain", "ns/a"]).is_err());
+    }
+
+    #[test]
+    fn files_are_required_and_formats_checked() {
+        assert!(parse(&["analyze"]).is_err());
+        assert!(parse(&["analyze", "-f", "x", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn port_protocol() {
+        assert_eq!(parse_port_protocol("80"), Ok((80, Protocol::Tcp)));
+        assert_eq!(parse_port_protocol("53/udp"), Ok((53, Protocol::Udp)));
+        assert_eq!(parse_port_protocol("9/SCTP"), Ok((9, Protocol::Sctp)));
+        assert!(parse_port_protocol("0/TCP").is_err());
+        assert!(parse_port_protocol("80/ICMP").is_err());
+        assert!(parse_port_protocol("http").is_err());
+    }
+}

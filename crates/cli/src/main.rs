@@ -1,0 +1,24 @@
+//! `netmatrix`: flags and glue only; the work lives in the library crates.
+
+mod analyze;
+mod args;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The exit codes of the contract (DESIGN.md): 0 as expected, 1 some cell wrong, 2 bad input or
+/// usage, 3 infrastructure failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok = 0,
+    BadInput = 2,
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let outcome = match cli.command {
+        args::Command::Analyze(a) => analyze::run(a),
+    };
+    ExitCode::from(outcome as u8)
+}

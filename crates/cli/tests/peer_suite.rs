@@ -1,0 +1,171 @@
+//! np-guard/netpol-analyzer's cases and goldens as a regression suite of
+//! `analyze --ipblocks-external-only`.
+//!
+//! Reads `../shared/peer-suites/netpol-analyzer` beside the clone (CI has it; a user's clone
+//! does not, and then this test says so and passes without checking anything).
+//!
+//! External ranges are compared as functions of the address: netpol-analyzer cuts the address
+//! space at every ipBlock edge of a direction and never merges, while netmatrix prints maximal
+//! ranges of equal connectivity (DESIGN.md), so `10.0.0.0-10.255.255.255` and
+//! `11.0.0.0-255.255.255.255` with the same connections are one line for us.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use netmatrix_oracle::{connlist, Options, Reachability};
+
+fn suite_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peer-suites/netpol-analyzer");
+    dir.is_dir().then_some(dir)
+}
+
+/// Cases whose golden contradicts Kubernetes; the reason quotes the documentation.
+const DIVERGENCES: &[(&str, &str)] = &[
+    (
+        "netpol_named_port_test",
+        "pods.yaml spells `containerport:`; Go's case-insensitive JSON decoding accepts it, the API \
+         server does not: ContainerPort.containerPort is required (\"Number of port to expose on the \
+         pod's IP address. This must be a valid port number, 0 < x < 65536.\"). netmatrix rejects the input.",
+    ),
+    ("netpol_named_port_test_2", "same `containerport:` misspelling as netpol_named_port_test."),
+];
+
+/// AdminNetworkPolicy and BaselineAdminNetworkPolicy are not implemented yet (issue 7).
+fn uses_admin_policies(manifests: &Path) -> bool {
+    walk(manifests).iter().any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("AdminNetworkPolicy")))
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+fn analyze(manifests: &Path) -> Result<Vec<(String, String, String)>, String> {
+    let cluster = netmatrix_model::load_paths(&[manifests.to_owned()]).map_err(|e| e.to_string())?;
+    let mut reach = Reachability::compute(&cluster, Options { ipblocks_match_pods: false });
+    Ok(connlist::connlist(&cluster, &mut reach).into_iter().map(|l| (l.src, l.dst, l.conn)).collect())
+}
+
+fn parse_golden(text: &str) -> Vec<(String, String, String)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("{ingress-controller}"))
+        .map(|l| {
+            let (pair, conn) = l.split_once(" : ").unwrap_or_else(|| panic!("golden line {l:?}"));
+            let (src, dst) = pair.split_once(" => ").unwrap_or_else(|| panic!("golden line {l:?}"));
+            (src.to_owned(), dst.to_owned(), conn.to_owned())
+        })
+        .collect()
+}
+
+type Range = (u128, u128);
+
+fn parse_range(endpoint: &str) -> Option<(bool, Range)> {
+    let (first, last) = endpoint.strip_suffix("[External]")?.split_once('-')?;
+    let num = |s: &str| match s.parse::<IpAddr>().ok()? {
+        IpAddr::V4(a) => Some((false, u128::from(u32::from(a)))),
+        IpAddr::V6(a) => Some((true, u128::from(a))),
+    };
+    let ((v6, a), (_, b)) = (num(first)?, num(last)?);
+    Some((v6, (a, b)))
+}
+
+/// Workload pairs exactly, and for external lines, per (workload, direction, family), the
+/// connection of every elementary piece of the union of both sides' range edges.
+#[derive(Debug, PartialEq)]
+struct Meaning {
+    internal: BTreeSet<(String, String, String)>,
+    external: BTreeMap<(String, bool, bool), Vec<(Range, String)>>,
+}
+
+fn meaning(lines: &[(String, String, String)]) -> Meaning {
+    let mut internal = BTreeSet::new();
+    let mut external: BTreeMap<(String, bool, bool), Vec<(Range, String)>> = BTreeMap::new();
+    for (src, dst, conn) in lines {
+        match (parse_range(src), parse_range(dst)) {
+            (Some((v6, r)), None) => external.entry((dst.clone(), true, v6)).or_default().push((r, conn.clone())),
+            (None, Some((v6, r))) => external.entry((src.clone(), false, v6)).or_default().push((r, conn.clone())),
+            _ => {
+                internal.insert((src.clone(), dst.clone(), conn.clone()));
+            }
+        }
+    }
+    Meaning { internal, external }
+}
+
+fn refine(a: &[(Range, String)], b: &[(Range, String)]) -> (Vec<(Range, String)>, Vec<(Range, String)>) {
+    let mut cuts: BTreeSet<u128> = BTreeSet::new();
+    for &((first, last), _) in a.iter().chain(b) {
+        cuts.insert(first);
+        if let Some(n) = last.checked_add(1) {
+            cuts.insert(n);
+        }
+    }
+    let split = |ranges: &[(Range, String)]| {
+        let mut out = Vec::new();
+        for ((first, last), conn) in ranges {
+            let inner: Vec<u128> = cuts.range(first..=last).copied().collect();
+            for (i, start) in inner.iter().enumerate() {
+                let end = inner.get(i + 1).map_or(*last, |n| n - 1);
+                out.push(((*start, end), conn.clone()));
+            }
+        }
+        out.sort();
+        out
+    };
+    (split(a), split(b))
+}
+
+fn same_meaning(ours: &Meaning, theirs: &Meaning) -> Result<(), String> {
+    if ours.internal != theirs.internal {
+        let missing: Vec<_> = theirs.internal.difference(&ours.internal).collect();
+        let extra: Vec<_> = ours.internal.difference(&theirs.internal).collect();
+        return Err(format!("workload lines differ:\n  missing {missing:?}\n  extra {extra:?}"));
+    }
+    let keys: BTreeSet<_> = ours.external.keys().chain(theirs.external.keys()).collect();
+    for key in keys {
+        let empty = Vec::new();
+        let (a, b) = refine(ours.external.get(key).unwrap_or(&empty), theirs.external.get(key).unwrap_or(&empty));
+        if a != b {
+            return Err(format!("external lines of {key:?} differ:\n  ours   {a:?}\n  theirs {b:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn netpol_analyzer_goldens() {
+    let Some(dir) = suite_dir() else {
+        eprintln!("SKIPPED: ../shared/peer-suites/netpol-analyzer is not beside this clone (only CI and the project's machines have it)");
+        return;
+    };
+    let (mut checked, mut admin, mut failures) = (0, 0, Vec::new());
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    cases.sort();
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let Ok(golden) = std::fs::read_to_string(case.join(format!("expected/{name}_connlist_output.txt"))) else { continue };
+        let manifests = case.join("manifests");
+        if uses_admin_policies(&manifests) {
+            admin += 1;
+            continue;
+        }
+        let result = analyze(&manifests);
+        if let Some((_, reason)) = DIVERGENCES.iter().find(|(c, _)| *c == name) {
+            assert!(result.is_err(), "{name}: expected netmatrix to reject the input ({reason})");
+            continue;
+        }
+        checked += 1;
+        let verdict = result.and_then(|ours| same_meaning(&meaning(&ours), &meaning(&parse_golden(&golden))));
+        if let Err(e) = verdict {
+            failures.push(format!("{name}: {e}"));
+        }
+    }
+    eprintln!("netpol-analyzer suite: {checked} cases compared, {} known divergences, {admin} with (Baseline)AdminNetworkPolicy left for issue 7", DIVERGENCES.len());
+    assert!(checked >= 40, "only {checked} cases found in {}", dir.display());
+    assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
+}

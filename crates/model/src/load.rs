@@ -1,0 +1,616 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{InputError, InputErrors};
+use crate::raw;
+use crate::selector::{LabelSelector, Operator, Requirement};
+use crate::types::*;
+
+/// Loads every manifest under `paths` (files, or directories searched recursively for `.yaml`,
+/// `.yml` and `.json`). All problems are reported together; nothing partial is returned.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Cluster, InputErrors> {
+    let mut loader = Loader::default();
+    for path in paths {
+        match manifest_files(path) {
+            Ok(files) => {
+                for file in files {
+                    match std::fs::read_to_string(&file) {
+                        Ok(text) => loader.add_file(&file.display().to_string(), &text, is_json(&file)),
+                        Err(e) => loader.errors.push(file_error(&file.display().to_string(), format!("cannot read: {e}"))),
+                    }
+                }
+            }
+            Err(e) => loader.errors.push(file_error(&path.display().to_string(), e)),
+        }
+    }
+    loader.finish()
+}
+
+/// Loads manifests from a string, as if read from a file named `file`.
+pub fn parse_str(file: &str, text: &str) -> Result<Cluster, InputErrors> {
+    let mut loader = Loader::default();
+    loader.add_file(file, text, file.ends_with(".json"));
+    loader.finish()
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "json")
+}
+
+fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_dir() {
+        // A file named explicitly is read whatever its extension.
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot list directory: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    // Sorted so that results and messages do not depend on directory order.
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            files.extend(manifest_files(&entry)?);
+        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
+            files.push(entry);
+        }
+    }
+    Ok(files)
+}
+
+fn file_error(file: &str, message: String) -> InputError {
+    InputError { file: file.to_owned(), document: None, object: None, field: None, message }
+}
+
+#[derive(Default)]
+struct Loader {
+    errors: Vec<InputError>,
+    warnings: Vec<String>,
+    namespaces: BTreeMap<String, Labels>,
+    referenced_namespaces: BTreeSet<String>,
+    // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
+    pods: BTreeMap<(String, String, String), Pod>,
+    policies: BTreeMap<(String, String), NetworkPolicy>,
+    services: BTreeMap<(String, String), Service>,
+}
+
+/// Where we are while validating one object: builds located errors.
+struct Ctx<'a> {
+    origin: Origin,
+    object: String,
+    /// Path of the object inside its document (`items[3].` inside a List).
+    prefix: String,
+    errors: &'a mut Vec<InputError>,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(InputError {
+            file: self.origin.file.clone(),
+            document: Some(self.origin.document),
+            object: Some(self.object.clone()),
+            field: Some(format!("{}{field}", self.prefix)),
+            message: message.into(),
+        });
+    }
+}
+
+impl Loader {
+    fn add_file(&mut self, file: &str, text: &str, json: bool) {
+        // Empty documents are not counted: document N is the N-th non-empty one.
+        let documents: Result<Vec<Value>, String> = if json {
+            serde_json::from_str::<Value>(text).map(|v| vec![v]).map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::from_multiple::<Value>(text).map_err(|e| e.to_string())
+        };
+        match documents {
+            Ok(documents) => {
+                for (index, document) in documents.into_iter().enumerate() {
+                    let origin = Origin { file: file.to_owned(), document: index + 1 };
+                    self.add_document(origin, document);
+                }
+            }
+            Err(message) => self.errors.push(file_error(file, format!("not valid {}: {message}", if json { "JSON" } else { "YAML" }))),
+        }
+    }
+
+    fn add_document(&mut self, origin: Origin, document: Value) {
+        let kind = document.get("kind").and_then(Value::as_str).map(str::to_owned);
+        let has_api_version = document.get("apiVersion").and_then(Value::as_str).is_some();
+        let Some(kind) = kind.filter(|_| has_api_version) else {
+            self.warnings.push(format!("{origin}: not a Kubernetes object (no apiVersion and kind), skipped"));
+            return;
+        };
+        if kind.ends_with("List") {
+            match document.get("items") {
+                Some(Value::Array(items)) => {
+                    // Items of a typed list (`PodList`) usually omit their kind.
+                    let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
+                    for (i, item) in items.iter().enumerate() {
+                        let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
+                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item.clone());
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(_) => self.errors.push(InputError {
+                    file: origin.file.clone(),
+                    document: Some(origin.document),
+                    object: Some(kind),
+                    field: Some("items".into()),
+                    message: "must be a list".into(),
+                }),
+            }
+            return;
+        }
+        self.add_object(&origin, "", &kind, document);
+    }
+
+    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, value: Value) {
+        let object = object_label(kind, &value);
+        let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
+        match kind {
+            "Namespace" => {
+                if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value) {
+                    if let Some(name) = required_name(&mut ctx, &ns.metadata) {
+                        self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default());
+                    }
+                }
+            }
+            "Pod" => {
+                if let Some(pod) = typed::<raw::Pod>(&mut ctx, value) {
+                    if let Some(pod) = convert_pod(&mut ctx, pod) {
+                        self.add_pod(pod);
+                    }
+                }
+            }
+            "Deployment" | "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job" => {
+                if let Some(w) = typed::<raw::Workload>(&mut ctx, value) {
+                    if let Some(pod) = convert_workload(&mut ctx, kind, w.metadata, w.spec.template, "spec.template") {
+                        self.add_pod(pod);
+                    }
+                }
+            }
+            "CronJob" => {
+                if let Some(c) = typed::<raw::CronJob>(&mut ctx, value) {
+                    let template = c.spec.job_template.spec.template;
+                    if let Some(pod) = convert_workload(&mut ctx, kind, c.metadata, template, "spec.jobTemplate.spec.template") {
+                        self.add_pod(pod);
+                    }
+                }
+            }
+            "Service" => {
+                if let Some(s) = typed::<raw::Service>(&mut ctx, value) {
+                    if let Some(s) = convert_service(&mut ctx, s) {
+                        self.referenced_namespaces.insert(s.namespace.clone());
+                        self.services.insert((s.namespace.clone(), s.name.clone()), s);
+                    }
+                }
+            }
+            "NetworkPolicy" => {
+                if let Some(p) = typed::<raw::NetworkPolicy>(&mut ctx, value) {
+                    let mut warnings = Vec::new();
+                    if let Some(p) = convert_policy(&mut ctx, p, &mut warnings) {
+                        self.warnings.extend(warnings);
+                        self.referenced_namespaces.insert(p.namespace.clone());
+                        let key = (p.namespace.clone(), p.name.clone());
+                        if self.policies.insert(key, p).is_some() {
+                            self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
+                        }
+                    }
+                }
+            }
+            // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
+            _ => {}
+        }
+    }
+
+    fn add_pod(&mut self, pod: Pod) {
+        self.referenced_namespaces.insert(pod.namespace.clone());
+        let key = (pod.namespace.clone(), pod.workload.kind.clone(), pod.name.clone());
+        if let Some(old) = self.pods.insert(key, pod) {
+            self.warnings.push(format!("{}: {}/{} defined again; the later definition is used", old.origin, old.namespace, old.name));
+        }
+    }
+
+    fn finish(self) -> Result<Cluster, InputErrors> {
+        if !self.errors.is_empty() {
+            return Err(InputErrors(self.errors));
+        }
+        let mut namespaces = self.namespaces;
+        for name in self.referenced_namespaces {
+            namespaces.entry(name).or_default();
+        }
+        let namespaces = namespaces
+            .into_iter()
+            .map(|(name, mut labels)| {
+                // The API server sets this label on every namespace (Kubernetes >= 1.21).
+                labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
+                Namespace { name, labels }
+            })
+            .collect();
+        Ok(Cluster {
+            namespaces,
+            pods: self.pods.into_values().collect(),
+            policies: self.policies.into_values().collect(),
+            services: self.services.into_values().collect(),
+            warnings: self.warnings,
+        })
+    }
+}
+
+fn object_label(kind: &str, value: &Value) -> String {
+    let meta = value.get("metadata");
+    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
+    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    if kind == "Namespace" { format!("Namespace {name}") } else { format!("{kind} {namespace}/{name}") }
+}
+
+fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let path = e.path().to_string();
+            ctx.error(&path, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+fn required_name(ctx: &mut Ctx, meta: &raw::ObjectMeta) -> Option<String> {
+    match meta.name.as_deref() {
+        Some(name) if !name.is_empty() => Some(name.to_owned()),
+        _ => {
+            ctx.error("metadata.name", "is required");
+            None
+        }
+    }
+}
+
+fn namespace_of(meta: &raw::ObjectMeta) -> String {
+    meta.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into())
+}
+
+fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
+    let name = required_name(ctx, &pod.metadata)?;
+    let namespace = namespace_of(&pod.metadata);
+    // A pod is reported as its controller (or, without one, its first owner). Mirror pods of
+    // static pods are owned by their Node, which is no workload: they stand for themselves.
+    let owners: Vec<&raw::OwnerReference> = pod.metadata.owner_references.iter().filter(|o| o.kind.as_deref() != Some("Node")).collect();
+    let owner = owners.iter().find(|o| o.controller == Some(true)).or(owners.first());
+    let workload = match owner.and_then(|o| o.name.clone().map(|n| (n, o.kind.clone()))) {
+        // An owner reference without a kind is malformed; netpol-analyzer reports such pods as `[Pod]`.
+        Some((owner_name, kind)) => WorkloadRef { namespace: namespace.clone(), name: owner_name, kind: kind.unwrap_or_else(|| "Pod".into()) },
+        None => WorkloadRef { namespace: namespace.clone(), name: name.clone(), kind: "Pod".into() },
+    };
+    let ports = container_ports(ctx, &pod.spec, "spec");
+    let mut ips = Vec::new();
+    let candidates = pod.status.pod_ips.iter().enumerate().map(|(i, ip)| (format!("status.podIPs[{i}].ip"), ip.ip.as_str()));
+    for (field, text) in candidates.chain(pod.status.pod_ip.as_deref().map(|ip| ("status.podIP".to_owned(), ip))) {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(_) => ctx.error(&field, format!("{text:?} is not an IP address")),
+        }
+    }
+    Some(Pod {
+        namespace,
+        name,
+        workload,
+        labels: pod.metadata.labels.unwrap_or_default(),
+        ips,
+        ports: ports?,
+        host_network: pod.spec.host_network,
+        node: pod.spec.node_name,
+        origin: ctx.origin.clone(),
+    })
+}
+
+fn convert_workload(ctx: &mut Ctx, kind: &str, meta: raw::ObjectMeta, template: raw::PodTemplate, template_path: &str) -> Option<Pod> {
+    let name = required_name(ctx, &meta)?;
+    let namespace = namespace_of(&meta);
+    let ports = container_ports(ctx, &template.spec, &format!("{template_path}.spec"))?;
+    Some(Pod {
+        workload: WorkloadRef { namespace: namespace.clone(), name: name.clone(), kind: kind.to_owned() },
+        namespace,
+        name,
+        labels: template.metadata.labels.unwrap_or_default(),
+        ips: Vec::new(),
+        ports,
+        host_network: template.spec.host_network,
+        node: template.spec.node_name,
+        origin: ctx.origin.clone(),
+    })
+}
+
+fn container_ports(ctx: &mut Ctx, spec: &raw::PodSpec, path: &str) -> Option<Vec<ContainerPort>> {
+    let mut ports = Vec::new();
+    let mut ok = true;
+    for (c, container) in spec.containers.iter().enumerate() {
+        for (p, port) in container.ports.iter().enumerate() {
+            let field = format!("{path}.containers[{c}].ports[{p}]");
+            let number = match port.container_port {
+                Some(n) => port_number(ctx, &format!("{field}.containerPort"), n),
+                None => {
+                    ctx.error(&format!("{field}.containerPort"), "is required");
+                    None
+                }
+            };
+            let protocol = protocol(ctx, &format!("{field}.protocol"), port.protocol.as_deref());
+            let name_ok = port.name.as_deref().is_none_or(|n| port_name(ctx, &format!("{field}.name"), n));
+            match (number, protocol, name_ok) {
+                (Some(port_number), Some(protocol), true) => ports.push(ContainerPort { name: port.name.clone(), port: port_number, protocol }),
+                _ => ok = false,
+            }
+        }
+    }
+    ok.then_some(ports)
+}
+
+fn port_number(ctx: &mut Ctx, field: &str, n: i64) -> Option<u16> {
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Some(p),
+        _ => {
+            ctx.error(field, format!("{n} is not a port number (1-65535)"));
+            None
+        }
+    }
+}
+
+fn protocol(ctx: &mut Ctx, field: &str, p: Option<&str>) -> Option<Protocol> {
+    match p {
+        // "If not specified, this field defaults to TCP." (NetworkPolicyPort, ContainerPort)
+        None => Some(Protocol::Tcp),
+        Some(p) => Protocol::parse(p).or_else(|| {
+            ctx.error(field, format!("unsupported protocol {p:?} (want TCP, UDP or SCTP)"));
+            None
+        }),
+    }
+}
+
+/// A port name must be an IANA_SVC_NAME: at most 15 lower-case letters, digits and hyphens,
+/// with at least one letter and no leading, trailing or doubled hyphen.
+fn port_name(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+    let problem = if name.len() > 15 {
+        Some("must be no more than 15 characters")
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        Some("must contain only lower-case letters, digits and '-'")
+    } else if !name.chars().any(|c| c.is_ascii_lowercase()) {
+        Some("must contain at least one letter")
+    } else if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        Some("must not begin or end with '-' or contain '--'")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        ctx.error(field, format!("invalid port name {name:?}: {problem}"));
+    }
+    problem.is_none()
+}
+
+fn convert_service(ctx: &mut Ctx, s: raw::Service) -> Option<Service> {
+    let name = required_name(ctx, &s.metadata)?;
+    let mut ports = Vec::new();
+    let mut ok = true;
+    for (i, p) in s.spec.ports.iter().enumerate() {
+        let field = format!("spec.ports[{i}]");
+        let port = port_number(ctx, &format!("{field}.port"), p.port);
+        let protocol = protocol(ctx, &format!("{field}.protocol"), p.protocol.as_deref());
+        let target_port = match &p.target_port {
+            None => Some(None),
+            Some(t) => port_ref(ctx, &format!("{field}.targetPort"), t).map(Some),
+        };
+        let node_port = match p.node_port {
+            None => Some(None),
+            Some(n) => port_number(ctx, &format!("{field}.nodePort"), n).map(Some),
+        };
+        match (port, protocol, target_port, node_port) {
+            (Some(port), Some(protocol), Some(target_port), Some(node_port)) => {
+                ports.push(ServicePort { name: p.name.clone(), port, protocol, target_port, node_port })
+            }
+            _ => ok = false,
+        }
+    }
+    ok.then(|| Service {
+        namespace: namespace_of(&s.metadata),
+        name,
+        service_type: s.spec.service_type.unwrap_or_else(|| "ClusterIP".into()),
+        selector: s.spec.selector,
+        ports,
+        origin: ctx.origin.clone(),
+    })
+}
+
+fn port_ref(ctx: &mut Ctx, field: &str, v: &raw::IntOrString) -> Option<PortRef> {
+    match v {
+        raw::IntOrString::Int(n) => port_number(ctx, field, *n).map(|p| PortRef::Range { first: p, last: p }),
+        raw::IntOrString::String(name) => port_name(ctx, field, name).then(|| PortRef::Named(name.clone())),
+    }
+}
+
+fn convert_policy(ctx: &mut Ctx, p: raw::NetworkPolicy, warnings: &mut Vec<String>) -> Option<NetworkPolicy> {
+    let name = required_name(ctx, &p.metadata);
+    let spec = p.spec;
+    let errors_before = ctx.errors.len();
+    let pod_selector = match &spec.pod_selector {
+        Some(s) => selector(ctx, "spec.podSelector", s),
+        // Required by the API; a missing one is read as `{}` like netpol-analyzer does.
+        None => Some(LabelSelector::default()),
+    };
+    let mut types_given = (false, false);
+    let explicit_types = spec.policy_types.as_ref().filter(|t| !t.is_empty());
+    if let Some(types) = explicit_types {
+        for (i, t) in types.iter().enumerate() {
+            match t.as_str() {
+                "Ingress" => types_given.0 = true,
+                "Egress" => types_given.1 = true,
+                other => ctx.error(&format!("spec.policyTypes[{i}]"), format!("{other:?} is not a policy type (want Ingress or Egress)")),
+            }
+        }
+    }
+    // "If this field is not specified, it will default based on the existence of ingress or egress
+    // rules; policies that contain an egress section are assumed to affect egress, and all policies
+    // (whether or not they contain an ingress section) are assumed to affect ingress."
+    let (affects_ingress, affects_egress) = match explicit_types {
+        Some(_) => types_given,
+        None => (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
+    };
+    let ingress: Vec<Rule> = spec
+        .ingress
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, r)| rule(ctx, &format!("spec.ingress[{i}]"), "from", &r.from, &r.ports))
+        .collect();
+    let egress: Vec<Rule> = spec
+        .egress
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, r)| rule(ctx, &format!("spec.egress[{i}]"), "to", &r.to, &r.ports))
+        .collect();
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    for (direction, affects, count) in [("ingress", affects_ingress, ingress.len()), ("egress", affects_egress, egress.len())] {
+        if !affects && count > 0 {
+            warnings.push(format!("{}: {}: spec.{direction} rules are ignored: spec.policyTypes does not list {}", ctx.origin, ctx.object, capitalise(direction)));
+        }
+    }
+    Some(NetworkPolicy {
+        namespace: namespace_of(&p.metadata),
+        name: name?,
+        pod_selector: pod_selector?,
+        ingress: affects_ingress.then_some(ingress),
+        egress: affects_egress.then_some(egress),
+        origin: ctx.origin.clone(),
+    })
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+fn rule(ctx: &mut Ctx, path: &str, peers_field: &str, peers: &[raw::Peer], ports: &[raw::PolicyPort]) -> Option<Rule> {
+    let peers: Vec<Option<Peer>> = peers.iter().enumerate().map(|(i, p)| peer(ctx, &format!("{path}.{peers_field}[{i}]"), p)).collect();
+    let ports: Vec<Option<PortSpec>> = ports.iter().enumerate().map(|(i, p)| policy_port(ctx, &format!("{path}.ports[{i}]"), p)).collect();
+    Some(Rule { peers: peers.into_iter().collect::<Option<_>>()?, ports: ports.into_iter().collect::<Option<_>>()? })
+}
+
+fn peer(ctx: &mut Ctx, path: &str, p: &raw::Peer) -> Option<Peer> {
+    match (&p.pod_selector, &p.namespace_selector, &p.ip_block) {
+        (None, None, None) => {
+            ctx.error(path, "must specify podSelector, namespaceSelector or ipBlock");
+            None
+        }
+        (None, None, Some(block)) => ip_block(ctx, &format!("{path}.ipBlock"), block).map(Peer::IpBlock),
+        (_, _, Some(_)) => {
+            ctx.error(path, "ipBlock may not be combined with podSelector or namespaceSelector");
+            None
+        }
+        (pods, namespaces, None) => {
+            let pods = pods.as_ref().map(|s| selector(ctx, &format!("{path}.podSelector"), s));
+            let namespaces = namespaces.as_ref().map(|s| selector(ctx, &format!("{path}.namespaceSelector"), s));
+            // `Some(None)`: the selector was given but invalid (already reported).
+            if matches!(pods, Some(None)) || matches!(namespaces, Some(None)) {
+                return None;
+            }
+            Some(Peer::Pods { pods: pods.flatten(), namespaces: namespaces.flatten() })
+        }
+    }
+}
+
+fn ip_block(ctx: &mut Ctx, path: &str, b: &raw::IpBlock) -> Option<IpBlock> {
+    let cidr = parse_cidr(ctx, &format!("{path}.cidr"), &b.cidr)?;
+    let mut except = Vec::new();
+    let mut ok = true;
+    for (i, e) in b.except.iter().enumerate() {
+        let field = format!("{path}.except[{i}]");
+        match parse_cidr(ctx, &field, e) {
+            // "except ... values will be rejected if they are outside the cidr range"
+            Some(net) if cidr.contains(&net) && net.prefix_len() > cidr.prefix_len() => except.push(net),
+            Some(net) => {
+                ctx.error(&field, format!("{net} must be strictly within cidr {cidr}"));
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(IpBlock { cidr, except })
+}
+
+fn parse_cidr(ctx: &mut Ctx, field: &str, text: &str) -> Option<IpNet> {
+    match text.parse::<IpNet>() {
+        // Host bits are allowed by the API and ignored, as net.ParseCIDR does.
+        Ok(net) => Some(net.trunc()),
+        Err(_) => {
+            ctx.error(field, format!("{text:?} is not a CIDR (e.g. 10.0.0.0/8 or fd00::/8)"));
+            None
+        }
+    }
+}
+
+fn policy_port(ctx: &mut Ctx, path: &str, p: &raw::PolicyPort) -> Option<PortSpec> {
+    let protocol = protocol(ctx, &format!("{path}.protocol"), p.protocol.as_deref());
+    let port = match (&p.port, p.end_port) {
+        (None, None) => Some(None),
+        (None, Some(_)) => {
+            ctx.error(&format!("{path}.endPort"), "may only be set together with a numeric port");
+            None
+        }
+        (Some(raw::IntOrString::String(_)), Some(_)) => {
+            ctx.error(&format!("{path}.endPort"), "may not be used with a named port");
+            None
+        }
+        (Some(v), None) => port_ref(ctx, &format!("{path}.port"), v).map(Some),
+        (Some(raw::IntOrString::Int(first)), Some(last)) => {
+            let first = port_number(ctx, &format!("{path}.port"), *first);
+            let last = port_number(ctx, &format!("{path}.endPort"), last);
+            match (first, last) {
+                (Some(first), Some(last)) if last >= first => Some(Some(PortRef::Range { first, last })),
+                (Some(first), Some(last)) => {
+                    ctx.error(&format!("{path}.endPort"), format!("{last} must be greater than or equal to port {first}"));
+                    None
+                }
+                _ => None,
+            }
+        }
+    };
+    Some(PortSpec { protocol: protocol?, port: port? })
+}
+
+fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSelector> {
+    let mut ok = true;
+    let mut match_expressions = Vec::new();
+    for (i, e) in s.match_expressions.iter().enumerate() {
+        let field = format!("{path}.matchExpressions[{i}]");
+        let values = e.values.clone().unwrap_or_default();
+        if e.key.is_empty() {
+            ctx.error(&format!("{field}.key"), "is required");
+            ok = false;
+        }
+        match Operator::parse(&e.operator) {
+            None => {
+                ctx.error(&format!("{field}.operator"), format!("{:?} is not a valid operator (want In, NotIn, Exists or DoesNotExist)", e.operator));
+                ok = false;
+            }
+            Some(op @ (Operator::In | Operator::NotIn)) if values.is_empty() => {
+                ctx.error(&format!("{field}.values"), format!("must be non-empty when operator is {op:?}"));
+                ok = false;
+            }
+            Some(op @ (Operator::Exists | Operator::DoesNotExist)) if !values.is_empty() => {
+                ctx.error(&format!("{field}.values"), format!("must be empty when operator is {op:?}"));
+                ok = false;
+            }
+            Some(operator) => match_expressions.push(Requirement { key: e.key.clone(), operator, values }),
+        }
+    }
+    ok.then(|| LabelSelector { match_labels: s.match_labels.clone().unwrap_or_default(), match_expressions })
+}

@@ -1,0 +1,10 @@
+//! NetworkPolicy semantics to expected verdicts, with explanations. Pure: no I/O.
+
+pub mod connlist;
+pub mod explain;
+pub mod ports;
+pub mod ranges;
+pub mod reach;
+
+pub use ports::{ConnId, ConnSet, ConnTable, PortSet};
+pub use reach::{Options, Reachability};

@@ -1,0 +1,375 @@
+//! The reachability structure: which pod class may reach which, on which ports.
+//!
+//! Pods that the policies cannot tell apart (same namespace, labels, container ports and
+//! ipBlock memberships) share one class, so the cost follows the number of distinct classes.
+//! Every selector is matched once per namespace set, as a bitset over classes.
+
+use fixedbitset::FixedBitSet;
+use netmatrix_model::{Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, PortSpec, Rule};
+use rustc_hash::FxHashMap;
+
+use crate::ports::{ConnId, ConnSet, ConnTable, PortSet};
+use crate::ranges::{self, IpRange};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// ipBlocks also select pods whose known IP they contain (what dataplanes do). Off: ipBlocks
+    /// only describe addresses outside the cluster (netpol-analyzer's and NCA's reading).
+    pub ipblocks_match_pods: bool,
+}
+
+pub type ClassId = usize;
+
+/// What the policies can see of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClassKey {
+    namespace: usize,
+    labels: Labels,
+    profile: usize,
+    blocks: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Class {
+    pub namespace: usize,
+    /// One pod of the class, for names in messages.
+    pub representative: usize,
+    /// Index of the class's container-port list in `Reachability::profiles`.
+    pub profile: usize,
+}
+
+/// Expected connectivity between every pair of classes and between classes and the outside.
+pub struct Reachability {
+    pub conns: ConnTable,
+    pub pod_class: Vec<ClassId>,
+    pub classes: Vec<Class>,
+    /// Elementary external ranges (see `ranges::partition`).
+    pub ranges: Vec<IpRange>,
+    /// Distinct container-port lists; profile 0 is the empty list (also used for addresses).
+    pub profiles: Vec<Vec<ContainerPort>>,
+    /// `[owner * width + peer]`: for egress the owner is the source, for ingress the destination.
+    rows: [Vec<ConnId>; 2],
+    external_rows: [Vec<ConnId>; 2],
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::Egress => 0,
+        Direction::Ingress => 1,
+    }
+}
+
+impl Reachability {
+    pub fn compute(cluster: &Cluster, options: Options) -> Self {
+        Builder::new(cluster, options).build()
+    }
+
+    /// What `direction`'s policies of `owner` allow towards (egress) or from (ingress) `peer`.
+    pub fn allowed_by(&self, direction: Direction, owner: ClassId, peer: ClassId) -> ConnId {
+        self.rows[dir_index(direction)][owner * self.classes.len() + peer]
+    }
+
+    /// What the policies of `owner` allow to (egress) or from (ingress) the external `range`.
+    pub fn allowed_external(&self, direction: Direction, owner: ClassId, range: usize) -> ConnId {
+        self.external_rows[dir_index(direction)][owner * self.ranges.len() + range]
+    }
+
+    /// A connection needs both the source's egress and the destination's ingress to allow it.
+    pub fn pair(&mut self, src: ClassId, dst: ClassId) -> ConnId {
+        let egress = self.allowed_by(Direction::Egress, src, dst);
+        let ingress = self.allowed_by(Direction::Ingress, dst, src);
+        self.conns.intersect(egress, ingress)
+    }
+
+    pub fn conn(&self, id: ConnId) -> &ConnSet {
+        self.conns.get(id)
+    }
+}
+
+/// Resolves a rule's ports against the container ports of the destination pod: "a named port
+/// ... on the destination pod" resolves per pod and per protocol.
+pub fn resolve_ports(ports: &[PortSpec], destination: &[ContainerPort]) -> ConnSet {
+    if ports.is_empty() {
+        // "If this field is empty or missing, this rule matches all ports."
+        return ConnSet::all();
+    }
+    let mut set = ConnSet::none();
+    for spec in ports {
+        let p = &mut set.0[spec.protocol.index()];
+        match &spec.port {
+            None => *p = PortSet::full(),
+            Some(PortRef::Range { first, last }) => *p = p.union(&PortSet::range(*first, *last)),
+            Some(PortRef::Named(name)) => {
+                for c in destination.iter().filter(|c| c.protocol == spec.protocol && c.name.as_deref() == Some(name)) {
+                    *p = p.union(&PortSet::range(c.port, c.port));
+                }
+            }
+        }
+    }
+    set
+}
+
+fn has_named_port(rule: &Rule) -> bool {
+    rule.ports.iter().any(|p| matches!(p.port, Some(PortRef::Named(_))))
+}
+
+/// Namespaces a peer or subject draws its pods from.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum NamespaceScope {
+    Own(usize),
+    Selected(LabelSelector),
+}
+
+struct Builder<'c> {
+    cluster: &'c Cluster,
+    options: Options,
+    conns: ConnTable,
+    pod_class: Vec<ClassId>,
+    classes: Vec<Class>,
+    class_labels: Vec<&'c Labels>,
+    classes_in_namespace: Vec<Vec<ClassId>>,
+    profiles: Vec<Vec<ContainerPort>>,
+    classes_of_profile: Vec<FixedBitSet>,
+    blocks: Vec<&'c IpBlock>,
+    block_ids: FxHashMap<&'c IpBlock, usize>,
+    block_classes: Vec<FixedBitSet>,
+    block_ranges: Vec<FixedBitSet>,
+    ranges: Vec<IpRange>,
+    selections: FxHashMap<(NamespaceScope, Option<LabelSelector>), FixedBitSet>,
+    namespace_selections: FxHashMap<LabelSelector, Vec<usize>>,
+}
+
+/// The peers of one rule, resolved.
+struct RulePeers {
+    classes: FixedBitSet,
+    ranges: FixedBitSet,
+}
+
+impl<'c> Builder<'c> {
+    fn new(cluster: &'c Cluster, options: Options) -> Self {
+        let mut blocks: Vec<&IpBlock> = Vec::new();
+        let mut block_ids: FxHashMap<&IpBlock, usize> = FxHashMap::default();
+        for policy in &cluster.policies {
+            for direction in Direction::BOTH {
+                for rule in policy.rules(direction).unwrap_or_default() {
+                    for peer in &rule.peers {
+                        if let Peer::IpBlock(b) = peer {
+                            block_ids.entry(b).or_insert_with(|| {
+                                blocks.push(b);
+                                blocks.len() - 1
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let ranges = ranges::partition(blocks.iter().copied());
+        let block_ranges = blocks.iter().map(|b| ranges::ranges_in(&ranges, b)).collect();
+        let mut b = Builder {
+            cluster,
+            options,
+            conns: ConnTable::new(),
+            pod_class: Vec::with_capacity(cluster.pods.len()),
+            classes: Vec::new(),
+            class_labels: Vec::new(),
+            classes_in_namespace: vec![Vec::new(); cluster.namespaces.len()],
+            profiles: vec![Vec::new()],
+            classes_of_profile: Vec::new(),
+            blocks,
+            block_ids,
+            block_classes: Vec::new(),
+            block_ranges,
+            ranges,
+            selections: FxHashMap::default(),
+            namespace_selections: FxHashMap::default(),
+        };
+        b.classify();
+        b
+    }
+
+    fn namespace_index(&self, name: &str) -> usize {
+        self.cluster.namespaces.binary_search_by(|n| n.name.as_str().cmp(name)).expect("the model defines every referenced namespace")
+    }
+
+    fn classify(&mut self) {
+        let mut class_ids: FxHashMap<ClassKey, ClassId> = FxHashMap::default();
+        let mut profile_ids: FxHashMap<Vec<ContainerPort>, usize> = FxHashMap::default();
+        profile_ids.insert(Vec::new(), 0);
+        for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
+            let namespace = self.namespace_index(&pod.namespace);
+            let next_profile = profile_ids.len();
+            let profile = *profile_ids.entry(pod.ports.clone()).or_insert_with(|| {
+                self.profiles.push(pod.ports.clone());
+                next_profile
+            });
+            let blocks = if self.options.ipblocks_match_pods {
+                (0..self.blocks.len()).filter(|&b| pod.ips.iter().any(|ip| self.blocks[b].contains(ip))).collect()
+            } else {
+                Vec::new()
+            };
+            let key = ClassKey { namespace, labels: pod.labels.clone(), profile, blocks };
+            let next_class = class_ids.len();
+            let class = *class_ids.entry(key).or_insert_with(|| {
+                self.classes.push(Class { namespace, representative: pod_index, profile });
+                self.class_labels.push(&pod.labels);
+                self.classes_in_namespace[namespace].push(next_class);
+                next_class
+            });
+            self.pod_class.push(class);
+        }
+        let n = self.classes.len();
+        self.classes_of_profile = vec![FixedBitSet::with_capacity(n); self.profiles.len()];
+        self.block_classes = vec![FixedBitSet::with_capacity(n); self.blocks.len()];
+        for (class_id, class) in self.classes.iter().enumerate() {
+            self.classes_of_profile[class.profile].insert(class_id);
+        }
+        if self.options.ipblocks_match_pods {
+            for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
+                for (b, block) in self.blocks.iter().enumerate() {
+                    if pod.ips.iter().any(|ip| block.contains(ip)) {
+                        self.block_classes[b].insert(self.pod_class[pod_index]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Classes of the pods that `pods` selects in the namespaces of `scope`; cached.
+    fn select(&mut self, scope: NamespaceScope, pods: Option<&LabelSelector>) -> &FixedBitSet {
+        let key = (scope, pods.cloned());
+        if !self.selections.contains_key(&key) {
+            let namespaces = match &key.0 {
+                NamespaceScope::Own(ns) => vec![*ns],
+                NamespaceScope::Selected(sel) => self.select_namespaces(sel),
+            };
+            let mut set = FixedBitSet::with_capacity(self.classes.len());
+            for ns in namespaces {
+                for &class in &self.classes_in_namespace[ns] {
+                    if key.1.as_ref().is_none_or(|s| s.matches(self.class_labels[class])) {
+                        set.insert(class);
+                    }
+                }
+            }
+            self.selections.insert(key.clone(), set);
+        }
+        &self.selections[&key]
+    }
+
+    fn select_namespaces(&mut self, sel: &LabelSelector) -> Vec<usize> {
+        let cluster = self.cluster;
+        self.namespace_selections
+            .entry(sel.clone())
+            .or_insert_with(|| cluster.namespaces.iter().enumerate().filter(|(_, n)| sel.matches(&n.labels)).map(|(i, _)| i).collect())
+            .clone()
+    }
+
+    fn rule_peers(&mut self, policy_namespace: usize, rule: &Rule) -> RulePeers {
+        let mut classes = FixedBitSet::with_capacity(self.classes.len());
+        let mut ranges = FixedBitSet::with_capacity(self.ranges.len());
+        if rule.peers.is_empty() {
+            // "If this field is empty or missing, this rule matches all sources/destinations."
+            classes.insert_range(..);
+            ranges.insert_range(..);
+        }
+        for peer in &rule.peers {
+            match peer {
+                Peer::Pods { namespaces, pods } => {
+                    let scope = match namespaces {
+                        None => NamespaceScope::Own(policy_namespace),
+                        Some(sel) => NamespaceScope::Selected(sel.clone()),
+                    };
+                    classes.union_with(self.select(scope, pods.as_ref()));
+                }
+                Peer::IpBlock(block) => {
+                    let b = self.block_ids[block];
+                    classes.union_with(&self.block_classes[b]);
+                    ranges.union_with(&self.block_ranges[b]);
+                }
+            }
+        }
+        RulePeers { classes, ranges }
+    }
+
+    fn build(mut self) -> Reachability {
+        let rows = [self.rows(Direction::Egress), self.rows(Direction::Ingress)];
+        let [(egress, egress_external), (ingress, ingress_external)] = rows;
+        Reachability {
+            conns: self.conns,
+            pod_class: self.pod_class,
+            classes: self.classes,
+            ranges: self.ranges,
+            profiles: self.profiles,
+            rows: [egress, ingress],
+            external_rows: [egress_external, ingress_external],
+        }
+    }
+
+    /// For every class: what its `direction` policies allow with every class and every range.
+    fn rows(&mut self, direction: Direction) -> (Vec<ConnId>, Vec<ConnId>) {
+        let cluster = self.cluster;
+        let n = self.classes.len();
+        // Which policies isolate each class for this direction.
+        let mut isolating: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut peers: Vec<Vec<RulePeers>> = Vec::with_capacity(cluster.policies.len());
+        for (p, policy) in cluster.policies.iter().enumerate() {
+            let Some(rules) = policy.rules(direction) else {
+                peers.push(Vec::new());
+                continue;
+            };
+            let ns = self.namespace_index(&policy.namespace);
+            for class in self.select(NamespaceScope::Own(ns), Some(&policy.pod_selector)).ones() {
+                isolating[class].push(p);
+            }
+            peers.push(rules.iter().map(|r| self.rule_peers(ns, r)).collect());
+        }
+        let mut resolved: FxHashMap<(usize, usize, usize), ConnId> = FxHashMap::default();
+        let mut rows = vec![ConnTable::ALL; n * n];
+        let mut external = vec![ConnTable::ALL; n * self.ranges.len()];
+        for owner in 0..n {
+            if isolating[owner].is_empty() {
+                continue;
+            }
+            let row = &mut rows[owner * n..(owner + 1) * n];
+            let ext_row = &mut external[owner * self.ranges.len()..(owner + 1) * self.ranges.len()];
+            row.fill(ConnTable::NONE);
+            ext_row.fill(ConnTable::NONE);
+            // Rules that allow the same ports are merged before touching cells.
+            let mut groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
+            let mut ext_groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
+            for &p in &isolating[owner] {
+                let rules = cluster.policies[p].rules(direction).unwrap_or_default();
+                for (r, rule) in rules.iter().enumerate() {
+                    let rule_peers = &peers[p][r];
+                    let mut resolve = |profile: usize, conns: &mut ConnTable| {
+                        *resolved.entry((p, r, profile)).or_insert_with(|| conns.intern(resolve_ports(&rule.ports, &self.profiles[profile])))
+                    };
+                    // Named ports resolve against the destination: the owner for ingress, the peer for egress.
+                    let owner_profile = if direction == Direction::Ingress { self.classes[owner].profile } else { 0 };
+                    let fixed = resolve(owner_profile, &mut self.conns);
+                    ext_groups.entry(fixed).or_insert_with(|| FixedBitSet::with_capacity(self.ranges.len())).union_with(&rule_peers.ranges);
+                    if direction == Direction::Ingress || !has_named_port(rule) {
+                        groups.entry(fixed).or_insert_with(|| FixedBitSet::with_capacity(n)).union_with(&rule_peers.classes);
+                        continue;
+                    }
+                    for (profile, members) in self.classes_of_profile.iter().enumerate() {
+                        let mut targets = rule_peers.classes.clone();
+                        targets.intersect_with(members);
+                        if targets.is_clear() {
+                            continue;
+                        }
+                        let conn = resolve(profile, &mut self.conns);
+                        groups.entry(conn).or_insert_with(|| FixedBitSet::with_capacity(n)).union_with(&targets);
+                    }
+                }
+            }
+            for (cells, groups) in [(row, groups), (ext_row, ext_groups)] {
+                for (conn, members) in groups {
+                    for peer in members.ones() {
+                        cells[peer] = self.conns.union(cells[peer], conn);
+                    }
+                }
+            }
+        }
+        (rows, external)
+    }
+}

@@ -1,0 +1,4 @@
+//! Renderers over `impl Write`: pure, so tests print into a `Vec<u8>`.
+
+pub mod connlist;
+pub mod explain;
