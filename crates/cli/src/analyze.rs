@@ -1,4 +1,5 @@
 use std::io::{self, Write};
+use std::time::Instant;
 
 use netmatrix_oracle::explain::{explain, find_endpoint};
 use netmatrix_oracle::{connlist, Options, Reachability};
@@ -8,6 +9,7 @@ use crate::args::{parse_port_protocol, AnalyzeArgs, OutputFormat};
 use crate::Outcome;
 
 pub fn run(args: AnalyzeArgs) -> Outcome {
+    let mut timings = Timings::new(args.timings);
     let cluster = match netmatrix_model::load_paths(&args.paths) {
         Ok(c) => c,
         Err(errors) => {
@@ -20,6 +22,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
     for w in &cluster.warnings {
         eprintln!("warning: {w}");
     }
+    timings.phase(format_args!("load ({} namespaces, {} pods, {} policies)", cluster.namespaces.len(), cluster.pods.len(), cluster.policies.len()));
     let options = Options { ipblocks_match_pods: !args.ipblocks_external_only };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -44,23 +47,58 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
         }
         None => {
             let mut reach = Reachability::compute(&cluster, options);
+            timings.phase(format_args!("reachability ({} pod classes, {} address ranges)", reach.classes.len(), reach.ranges.len()));
             let lines = connlist::connlist(&cluster, &mut reach);
+            timings.phase(format_args!("connlist ({} lines)", lines.len()));
             let format = match args.output {
                 OutputFormat::Txt => Format::Txt,
                 OutputFormat::Csv => Format::Csv,
                 OutputFormat::Md => Format::Md,
                 OutputFormat::Json => Format::Json,
             };
-            netmatrix_report::connlist::write(&mut out, &lines, format)
+            netmatrix_report::connlist::write(&mut out, lines.iter(), format)
         }
     };
-    match written.and_then(|()| out.flush()) {
+    let flushed = written.and_then(|()| out.flush());
+    timings.phase(format_args!("output"));
+    timings.peak_memory();
+    match flushed {
         Ok(()) => Outcome::Ok,
         // A closed pipe (`| head`) is not an error worth a message.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Outcome::Ok,
         Err(e) => {
             eprintln!("error: writing output: {e}");
             Outcome::BadInput
+        }
+    }
+}
+
+/// `--timings`: one stderr line per phase, for people and for `bench/analyze.sh`.
+struct Timings {
+    last: Option<Instant>,
+}
+
+impl Timings {
+    fn new(enabled: bool) -> Self {
+        Self { last: enabled.then(Instant::now) }
+    }
+
+    fn phase(&mut self, what: std::fmt::Arguments) {
+        if let Some(last) = self.last {
+            eprintln!("timing: {:.1} ms {what}", last.elapsed().as_secs_f64() * 1e3);
+            self.last = Some(Instant::now());
+        }
+    }
+
+    /// The process's peak resident memory (Linux `VmHWM`).
+    fn peak_memory(&self) {
+        if self.last.is_none() {
+            return;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        match status.lines().find_map(|l| l.strip_prefix("VmHWM:")) {
+            Some(kb) => eprintln!("timing: peak memory {}", kb.trim()),
+            None => eprintln!("timing: peak memory unknown (no /proc/self/status)"),
         }
     }
 }

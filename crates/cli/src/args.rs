@@ -35,6 +35,10 @@ pub struct AnalyzeArgs {
     /// of netpol-analyzer and network-config-analyzer).
     #[arg(long)]
     pub ipblocks_external_only: bool,
+
+    /// Print the time of each phase (load, reachability, connlist) and peak memory on stderr.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,11 +67,11 @@ mod tests {
 
     #[test]
     fn analyze_flags() {
-        let cli = parse(&["analyze", "-f", "a", "-f", "b", "-o", "csv", "--ipblocks-external-only"]).unwrap();
+        let cli = parse(&["analyze", "-f", "a", "-f", "b", "-o", "csv", "--ipblocks-external-only", "--timings"]).unwrap();
         let Command::Analyze(a) = cli.command;
         assert_eq!(a.paths, [PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(a.output, OutputFormat::Csv);
-        assert!(a.ipblocks_external_only);
+        assert!(a.ipblocks_external_only && a.timings);
         assert!(a.explain.is_none());
     }
 

@@ -48,7 +48,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn analyze(manifests: &Path) -> Result<Vec<(String, String, String)>, String> {
     let cluster = netmatrix_model::load_paths(&[manifests.to_owned()]).map_err(|e| e.to_string())?;
     let mut reach = Reachability::compute(&cluster, Options { ipblocks_match_pods: false });
-    Ok(connlist::connlist(&cluster, &mut reach).into_iter().map(|l| (l.src, l.dst, l.conn)).collect())
+    Ok(connlist::connlist(&cluster, &mut reach).iter().map(|l| (l.src.to_owned(), l.dst.to_owned(), l.conn.to_owned())).collect())
 }
 
 fn parse_golden(text: &str) -> Vec<(String, String, String)> {

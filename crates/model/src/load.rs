@@ -38,6 +38,20 @@ pub fn parse_str(file: &str, text: &str) -> Result<Cluster, InputErrors> {
     loader.finish()
 }
 
+/// serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes, less than a dump of
+/// a large cluster. Limits that grow with the input's own length still stop amplification
+/// (alias and anchor limits stay at their defaults).
+fn yaml_options(input_len: usize) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_documents: input_len.max(1_024),
+            max_nodes: input_len.max(250_000),
+            max_events: input_len.saturating_mul(2).max(1_000_000),
+            max_total_scalar_bytes: input_len.max(64 << 20),
+        },
+    }
+}
+
 fn is_json(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "json")
 }
@@ -108,7 +122,7 @@ impl Loader {
         let documents: Result<Vec<Value>, String> = if json {
             serde_json::from_str::<Value>(text).map(|v| vec![v]).map_err(|e| e.to_string())
         } else {
-            serde_saphyr::from_multiple::<Value>(text).map_err(|e| e.to_string())
+            serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options(text.len())).map_err(|e| e.to_string())
         };
         match documents {
             Ok(documents) => {
@@ -129,13 +143,14 @@ impl Loader {
             return;
         };
         if kind.ends_with("List") {
-            match document.get("items") {
+            let mut document = document;
+            match document.get_mut("items").map(Value::take) {
                 Some(Value::Array(items)) => {
                     // Items of a typed list (`PodList`) usually omit their kind.
                     let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
-                    for (i, item) in items.iter().enumerate() {
+                    for (i, item) in items.into_iter().enumerate() {
                         let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
-                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item.clone());
+                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item);
                     }
                 }
                 Some(Value::Null) | None => {}

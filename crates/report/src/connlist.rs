@@ -12,7 +12,7 @@ pub enum Format {
     Json,
 }
 
-pub fn write(out: &mut impl Write, lines: &[Line], format: Format) -> io::Result<()> {
+pub fn write<'a>(out: &mut impl Write, lines: impl IntoIterator<Item = Line<'a>>, format: Format) -> io::Result<()> {
     match format {
         Format::Txt => {
             for l in lines {
@@ -33,8 +33,15 @@ pub fn write(out: &mut impl Write, lines: &[Line], format: Format) -> io::Result
             }
         }
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, lines)?;
-            writeln!(out)?;
+            // Streamed: a million-line list is never held as one JSON value.
+            let mut empty = true;
+            for l in lines {
+                out.write_all(if empty { b"[\n  " } else { b",\n  " })?;
+                empty = false;
+                let object = serde_json::to_string_pretty(&l)?;
+                out.write_all(object.replace('\n', "\n  ").as_bytes())?;
+            }
+            out.write_all(if empty { b"[]\n" } else { b"\n]\n" })?;
         }
     }
     Ok(())
@@ -53,16 +60,16 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 mod tests {
     use super::*;
 
-    fn lines() -> Vec<Line> {
+    fn lines() -> Vec<Line<'static>> {
         vec![
-            Line { src: "0.0.0.0-255.255.255.255[External]".into(), dst: "ns/a[Pod]".into(), conn: "All Connections".into() },
-            Line { src: "ns/a[Pod]".into(), dst: "ns/b[Deployment]".into(), conn: "TCP 80,UDP 53".into() },
+            Line { src: "0.0.0.0-255.255.255.255[External]", dst: "ns/a[Pod]", conn: "All Connections" },
+            Line { src: "ns/a[Pod]", dst: "ns/b[Deployment]", conn: "TCP 80,UDP 53" },
         ]
     }
 
     fn render(format: Format) -> String {
         let mut out = Vec::new();
-        write(&mut out, &lines(), format).unwrap();
+        write(&mut out, lines(), format).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -77,7 +84,7 @@ mod tests {
     #[test]
     fn empty_json_is_an_empty_list() {
         let mut out = Vec::new();
-        write(&mut out, &[], Format::Json).unwrap();
+        write(&mut out, [], Format::Json).unwrap();
         assert_eq!(out, b"[]\n");
     }
 }

@@ -52,6 +52,11 @@ pub fn generate(p: &Params) -> String {
     out
 }
 
+/// The manifests as one JSON `List`, the shape of `kubectl get -o json` (fast to read at scale).
+pub fn generate_json_list(p: &Params) -> String {
+    json!({"apiVersion": "v1", "kind": "List", "items": documents(p)}).to_string()
+}
+
 pub fn documents(p: &Params) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(p.seed);
     let mut docs = Vec::new();
