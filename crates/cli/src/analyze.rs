@@ -68,7 +68,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Outcome::Ok,
         Err(e) => {
             eprintln!("error: writing output: {e}");
-            Outcome::BadInput
+            Outcome::Failure
         }
     }
 }

@@ -13,6 +13,7 @@ use clap::Parser;
 pub enum Outcome {
     Ok = 0,
     BadInput = 2,
+    Failure = 3,
 }
 
 fn main() -> ExitCode {
