@@ -28,13 +28,15 @@ done
 nca=${NETMATRIX_NCA:-.venv/bin/nca}
 if [ -x "$nca" ]; then
   mkdir -p "$tmp/nca-input"
-  # NCA reads YAML streams from a directory; both tools get the same file.
-  "$bin/netmatrix-synth" --pods 200 --policies 40 --yaml > "$tmp/nca-input/cluster.yaml"
+  # NCA reads YAML streams from a directory; both tools get the same file, with policyTypes in
+  # the one order NCA accepts (it rejects [Egress, Ingress]).
+  "$bin/netmatrix-synth" --pods 200 --policies 40 --yaml | sed 's/\["Egress","Ingress"\]/["Ingress","Egress"]/g' > "$tmp/nca-input/cluster.yaml"
   start=$(date +%s%N)
   "$bin/netmatrix" analyze -f "$tmp/nca-input" --ipblocks-external-only > /dev/null
   ours=$(( ($(date +%s%N) - start) / 1000000 ))
   start=$(date +%s%N)
-  "$nca" --connectivity -r "$tmp/nca-input" -o txt_no_fw_rules --output_endpoints pods -f "$tmp/nca.txt" > /dev/null 2>&1 || echo "note: nca exited non-zero"
+  "$nca" --connectivity -r "$tmp/nca-input" -o txt_no_fw_rules --output_endpoints pods -f "$tmp/nca.txt" > "$tmp/nca.log" 2>&1 \
+    || { echo "network-config-analyzer failed:"; cat "$tmp/nca.log"; exit 1; }
   theirs=$(( ($(date +%s%N) - start) / 1000000 ))
   echo "200 pods/40 policies, whole process: netmatrix ${ours} ms, network-config-analyzer ${theirs} ms, ratio $(awk "BEGIN {printf \"%.1f\", $theirs / ($ours > 0 ? $ours : 1)}")x"
 else
