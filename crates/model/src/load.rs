@@ -172,25 +172,22 @@ impl Loader {
         let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
         match kind {
             "Namespace" => {
-                if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value) {
-                    if let Some(name) = required_name(&mut ctx, &ns.metadata) {
+                if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value)
+                    && let Some(name) = required_name(&mut ctx, &ns.metadata) {
                         self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default());
                     }
-                }
             }
             "Pod" => {
-                if let Some(pod) = typed::<raw::Pod>(&mut ctx, value) {
-                    if let Some(pod) = convert_pod(&mut ctx, pod) {
+                if let Some(pod) = typed::<raw::Pod>(&mut ctx, value)
+                    && let Some(pod) = convert_pod(&mut ctx, pod) {
                         self.add_pod(pod);
                     }
-                }
             }
             "Deployment" | "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job" => {
-                if let Some(w) = typed::<raw::Workload>(&mut ctx, value) {
-                    if let Some(pod) = convert_workload(&mut ctx, kind, w.metadata, w.spec.template, "spec.template") {
+                if let Some(w) = typed::<raw::Workload>(&mut ctx, value)
+                    && let Some(pod) = convert_workload(&mut ctx, kind, w.metadata, w.spec.template, "spec.template") {
                         self.add_pod(pod);
                     }
-                }
             }
             "CronJob" => {
                 if let Some(c) = typed::<raw::CronJob>(&mut ctx, value) {
@@ -201,12 +198,11 @@ impl Loader {
                 }
             }
             "Service" => {
-                if let Some(s) = typed::<raw::Service>(&mut ctx, value) {
-                    if let Some(s) = convert_service(&mut ctx, s) {
+                if let Some(s) = typed::<raw::Service>(&mut ctx, value)
+                    && let Some(s) = convert_service(&mut ctx, s) {
                         self.referenced_namespaces.insert(s.namespace.clone());
                         self.services.insert((s.namespace.clone(), s.name.clone()), s);
                     }
-                }
             }
             "NetworkPolicy" => {
                 if let Some(p) = typed::<raw::NetworkPolicy>(&mut ctx, value) {

@@ -22,7 +22,7 @@ pub fn write<'a>(out: &mut impl Write, lines: impl IntoIterator<Item = Line<'a>>
         Format::Csv => {
             writeln!(out, "src,dst,conn")?;
             for l in lines {
-                writeln!(out, "{},{},{}", csv_field(&l.src), csv_field(&l.dst), csv_field(&l.conn))?;
+                writeln!(out, "{},{},{}", csv_field(l.src), csv_field(l.dst), csv_field(l.conn))?;
             }
         }
         Format::Md => {

@@ -63,6 +63,8 @@ fn parse_golden(text: &str) -> Vec<(String, String, String)> {
 }
 
 type Range = (u128, u128);
+/// Connections of address ranges, sorted.
+type RangeConns = Vec<(Range, String)>;
 
 fn parse_range(endpoint: &str) -> Option<(bool, Range)> {
     let (first, last) = endpoint.strip_suffix("[External]")?.split_once('-')?;
@@ -79,12 +81,12 @@ fn parse_range(endpoint: &str) -> Option<(bool, Range)> {
 #[derive(Debug, PartialEq)]
 struct Meaning {
     internal: BTreeSet<(String, String, String)>,
-    external: BTreeMap<(String, bool, bool), Vec<(Range, String)>>,
+    external: BTreeMap<(String, bool, bool), RangeConns>,
 }
 
 fn meaning(lines: &[(String, String, String)]) -> Meaning {
     let mut internal = BTreeSet::new();
-    let mut external: BTreeMap<(String, bool, bool), Vec<(Range, String)>> = BTreeMap::new();
+    let mut external: BTreeMap<(String, bool, bool), RangeConns> = BTreeMap::new();
     for (src, dst, conn) in lines {
         match (parse_range(src), parse_range(dst)) {
             (Some((v6, r)), None) => external.entry((dst.clone(), true, v6)).or_default().push((r, conn.clone())),
@@ -97,7 +99,7 @@ fn meaning(lines: &[(String, String, String)]) -> Meaning {
     Meaning { internal, external }
 }
 
-fn refine(a: &[(Range, String)], b: &[(Range, String)]) -> (Vec<(Range, String)>, Vec<(Range, String)>) {
+fn refine(a: &[(Range, String)], b: &[(Range, String)]) -> (RangeConns, RangeConns) {
     let mut cuts: BTreeSet<u128> = BTreeSet::new();
     for &((first, last), _) in a.iter().chain(b) {
         cuts.insert(first);

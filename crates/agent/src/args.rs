@@ -1,0 +1,533 @@
+//! Command-line parsing, hand-written to keep the agent's dependencies at
+//! std + tokio. Every error here is bad input: the caller exits 2.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const USAGE: &str = "\
+netmatrix-agent: network probe agent (batch schema netmatrix.probe/v1)
+
+Usage:
+  netmatrix-agent connect HOST:PORT [--protocol tcp|udp|sctp] [--timeout DUR]
+                  [--source-port N] [--resolv-conf FILE]
+  netmatrix-agent serve [--name NAME] [--bind ADDR]... [--tcp PORTS] [--udp PORTS]
+                  [--sctp PORTS] [--http PORTS]
+  netmatrix-agent probe --batch FILE|- [--parallel N] [--timeout DUR] [--resolv-conf FILE]
+  netmatrix-agent help
+
+connect  one agnhost-compatible probe: exit 0 on success, 1 on failure with one
+         stderr line starting TIMEOUT, REFUSED, DNS:, UNKNOWN: or OTHER:
+serve    answer every connection/datagram with the agent's name and the client
+         address it saw; HTTP ports serve /hostname, /clientip and /healthz
+probe    run a JSON batch of probes concurrently, one JSON result line each
+
+DUR is a whole number with a unit: 500ms, 5s, 2m, 1h. PORTS is a comma-separated
+list (serve only: 0 lets the kernel pick; the chosen address is printed).
+Flags take their value as `--flag VALUE` or `--flag=VALUE`. IPv6 HOST:PORT is [ADDR]:PORT.
+Exit codes: 0 ok, 1 probe failed or runtime failure, 2 bad input or usage.";
+
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DEFAULT_PARALLEL: usize = 256;
+/// Each probe in flight holds a socket; far beyond this the default
+/// descriptor limit (1024) makes probes fail rather than go faster.
+pub const MAX_PARALLEL: usize = 4096;
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
+            _ => Err(format!(
+                "unknown protocol {text:?} (expected tcp, udp or sctp)"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// A probe destination host: IP literals never touch DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    Connect(ConnectArgs),
+    Serve(ServeArgs),
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug)]
+pub struct ConnectArgs {
+    pub host: Host,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub timeout: Duration,
+    pub source_port: Option<u16>,
+    pub resolv_conf: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct ServeArgs {
+    pub name: Option<String>,
+    /// Empty means the defaults: 0.0.0.0 and :: (IPv6 skipped if unavailable).
+    pub binds: Vec<IpAddr>,
+    pub tcp: Vec<u16>,
+    pub udp: Vec<u16>,
+    pub sctp: Vec<u16>,
+    pub http: Vec<u16>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchSource {
+    Stdin,
+    File(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct ProbeArgs {
+    pub batch: BatchSource,
+    pub parallel: usize,
+    pub timeout: Duration,
+    pub resolv_conf: PathBuf,
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    let mut words = VecDeque::new();
+    for arg in args {
+        let arg = arg
+            .into_string()
+            .map_err(|bad| format!("argument {bad:?} is not valid UTF-8"))?;
+        words.push_back(arg);
+    }
+    let Some(command) = words.pop_front() else {
+        return Err("missing command (connect, serve or probe)".into());
+    };
+    // Help anywhere wins, so `connect --help` prints usage and exits 0.
+    if ["help", "-h", "--help"].contains(&command.as_str())
+        || words.iter().any(|w| w == "-h" || w == "--help")
+    {
+        return Ok(Command::Help);
+    }
+    let mut words = Words { words };
+    match command.as_str() {
+        "connect" => parse_connect(&mut words).map(Command::Connect),
+        "serve" => parse_serve(&mut words).map(Command::Serve),
+        "probe" => parse_probe(&mut words).map(Command::Probe),
+        other => Err(format!(
+            "unknown command {other:?} (expected connect, serve or probe)"
+        )),
+    }
+}
+
+/// What is left of the command line, read as flags and positionals.
+struct Words {
+    words: VecDeque<String>,
+}
+
+enum Word {
+    /// `--flag` or `--flag=value` (the inline value, if any).
+    Flag(String, Option<String>),
+    Positional(String),
+}
+
+impl Words {
+    fn next(&mut self) -> Option<Word> {
+        let word = self.words.pop_front()?;
+        if word.starts_with("--") {
+            return Some(match word.split_once('=') {
+                Some((flag, value)) => Word::Flag(flag.to_string(), Some(value.to_string())),
+                None => Word::Flag(word, None),
+            });
+        }
+        Some(Word::Positional(word))
+    }
+
+    fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, String> {
+        match inline {
+            Some(value) => Ok(value),
+            None => self
+                .words
+                .pop_front()
+                .ok_or_else(|| format!("{flag} needs a value")),
+        }
+    }
+}
+
+fn parse_connect(words: &mut Words) -> Result<ConnectArgs, String> {
+    let mut dest = None;
+    let mut protocol = Protocol::Tcp;
+    let mut timeout = DEFAULT_CONNECT_TIMEOUT;
+    let mut source_port = None;
+    let mut resolv_conf = PathBuf::from(DEFAULT_RESOLV_CONF);
+    while let Some(word) = words.next() {
+        match word {
+            Word::Flag(flag, inline) => match flag.as_str() {
+                "--protocol" => protocol = Protocol::parse(&words.value(&flag, inline)?)?,
+                "--timeout" => timeout = parse_duration(&words.value(&flag, inline)?)?,
+                "--source-port" => source_port = Some(parse_port(&words.value(&flag, inline)?)?),
+                "--resolv-conf" => resolv_conf = PathBuf::from(words.value(&flag, inline)?),
+                _ => return Err(format!("connect: unknown flag {flag}")),
+            },
+            Word::Positional(p) if dest.is_none() => dest = Some(p),
+            Word::Positional(p) => return Err(format!("connect: unexpected argument {p:?}")),
+        }
+    }
+    let dest = dest.ok_or("connect: missing HOST:PORT")?;
+    let (host, port) = parse_host_port(&dest)?;
+    Ok(ConnectArgs {
+        host,
+        port,
+        protocol,
+        timeout,
+        source_port,
+        resolv_conf,
+    })
+}
+
+fn parse_serve(words: &mut Words) -> Result<ServeArgs, String> {
+    let mut args = ServeArgs::default();
+    while let Some(word) = words.next() {
+        let (flag, inline) = match word {
+            Word::Flag(flag, inline) => (flag, inline),
+            Word::Positional(p) => return Err(format!("serve: unexpected argument {p:?}")),
+        };
+        match flag.as_str() {
+            "--name" => {
+                let name = words.value(&flag, inline)?;
+                if name.is_empty() || name.chars().any(char::is_control) {
+                    return Err(
+                        "serve: --name must be non-empty text without control characters".into(),
+                    );
+                }
+                args.name = Some(name);
+            }
+            "--bind" => {
+                let text = words.value(&flag, inline)?;
+                let ip = text
+                    .parse()
+                    .map_err(|_| format!("serve: --bind {text:?} is not an IP address"))?;
+                args.binds.push(ip);
+            }
+            "--tcp" => args
+                .tcp
+                .extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--udp" => args
+                .udp
+                .extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--sctp" => args
+                .sctp
+                .extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--http" => args
+                .http
+                .extend(parse_port_list(&words.value(&flag, inline)?)?),
+            _ => return Err(format!("serve: unknown flag {flag}")),
+        }
+    }
+    if args.tcp.is_empty() && args.udp.is_empty() && args.sctp.is_empty() && args.http.is_empty() {
+        return Err("serve: give at least one of --tcp, --udp, --sctp or --http".into());
+    }
+    Ok(args)
+}
+
+fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
+    let mut batch = None;
+    let mut parallel = DEFAULT_PARALLEL;
+    let mut timeout = DEFAULT_PROBE_TIMEOUT;
+    let mut resolv_conf = PathBuf::from(DEFAULT_RESOLV_CONF);
+    while let Some(word) = words.next() {
+        let (flag, inline) = match word {
+            Word::Flag(flag, inline) => (flag, inline),
+            Word::Positional(p) => return Err(format!("probe: unexpected argument {p:?}")),
+        };
+        match flag.as_str() {
+            "--batch" => {
+                let value = words.value(&flag, inline)?;
+                batch = Some(if value == "-" {
+                    BatchSource::Stdin
+                } else {
+                    BatchSource::File(value.into())
+                });
+            }
+            "--parallel" => {
+                let text = words.value(&flag, inline)?;
+                parallel = match text.parse::<usize>() {
+                    Ok(n) if (1..=MAX_PARALLEL).contains(&n) => n,
+                    _ => {
+                        return Err(format!(
+                            "probe: --parallel {text:?} must be an integer 1..={MAX_PARALLEL}"
+                        ));
+                    }
+                };
+            }
+            "--timeout" => timeout = parse_duration(&words.value(&flag, inline)?)?,
+            "--resolv-conf" => resolv_conf = PathBuf::from(words.value(&flag, inline)?),
+            _ => return Err(format!("probe: unknown flag {flag}")),
+        }
+    }
+    let batch = batch.ok_or("probe: missing --batch FILE|-")?;
+    Ok(ProbeArgs {
+        batch,
+        parallel,
+        timeout,
+        resolv_conf,
+    })
+}
+
+/// Parses `500ms`, `5s`, `2m` or `1h` (whole numbers, one unit, > 0, at most a day).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: expected a whole number with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)"
+        )
+    };
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(bad()),
+    };
+    match millis {
+        Some(0) => Err(format!(
+            "invalid duration {text:?}: must be greater than zero"
+        )),
+        Some(ms) if ms <= 86_400_000 => Ok(Duration::from_millis(ms)),
+        _ => Err(format!("invalid duration {text:?}: at most 24h")),
+    }
+}
+
+/// Parses a destination port: 1..=65535.
+pub fn parse_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u32>() {
+        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+        _ => Err(format!(
+            "invalid port {text:?}: must be an integer 1..65535"
+        )),
+    }
+}
+
+/// Parses a serve port list; 0 asks the kernel for a free port.
+fn parse_port_list(text: &str) -> Result<Vec<u16>, String> {
+    text.split(',')
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port {p:?} in {text:?}: must be an integer 0..65535"))
+        })
+        .collect()
+}
+
+/// Parses a probe host: an IP literal (IPv6 with or without brackets) or a
+/// DNS name.
+pub fn parse_host(text: &str) -> Result<Host, String> {
+    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+    if let Some(inner) = unbracketed {
+        return inner
+            .parse::<Ipv6Addr>()
+            .map(|ip| Host::Ip(IpAddr::V6(ip)))
+            .map_err(|_| format!("invalid IPv6 address {text:?}"));
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    if is_dns_name(text) {
+        Ok(Host::Name(text.to_string()))
+    } else {
+        Err(format!(
+            "invalid host {text:?}: not an IP address or DNS name"
+        ))
+    }
+}
+
+/// Splits `HOST:PORT` / `[IPv6]:PORT` as agnhost's `connect` takes it.
+pub fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("invalid destination {text:?}: expected HOST:PORT"));
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(format!(
+            "invalid destination {text:?}: write IPv6 addresses as [ADDR]:PORT"
+        ));
+    }
+    Ok((parse_host(host)?, parse_port(port)?))
+}
+
+/// RFC 1123 names (underscore allowed for SRV-style labels), optional final dot.
+fn is_dns_name(text: &str) -> bool {
+    let name = text.strip_suffix('.').unwrap_or(text);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(line: &str) -> Result<Command, String> {
+        parse(line.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "1.5s",
+            "-1s",
+            "5 s",
+            "5sec",
+            "1m30s",
+            "0s",
+            "25h",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn ports_and_hosts() {
+        assert_eq!(parse_port("65535"), Ok(65535));
+        for bad in ["0", "65536", "-1", "http", ""] {
+            assert!(parse_port(bad).unwrap_err().contains("1..65535"), "{bad:?}");
+        }
+        assert_eq!(parse_host("::1"), Ok(Host::Ip("::1".parse().unwrap())));
+        assert_eq!(parse_host("[::1]"), Ok(Host::Ip("::1".parse().unwrap())));
+        assert_eq!(
+            parse_host("svc.ns.svc.cluster.local."),
+            Ok(Host::Name("svc.ns.svc.cluster.local.".into()))
+        );
+        for bad in ["", "a..b", "a b", "[1.2.3.4]", &"x".repeat(64), "ex!ample"] {
+            assert!(parse_host(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            parse_host_port("[::1]:80"),
+            Ok((Host::Ip("::1".parse().unwrap()), 80))
+        );
+        assert_eq!(
+            parse_host_port("10.0.0.1:53"),
+            Ok((Host::Ip("10.0.0.1".parse().unwrap()), 53))
+        );
+        assert!(
+            parse_host_port("::1:80")
+                .unwrap_err()
+                .contains("[ADDR]:PORT")
+        );
+        assert!(parse_host_port("host").unwrap_err().contains("HOST:PORT"));
+        assert!(parse_host_port("host:0").unwrap_err().contains("1..65535"));
+    }
+
+    #[test]
+    fn connect_command() {
+        let Ok(Command::Connect(c)) =
+            cmd("connect 127.0.0.1:80 --protocol=udp --timeout 500ms --source-port 4000")
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!(c.protocol, Protocol::Udp);
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert_eq!(c.source_port, Some(4000));
+        assert_eq!(c.port, 80);
+        let Ok(Command::Connect(c)) = cmd("connect example:443") else {
+            panic!("not parsed")
+        };
+        assert_eq!(
+            (c.protocol, c.timeout),
+            (Protocol::Tcp, DEFAULT_CONNECT_TIMEOUT)
+        );
+        assert!(
+            cmd("connect 1.2.3.4:80 --protocol icmp")
+                .unwrap_err()
+                .contains("unknown protocol \"icmp\"")
+        );
+        assert!(cmd("connect").unwrap_err().contains("missing HOST:PORT"));
+        assert!(
+            cmd("connect a:1 b:2")
+                .unwrap_err()
+                .contains("unexpected argument")
+        );
+        assert!(
+            cmd("connect a:1 --timeout")
+                .unwrap_err()
+                .contains("--timeout needs a value")
+        );
+        assert!(
+            cmd("connect a:1 --bogus")
+                .unwrap_err()
+                .contains("unknown flag --bogus")
+        );
+    }
+
+    #[test]
+    fn serve_and_probe_commands() {
+        let Ok(Command::Serve(s)) =
+            cmd("serve --name a --bind 127.0.0.1 --bind ::1 --tcp 80,0 --udp 53 --http 8080")
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!(s.binds.len(), 2);
+        assert_eq!((s.tcp, s.udp, s.http), (vec![80, 0], vec![53], vec![8080]));
+        assert!(cmd("serve").unwrap_err().contains("at least one"));
+        assert!(cmd("serve --tcp 70000").unwrap_err().contains("0..65535"));
+        assert!(
+            cmd("serve --tcp 80 --bind nowhere")
+                .unwrap_err()
+                .contains("not an IP")
+        );
+
+        let Ok(Command::Probe(p)) = cmd("probe --batch - --parallel 8") else {
+            panic!("not parsed")
+        };
+        assert_eq!((p.batch, p.parallel), (BatchSource::Stdin, 8));
+        assert!(cmd("probe").unwrap_err().contains("--batch"));
+        assert!(
+            cmd("probe --batch x --parallel 0")
+                .unwrap_err()
+                .contains("1..=4096")
+        );
+        assert!(matches!(cmd("help"), Ok(Command::Help)));
+        assert!(matches!(cmd("connect --help"), Ok(Command::Help)));
+        assert!(cmd("frobnicate").unwrap_err().contains("unknown command"));
+        assert!(cmd("").unwrap_err().contains("missing command"));
+    }
+}
