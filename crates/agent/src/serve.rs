@@ -59,7 +59,8 @@ enum Listener {
 }
 
 pub fn main(args: ServeArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Only HTTP and signals run on tokio: one thread is plenty.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

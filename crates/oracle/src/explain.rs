@@ -164,7 +164,8 @@ fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoi
     (side, allowed)
 }
 
-fn peer_matches(cluster: &Cluster, options: Options, policy: &NetworkPolicy, peer: &Peer, endpoint: Endpoint) -> bool {
+/// Whether `peer` of a rule of `policy` matches `endpoint` (a pod or an address).
+pub fn peer_matches(cluster: &Cluster, options: Options, policy: &NetworkPolicy, peer: &Peer, endpoint: Endpoint) -> bool {
     match (peer, endpoint) {
         (Peer::Pods { namespaces, pods }, Endpoint::Pod(pod)) => {
             let namespace_ok = match namespaces {
