@@ -14,6 +14,34 @@ pub struct Cli {
 pub enum Command {
     /// Predict which workload may talk to which, on which ports, from manifests.
     Analyze(AnalyzeArgs),
+    /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create a lab: a router, nodes with bridges, and optionally pods running the agent.
+    Up {
+        /// Lab name: 1 to 6 lower-case letters or digits.
+        #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
+        name: String,
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Pods per node, in namespace `default`, each serving TCP and UDP 80.
+        #[arg(long, default_value_t = 0)]
+        pods_per_node: usize,
+    },
+    /// Remove everything a lab created, even after a crash.
+    Down {
+        #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
+        name: String,
+    },
+    /// Show a lab's nodes, pods and policies.
+    Status {
+        #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,7 +96,7 @@ mod tests {
     #[test]
     fn analyze_flags() {
         let cli = parse(&["analyze", "-f", "a", "-f", "b", "-o", "csv", "--ipblocks-external-only", "--timings"]).unwrap();
-        let Command::Analyze(a) = cli.command;
+        let Command::Analyze(a) = cli.command else { panic!("analyze") };
         assert_eq!(a.paths, [PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(a.output, OutputFormat::Csv);
         assert!(a.ipblocks_external_only && a.timings);
@@ -77,9 +105,9 @@ mod tests {
 
     #[test]
     fn explain_takes_two_or_three_values() {
-        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b"]).unwrap().command;
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b"]).unwrap().command else { panic!("analyze") };
         assert_eq!(a.explain.unwrap(), ["ns/a", "ns/b"]);
-        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b", "80/TCP"]).unwrap().command;
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b", "80/TCP"]).unwrap().command else { panic!("analyze") };
         assert_eq!(a.explain.unwrap().len(), 3);
         assert!(parse(&["analyze", "-f", "x", "--explain", "ns/a"]).is_err());
     }
@@ -88,6 +116,17 @@ mod tests {
     fn files_are_required_and_formats_checked() {
         assert!(parse(&["analyze"]).is_err());
         assert!(parse(&["analyze", "-f", "x", "-o", "xml"]).is_err());
+    }
+
+    #[test]
+    fn lab_commands() {
+        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
+        assert_eq!((name.as_str(), nodes, pods_per_node), ("lab", 3, 0));
+        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4"]).unwrap().command else { panic!("lab up") };
+        assert_eq!((name.as_str(), nodes, pods_per_node), ("x1", 2, 4));
+        assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));
+        assert!(matches!(parse(&["lab", "status"]).unwrap().command, Command::Lab(LabCommand::Status { .. })));
+        assert!(parse(&["lab", "up", "--nodes", "many"]).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod lab;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let outcome = match cli.command {
         args::Command::Analyze(a) => analyze::run(a),
+        args::Command::Lab(command) => lab::run(command),
     };
     ExitCode::from(outcome as u8)
 }

@@ -1,4 +1,5 @@
 //! All integration tests of the `netmatrix` binary, built into one test binary.
 
 mod analyze;
+mod lab;
 mod peer_suite;

@@ -1,0 +1,45 @@
+use netmatrix_lab::{Lab, LabError, PodSpec, PortState};
+use netmatrix_model::{Labels, Protocol};
+
+use crate::args::LabCommand;
+use crate::Outcome;
+
+pub fn run(command: LabCommand) -> Outcome {
+    let result = match command {
+        LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node),
+        LabCommand::Down { name } => Lab::down(&name).map(|()| println!("lab {name} removed")),
+        LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status())),
+    };
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
+                LabError::NotRoot | LabError::NftMissing | LabError::Io { .. } => Outcome::Failure,
+            }
+        }
+    }
+}
+
+fn up(name: &str, nodes: usize, pods_per_node: usize) -> Result<(), LabError> {
+    let mut lab = Lab::up(name, nodes)?;
+    let filled = (|| {
+        for node in 0..nodes {
+            for k in 0..pods_per_node {
+                let pod = format!("pod-{node}-{k}");
+                let labels = Labels::from([("app".to_owned(), pod.clone())]);
+                let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| PortState { name: None, port: 80, protocol }).to_vec();
+                lab.add_pod(PodSpec { namespace: "default".into(), name: pod, labels, node, ports })?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = filled {
+        // Nothing is left behind by a failed `up`.
+        let _ = Lab::down(name);
+        return Err(e);
+    }
+    print!("{}", lab.status());
+    Ok(())
+}

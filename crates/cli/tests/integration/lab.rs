@@ -1,0 +1,64 @@
+//! `netmatrix lab`: up, status, down, and down after a killed up. Needs root (CI is root).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn netmatrix(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(args).output().expect("running netmatrix")
+}
+
+fn root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("SKIPPED: the lab needs root to create network namespaces (CI runs as root)");
+    }
+    root
+}
+
+fn namespaces(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns").map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()).unwrap_or_default()
+}
+
+#[test]
+fn up_status_down() {
+    if !root() {
+        return;
+    }
+    let up = netmatrix(&["lab", "up", "cliup", "--nodes", "2", "--pods-per-node", "1"]);
+    let stdout = String::from_utf8_lossy(&up.stdout).into_owned();
+    let down = netmatrix(&["lab", "down", "cliup"]);
+    assert_eq!(up.status.code(), Some(0), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(stdout.contains("lab cliup: 2 nodes, 2 pods") && stdout.contains("pod default/pod-1-0  node1  10.244.1.10"), "{stdout}");
+    assert_eq!(down.status.code(), Some(0), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(namespaces("nm-cliup-").is_empty());
+    let status = netmatrix(&["lab", "status", "cliup"]);
+    assert_eq!(status.status.code(), Some(2), "status of a lab that is gone is bad input");
+    assert!(String::from_utf8_lossy(&status.stderr).contains("does not exist"));
+}
+
+#[test]
+fn down_after_a_killed_up_leaves_nothing() {
+    if !root() {
+        return;
+    }
+    let mut up = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["lab", "up", "clikil", "--nodes", "3", "--pods-per-node", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Kill it once it is half-way: some namespaces exist, the pods are not all there.
+    let start = Instant::now();
+    while namespaces("nm-clikil-p").len() < 3 && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(!namespaces("nm-clikil-").is_empty(), "the killed up had created something");
+    let down = netmatrix(&["lab", "down", "clikil"]);
+    assert_eq!(down.status.code(), Some(0), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(namespaces("nm-clikil-").is_empty(), "left behind: {:?}", namespaces("nm-clikil-"));
+    assert!(!std::path::Path::new("/run/netmatrix/clikil.json").exists());
+}
+
+#[test]
+fn bad_name_is_refused_with_exit_2() {
+    let out = netmatrix(&["lab", "up", "Bad_Name"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lab name \"Bad_Name\""));
+}

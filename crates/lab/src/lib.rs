@@ -1,0 +1,11 @@
+//! The local lab: nodes and pods as network namespaces on one host, a reference dataplane in
+//! nftables rendered from the model.
+
+mod lab;
+pub mod names;
+pub mod netns;
+pub mod nft;
+mod process;
+pub mod topology;
+
+pub use lab::{Lab, LabError, PodSpec, PodState, PortState};

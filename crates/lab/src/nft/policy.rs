@@ -1,0 +1,450 @@
+//! NetworkPolicy enforcement for one node, as chains of the lab's `inet` table.
+//!
+//! Semantics come from the oracle (`peer_matches`, `resolve_ports`, selection by namespace and
+//! `podSelector`), so the lab enforces what the oracle predicts. Layout:
+//!
+//! - Base chains `policy-egress` (hook forward, priority filter), `policy-ingress` (hook forward,
+//!   priority filter + 1) and `policy-input` (hook input: a pod talking to its own node, egress
+//!   only). Each accepts established/related traffic, drops invalid, lets IPv6 neighbour
+//!   discovery through, and dispatches on the local pod's address with a verdict map.
+//! - Pod chains `egress-<n>` / `ingress-<n>`: jump to the allow chain of every policy selecting
+//!   the pod, then deny. Pods selected by the same policies share one chain.
+//! - Allow chains `np-<k>-egress` / `np-<k>-ingress` (k: the policy's index in (namespace, name)
+//!   order): the policy's rules, each an `accept`.
+//! - Sets `pods-<n>`: pod addresses a rule names, deduplicated across rules.
+//!
+//! Allowing rules `accept` rather than `return`: egress and ingress live in separate base
+//! chains, and an accept only ends its own base chain, so a same-node packet still meets the
+//! destination's ingress chain after passing the source's egress (a reject is final). This lets
+//! one allow chain serve every pod its policy selects, so the ruleset grows with pods + policies
+//! rather than pods x policies (500 pods x 200 policies must apply in well under 100 ms).
+//!
+//! Traffic the node itself originates (output hook) is never filtered: "traffic to and from the
+//! node where a Pod is running is always allowed". Traffic from a pod to its node is subject to
+//! the pod's egress policies (as the oracle, which sees node addresses as external, predicts).
+//! ipBlocks match addresses (a pod matches by the address a packet carries), pod peers match
+//! every address of the pods they select, on any node.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use netmatrix_model::{Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule};
+use netmatrix_oracle::explain::{peer_matches, Endpoint};
+use netmatrix_oracle::reach::resolve_ports;
+use netmatrix_oracle::{ConnSet, Options};
+
+/// Denied packets get an ICMP "administratively prohibited": probes fail at once instead of
+/// timing out, and the prober can tell a policy denial from a closed port (TCP RST / ICMP port
+/// unreachable).
+const DENY: &str = "reject with icmpx admin-prohibited";
+
+/// ipBlocks also match pods: what a dataplane does, since it only sees addresses.
+const OPTIONS: Options = Options { ipblocks_match_pods: true };
+
+/// First rules of every base chain. Conntrack makes policy stateful (replies and ICMP errors of
+/// an allowed connection pass); IPv6 neighbour discovery (untracked) is link plumbing, not a
+/// connection, and must reach isolated pods for IPv6 to work at all.
+const BASE_RULES: &str = "\t\tct state established,related accept\n\t\tct state invalid drop\n\t\ticmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(ip: &IpAddr) -> Self {
+        if ip.is_ipv4() { Family::V4 } else { Family::V6 }
+    }
+
+    fn keyword(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+/// An address match of one family, e.g. `ip saddr @pods-0`.
+struct Match {
+    family: Family,
+    text: String,
+}
+
+fn direction_index(direction: Direction) -> usize {
+    match direction {
+        Direction::Egress => 0,
+        Direction::Ingress => 1,
+    }
+}
+
+fn has_named_port(rule: &Rule) -> bool {
+    rule.ports.iter().any(|p| matches!(p.port, Some(PortRef::Named(_))))
+}
+
+/// Appends the NetworkPolicy chains of `node` to an open `table inet ... {` block.
+pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
+    let mut r = Renderer::new(cluster);
+    let local: Vec<usize> = (0..r.pods.len()).filter(|&i| r.pods[i].node.as_deref() == Some(node) && !r.pods[i].host_network).collect();
+    if local.is_empty() {
+        return;
+    }
+    let mut policies: Vec<(usize, &NetworkPolicy)> = cluster.policies.iter().enumerate().collect();
+    policies.sort_by(|a, b| (&a.1.namespace, &a.1.name, a.0).cmp(&(&b.1.namespace, &b.1.name, b.0)));
+
+    // Per direction and local pod: `Some(allow chains)` once a policy isolates it.
+    let mut isolation: [Vec<Option<Vec<String>>>; 2] = [vec![None; local.len()], vec![None; local.len()]];
+    let mut allow = String::new();
+    for (k, (_, policy)) in policies.iter().enumerate() {
+        for direction in Direction::BOTH {
+            if policy.rules(direction).is_none() {
+                continue;
+            }
+            let selected: Vec<usize> = (0..local.len()).filter(|&l| r.pods[local[l]].namespace == policy.namespace && policy.pod_selector.matches(&r.pods[local[l]].labels)).collect();
+            if selected.is_empty() {
+                continue;
+            }
+            let selected_pods: Vec<usize> = selected.iter().map(|&l| local[l]).collect();
+            let body = r.allow_rules(policy, direction, &selected_pods);
+            // A policy allowing nothing still isolates; it needs no chain.
+            let chain = (!body.is_empty()).then(|| format!("np-{k}-{direction}"));
+            if let Some(name) = &chain {
+                let _ = write!(allow, "\tchain {name} {{\n\t\t# {}/{}\n{body}\t}}\n", policy.namespace, policy.name);
+            }
+            for l in selected {
+                isolation[direction_index(direction)][l].get_or_insert_with(Vec::new).extend(chain.clone());
+            }
+        }
+    }
+
+    // Per direction: the verdict-map lines that send a local pod's packets to its chain.
+    let mut dispatch: [String; 2] = Default::default();
+    let mut pod_chains = String::new();
+    for direction in Direction::BOTH {
+        // Chains keyed by their jump list, in order of their first pod.
+        let mut chains: Vec<(&[String], Vec<usize>)> = Vec::new();
+        let mut chain_of: HashMap<&[String], usize> = HashMap::new();
+        let mut vmap: [BTreeMap<IpAddr, usize>; 2] = [BTreeMap::new(), BTreeMap::new()];
+        for (l, jumps) in isolation[direction_index(direction)].iter().enumerate() {
+            let Some(jumps) = jumps else { continue };
+            let n = *chain_of.entry(jumps).or_insert_with(|| {
+                chains.push((jumps, Vec::new()));
+                chains.len() - 1
+            });
+            chains[n].1.push(local[l]);
+            for ip in &r.pods[local[l]].ips {
+                // Two local pods with one address is a broken input; the first (sorted) wins.
+                vmap[Family::of(ip) as usize].entry(*ip).or_insert(n);
+            }
+        }
+        for (n, (jumps, pods)) in chains.iter().enumerate() {
+            let _ = writeln!(pod_chains, "\tchain {direction}-{n} {{");
+            for &p in pods {
+                let _ = writeln!(pod_chains, "\t\t# {}/{}", r.pods[p].namespace, r.pods[p].name);
+            }
+            for jump in *jumps {
+                let _ = writeln!(pod_chains, "\t\tjump {jump}");
+            }
+            let _ = writeln!(pod_chains, "\t\t{DENY}\n\t}}");
+        }
+        let field = match direction {
+            Direction::Egress => "saddr",
+            Direction::Ingress => "daddr",
+        };
+        let lines = &mut dispatch[direction_index(direction)];
+        for (family, map) in [Family::V4, Family::V6].into_iter().zip(&vmap) {
+            if map.is_empty() {
+                continue;
+            }
+            let _ = write!(lines, "\t\t{} {field} vmap {{ ", family.keyword());
+            for (i, (ip, n)) in map.iter().enumerate() {
+                let _ = write!(lines, "{}{ip} : jump {direction}-{n}", if i > 0 { ", " } else { "" });
+            }
+            lines.push_str(" }\n");
+        }
+    }
+    out.push_str(&r.sets);
+    let [egress, ingress] = &dispatch;
+    // Without isolated pods a base chain would only cost every packet a few lookups.
+    for (name, hook, priority, lines) in [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)] {
+        if !lines.is_empty() {
+            let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
+        }
+    }
+    out.push_str(&pod_chains);
+    out.push_str(&allow);
+}
+
+struct Renderer<'c> {
+    cluster: &'c Cluster,
+    /// Pods with at least one address (the only ones a rule can name), by (namespace, name).
+    pods: Vec<&'c Pod>,
+    /// Each pod's index in `profiles`: named ports resolve once per distinct container-port list.
+    profile_of: Vec<usize>,
+    profiles: Vec<&'c [ContainerPort]>,
+    /// Pods of equal namespace and labels, which selectors cannot tell apart: (representative,
+    /// members), so `peer_matches` runs once per class.
+    classes: Vec<(usize, Vec<usize>)>,
+    /// Pods each peer selects, by (policy namespace, peer): peers repeat across policies.
+    peers: HashMap<(&'c str, &'c Peer), Rc<[usize]>>,
+    /// Address sets by content, for dedup, and their declarations.
+    set_ids: HashMap<Vec<IpAddr>, usize>,
+    sets: String,
+}
+
+impl<'c> Renderer<'c> {
+    fn new(cluster: &'c Cluster) -> Self {
+        let mut pods: Vec<&Pod> = cluster.pods.iter().filter(|p| !p.ips.is_empty()).collect();
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut profiles: Vec<&[ContainerPort]> = Vec::new();
+        let mut profile_ids: HashMap<&[ContainerPort], usize> = HashMap::new();
+        let mut class_ids: HashMap<(&str, &Labels), usize> = HashMap::new();
+        let mut classes: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut profile_of = Vec::with_capacity(pods.len());
+        for (i, pod) in pods.iter().enumerate() {
+            profile_of.push(*profile_ids.entry(&pod.ports).or_insert_with(|| {
+                profiles.push(&pod.ports);
+                profiles.len() - 1
+            }));
+            let c = *class_ids.entry((&pod.namespace, &pod.labels)).or_insert_with(|| {
+                classes.push((i, Vec::new()));
+                classes.len() - 1
+            });
+            classes[c].1.push(i);
+        }
+        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_ids: HashMap::new(), sets: String::new() }
+    }
+
+    /// The pods (sorted indices) that a `Pods` peer of `policy` selects.
+    fn peer_pods(&mut self, policy: &'c NetworkPolicy, peer: &'c Peer) -> Rc<[usize]> {
+        if let Some(found) = self.peers.get(&(policy.namespace.as_str(), peer)) {
+            return found.clone();
+        }
+        let mut selected: Vec<usize> = self.classes.iter().filter(|(rep, _)| peer_matches(self.cluster, OPTIONS, policy, peer, Endpoint::Pod(self.pods[*rep]))).flat_map(|(_, members)| members.iter().copied()).collect();
+        selected.sort_unstable();
+        let selected: Rc<[usize]> = selected.into();
+        self.peers.insert((&policy.namespace, peer), selected.clone());
+        selected
+    }
+
+    /// The union of the pods a rule's `Pods` peers select.
+    fn rule_pods(&mut self, policy: &'c NetworkPolicy, rule: &'c Rule) -> Vec<usize> {
+        let mut all = Vec::new();
+        for peer in &rule.peers {
+            if matches!(peer, Peer::Pods { .. }) {
+                all.extend_from_slice(&self.peer_pods(policy, peer));
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// `pods` grouped by what `rule`'s ports resolve to with each as the destination.
+    fn by_resolution(&self, rule: &Rule, pods: &[usize]) -> BTreeMap<ConnSet, Vec<usize>> {
+        let mut resolved: Vec<Option<ConnSet>> = vec![None; self.profiles.len()];
+        let mut groups: BTreeMap<ConnSet, Vec<usize>> = BTreeMap::new();
+        for &p in pods {
+            let profile = self.profile_of[p];
+            let conns = resolved[profile].get_or_insert_with(|| resolve_ports(&rule.ports, self.profiles[profile]));
+            groups.entry(conns.clone()).or_default().push(p);
+        }
+        groups
+    }
+
+    /// Matches of `field` (saddr/daddr) on the addresses of `pods` that pass `keep`: one per
+    /// family present, each naming a deduplicated set.
+    fn pod_matches(&mut self, field: &str, pods: &[usize], keep: impl Fn(&IpAddr) -> bool) -> Vec<Match> {
+        let (mut v4, mut v6): (Vec<IpAddr>, Vec<IpAddr>) = pods.iter().flat_map(|&p| self.pods[p].ips.iter().copied()).filter(|ip| keep(ip)).partition(IpAddr::is_ipv4);
+        let mut matches = Vec::new();
+        for (family, ips) in [(Family::V4, &mut v4), (Family::V6, &mut v6)] {
+            if ips.is_empty() {
+                continue;
+            }
+            ips.sort_unstable();
+            ips.dedup();
+            let text = match ips.as_slice() {
+                // A lone address reads better inline and costs the kernel no set.
+                [ip] => format!("{} {field} {ip}", family.keyword()),
+                _ => format!("{} {field} @{}", family.keyword(), self.set(family, std::mem::take(ips))),
+            };
+            matches.push(Match { family, text });
+        }
+        matches
+    }
+
+    /// The name of a set holding `ips` (sorted, deduplicated, one family), declared on first use.
+    fn set(&mut self, family: Family, ips: Vec<IpAddr>) -> String {
+        let next = self.set_ids.len();
+        let id = match self.set_ids.get(&ips) {
+            Some(&id) => id,
+            None => {
+                let kind = match family {
+                    Family::V4 => "ipv4_addr",
+                    Family::V6 => "ipv6_addr",
+                };
+                let _ = write!(self.sets, "\tset pods-{next} {{\n\t\ttype {kind}\n\t\telements = {{ ");
+                for (i, ip) in ips.iter().enumerate() {
+                    let _ = write!(self.sets, "{}{ip}", if i > 0 { ", " } else { "" });
+                }
+                self.sets.push_str(" }\n\t}\n");
+                self.set_ids.insert(ips, next);
+                next
+            }
+        };
+        format!("pods-{id}")
+    }
+
+    /// The `accept` rules of `policy` for `direction`, for the local pods `selected`.
+    fn allow_rules(&mut self, policy: &'c NetworkPolicy, direction: Direction, selected: &[usize]) -> String {
+        let mut out = String::new();
+        for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
+            let start = out.len();
+            match direction {
+                Direction::Ingress => self.ingress_rule(&mut out, policy, rule, selected),
+                Direction::Egress => self.egress_rule(&mut out, policy, rule),
+            }
+            if out.len() > start {
+                out.insert_str(start, &format!("\t\t# {direction} rule {r}\n"));
+            }
+        }
+        out
+    }
+
+    /// Sources are the rule's peers; ports resolve against the destination, the selected pod.
+    fn ingress_rule(&mut self, out: &mut String, policy: &'c NetworkPolicy, rule: &'c Rule, selected: &[usize]) {
+        let sources: Vec<Option<Match>> = if rule.peers.is_empty() {
+            vec![None]
+        } else {
+            let pods = self.rule_pods(policy, rule);
+            let mut sources: Vec<Option<Match>> = self.pod_matches("saddr", &pods, |_| true).into_iter().map(Some).collect();
+            sources.extend(rule.peers.iter().filter_map(|p| match p {
+                Peer::IpBlock(block) => Some(Some(block_match("saddr", block))),
+                Peer::Pods { .. } => None,
+            }));
+            sources
+        };
+        if sources.is_empty() {
+            return;
+        }
+        let groups = if has_named_port(rule) { self.by_resolution(rule, selected) } else { BTreeMap::from([(resolve_ports(&rule.ports, &[]), selected.to_vec())]) };
+        // Destinations need telling apart only where selected pods resolve a named port differently.
+        let split = groups.len() > 1;
+        for (conns, pods) in &groups {
+            let destinations: Vec<Option<Match>> = if split { self.pod_matches("daddr", pods, |_| true).into_iter().map(Some).collect() } else { vec![None] };
+            for destination in &destinations {
+                for source in &sources {
+                    emit(out, destination.as_ref(), source.as_ref(), conns);
+                }
+            }
+        }
+    }
+
+    /// Destinations are the rule's peers; the chain is only entered for the selected pods.
+    /// Ports resolve per destination: a pod's own container ports, none for other addresses.
+    fn egress_rule(&mut self, out: &mut String, policy: &'c NetworkPolicy, rule: &'c Rule) {
+        let external = resolve_ports(&rule.ports, &[]);
+        let named = has_named_port(rule);
+        if rule.peers.is_empty() {
+            emit(out, None, None, &external);
+            if named {
+                let all: Vec<usize> = (0..self.pods.len()).collect();
+                self.pods_beyond(out, rule, &all, &external, |_| true);
+            }
+            return;
+        }
+        let pods = self.rule_pods(policy, rule);
+        let groups = if named { self.by_resolution(rule, &pods) } else { BTreeMap::from([(external.clone(), pods)]) };
+        for (conns, pods) in &groups {
+            for destination in self.pod_matches("daddr", pods, |_| true) {
+                emit(out, Some(&destination), None, conns);
+            }
+        }
+        for peer in &rule.peers {
+            let Peer::IpBlock(block) = peer else { continue };
+            emit(out, Some(&block_match("daddr", block)), None, &external);
+            if named {
+                let inside: Vec<usize> = (0..self.pods.len()).filter(|&p| self.pods[p].ips.iter().any(|ip| block.contains(ip))).collect();
+                self.pods_beyond(out, rule, &inside, &external, |ip| block.contains(ip));
+            }
+        }
+    }
+
+    /// Rules for the destination pods among `pods` whose named ports add to `external`, the
+    /// ports already allowed to every address the rule covers (resolution only ever adds).
+    fn pods_beyond(&mut self, out: &mut String, rule: &Rule, pods: &[usize], external: &ConnSet, keep: impl Fn(&IpAddr) -> bool + Copy) {
+        for (conns, group) in self.by_resolution(rule, pods) {
+            if &conns != external {
+                for destination in self.pod_matches("daddr", &group, keep) {
+                    emit(out, Some(&destination), None, &conns);
+                }
+            }
+        }
+    }
+}
+
+/// `ip saddr 10.0.0.0/8 ip saddr != { 10.1.0.0/16 }`.
+fn block_match(field: &str, block: &IpBlock) -> Match {
+    let family = Family::of(&block.cidr.addr());
+    let keyword = family.keyword();
+    let mut text = format!("{keyword} {field} {}", block.cidr);
+    let mut except = block.except.clone();
+    except.sort_unstable();
+    match except.as_slice() {
+        [] => {}
+        [one] => {
+            let _ = write!(text, " {keyword} {field} != {one}");
+        }
+        many => {
+            let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+            let _ = write!(text, " {keyword} {field} != {{ {} }}", list.join(", "));
+        }
+    }
+    Match { family, text }
+}
+
+/// One `accept` line per protocol of `conns` (one line without a port match when `conns` is
+/// everything, none when it is empty); nothing when the matches name different families.
+fn emit(out: &mut String, destination: Option<&Match>, source: Option<&Match>, conns: &ConnSet) {
+    if destination.zip(source).is_some_and(|(d, s)| d.family != s.family) {
+        return;
+    }
+    let addresses: Vec<&str> = [destination, source].into_iter().flatten().map(|m| m.text.as_str()).collect();
+    let prefix = addresses.join(" ");
+    let sep = if prefix.is_empty() { "" } else { " " };
+    if conns.is_all() {
+        let _ = writeln!(out, "\t\t{prefix}{sep}accept");
+        return;
+    }
+    for protocol in Protocol::ALL {
+        let ports = conns.ports(protocol);
+        if ports.is_empty() {
+            continue;
+        }
+        let name = match protocol {
+            Protocol::Sctp => "sctp",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        let _ = write!(out, "\t\t{prefix}{sep}");
+        match ports.ranges() {
+            _ if ports.is_full() => {
+                let _ = write!(out, "meta l4proto {name}");
+            }
+            [(a, b)] => {
+                let _ = write!(out, "{name} dport {}", range(*a, *b));
+            }
+            ranges => {
+                let list: Vec<String> = ranges.iter().map(|&(a, b)| range(a, b)).collect();
+                let _ = write!(out, "{name} dport {{ {} }}", list.join(", "));
+            }
+        }
+        out.push_str(" accept\n");
+    }
+}
+
+fn range(a: u16, b: u16) -> String {
+    if a == b { a.to_string() } else { format!("{a}-{b}") }
+}

@@ -1,0 +1,118 @@
+//! Child processes inside lab namespaces: the agents, `nft`, probes. Every wait has a deadline.
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::netns;
+
+/// The agent binary: `$NETMATRIX_AGENT`, else next to the running executable (or one directory
+/// up, where `cargo test` binaries live).
+pub fn agent() -> io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("NETMATRIX_AGENT") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().ok_or_else(|| io::Error::other("executable without a directory"))?;
+    [dir.join("netmatrix-agent"), dir.join("../netmatrix-agent")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("netmatrix-agent not found next to {} (build it with `cargo build -p netmatrix-agent`, or set NETMATRIX_AGENT)", exe.display())))
+}
+
+/// Runs `command` inside namespace `ns` with `input` on stdin; kills it at `deadline`.
+pub fn run(ns: &str, mut command: Command, input: &[u8], deadline: Duration, what: &str) -> io::Result<Output> {
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = netns::enter(ns, || command.spawn())??;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let input = input.to_vec();
+    // Separate threads so that a full pipe never blocks the deadline check.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stdout.read_to_end(&mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stderr.read_to_end(&mut buf).map(|_| buf)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{what} in {ns} did not finish within {deadline:?} and was killed")));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let _ = writer.join();
+    let join = |h: std::thread::JoinHandle<io::Result<Vec<u8>>>| h.join().unwrap_or_else(|_| Err(io::Error::other("reader panicked")));
+    Ok(Output { status, stdout: join(out)?, stderr: join(err)? })
+}
+
+/// Starts a long-running agent `serve` in namespace `ns`, in its own process group (a Ctrl-C
+/// meant for netmatrix does not reach it), logging to `log`; waits for its `ready` line.
+pub fn start_server(ns: &str, args: &[String], log: &std::path::Path, deadline: Duration) -> io::Result<u32> {
+    let file = std::fs::File::create(log)?;
+    let mut command = Command::new(agent()?);
+    command.args(args).stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).process_group(0);
+    let mut child = netns::enter(ns, || command.spawn())??;
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().any(|l| l == "ready") {
+            return Ok(child.id());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(io::Error::other(format!("agent in {ns} exited ({status}) before it was ready: {}", text.trim())));
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("agent in {ns} not ready within {deadline:?}: {}", text.trim())));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Processes whose network namespace is one of `inodes`: everything that lives in the lab.
+pub fn in_namespaces(inodes: &[u64]) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .ok()
+                .and_then(|l| l.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse::<u64>().ok())
+                .is_some_and(|ino| inodes.contains(&ino))
+        })
+        .collect()
+}
+
+/// SIGTERM, then SIGKILL for whatever is still there after `grace`.
+pub fn terminate(pids: &[u32], grace: Duration) {
+    for &pid in pids {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    }
+    let start = Instant::now();
+    while start.elapsed() < grace && pids.iter().any(|&p| alive(p)) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for &pid in pids.iter().filter(|&&p| alive(p)) {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+}
+
+/// Alive and not a zombie.
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}

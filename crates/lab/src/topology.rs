@@ -1,0 +1,131 @@
+//! Links, addresses and routes of the lab, through netlink.
+//!
+//! A router namespace links every node: node `i` has uplink `172.18.i.2/24` (its node IP) to the
+//! router's `172.18.i.1`, and pod CIDR `10.244.i.0/24` on its bridge, whose address `10.244.i.1`
+//! is the pods' gateway. The router routes each pod CIDR to its node, so cross-node traffic
+//! really crosses two links that a fault can cut. Same-node traffic is bridged, and
+//! `bridge-nf-call-iptables` sends it through the node's netfilter hooks like routed traffic.
+//! Nothing is connected to the host: the lab's addresses cannot clash with the host's routes.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::{names, netns};
+
+pub const MAX_NODES: usize = 250;
+/// Host numbers 10..=254 of a node's /24.
+pub const MAX_PODS_PER_NODE: usize = 245;
+
+pub fn node_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 18, node as u8, 2)
+}
+
+fn router_ip(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 18, node as u8, 1)
+}
+
+pub fn pod_cidr(node: usize) -> Ipv4Net {
+    Ipv4Net::new(Ipv4Addr::new(10, 244, node as u8, 0), 24).expect("valid prefix")
+}
+
+fn gateway(node: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, node as u8, 1)
+}
+
+/// The `slot`-th pod address of a node.
+pub fn pod_ip(node: usize, slot: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, node as u8, 10 + slot as u8)
+}
+
+async fn index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await? {
+        Some(link) => Ok(link.header.index),
+        None => Err(rtnetlink::Error::RequestFailed),
+    }
+}
+
+async fn up(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
+    let i = index(handle, name).await?;
+    handle.link().set(LinkUnspec::new_with_index(i).up().build()).execute().await?;
+    Ok(i)
+}
+
+async fn address(handle: &Handle, link: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), rtnetlink::Error> {
+    handle.address().add(link, IpAddr::V4(ip), prefix).execute().await
+}
+
+async fn route(handle: &Handle, destination: Ipv4Net, via: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    let message = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(destination.network(), destination.prefix_len()).gateway(via).build();
+    handle.route().add(message).execute().await
+}
+
+/// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`.
+fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str) -> io::Result<()> {
+    let target = std::fs::File::open(netns::path(peer_ns))?;
+    let fd = target.as_raw_fd();
+    netns::netlink(ns, async |h| {
+        h.link().add(LinkVeth::new(name, peer).build()).execute().await?;
+        let p = index(&h, peer).await?;
+        h.link().set(LinkUnspec::new_with_index(p).setns_by_fd(fd).build()).execute().await
+    })
+}
+
+pub fn create_router(lab: &str) -> io::Result<()> {
+    let router = names::router(lab);
+    netns::create(&router)?;
+    netns::netlink(&router, async |h| up(&h, "lo").await.map(drop))?;
+    netns::sysctl(&router, "net.ipv4.ip_forward", "1")
+}
+
+/// A node: its namespace, uplink to the router, bridge and routes.
+pub fn create_node(lab: &str, node: usize) -> io::Result<()> {
+    let (router, ns) = (names::router(lab), names::node(lab, node));
+    netns::create(&ns)?;
+    let (router_end, node_end) = (names::router_link(lab, node), names::uplink(lab, node));
+    veth(&router, &router_end, &node_end, &ns)?;
+    netns::netlink(&router, async |h| {
+        let link = up(&h, &router_end).await?;
+        address(&h, link, router_ip(node), 24).await?;
+        route(&h, pod_cidr(node), node_ip(node)).await
+    })?;
+    let bridge = names::bridge(lab);
+    netns::netlink(&ns, async |h| {
+        up(&h, "lo").await?;
+        let link = up(&h, &node_end).await?;
+        address(&h, link, node_ip(node), 24).await?;
+        h.link().add(LinkBridge::new(&bridge).build()).execute().await?;
+        let br = up(&h, &bridge).await?;
+        address(&h, br, gateway(node), 24).await?;
+        route(&h, "0.0.0.0/0".parse().expect("valid"), router_ip(node)).await
+    })?;
+    netns::sysctl(&ns, "net.ipv4.ip_forward", "1")?;
+    netns::sysctl(&ns, "net.bridge.bridge-nf-call-iptables", "1")?;
+    netns::sysctl(&ns, "net.bridge.bridge-nf-call-ip6tables", "1")
+}
+
+/// A pod: its namespace with `eth0` on the node's bridge, its address and default route.
+pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<()> {
+    let (node_ns, ns) = (names::node(lab, node), names::pod(lab, id));
+    netns::create(&ns)?;
+    let (node_end, pod_end) = (names::pod_link(lab, id), names::pod_link_peer(lab, id));
+    veth(&node_ns, &node_end, &pod_end, &ns)?;
+    let bridge = names::bridge(lab);
+    netns::netlink(&node_ns, async |h| {
+        let br = index(&h, &bridge).await?;
+        let link = index(&h, &node_end).await?;
+        h.link().set(LinkUnspec::new_with_index(link).controller(br).up().build()).execute().await
+    })?;
+    netns::netlink(&ns, async |h| {
+        up(&h, "lo").await?;
+        let link = index(&h, &pod_end).await?;
+        h.link().set(LinkUnspec::new_with_index(link).name("eth0").up().build()).execute().await?;
+        address(&h, link, ip, 24).await?;
+        route(&h, "0.0.0.0/0".parse().expect("valid"), gateway(node)).await
+    })
+}

@@ -1,0 +1,190 @@
+//! The lab for real: network namespaces, veth, bridges, nftables and agents, probed with real
+//! packets. Needs root (CI runs as root); otherwise each test says why it checked nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use netmatrix_lab::{netns, Lab, PodSpec, PortState};
+use netmatrix_model::{Labels, Protocol};
+use netmatrix_oracle::{Options, Reachability};
+use serde_json::{json, Value};
+
+fn root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("SKIPPED: the lab needs root to create network namespaces (CI runs as root)");
+    }
+    root
+}
+
+/// `cargo test -p netmatrix-lab` alone does not build the agent the pods run: build it.
+fn ensure_agent() {
+    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netmatrix-agent");
+    if !target.is_file() {
+        let status = std::process::Command::new(env!("CARGO")).args(["build", "-q", "-p", "netmatrix-agent"]).status().unwrap();
+        assert!(status.success(), "building netmatrix-agent");
+    }
+}
+
+/// Removes the lab when the test ends, passed or not.
+struct Guard(&'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Lab::down(self.0);
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn tcp(port: u16) -> PortState {
+    PortState { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
+}
+
+/// Namespaces x and y; pods a, b, c in each, spread over the nodes so that every pod has peers
+/// on its own node and on others; each serves TCP 80 and 81.
+fn populate(lab: &mut Lab) {
+    lab.set_namespace("x", labels(&[("ns", "x")])).unwrap();
+    lab.set_namespace("y", labels(&[("ns", "y")])).unwrap();
+    let mut node = 0;
+    for ns in ["x", "y"] {
+        for pod in ["a", "b", "c"] {
+            lab.add_pod(PodSpec { namespace: ns.into(), name: pod.into(), labels: labels(&[("pod", pod)]), node: node % lab.nodes(), ports: vec![tcp(80), tcp(81)] }).unwrap();
+            node += 1;
+        }
+    }
+}
+
+/// Probes every pod from every other on `port`; returns (src, dst) -> connected.
+fn observe(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
+    let mut cells = BTreeMap::new();
+    for src in lab.pods() {
+        let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": "tcp", "timeout": "1s"})).collect();
+        let out = lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap();
+        for line in out.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let outcome = r["outcome"].as_str().unwrap();
+            assert_ne!(outcome, "error", "the agent could not probe: {line}");
+            cells.insert((format!("{}/{}", src.namespace, src.name), r["id"].as_str().unwrap().to_owned()), outcome == "connected");
+        }
+    }
+    cells
+}
+
+/// What the oracle predicts for the lab's current model.
+fn predict(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
+    let model = lab.model().unwrap();
+    let mut reach = Reachability::compute(&model, Options { ipblocks_match_pods: true });
+    let mut cells = BTreeMap::new();
+    for (s, src) in model.pods.iter().enumerate() {
+        for (d, dst) in model.pods.iter().enumerate() {
+            if s != d {
+                let id = reach.pair(reach.pod_class[s], reach.pod_class[d]);
+                cells.insert((format!("{}/{}", src.namespace, src.name), format!("{}/{}", dst.namespace, dst.name)), reach.conn(id).allows(Protocol::Tcp, port));
+            }
+        }
+    }
+    cells
+}
+
+fn assert_agrees(lab: &Lab, port: u16, what: &str) -> BTreeMap<(String, String), bool> {
+    let observed = observe(lab, port);
+    let expected = predict(lab, port);
+    let wrong: Vec<_> = expected.iter().filter(|(k, v)| observed.get(*k) != Some(v)).map(|(k, v)| format!("{} => {}: expected {v}", k.0, k.1)).collect();
+    assert!(wrong.is_empty(), "{what}, port {port}: the lab disagrees with the oracle:\n{}", wrong.join("\n"));
+    observed
+}
+
+fn policy(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+#[test]
+fn pods_reach_each_other_and_policies_enforce_what_the_oracle_predicts() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tpol");
+    let mut lab = Lab::up("tpol", 3).unwrap();
+    populate(&mut lab);
+
+    // No policy: everything connects, on the same node and across nodes.
+    let open = assert_agrees(&lab, 80, "no policy");
+    assert!(open.values().all(|&c| c), "a dataplane without policies connects every pair");
+
+    // Default deny ingress in x, then allow x from pod=a in any namespace on 80 only.
+    lab.apply_policy(policy("x", "deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).unwrap();
+    let denied = assert_agrees(&lab, 80, "deny ingress in x");
+    assert!(!denied[&("y/a".to_owned(), "x/b".to_owned())] && denied[&("x/a".to_owned(), "y/b".to_owned())]);
+    lab.apply_policy(policy("x", "allow-a", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}], "ports": [{"port": "serve-80"}]}]}))).unwrap();
+    let allowed = assert_agrees(&lab, 80, "allow from pod=a");
+    assert!(allowed[&("y/a".to_owned(), "x/b".to_owned())] && !allowed[&("y/b".to_owned(), "x/c".to_owned())]);
+    assert_agrees(&lab, 81, "allow from pod=a, other port");
+
+    // Egress isolation in y: only to x on 81.
+    lab.apply_policy(policy("y", "egress", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}], "ports": [{"port": 81}]}]}))).unwrap();
+    assert_agrees(&lab, 81, "egress from y");
+    assert_agrees(&lab, 80, "egress from y");
+
+    // Relabelling a pod moves it in or out of the allowed set; deleting policies restores.
+    lab.set_pod_labels("y", "b", labels(&[("pod", "a")])).unwrap();
+    assert_agrees(&lab, 81, "after relabel");
+    for (ns, name) in [("x", "deny"), ("x", "allow-a"), ("y", "egress")] {
+        lab.delete_policy(ns, name).unwrap();
+    }
+    assert!(assert_agrees(&lab, 80, "policies deleted").values().all(|&c| c));
+}
+
+#[test]
+fn an_invalid_policy_changes_nothing() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tbad");
+    let mut lab = Lab::up("tbad", 1).unwrap();
+    let bad = policy("x", "bad", json!({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}));
+    let err = lab.apply_policy(bad).unwrap_err().to_string();
+    assert!(err.contains("spec.podSelector.matchExpressions[0].operator"), "{err}");
+    assert!(lab.model().unwrap().policies.is_empty());
+}
+
+#[test]
+fn two_labs_coexist_and_down_removes_everything() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let (_a, _b) = (Guard("tca"), Guard("tcb"));
+    let mut a = Lab::up("tca", 2).unwrap();
+    let mut b = Lab::up("tcb", 2).unwrap();
+    for lab in [&mut a, &mut b] {
+        for (pod, node) in [("p", 0), ("q", 1)] {
+            lab.add_pod(PodSpec { namespace: "default".into(), name: pod.into(), labels: Labels::new(), node, ports: vec![tcp(80)] }).unwrap();
+        }
+    }
+    // Both labs use the same addresses, each in its own namespaces.
+    assert_eq!(a.pods()[1].ip, b.pods()[1].ip);
+    assert!(observe(&a, 80).values().all(|&c| c) && observe(&b, 80).values().all(|&c| c));
+    assert!(matches!(Lab::up("tca", 1), Err(netmatrix_lab::LabError::Exists(_))), "a name clash is refused");
+    let pids: Vec<u32> = a.pods().iter().map(|p| p.pid).collect();
+    Lab::down("tca").unwrap();
+    assert!(netns::list("nm-tca-").unwrap().is_empty(), "no namespace of lab tca is left");
+    assert!(!netns::list("nm-tcb-").unwrap().is_empty(), "lab tcb is untouched");
+    std::thread::sleep(Duration::from_millis(100));
+    for pid in pids {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(state.is_empty() || state.contains(") Z"), "agent {pid} of lab tca still runs");
+    }
+    assert!(observe(&b, 80).values().all(|&c| c), "lab tcb still works");
+}
+
+#[test]
+fn bad_lab_names_are_refused_before_anything_is_made() {
+    for name in ["", "UPPER", "toolongname", "a-b"] {
+        assert!(matches!(Lab::up(name, 1), Err(netmatrix_lab::LabError::BadInput(_))), "{name:?}");
+    }
+}
