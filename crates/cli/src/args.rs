@@ -37,11 +37,29 @@ pub enum LabCommand {
         #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
         name: String,
     },
-    /// Show a lab's nodes, pods and policies.
+    /// Show a lab's nodes, pods, policies and faults.
     Status {
         #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
         name: String,
     },
+    /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, netem.
+    Fault {
+        action: FaultAction,
+        name: String,
+        kind: String,
+        /// The node the fault is on (required to inject; clear without it clears every node).
+        #[arg(long)]
+        node: Option<usize>,
+        /// For cross-node: the other node (default: every other node).
+        #[arg(long)]
+        peer: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultAction {
+    Inject,
+    Clear,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +145,9 @@ mod tests {
         assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));
         assert!(matches!(parse(&["lab", "status"]).unwrap().command, Command::Lab(LabCommand::Status { .. })));
         assert!(parse(&["lab", "up", "--nodes", "many"]).is_err());
+        let Command::Lab(LabCommand::Fault { action, name, kind, node, peer }) = parse(&["lab", "fault", "inject", "x1", "cross-node", "--node", "0", "--peer", "2"]).unwrap().command else { panic!("fault") };
+        assert_eq!((action, name.as_str(), kind.as_str(), node, peer), (FaultAction::Inject, "x1", "cross-node", Some(0), Some(2)));
+        assert!(parse(&["lab", "fault", "break", "x1", "cross-node"]).is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
-use netmatrix_lab::{Lab, LabError, PodSpec, PortState};
+use netmatrix_lab::{Fault, FaultKind, Lab, LabError, PodSpec, PortState};
 use netmatrix_model::{Labels, Protocol};
 
-use crate::args::LabCommand;
+use crate::args::{FaultAction, LabCommand};
 use crate::Outcome;
 
 pub fn run(command: LabCommand) -> Outcome {
@@ -9,6 +9,7 @@ pub fn run(command: LabCommand) -> Outcome {
         LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node),
         LabCommand::Down { name } => Lab::down(&name).map(|()| println!("lab {name} removed")),
         LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status())),
+        LabCommand::Fault { action, name, kind, node, peer } => fault(action, &name, &kind, node, peer),
     };
     match result {
         Ok(()) => Outcome::Ok,
@@ -20,6 +21,21 @@ pub fn run(command: LabCommand) -> Outcome {
             }
         }
     }
+}
+
+fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer: Option<usize>) -> Result<(), LabError> {
+    let names: Vec<String> = FaultKind::ALL.iter().map(ToString::to_string).collect();
+    let kind = FaultKind::parse(kind).ok_or_else(|| LabError::BadInput(format!("unknown fault {kind:?} (one of {})", names.join(", "))))?;
+    let mut lab = Lab::open(name)?;
+    match action {
+        FaultAction::Inject => {
+            let node = node.ok_or_else(|| LabError::BadInput("lab fault inject needs --node".into()))?;
+            lab.inject(Fault { kind, node, peer })?;
+        }
+        FaultAction::Clear => lab.clear(kind, node)?,
+    }
+    print!("{}", lab.status());
+    Ok(())
 }
 
 fn up(name: &str, nodes: usize, pods_per_node: usize) -> Result<(), LabError> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef, NAMESPACE_NAME_LABEL};
 use serde::{Deserialize, Serialize};
 
+use crate::fault::{self, Fault, FaultKind};
 use crate::{names, netns, nft, process, topology};
 
 const STATE_DIR: &str = "/run/netmatrix";
@@ -71,12 +72,14 @@ pub struct PodSpec {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 struct State {
     nodes: usize,
     namespaces: BTreeMap<String, Labels>,
     pods: Vec<PodState>,
     /// NetworkPolicy manifests as applied, re-read through the model on every change.
     policies: Vec<serde_json::Value>,
+    faults: Vec<Fault>,
     next_pod_id: u32,
 }
 
@@ -313,21 +316,41 @@ impl Lab {
         Ok(cluster)
     }
 
-    /// Renders every node's ruleset and applies each atomically.
+    /// Renders every node's ruleset (and the router's) and applies each atomically.
     pub fn sync(&self) -> Result<(), LabError> {
         let cluster = self.model()?;
         let table = names::nft_table(&self.name);
         for node in 0..self.state.nodes {
-            let script = nft::script(&table, &cluster, &self.node_name(node));
-            let ns = names::node(&self.name, node);
-            let mut command = Command::new("nft");
-            command.args(["-f", "-"]);
-            let out = process::run(&ns, command, script.as_bytes(), NFT_DEADLINE, "nft").map_err(io_err(format!("applying nftables on node {node}")))?;
-            if !out.status.success() {
-                return Err(LabError::Io { what: format!("nft rejected the ruleset of node {node}"), source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()) });
-            }
+            let script = nft::script(&table, &cluster, &self.node_name(node), node, &self.state.faults);
+            apply_nft(&names::node(&self.name, node), &script, &format!("node {node}"))?;
         }
-        Ok(())
+        apply_nft(&names::router(&self.name), &fault::router_script(&table, &self.state.faults, self.state.nodes), "the router")
+    }
+
+    pub fn faults(&self) -> &[Fault] {
+        &self.state.faults
+    }
+
+    pub fn inject(&mut self, fault: Fault) -> Result<(), LabError> {
+        let nodes = self.state.nodes;
+        if fault.node >= nodes || fault.peer.is_some_and(|p| p >= nodes || p == fault.node) {
+            return Err(LabError::BadInput(format!("fault {fault}: nodes are node0 to node{}, and a peer differs from the node", nodes - 1)));
+        }
+        if fault.kind == FaultKind::Netem {
+            return Err(LabError::BadInput("fault netem: delay and loss need the sch_netem kernel module (tc qdisc netem), which this kernel lacks; not injected".into()));
+        }
+        if !self.state.faults.contains(&fault) {
+            self.state.faults.push(fault);
+        }
+        self.sync()?;
+        self.save()
+    }
+
+    /// Clears the faults of `kind` on `node` (all of them when `node` is `None`).
+    pub fn clear(&mut self, kind: FaultKind, node: Option<usize>) -> Result<(), LabError> {
+        self.state.faults.retain(|f| f.kind != kind || node.is_some_and(|n| n != f.node));
+        self.sync()?;
+        self.save()
     }
 
     /// Runs `netmatrix-agent probe --batch -` in the pod's namespace: one invocation per row.
@@ -357,8 +380,21 @@ impl Lab {
             let (ns, name) = policy_key(m);
             out.push_str(&format!("  policy {ns}/{name}\n"));
         }
+        for f in &self.state.faults {
+            out.push_str(&format!("  fault {f}\n"));
+        }
         out
     }
+}
+
+fn apply_nft(ns: &str, script: &str, what: &str) -> Result<(), LabError> {
+    let mut command = Command::new("nft");
+    command.args(["-f", "-"]);
+    let out = process::run(ns, command, script.as_bytes(), NFT_DEADLINE, "nft").map_err(io_err(format!("applying nftables on {what}")))?;
+    if !out.status.success() {
+        return Err(LabError::Io { what: format!("nft rejected the ruleset of {what}"), source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()) });
+    }
+    Ok(())
 }
 
 fn policy_key(manifest: &serde_json::Value) -> (String, String) {

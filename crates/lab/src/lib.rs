@@ -1,6 +1,7 @@
 //! The local lab: nodes and pods as network namespaces on one host, a reference dataplane in
 //! nftables rendered from the model.
 
+mod fault;
 mod lab;
 pub mod names;
 pub mod netns;
@@ -8,4 +9,5 @@ pub mod nft;
 mod process;
 pub mod topology;
 
+pub use fault::{Fault, FaultKind};
 pub use lab::{Lab, LabError, PodSpec, PodState, PortState};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netmatrix_lab::{netns, Lab, PodSpec, PortState};
+use netmatrix_lab::{netns, Fault, FaultKind, Lab, PodSpec, PortState};
 use netmatrix_model::{Labels, Protocol};
 use netmatrix_oracle::{Options, Reachability};
 use serde_json::{json, Value};
@@ -57,11 +57,15 @@ fn populate(lab: &mut Lab) {
     }
 }
 
-/// Probes every pod from every other on `port`; returns (src, dst) -> connected.
+/// Probes every pod from every other on TCP `port`; returns (src, dst) -> connected.
 fn observe(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
+    observe_protocol(lab, port, "tcp")
+}
+
+fn observe_protocol(lab: &Lab, port: u16, protocol: &str) -> BTreeMap<(String, String), bool> {
     let mut cells = BTreeMap::new();
     for src in lab.pods() {
-        let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": "tcp", "timeout": "1s"})).collect();
+        let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "500ms"})).collect();
         let out = lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap();
         for line in out.lines() {
             let r: Value = serde_json::from_str(line).unwrap();
@@ -187,4 +191,56 @@ fn bad_lab_names_are_refused_before_anything_is_made() {
     for name in ["", "UPPER", "toolongname", "a-b"] {
         assert!(matches!(Lab::up(name, 1), Err(netmatrix_lab::LabError::BadInput(_))), "{name:?}");
     }
+}
+
+#[test]
+fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tflt");
+    let mut lab = Lab::up("tflt", 3).unwrap();
+    for node in 0..3 {
+        for k in 0..2 {
+            let ports = vec![tcp(80), PortState { name: None, port: 80, protocol: Protocol::Udp }];
+            lab.add_pod(PodSpec { namespace: "default".into(), name: format!("n{node}-{k}"), labels: Labels::new(), node, ports }).unwrap();
+        }
+    }
+    let node_of = |name: &str| name.as_bytes()["default/n".len()] - b'0';
+    let healthy = observe(&lab, 80);
+    assert!(healthy.values().all(|&c| c) && observe_protocol(&lab, 80, "udp").values().all(|&c| c));
+
+    // A broken overlay between node0 and node1: exactly the cells between those two nodes fail.
+    lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(1) }).unwrap();
+    for ((src, dst), connected) in observe(&lab, 80) {
+        let cut = matches!((node_of(&src), node_of(&dst)), (0, 1) | (1, 0));
+        assert_eq!(connected, !cut, "{src} => {dst} with cross-node 0<->1");
+    }
+    lab.clear(FaultKind::CrossNode, None).unwrap();
+    assert_eq!(observe(&lab, 80), healthy, "clear restores every cell");
+
+    // UDP dropped on node1: UDP to or from node1's pods fails, TCP is untouched.
+    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    for ((src, dst), connected) in observe_protocol(&lab, 80, "udp") {
+        assert_eq!(connected, node_of(&src) != 1 && node_of(&dst) != 1, "UDP {src} => {dst} with drop-udp on node1");
+    }
+    assert_eq!(observe(&lab, 80), healthy);
+    lab.clear(FaultKind::DropUdp, Some(1)).unwrap();
+    assert!(observe_protocol(&lab, 80, "udp").values().all(|&c| c));
+
+    // A node that ignores NetworkPolicy: under deny-all ingress only its pods stay reachable.
+    lab.apply_policy(policy("default", "deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).unwrap();
+    assert!(observe(&lab, 80).values().all(|&c| !c));
+    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 1, peer: None }).unwrap();
+    for ((src, dst), connected) in observe(&lab, 80) {
+        assert_eq!(connected, node_of(&dst) == 1, "{src} => {dst} with ignore-policy on node1");
+    }
+    lab.clear(FaultKind::IgnorePolicy, None).unwrap();
+    assert!(observe(&lab, 80).values().all(|&c| !c));
+    assert!(lab.faults().is_empty());
+
+    let err = lab.inject(Fault { kind: FaultKind::Netem, node: 0, peer: None }).unwrap_err().to_string();
+    assert!(err.contains("netem"), "{err}");
+    assert!(lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(0) }).is_err());
 }

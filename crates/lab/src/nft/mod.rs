@@ -5,11 +5,16 @@ pub mod policy;
 
 use netmatrix_model::Cluster;
 
-/// The whole script for one node: the lab's table is deleted and recreated in one transaction
-/// (the leading `table` line makes the delete valid when the table does not exist yet).
-pub fn script(table: &str, cluster: &Cluster, node: &str) -> String {
+use crate::fault::{self, Fault};
+
+/// The whole script for node `index` (named `node`): the lab's table is deleted and recreated
+/// in one transaction (the leading `table` line makes the delete valid when it does not exist).
+pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, faults: &[Fault]) -> String {
     let mut out = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
-    policy::render(&mut out, cluster, node);
+    if !fault::ignores_policy(faults, index) {
+        policy::render(&mut out, cluster, node);
+    }
+    fault::render_node(&mut out, faults, index);
     out.push_str("}\n");
     out
 }

@@ -318,12 +318,16 @@ impl<'c> Renderer<'c> {
         let sources: Vec<Option<Match>> = if rule.peers.is_empty() {
             vec![None]
         } else {
-            let pods = self.rule_pods(policy, rule);
-            let mut sources: Vec<Option<Match>> = self.pod_matches("saddr", &pods, |_| true).into_iter().map(Some).collect();
-            sources.extend(rule.peers.iter().filter_map(|p| match p {
-                Peer::IpBlock(block) => Some(Some(block_match("saddr", block))),
-                Peer::Pods { .. } => None,
-            }));
+            let mut sources: Vec<Option<Match>> = Vec::new();
+            for peer in &rule.peers {
+                match peer {
+                    Peer::IpBlock(block) => sources.push(Some(block_match("saddr", block))),
+                    Peer::Pods { .. } => {
+                        let pods = self.peer_pods(policy, peer);
+                        sources.extend(self.pod_matches("saddr", &pods, |_| true).into_iter().map(Some));
+                    }
+                }
+            }
             sources
         };
         if sources.is_empty() {
@@ -355,15 +359,17 @@ impl<'c> Renderer<'c> {
             }
             return;
         }
-        let pods = self.rule_pods(policy, rule);
-        let groups = if named { self.by_resolution(rule, &pods) } else { BTreeMap::from([(external.clone(), pods)]) };
-        for (conns, pods) in &groups {
-            for destination in self.pod_matches("daddr", pods, |_| true) {
-                emit(out, Some(&destination), None, conns);
-            }
-        }
         for peer in &rule.peers {
-            let Peer::IpBlock(block) = peer else { continue };
+            let Peer::IpBlock(block) = peer else {
+                let pods = self.peer_pods(policy, peer);
+                let groups = if named { self.by_resolution(rule, &pods) } else { BTreeMap::from([(external.clone(), pods.to_vec())]) };
+                for (conns, pods) in &groups {
+                    for destination in self.pod_matches("daddr", pods, |_| true) {
+                        emit(out, Some(&destination), None, conns);
+                    }
+                }
+                continue;
+            };
             emit(out, Some(&block_match("daddr", block)), None, &external);
             if named {
                 let inside: Vec<usize> = (0..self.pods.len()).filter(|&p| self.pods[p].ips.iter().any(|ip| block.contains(ip))).collect();

@@ -1,0 +1,86 @@
+//! Faults on demand: each is a rendering change, so injecting and clearing are one atomic
+//! `nft -f` each and nothing lingers after a clear.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// A broken overlay: traffic between the pods of `node` and those of `peer` (or of every
+    /// other node) is dropped at the router.
+    CrossNode,
+    /// A node whose dataplane drops every forwarded UDP datagram.
+    DropUdp,
+    /// A node whose policy agent is dead: NetworkPolicy is not enforced there.
+    IgnorePolicy,
+    /// Delay and loss on a node's link need `tc netem`, which this kind of kernel may lack.
+    Netem,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 4] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::Netem];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.to_string() == s)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CrossNode => "cross-node",
+            Self::DropUdp => "drop-udp",
+            Self::IgnorePolicy => "ignore-policy",
+            Self::Netem => "netem",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    pub kind: FaultKind,
+    pub node: usize,
+    /// For `cross-node`: the other node; `None` means every other node.
+    pub peer: Option<usize>,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} node{}", self.kind, self.node)?;
+        if let Some(peer) = self.peer {
+            write!(f, " <-> node{peer}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The router's table: drops for every `cross-node` fault.
+pub fn router_script(table: &str, faults: &[Fault], nodes: usize) -> String {
+    let mut out = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain fault-forward {{\n    type filter hook forward priority filter; policy accept;\n");
+    for fault in faults.iter().filter(|f| f.kind == FaultKind::CrossNode) {
+        let peers: Vec<usize> = match fault.peer {
+            Some(p) => vec![p],
+            None => (0..nodes).filter(|&n| n != fault.node).collect(),
+        };
+        for peer in peers {
+            let (a, b) = (crate::topology::pod_cidr(fault.node), crate::topology::pod_cidr(peer));
+            out.push_str(&format!("    ip saddr {a} ip daddr {b} drop\n    ip saddr {b} ip daddr {a} drop\n"));
+        }
+    }
+    out.push_str("  }\n}\n");
+    out
+}
+
+/// Chains a node's own faults add to its table.
+pub fn render_node(out: &mut String, faults: &[Fault], node: usize) {
+    if faults.iter().any(|f| f.kind == FaultKind::DropUdp && f.node == node) {
+        // Before the policy chains, so that no accept there can let UDP through.
+        out.push_str("  chain fault-forward {\n    type filter hook forward priority filter - 20; policy accept;\n    meta l4proto udp drop\n  }\n");
+    }
+}
+
+pub fn ignores_policy(faults: &[Fault], node: usize) -> bool {
+    faults.iter().any(|f| f.kind == FaultKind::IgnorePolicy && f.node == node)
+}
