@@ -13,7 +13,7 @@ use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{names, netns};
 
@@ -41,6 +41,18 @@ fn gateway(node: usize) -> Ipv4Addr {
 pub fn pod_ip(node: usize, slot: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 244, node as u8, 10 + slot as u8)
 }
+
+/// Service ClusterIPs the lab allocates: 10.96.0.10 upwards.
+pub fn cluster_ip(slot: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + slot as u32)
+}
+
+/// LoadBalancer IPs the lab assigns: 172.18.255.1 upwards.
+pub fn load_balancer_ip(slot: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 18, 255, 1 + slot as u8)
+}
+
+pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 
 async fn index(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
     let mut links = handle.link().get().match_name(name.to_owned()).execute();
@@ -119,7 +131,9 @@ pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<(
     netns::netlink(&node_ns, async |h| {
         let br = index(&h, &bridge).await?;
         let link = index(&h, &node_end).await?;
-        h.link().set(LinkUnspec::new_with_index(link).controller(br).up().build()).execute().await
+        h.link().set(LinkUnspec::new_with_index(link).controller(br).up().build()).execute().await?;
+        // Hairpin: a pod reaching itself through a Service is sent back out of its own port.
+        h.link().set_port(LinkBridgePort::new(link).hairpin(true).build()).execute().await
     })?;
     netns::netlink(&ns, async |h| {
         up(&h, "lo").await?;

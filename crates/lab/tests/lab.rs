@@ -244,3 +244,65 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(err.contains("netem"), "{err}");
     assert!(lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(0) }).is_err());
 }
+
+/// One probe per target from `ns/pod`; returns (outcome, answered_by) per target.
+fn probe_targets(lab: &Lab, ns: &str, pod: &str, targets: &[(String, u16)]) -> Vec<(String, Option<String>)> {
+    let batch: Vec<Value> = targets.iter().map(|(ip, port)| json!({"target": ip, "port": port, "protocol": "tcp", "timeout": "1s"})).collect();
+    let out = lab.probe(ns, pod, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap();
+    out.lines()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            (r["outcome"].as_str().unwrap().to_owned(), r["answered_by"].as_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+#[test]
+fn services_balance_translate_and_reject_without_endpoints() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tsvc");
+    let mut lab = Lab::up("tsvc", 2).unwrap();
+    let web = labels(&[("app", "web")]);
+    lab.add_pods(vec![
+        PodSpec { namespace: "x".into(), name: "a".into(), labels: web.clone(), node: 0, ports: vec![PortState { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }] },
+        PodSpec { namespace: "x".into(), name: "b".into(), labels: web, node: 1, ports: vec![PortState { name: Some("http".into()), port: 81, protocol: Protocol::Tcp }] },
+        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: 0, ports: vec![] },
+    ])
+    .unwrap();
+    let service = |name: &str, kind: &str, selector: Value, port: u16, target: Value| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "x"}, "spec": {"type": kind, "selector": selector, "ports": [{"port": port, "targetPort": target}]}})
+    };
+    lab.apply_service(service("web", "NodePort", json!({"app": "web"}), 8080, json!("http"))).unwrap();
+    lab.apply_service(service("lb", "LoadBalancer", json!({"app": "web"}), 80, json!("http"))).unwrap();
+    lab.apply_service(service("empty", "ClusterIP", json!({"app": "none"}), 80, json!(80))).unwrap();
+    let model = lab.model().unwrap();
+    let svc = |name: &str| model.services.iter().find(|s| s.name == name).unwrap().clone();
+    let (web, lb, empty) = (svc("web"), svc("lb"), svc("empty"));
+    let web_ip = web.cluster_ip.expect("the lab allocates a ClusterIP").to_string();
+    let node_port = web.ports[0].node_port.expect("the lab allocates a node port");
+    let lb_ip = lb.load_balancer_ips.first().expect("the lab assigns a LoadBalancer IP").to_string();
+
+    // The named targetPort resolves per endpoint (80 on x/a, 81 on x/b): both answer.
+    let results = probe_targets(&lab, "x", "client", &vec![(web_ip.clone(), 8080); 24]);
+    let answered: std::collections::BTreeSet<_> = results.iter().map(|(o, by)| (o.clone(), by.clone().unwrap_or_default())).collect();
+    assert_eq!(answered.into_iter().collect::<Vec<_>>(), [("connected".to_owned(), "x/a".to_owned()), ("connected".to_owned(), "x/b".to_owned())]);
+    // NodePort on every node's address, and the LoadBalancer IP.
+    let targets = vec![(netmatrix_lab::topology::node_ip(0).to_string(), node_port), (netmatrix_lab::topology::node_ip(1).to_string(), node_port), (lb_ip, 80)];
+    for (outcome, by) in probe_targets(&lab, "x", "client", &targets) {
+        assert_eq!(outcome, "connected");
+        assert!(by.is_some_and(|b| b == "x/a" || b == "x/b"));
+    }
+    // No endpoints: rejected at once, not a timeout.
+    let refused = probe_targets(&lab, "x", "client", &[(empty.cluster_ip.unwrap().to_string(), 80)]);
+    assert_eq!(refused[0].0, "refused");
+    // Hairpin: x/a reaches itself through its Service.
+    let hairpin = probe_targets(&lab, "x", "a", &vec![(web_ip, 8080); 24]);
+    assert!(hairpin.iter().all(|(o, _)| o == "connected"), "{hairpin:?}");
+    assert!(hairpin.iter().any(|(_, by)| by.as_deref() == Some("x/a")), "some connections land on x/a itself");
+    // Deleting the Service removes its rules: the ClusterIP no longer answers.
+    lab.delete_service("x", "web").unwrap();
+    assert_ne!(probe_targets(&lab, "x", "client", &[(web.cluster_ip.unwrap().to_string(), 8080)])[0].0, "connected");
+}

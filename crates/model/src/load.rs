@@ -198,8 +198,10 @@ impl Loader {
                 }
             }
             "Service" => {
+                let mut warnings = Vec::new();
                 if let Some(s) = typed::<raw::Service>(&mut ctx, value)
-                    && let Some(s) = convert_service(&mut ctx, s) {
+                    && let Some(s) = convert_service(&mut ctx, s, &mut warnings) {
+                        self.warnings.extend(warnings);
                         self.referenced_namespaces.insert(s.namespace.clone());
                         self.services.insert((s.namespace.clone(), s.name.clone()), s);
                     }
@@ -405,37 +407,227 @@ fn port_name(ctx: &mut Ctx, field: &str, name: &str) -> bool {
     problem.is_none()
 }
 
-fn convert_service(ctx: &mut Ctx, s: raw::Service) -> Option<Service> {
-    let name = required_name(ctx, &s.metadata)?;
-    let mut ports = Vec::new();
+fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -> Option<Service> {
+    let name = required_name(ctx, &s.metadata);
+    let spec = s.spec;
+    let errors_before = ctx.errors.len();
+    // Type-dependent checks are skipped when the type itself is invalid (one error, not a cascade).
+    let service_type = match spec.service_type.as_deref() {
+        None | Some("") => Some(ServiceType::ClusterIp),
+        Some(t) => ServiceType::parse(t).or_else(|| {
+            ctx.error("spec.type", format!("{t:?} is not a Service type (want ClusterIP, NodePort, LoadBalancer or ExternalName)"));
+            None
+        }),
+    };
+    let (cluster_ip, headless) = cluster_ip(ctx, &spec, service_type);
+    let external_name = match (service_type, spec.external_name.as_deref()) {
+        (Some(ServiceType::ExternalName), None | Some("")) => {
+            ctx.error("spec.externalName", "is required for type ExternalName");
+            None
+        }
+        // "may have a trailing dot to denote it as fully qualified" (API validation).
+        (Some(ServiceType::ExternalName), Some(n)) => {
+            let bare = n.strip_suffix('.').unwrap_or(n);
+            dns_subdomain(ctx, "spec.externalName", bare).then(|| bare.to_owned())
+        }
+        // Ignored by every other type.
+        _ => None,
+    };
+    let ports = service_ports(ctx, &spec.ports, service_type);
+    let unnamed: Vec<String> = spec.ports.iter().enumerate().filter(|(_, p)| p.name.as_deref().unwrap_or_default().is_empty()).map(|(i, _)| format!("{}spec.ports[{i}]", ctx.prefix)).collect();
+    if spec.ports.len() > 1 && !unnamed.is_empty() {
+        // The API server would refuse this; tools such as netpol-analyzer accept it, and the
+        // ports stay distinct by number and protocol.
+        warnings.push(format!("{}: {}: {} without a name, which the API requires when a Service has more than one port; accepted", ctx.origin, ctx.object, unnamed.join(", ")));
+    }
+    let external_traffic_policy = traffic_policy(ctx, "spec.externalTrafficPolicy", spec.external_traffic_policy.as_deref());
+    let internal_traffic_policy = traffic_policy(ctx, "spec.internalTrafficPolicy", spec.internal_traffic_policy.as_deref());
+    let session_affinity = match spec.session_affinity.as_deref() {
+        None | Some("") | Some("None") => SessionAffinity::None,
+        Some("ClientIP") => {
+            let field = "spec.sessionAffinityConfig.clientIP.timeoutSeconds";
+            match spec.session_affinity_config.client_ip.timeout_seconds {
+                None => SessionAffinity::ClientIp { timeout_seconds: DEFAULT_AFFINITY_TIMEOUT_SECONDS },
+                Some(t @ 1..=86_400) => SessionAffinity::ClientIp { timeout_seconds: t as u32 },
+                Some(t) => {
+                    ctx.error(field, format!("{t} is not in 1-86400 (seconds, at most a day)"));
+                    SessionAffinity::None
+                }
+            }
+        }
+        Some(other) => {
+            ctx.error("spec.sessionAffinity", format!("{other:?} is not a session affinity (want None or ClientIP)"));
+            SessionAffinity::None
+        }
+    };
+    let mut load_balancer_ips = Vec::new();
+    for (i, ingress) in s.status.load_balancer.ingress.iter().enumerate() {
+        // Some load balancers report only a hostname.
+        let Some(text) = ingress.ip.as_deref().filter(|t| !t.is_empty()) else { continue };
+        match text.parse::<IpAddr>() {
+            Ok(ip) => load_balancer_ips.push(ip),
+            Err(_) => ctx.error(&format!("status.loadBalancer.ingress[{i}].ip"), format!("{text:?} is not an IP address")),
+        }
+    }
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Service {
+        namespace: namespace_of(&s.metadata),
+        name: name?,
+        service_type: service_type?,
+        cluster_ip,
+        headless,
+        external_name,
+        selector: spec.selector.filter(|s| !s.is_empty()),
+        ports: ports?,
+        external_traffic_policy: external_traffic_policy?,
+        internal_traffic_policy: internal_traffic_policy?,
+        session_affinity,
+        load_balancer_ips,
+        publish_not_ready_addresses: spec.publish_not_ready_addresses,
+        origin: ctx.origin.clone(),
+    })
+}
+
+/// `spec.clusterIP`, or the first of `spec.clusterIPs` (which must agree), and whether the
+/// Service is headless (`"None"`). Empty means not allocated yet.
+fn cluster_ip(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<ServiceType>) -> (Option<IpAddr>, bool) {
+    let single = spec.cluster_ip.as_deref().filter(|t| !t.is_empty());
+    if let (Some(single), Some(first)) = (single, spec.cluster_ips.first())
+        && single != first
+    {
+        ctx.error("spec.clusterIPs[0]", format!("{first:?} must equal spec.clusterIP ({single:?})"));
+    }
+    // Secondary addresses (the other family of a dual-stack Service) are checked, not kept.
+    for (i, text) in spec.cluster_ips.iter().enumerate().skip(1) {
+        if text.parse::<IpAddr>().is_err() {
+            ctx.error(&format!("spec.clusterIPs[{i}]"), format!("{text:?} is not an IP address"));
+        }
+    }
+    let (field, text) = match (single, spec.cluster_ips.first().filter(|t| !t.is_empty())) {
+        (Some(t), _) => ("spec.clusterIP", t),
+        (None, Some(t)) => ("spec.clusterIPs[0]", t.as_str()),
+        (None, None) => return (None, false),
+    };
+    match service_type {
+        Some(ServiceType::ExternalName) => {
+            ctx.error(field, "must not be set for type ExternalName");
+            (None, false)
+        }
+        Some(t) if text == "None" && t != ServiceType::ClusterIp => {
+            ctx.error(field, format!("may be \"None\" (headless) only for type ClusterIP, not {t}"));
+            (None, true)
+        }
+        _ if text == "None" => (None, true),
+        _ => match text.parse::<IpAddr>() {
+            Ok(ip) => (Some(ip), false),
+            Err(_) => {
+                ctx.error(field, format!("{text:?} is not an IP address (or \"None\" for a headless Service)"));
+                (None, false)
+            }
+        },
+    }
+}
+
+fn service_ports(ctx: &mut Ctx, raw_ports: &[raw::ServicePort], service_type: Option<ServiceType>) -> Option<Vec<ServicePort>> {
+    let mut ports: Vec<ServicePort> = Vec::new();
     let mut ok = true;
-    for (i, p) in s.spec.ports.iter().enumerate() {
+    for (i, p) in raw_ports.iter().enumerate() {
         let field = format!("spec.ports[{i}]");
+        let name = match p.name.as_deref() {
+            // Required when there are several ports: only a warning (convert_service).
+            None | Some("") => None,
+            Some(n) if !dns_label(ctx, &format!("{field}.name"), n) => {
+                ok = false;
+                None
+            }
+            Some(n) if ports.iter().any(|q| q.name.as_deref() == Some(n)) => {
+                ctx.error(&format!("{field}.name"), format!("{n:?} is used by an earlier port"));
+                ok = false;
+                None
+            }
+            Some(n) => Some(n.to_owned()),
+        };
         let port = port_number(ctx, &format!("{field}.port"), p.port);
         let protocol = protocol(ctx, &format!("{field}.protocol"), p.protocol.as_deref());
         let target_port = match &p.target_port {
-            None => Some(None),
-            Some(t) => port_ref(ctx, &format!("{field}.targetPort"), t).map(Some),
+            // The API server defaults an absent, zero or empty targetPort to `port`.
+            None | Some(raw::IntOrString::Int(0)) => port.map(TargetPort::Number),
+            Some(raw::IntOrString::String(n)) if n.is_empty() => port.map(TargetPort::Number),
+            Some(raw::IntOrString::Int(n)) => port_number(ctx, &format!("{field}.targetPort"), *n).map(TargetPort::Number),
+            Some(raw::IntOrString::String(n)) => port_name(ctx, &format!("{field}.targetPort"), n).then(|| TargetPort::Name(n.clone())),
         };
-        let node_port = match p.node_port {
-            None => Some(None),
-            Some(n) => port_number(ctx, &format!("{field}.nodePort"), n).map(Some),
-        };
-        match (port, protocol, target_port, node_port) {
-            (Some(port), Some(protocol), Some(target_port), Some(node_port)) => {
-                ports.push(ServicePort { name: p.name.clone(), port, protocol, target_port, node_port })
+        let node_port = match (p.node_port, service_type) {
+            // 0 asks the API server to allocate one.
+            (None | Some(0), _) => Some(None),
+            (Some(_), Some(t)) if !t.has_node_ports() => {
+                ctx.error(&format!("{field}.nodePort"), format!("may not be used when type is {t}"));
+                None
             }
-            _ => ok = false,
+            (Some(n), _) => port_number(ctx, &format!("{field}.nodePort"), n).map(Some),
+        };
+        let (Some(port), Some(protocol), Some(target_port), Some(node_port)) = (port, protocol, target_port, node_port) else {
+            ok = false;
+            continue;
+        };
+        if ports.iter().any(|q| (q.port, q.protocol) == (port, protocol)) {
+            ctx.error(&format!("{field}.port"), format!("{port}/{protocol} is used by an earlier port"));
+            ok = false;
+        } else if let Some(n) = node_port.filter(|&n| ports.iter().any(|q| (q.node_port, q.protocol) == (Some(n), protocol))) {
+            ctx.error(&format!("{field}.nodePort"), format!("{n}/{protocol} is used by an earlier port"));
+            ok = false;
+        }
+        ports.push(ServicePort { name, port, protocol, target_port, node_port });
+    }
+    ok.then_some(ports)
+}
+
+fn traffic_policy(ctx: &mut Ctx, field: &str, value: Option<&str>) -> Option<TrafficPolicy> {
+    match value {
+        None | Some("") | Some("Cluster") => Some(TrafficPolicy::Cluster),
+        Some("Local") => Some(TrafficPolicy::Local),
+        Some(other) => {
+            ctx.error(field, format!("{other:?} is not a traffic policy (want Cluster or Local)"));
+            None
         }
     }
-    ok.then(|| Service {
-        namespace: namespace_of(&s.metadata),
-        name,
-        service_type: s.spec.service_type.unwrap_or_else(|| "ClusterIP".into()),
-        selector: s.spec.selector,
-        ports,
-        origin: ctx.origin.clone(),
-    })
+}
+
+/// An RFC 1123 label (Service port names).
+fn dns_label(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+    let problem = label_problem(name);
+    if let Some(problem) = problem {
+        ctx.error(field, format!("invalid name {name:?}: {problem}"));
+    }
+    problem.is_none()
+}
+
+/// What keeps `label` from being an RFC 1123 label: 1 to 63 lower-case letters, digits and '-',
+/// starting and ending with a letter or digit.
+fn label_problem(label: &str) -> Option<&'static str> {
+    if label.is_empty() || label.len() > 63 {
+        Some("must be 1 to 63 characters")
+    } else if !label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        Some("must contain only lower-case letters, digits and '-'")
+    } else if label.starts_with('-') || label.ends_with('-') {
+        Some("must start and end with a letter or digit")
+    } else {
+        None
+    }
+}
+
+/// An RFC 1123 subdomain: at most 253 characters of dot-separated labels (`externalName`).
+fn dns_subdomain(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+    let problem = if name.len() > 253 {
+        Some("must be no more than 253 characters".to_owned())
+    } else {
+        name.split('.').find_map(|label| label_problem(label).map(|p| format!("part {label:?} {p}")))
+    };
+    if let Some(problem) = &problem {
+        ctx.error(field, format!("invalid DNS name {name:?}: {problem}"));
+    }
+    problem.is_none()
 }
 
 fn port_ref(ctx: &mut Ctx, field: &str, v: &raw::IntOrString) -> Option<PortRef> {

@@ -113,6 +113,7 @@ pub struct CronJobSpec {
 pub struct Service {
     pub metadata: ObjectMeta,
     pub spec: ServiceSpec,
+    pub status: ServiceStatus,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +123,47 @@ pub struct ServiceSpec {
     pub service_type: Option<String>,
     pub selector: Option<BTreeMap<String, String>>,
     pub ports: Vec<ServicePort>,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+    #[serde(rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
+    pub external_name: Option<String>,
+    pub external_traffic_policy: Option<String>,
+    pub internal_traffic_policy: Option<String>,
+    pub session_affinity: Option<String>,
+    pub session_affinity_config: SessionAffinityConfig,
+    pub publish_not_ready_addresses: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SessionAffinityConfig {
+    #[serde(rename = "clientIP")]
+    pub client_ip: ClientIpConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ClientIpConfig {
+    pub timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub load_balancer: LoadBalancerStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoadBalancerStatus {
+    pub ingress: Vec<LoadBalancerIngress>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoadBalancerIngress {
+    pub ip: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

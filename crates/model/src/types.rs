@@ -216,22 +216,132 @@ impl fmt::Display for Direction {
     }
 }
 
-/// A Service as far as this version uses it (selection and ports); semantics come later.
+/// A Service: how it is reached (`service_type`, `cluster_ip`, node ports, load-balancer IPs)
+/// and where it leads (pods its `selector` matches, ports resolved per pod).
 #[derive(Debug, Clone)]
 pub struct Service {
     pub namespace: String,
     pub name: String,
-    pub service_type: String,
+    pub service_type: ServiceType,
+    /// `spec.clusterIP` (or the first of `spec.clusterIPs`). `None` for headless and ExternalName
+    /// Services, and when the manifest leaves the address for the API server to allocate.
+    pub cluster_ip: Option<IpAddr>,
+    /// `clusterIP: None`: no virtual address, DNS names the endpoints directly.
+    pub headless: bool,
+    /// `spec.externalName` (a DNS name, trailing dot removed); `Some` exactly for ExternalName.
+    pub external_name: Option<String>,
+    /// `None` when absent or empty: "the service is assumed to have an external process managing
+    /// its endpoints" (ServiceSpec.selector), so it has none here.
     pub selector: Option<Labels>,
     pub ports: Vec<ServicePort>,
+    /// Which endpoints serve traffic to node ports and load-balancer IPs (NodePort, LoadBalancer).
+    pub external_traffic_policy: TrafficPolicy,
+    /// Which endpoints serve traffic to the cluster IP.
+    pub internal_traffic_policy: TrafficPolicy,
+    pub session_affinity: SessionAffinity,
+    /// `status.loadBalancer.ingress[].ip` (entries with only a hostname are left out).
+    pub load_balancer_ips: Vec<IpAddr>,
+    /// Endpoints include pods that are not ready (the model has no readiness: every pod counts).
+    pub publish_not_ready_addresses: bool,
     pub origin: Origin,
 }
 
-#[derive(Debug, Clone)]
+impl Service {
+    /// Whether `pod` is an endpoint candidate: same namespace, matched by a selector. Which ports
+    /// it serves is [`TargetPort::resolve`]'s business.
+    pub fn selects(&self, pod: &Pod) -> bool {
+        self.selector.as_ref().is_some_and(|s| pod.namespace == self.namespace && s.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceType {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+    ExternalName,
+}
+
+impl ServiceType {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "ClusterIP" => Self::ClusterIp,
+            "NodePort" => Self::NodePort,
+            "LoadBalancer" => Self::LoadBalancer,
+            "ExternalName" => Self::ExternalName,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClusterIp => "ClusterIP",
+            Self::NodePort => "NodePort",
+            Self::LoadBalancer => "LoadBalancer",
+            Self::ExternalName => "ExternalName",
+        }
+    }
+
+    /// NodePort and LoadBalancer Services are reachable on every node's node ports.
+    pub fn has_node_ports(self) -> bool {
+        matches!(self, Self::NodePort | Self::LoadBalancer)
+    }
+}
+
+impl fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `externalTrafficPolicy` / `internalTrafficPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum TrafficPolicy {
+    /// Any ready endpoint in the cluster.
+    #[default]
+    Cluster,
+    /// Only endpoints on the node the traffic arrives at (none there: dropped).
+    Local,
+}
+
+/// Seconds a client keeps its endpoint under `ClientIP` affinity unless the Service says otherwise.
+pub const DEFAULT_AFFINITY_TIMEOUT_SECONDS: u32 = 10_800;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SessionAffinity {
+    #[default]
+    None,
+    /// Connections from one client address go to the same endpoint while it keeps connecting
+    /// within `timeout_seconds` (1..=86400).
+    ClientIp { timeout_seconds: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     pub name: Option<String>,
     pub port: u16,
     pub protocol: Protocol,
-    pub target_port: Option<PortRef>,
+    /// Defaults to `port` when absent (or 0 or "", as the API server defaults it).
+    pub target_port: TargetPort,
+    /// Only NodePort and LoadBalancer Services have one; absent in a manifest until allocated.
     pub node_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TargetPort {
+    Number(u16),
+    /// A container port name, resolved on each endpoint pod.
+    Name(String),
+}
+
+impl TargetPort {
+    /// The port traffic for a Service port of `protocol` goes to on a pod with container ports
+    /// `ports`; `None` when a named port is not one of the pod's for that protocol (the pod is
+    /// then no endpoint of this Service port).
+    pub fn resolve(&self, protocol: Protocol, ports: &[ContainerPort]) -> Option<u16> {
+        match self {
+            Self::Number(n) => Some(*n),
+            Self::Name(name) => ports.iter().find(|p| p.protocol == protocol && p.name.as_deref() == Some(name)).map(|p| p.port),
+        }
+    }
 }

@@ -1,0 +1,363 @@
+//! Services for one node, as chains of the lab's `inet` table, in the manner of kube-proxy's
+//! nftables mode: virtual addresses are DNATed to an endpoint when a connection starts, and
+//! conntrack carries the rest of the connection (replies are un-DNATed by conntrack, also for
+//! bridged same-node traffic, thanks to `bridge-nf-call-iptables`).
+//!
+//! Layout (`N` numbers the rendered Service ports in (namespace, name, port, protocol) order,
+//! `M` an endpoint of port `N` in (pod namespace, name) order):
+//!
+//! - `service-prerouting` (nat, prerouting, dstnat: traffic from pods and from outside) and
+//!   `service-output` (nat, output: the node itself and hostNetwork pods) jump to `services`,
+//!   which dispatches on `ip daddr . meta l4proto . th dport` (cluster IPs, load-balancer IPs)
+//!   and on `meta l4proto . th dport` for packets to the node's addresses (node ports).
+//! - `svc-N`: picks one of all endpoints (`numgen random`), after the client's affinity if
+//!   any; `svc-N-local`: the same among this node's endpoints (traffic policy `Local`).
+//! - `ext-N`: node ports and load-balancer IPs. `externalTrafficPolicy: Cluster` masquerades
+//!   and goes to `svc-N`; `Local` keeps the client address and goes to `svc-N-local`, except
+//!   that traffic from this node's pods or from the node itself is not external and goes to
+//!   `svc-N` (kube-proxy's "short-circuit"; from the node it is masqueraded).
+//! - `ep-N-M`: marks hairpin traffic (a pod reaching itself) for masquerade, records the
+//!   client in the endpoint's affinity set `affinity-N-M`, and DNATs.
+//! - `service-postrouting` (nat, postrouting, srcnat) masquerades marked connections.
+//! - `service-filter-{forward,input,output}` (filter - 10, before the NetworkPolicy chains)
+//!   jump to `service-no-endpoints` for new connections, which rejects those to a Service port
+//!   without endpoints (TCP reset, else ICMP port unreachable) and drops those to a port whose
+//!   traffic policy is `Local` and that has no endpoint on this node. Packets that were DNATed
+//!   no longer carry the virtual address there, so only unserved ones match.
+//!
+//! Only IPv4 is rendered (the lab is IPv4); IPv6 Service addresses are listed in comments.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netmatrix_model::{Cluster, Pod, Protocol, Service, ServicePort, ServiceType, SessionAffinity, TrafficPolicy};
+
+/// Marks a packet for `service-postrouting` to masquerade (kube-proxy's mark bit).
+const MASQUERADE: &str = "meta mark set mark or 0x4000";
+const REJECT: &str = "goto service-reject";
+
+fn l4(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Sctp => "sctp",
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+fn ipv4(ips: &[IpAddr]) -> Option<Ipv4Addr> {
+    ips.iter().find_map(|ip| match ip {
+        IpAddr::V4(v4) => Some(*v4),
+        IpAddr::V6(_) => None,
+    })
+}
+
+/// One element of a verdict map, with the comment that says whose it is.
+struct Element {
+    comment: String,
+    key: String,
+    verdict: String,
+}
+
+struct Endpoint<'c> {
+    pod: &'c Pod,
+    ip: Ipv4Addr,
+    port: u16,
+    local: bool,
+}
+
+/// The four verdict maps: `services` (DNAT) and `service-no-endpoints` (reject or drop), each
+/// keyed by virtual address, protocol and port, or by protocol and node port.
+#[derive(Clone, Copy)]
+enum Map {
+    Served,
+    ServedNodePorts,
+    Unserved,
+    UnservedNodePorts,
+}
+
+impl Map {
+    fn node_ports(self) -> bool {
+        matches!(self, Map::ServedNodePorts | Map::UnservedNodePorts)
+    }
+}
+
+/// What one node's Services render to, gathered before writing so that base chains and maps
+/// appear only when something uses them.
+#[derive(Default)]
+struct Rendering {
+    /// Table-level comments: what is not rendered, and why.
+    notes: String,
+    sets: String,
+    chains: String,
+    /// Elements of each [`Map`], in its declaration order.
+    maps: [Vec<Element>; 4],
+    /// Owner (Service port) of each key, by address or by node port: a later Service reusing
+    /// one (invalid input) is left out, since a duplicate element would make nft refuse the
+    /// node's whole ruleset.
+    owners: [BTreeMap<String, String>; 2],
+}
+
+impl Rendering {
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(self.notes, "\t# {text}");
+    }
+
+    fn add(&mut self, map: Map, element: Element) {
+        let owners = &mut self.owners[usize::from(map.node_ports())];
+        if owners.entry(element.key.clone()).or_insert_with(|| element.comment.clone()) != &element.comment {
+            let text = format!("{}: {} is taken by an earlier Service, not rendered", element.comment, element.key);
+            self.note(&text);
+            return;
+        }
+        self.maps[map as usize].push(element);
+    }
+
+    fn map(&self, map: Map) -> &[Element] {
+        &self.maps[map as usize]
+    }
+}
+
+/// Appends the Service chains of `node` to an open `table inet ... {` block. `node_ips` are the
+/// addresses node ports answer on (kube-proxy nftables' default, the node's primary IPs); empty:
+/// every local address except loopback. Service IPs must be allocated beforehand: a Service
+/// without `cluster_ip` gets no cluster-IP rules.
+pub fn render(out: &mut String, cluster: &Cluster, node: &str, node_ips: &[Ipv4Addr]) {
+    let mut pods: Vec<&Pod> = cluster.pods.iter().collect();
+    pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    // Addresses of this node's pods: their traffic to node ports and load-balancer IPs is not
+    // external (kube-proxy's local-traffic detection, by node).
+    let mut local_pods: Vec<Ipv4Addr> = pods.iter().filter(|p| p.node.as_deref() == Some(node) && !p.host_network).filter_map(|p| ipv4(&p.ips)).collect();
+    local_pods.sort_unstable();
+    local_pods.dedup();
+    let local_pods = match local_pods.as_slice() {
+        [] => None,
+        [one] => Some(format!("ip saddr {one}")),
+        many => Some(format!("ip saddr {{ {} }}", join(many.iter().map(ToString::to_string)))),
+    };
+    let node_addresses = match node_ips {
+        [] => "fib daddr type local ip daddr != 127.0.0.0/8".to_owned(),
+        [one] => format!("ip daddr {one}"),
+        many => format!("ip daddr {{ {} }}", join(many.iter().map(ToString::to_string))),
+    };
+
+    let mut services: Vec<&Service> = cluster.services.iter().collect();
+    services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut r = Rendering::default();
+    let mut n = 0;
+    for service in services {
+        // Headless and ExternalName Services have no virtual address: DNS does their work.
+        if service.headless || service.service_type == ServiceType::ExternalName {
+            continue;
+        }
+        let label = format!("{}/{}", service.namespace, service.name);
+        let cluster_ip = match service.cluster_ip {
+            Some(IpAddr::V4(ip)) => Some(ip),
+            Some(IpAddr::V6(ip)) => {
+                r.note(&format!("{label}: clusterIP {ip} is IPv6, not rendered (the lab is IPv4 only)"));
+                None
+            }
+            None => {
+                r.note(&format!("{label}: no clusterIP (the lab allocates one before rendering), no cluster-IP rules"));
+                None
+            }
+        };
+        let mut lb_ips = Vec::new();
+        if service.service_type == ServiceType::LoadBalancer {
+            for ip in &service.load_balancer_ips {
+                match ip {
+                    IpAddr::V4(v4) => lb_ips.push(*v4),
+                    IpAddr::V6(v6) => r.note(&format!("{label}: load-balancer IP {v6} is IPv6, not rendered (the lab is IPv4 only)")),
+                }
+            }
+        }
+        let mut ports: Vec<&ServicePort> = service.ports.iter().collect();
+        ports.sort_by_key(|p| (p.port, p.protocol));
+        for port in ports {
+            let node_port = port.node_port.filter(|_| service.service_type.has_node_ports());
+            if service.service_type.has_node_ports() && node_port.is_none() {
+                r.note(&format!("{label}:{}/{}: no nodePort (the lab allocates one before rendering)", port.port, port.protocol));
+            }
+            let frontends = Frontends { cluster_ip, lb_ips: &lb_ips, node_port };
+            if cluster_ip.is_some() || !lb_ips.is_empty() || node_port.is_some() {
+                let endpoints = endpoints(&pods, service, port, node);
+                render_port(&mut r, n, service, port, &frontends, &endpoints, local_pods.as_deref());
+                n += 1;
+            }
+        }
+    }
+    write(out, &r, &node_addresses);
+}
+
+/// Where a Service port is reached.
+struct Frontends<'a> {
+    cluster_ip: Option<Ipv4Addr>,
+    lb_ips: &'a [Ipv4Addr],
+    node_port: Option<u16>,
+}
+
+/// The endpoints of one Service port: selected pods with an IPv4 address on which the target
+/// port resolves.
+fn endpoints<'c>(pods: &[&'c Pod], service: &Service, port: &ServicePort, node: &str) -> Vec<Endpoint<'c>> {
+    pods.iter()
+        .filter(|p| service.selects(p))
+        .filter_map(|p| {
+            let target = port.target_port.resolve(port.protocol, &p.ports)?;
+            Some(Endpoint { pod: p, ip: ipv4(&p.ips)?, port: target, local: p.node.as_deref() == Some(node) })
+        })
+        .collect()
+}
+
+fn render_port(r: &mut Rendering, n: usize, service: &Service, port: &ServicePort, frontends: &Frontends, endpoints: &[Endpoint], local_pods: Option<&str>) {
+    let label = format!("{}/{}:{}/{}", service.namespace, service.name, port.port, port.protocol);
+    let proto = l4(port.protocol);
+    let ip_key = |ip: Ipv4Addr, p: u16| format!("{ip} . {proto} . {p}");
+    let element = |key: String, verdict: &str| Element { comment: label.clone(), key, verdict: verdict.to_owned() };
+    let external = frontends.node_port.is_some() || !frontends.lb_ips.is_empty();
+    let add_external = |r: &mut Rendering, served: bool, verdict: &str| {
+        let (by_address, by_node_port) = if served { (Map::Served, Map::ServedNodePorts) } else { (Map::Unserved, Map::UnservedNodePorts) };
+        for &ip in frontends.lb_ips {
+            r.add(by_address, element(ip_key(ip, port.port), verdict));
+        }
+        if let Some(node_port) = frontends.node_port {
+            r.add(by_node_port, element(format!("{proto} . {node_port}"), verdict));
+        }
+    };
+
+    if endpoints.is_empty() {
+        if let Some(ip) = frontends.cluster_ip {
+            r.add(Map::Unserved, element(ip_key(ip, port.port), REJECT));
+        }
+        add_external(r, false, REJECT);
+        return;
+    }
+    let local: Vec<usize> = (0..endpoints.len()).filter(|&m| endpoints[m].local).collect();
+    let internal_local = service.internal_traffic_policy == TrafficPolicy::Local;
+    let external_local = service.external_traffic_policy == TrafficPolicy::Local;
+    // `svc-N` serves cluster-policy traffic, and the external short-circuits of policy Local.
+    let cluster_chain = (frontends.cluster_ip.is_some() && !internal_local) || external;
+    let local_chain = !local.is_empty() && ((frontends.cluster_ip.is_some() && internal_local) || (external && external_local));
+
+    if let Some(ip) = frontends.cluster_ip {
+        match (internal_local, local.is_empty()) {
+            (false, _) => r.add(Map::Served, element(ip_key(ip, port.port), &format!("goto svc-{n}"))),
+            (true, false) => r.add(Map::Served, element(ip_key(ip, port.port), &format!("goto svc-{n}-local"))),
+            // No endpoint on this node: kube-proxy drops (rejecting is for no endpoints at all).
+            (true, true) => r.add(Map::Unserved, element(ip_key(ip, port.port), "drop")),
+        }
+    }
+    if external {
+        add_external(r, true, &format!("goto ext-{n}"));
+        let _ = writeln!(r.chains, "\tchain ext-{n} {{\n\t\t# {label} from outside, externalTrafficPolicy {:?}", service.external_traffic_policy);
+        if external_local {
+            if let Some(local_pods) = local_pods {
+                let _ = writeln!(r.chains, "\t\t{local_pods} goto svc-{n}");
+            }
+            let _ = writeln!(r.chains, "\t\tfib saddr type local {MASQUERADE}\n\t\tfib saddr type local goto svc-{n}");
+            if local.is_empty() {
+                // External traffic falls through, not DNATed, to be dropped by `service-no-endpoints`.
+                add_external(r, false, "drop");
+            } else {
+                let _ = writeln!(r.chains, "\t\tgoto svc-{n}-local");
+            }
+        } else {
+            let _ = writeln!(r.chains, "\t\t{MASQUERADE}\n\t\tgoto svc-{n}");
+        }
+        r.chains.push_str("\t}\n");
+    }
+
+    let affinity = match service.session_affinity {
+        SessionAffinity::ClientIp { timeout_seconds } => Some(timeout_seconds),
+        SessionAffinity::None => None,
+    };
+    let all: Vec<usize> = (0..endpoints.len()).collect();
+    if cluster_chain {
+        pick(r, &format!("svc-{n}"), &label, n, &all, affinity.is_some());
+    }
+    if local_chain {
+        pick(r, &format!("svc-{n}-local"), &format!("{label}, endpoints on this node"), n, &local, affinity.is_some());
+    }
+    for (m, e) in endpoints.iter().enumerate() {
+        if !cluster_chain && !e.local {
+            continue;
+        }
+        let _ = writeln!(r.chains, "\tchain ep-{n}-{m} {{\n\t\t# {label} -> {}/{}", e.pod.namespace, e.pod.name);
+        // A pod reaching itself: without masquerade its reply would not pass the node to be un-DNATed.
+        let _ = writeln!(r.chains, "\t\tip saddr {} {MASQUERADE}", e.ip);
+        if let Some(timeout) = affinity {
+            let _ = writeln!(r.sets, "\tset affinity-{n}-{m} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout}s\n\t}}");
+            let _ = writeln!(r.chains, "\t\tupdate @affinity-{n}-{m} {{ ip saddr }}");
+        }
+        let _ = writeln!(r.chains, "\t\tmeta l4proto {proto} dnat ip to {}:{}\n\t}}", e.ip, e.port);
+    }
+}
+
+/// A chain that sends a new connection to one of `members` (endpoint indices of port `n`): the
+/// endpoint the client has affinity to, else one at random.
+fn pick(r: &mut Rendering, chain: &str, comment: &str, n: usize, members: &[usize], affinity: bool) {
+    let _ = writeln!(r.chains, "\tchain {chain} {{\n\t\t# {comment}");
+    if affinity {
+        for m in members {
+            let _ = writeln!(r.chains, "\t\tip saddr @affinity-{n}-{m} goto ep-{n}-{m}");
+        }
+    }
+    match members {
+        [m] => {
+            let _ = writeln!(r.chains, "\t\tgoto ep-{n}-{m}");
+        }
+        _ => {
+            let arms = join(members.iter().enumerate().map(|(i, m)| format!("{i} : goto ep-{n}-{m}")));
+            let _ = writeln!(r.chains, "\t\tnumgen random mod {} vmap {{ {arms} }}", members.len());
+        }
+    }
+    r.chains.push_str("\t}\n");
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+/// A verdict-map rule over `elements`, one per line under its comment; nothing when empty.
+fn vmap(out: &mut String, selector: &str, elements: &[Element]) {
+    if elements.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\t\t{selector} vmap {{");
+    for (i, e) in elements.iter().enumerate() {
+        let _ = writeln!(out, "\t\t\t# {}\n\t\t\t{} : {}{}", e.comment, e.key, e.verdict, if i + 1 < elements.len() { "," } else { "" });
+    }
+    out.push_str("\t\t}\n");
+}
+
+fn write(out: &mut String, r: &Rendering, node_addresses: &str) {
+    const BY_ADDRESS: &str = "ip daddr . meta l4proto . th dport";
+    let by_node_port = format!("{node_addresses} meta l4proto . th dport");
+    out.push_str(&r.notes);
+    out.push_str(&r.sets);
+    if !r.map(Map::Served).is_empty() || !r.map(Map::ServedNodePorts).is_empty() {
+        // nft 1.0.6 knows the name `dstnat` only for prerouting; -100 is its value.
+        out.push_str(concat!(
+            "\tchain service-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tjump services\n\t}\n",
+            "\tchain service-output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump services\n\t}\n",
+            "\tchain service-postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tmeta mark & 0x4000 != 0 masquerade\n\t}\n",
+            "\tchain services {\n",
+        ));
+        vmap(out, BY_ADDRESS, r.map(Map::Served));
+        vmap(out, &by_node_port, r.map(Map::ServedNodePorts));
+        out.push_str("\t}\n");
+    }
+    out.push_str(&r.chains);
+    let (unserved, unserved_node_ports) = (r.map(Map::Unserved), r.map(Map::UnservedNodePorts));
+    if !unserved.is_empty() || !unserved_node_ports.is_empty() {
+        for hook in ["forward", "input", "output"] {
+            let _ = write!(out, "\tchain service-filter-{hook} {{\n\t\ttype filter hook {hook} priority filter - 10; policy accept;\n\t\tct state new jump service-no-endpoints\n\t}}\n");
+        }
+        out.push_str("\tchain service-no-endpoints {\n");
+        vmap(out, BY_ADDRESS, unserved);
+        vmap(out, &by_node_port, unserved_node_ports);
+        out.push_str("\t}\n");
+        if unserved.iter().chain(unserved_node_ports).any(|e| e.verdict == REJECT) {
+            out.push_str("\tchain service-reject {\n\t\tmeta l4proto tcp reject with tcp reset\n\t\treject\n\t}\n");
+        }
+    }
+}
