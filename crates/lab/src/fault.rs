@@ -15,7 +15,7 @@ pub enum FaultKind {
     DropUdp,
     /// A node whose policy agent is dead: NetworkPolicy is not enforced there.
     IgnorePolicy,
-    /// Delay and loss on a node's link need `tc netem`, which this kind of kernel may lack.
+    /// Delay and loss on a node's link: needs `tc netem`; refused until implemented.
     Netem,
 }
 

@@ -421,7 +421,7 @@ impl Lab {
             return Err(LabError::BadInput(format!("fault {fault}: nodes are node0 to node{}, and a peer differs from the node", nodes - 1)));
         }
         if fault.kind == FaultKind::Netem {
-            return Err(LabError::BadInput("fault netem: delay and loss need the sch_netem kernel module (tc qdisc netem), which this kernel lacks; not injected".into()));
+            return Err(LabError::BadInput("fault netem (delay and loss on a node link) is not implemented yet: it needs tc netem, and the kernels netmatrix is tested on have no sch_netem; nothing was injected".into()));
         }
         if !self.state.faults.contains(&fault) {
             self.state.faults.push(fault);
