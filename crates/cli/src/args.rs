@@ -42,7 +42,7 @@ pub enum LabCommand {
         #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
         name: String,
     },
-    /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, netem.
+    /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin.
     Fault {
         action: FaultAction,
         name: String,

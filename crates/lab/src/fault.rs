@@ -15,12 +15,18 @@ pub enum FaultKind {
     DropUdp,
     /// A node whose policy agent is dead: NetworkPolicy is not enforced there.
     IgnorePolicy,
+    /// A node whose service proxy is dead: its pods' traffic to Service addresses is not
+    /// translated (and node ports and LoadBalancer IPs on it do not answer).
+    DropServices,
+    /// A node whose bridge ports are not in hairpin mode: a pod reaching itself through a
+    /// Service gets no answer.
+    BreakHairpin,
     /// Delay and loss on a node's link: needs `tc netem`; refused until implemented.
     Netem,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::Netem];
+    pub const ALL: [FaultKind; 6] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::DropServices, FaultKind::BreakHairpin, FaultKind::Netem];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.to_string() == s)
@@ -33,6 +39,8 @@ impl fmt::Display for FaultKind {
             Self::CrossNode => "cross-node",
             Self::DropUdp => "drop-udp",
             Self::IgnorePolicy => "ignore-policy",
+            Self::DropServices => "drop-services",
+            Self::BreakHairpin => "break-hairpin",
             Self::Netem => "netem",
         })
     }
@@ -81,6 +89,6 @@ pub fn render_node(out: &mut String, faults: &[Fault], node: usize) {
     }
 }
 
-pub fn ignores_policy(faults: &[Fault], node: usize) -> bool {
-    faults.iter().any(|f| f.kind == FaultKind::IgnorePolicy && f.node == node)
+pub fn active(faults: &[Fault], kind: FaultKind, node: usize) -> bool {
+    faults.iter().any(|f| f.kind == kind && f.node == node)
 }

@@ -213,6 +213,9 @@ impl Lab {
         for spec in specs {
             result = self.allocate(&spec).and_then(|(id, ip)| {
                 topology::create_pod(&self.name, spec.node, id, ip).map_err(io_err(format!("creating pod {}/{}", spec.namespace, spec.name)))?;
+                if fault::active(&self.state.faults, FaultKind::BreakHairpin, spec.node) {
+                    topology::set_hairpin(&self.name, spec.node, &[id], false).map_err(io_err("breaking hairpin"))?;
+                }
                 let pid = start_agent(&self.name, id, &spec)?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
                 self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid });
@@ -424,15 +427,27 @@ impl Lab {
             return Err(LabError::BadInput("fault netem (delay and loss on a node link) is not implemented yet: it needs tc netem, and the kernels netmatrix is tested on have no sch_netem; nothing was injected".into()));
         }
         if !self.state.faults.contains(&fault) {
-            self.state.faults.push(fault);
+            self.state.faults.push(fault.clone());
+        }
+        if fault.kind == FaultKind::BreakHairpin {
+            self.set_hairpin(fault.node, false)?;
         }
         self.sync()?;
         self.save()
     }
 
+    fn set_hairpin(&self, node: usize, on: bool) -> Result<(), LabError> {
+        let ids: Vec<u32> = self.state.pods.iter().filter(|p| p.node == node).map(|p| p.id).collect();
+        topology::set_hairpin(&self.name, node, &ids, on).map_err(io_err(format!("setting hairpin mode on node {node}")))
+    }
+
     /// Clears the faults of `kind` on `node` (all of them when `node` is `None`).
     pub fn clear(&mut self, kind: FaultKind, node: Option<usize>) -> Result<(), LabError> {
-        self.state.faults.retain(|f| f.kind != kind || node.is_some_and(|n| n != f.node));
+        let (cleared, kept): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.state.faults).into_iter().partition(|f| f.kind == kind && node.is_none_or(|n| n == f.node));
+        self.state.faults = kept;
+        for f in cleared.iter().filter(|f| f.kind == FaultKind::BreakHairpin) {
+            self.set_hairpin(f.node, true)?;
+        }
         self.sync()?;
         self.save()
     }

@@ -121,6 +121,17 @@ pub fn create_node(lab: &str, node: usize) -> io::Result<()> {
     netns::sysctl(&ns, "net.bridge.bridge-nf-call-ip6tables", "1")
 }
 
+/// Hairpin mode of the bridge ports of pods `ids` on `node`.
+pub fn set_hairpin(lab: &str, node: usize, ids: &[u32], on: bool) -> io::Result<()> {
+    netns::netlink(&names::node(lab, node), async |h| {
+        for &id in ids {
+            let link = index(&h, &names::pod_link(lab, id)).await?;
+            h.link().set_port(LinkBridgePort::new(link).hairpin(on).build()).execute().await?;
+        }
+        Ok(())
+    })
+}
+
 /// A pod: its namespace with `eth0` on the node's bridge, its address and default route.
 pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<()> {
     let (node_ns, ns) = (names::node(lab, node), names::pod(lab, id));

@@ -306,3 +306,42 @@ fn services_balance_translate_and_reject_without_endpoints() {
     lab.delete_service("x", "web").unwrap();
     assert_ne!(probe_targets(&lab, "x", "client", &[(web.cluster_ip.unwrap().to_string(), 8080)])[0].0, "connected");
 }
+
+#[test]
+fn service_faults_break_exactly_their_node_and_clear_restores() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tsvf");
+    let mut lab = Lab::up("tsvf", 2).unwrap();
+    let web = labels(&[("app", "web")]);
+    let http = || vec![tcp(80)];
+    lab.add_pods(vec![
+        PodSpec { namespace: "x".into(), name: "a".into(), labels: web.clone(), node: 0, ports: http() },
+        PodSpec { namespace: "x".into(), name: "b".into(), labels: web, node: 1, ports: http() },
+        PodSpec { namespace: "x".into(), name: "c0".into(), labels: Labels::new(), node: 0, ports: vec![] },
+        PodSpec { namespace: "x".into(), name: "c1".into(), labels: Labels::new(), node: 1, ports: vec![] },
+    ])
+    .unwrap();
+    lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
+    let ip = lab.model().unwrap().services[0].cluster_ip.unwrap().to_string();
+    let connected = |lab: &Lab, pod: &str| probe_targets(lab, "x", pod, &vec![(ip.clone(), 8080); 16]).into_iter().filter(|(o, _)| o == "connected").count();
+
+    // A dead proxy on node0: its pods cannot use the Service, node1's still can.
+    lab.inject(Fault { kind: FaultKind::DropServices, node: 0, peer: None }).unwrap();
+    assert_eq!(connected(&lab, "c0"), 0);
+    assert_eq!(connected(&lab, "c1"), 16);
+    lab.clear(FaultKind::DropServices, None).unwrap();
+    assert_eq!(connected(&lab, "c0"), 16);
+
+    // Broken hairpin on node0: x/a never reaches itself through the Service (it still reaches
+    // x/b); on node1 x/b does.
+    lab.inject(Fault { kind: FaultKind::BreakHairpin, node: 0, peer: None }).unwrap();
+    let from_a = probe_targets(&lab, "x", "a", &vec![(ip.clone(), 8080); 24]);
+    assert!(from_a.iter().all(|(o, by)| (o == "connected") == (by.as_deref() == Some("x/b"))), "{from_a:?}");
+    assert!(from_a.iter().any(|(o, _)| o != "connected"), "some connections were sent back to x/a and got lost");
+    assert_eq!(connected(&lab, "b"), 16);
+    lab.clear(FaultKind::BreakHairpin, Some(0)).unwrap();
+    assert_eq!(connected(&lab, "a"), 16);
+}
