@@ -42,7 +42,8 @@ pub enum LabCommand {
         #[arg(default_value = netmatrix_lab::names::DEFAULT_LAB)]
         name: String,
     },
-    /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin.
+    /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin,
+    /// stale-udp.
     Fault {
         action: FaultAction,
         name: String,

@@ -21,12 +21,15 @@ pub enum FaultKind {
     /// A node whose bridge ports are not in hairpin mode: a pod reaching itself through a
     /// Service gets no answer.
     BreakHairpin,
+    /// A node that keeps UDP conntrack entries of deleted backends: a client whose flow was
+    /// translated there keeps sending to the dead address.
+    StaleUdp,
     /// Delay and loss on a node's link: needs `tc netem`; refused until implemented.
     Netem,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::DropServices, FaultKind::BreakHairpin, FaultKind::Netem];
+    pub const ALL: [FaultKind; 7] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::DropServices, FaultKind::BreakHairpin, FaultKind::StaleUdp, FaultKind::Netem];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.to_string() == s)
@@ -41,6 +44,7 @@ impl fmt::Display for FaultKind {
             Self::IgnorePolicy => "ignore-policy",
             Self::DropServices => "drop-services",
             Self::BreakHairpin => "break-hairpin",
+            Self::StaleUdp => "stale-udp",
             Self::Netem => "netem",
         })
     }

@@ -256,8 +256,28 @@ impl Lab {
         process::terminate(&process::in_namespaces(&[inode]), Duration::from_secs(2));
         // Deleting the pod's namespace deletes its veth, and with it the node's end.
         netns::delete(&ns).map_err(io_err(format!("deleting pod {namespace}/{name}")))?;
+        self.flush_udp_to(pod.ip)?;
         self.sync()?;
         self.save()
+    }
+
+    /// Forgets UDP flows answered by a deleted backend, on every node, as kube-proxy does:
+    /// UDP has no end, so a translated flow would otherwise keep going to the dead address.
+    fn flush_udp_to(&self, ip: Ipv4Addr) -> Result<(), LabError> {
+        for node in (0..self.state.nodes).filter(|&n| !fault::active(&self.state.faults, FaultKind::StaleUdp, n)) {
+            let mut command = Command::new("conntrack");
+            command.args(["-D", "-p", "udp", "--reply-src", &ip.to_string()]);
+            let out = process::run(&names::node(&self.name, node), command, b"", NFT_DEADLINE, "conntrack").map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => LabError::BadInput("`conntrack` not found: install the Debian package conntrack".into()),
+                _ => LabError::Io { what: format!("flushing UDP conntrack on node {node}"), source: e },
+            })?;
+            // Exit 1 with "0 flow entries have been deleted" is not a failure.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if !out.status.success() && !stderr.contains("flow entries have been deleted") {
+                return Err(LabError::Io { what: format!("conntrack on node {node}"), source: io::Error::other(stderr.trim().to_owned()) });
+            }
+        }
+        Ok(())
     }
 
     pub fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), LabError> {

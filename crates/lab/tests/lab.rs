@@ -345,3 +345,42 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     lab.clear(FaultKind::BreakHairpin, Some(0)).unwrap();
     assert_eq!(connected(&lab, "a"), 16);
 }
+
+#[test]
+fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tudp");
+    let mut lab = Lab::up("tudp", 2).unwrap();
+    let dns = labels(&[("app", "dns")]);
+    let udp = || vec![PortState { name: None, port: 53, protocol: Protocol::Udp }];
+    lab.add_pods(vec![
+        PodSpec { namespace: "x".into(), name: "old".into(), labels: dns.clone(), node: 1, ports: udp() },
+        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: 0, ports: vec![] },
+    ])
+    .unwrap();
+    lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns", "namespace": "x"}, "spec": {"selector": {"app": "dns"}, "ports": [{"port": 53, "protocol": "UDP"}]}})).unwrap();
+    let ip = lab.model().unwrap().services[0].cluster_ip.unwrap().to_string();
+    // The same source port each time, so that the flow is the same conntrack entry.
+    let ask = |lab: &Lab, source_port: u16| {
+        let batch = json!([{"target": ip, "port": 53, "protocol": "udp", "timeout": "1s", "source_port": source_port}]);
+        let r: Value = serde_json::from_str(lab.probe("x", "client", &batch.to_string(), Duration::from_secs(10)).unwrap().trim()).unwrap();
+        r["answered_by"].as_str().map(str::to_owned)
+    };
+    let mut replace = |lab: &mut Lab, old: &str, new: &str| {
+        lab.add_pod(PodSpec { namespace: "x".into(), name: new.into(), labels: dns.clone(), node: 1, ports: udp() }).unwrap();
+        lab.delete_pod("x", old).unwrap();
+    };
+    assert_eq!(ask(&lab, 40000).as_deref(), Some("x/old"));
+    replace(&mut lab, "old", "new");
+    assert_eq!(ask(&lab, 40000).as_deref(), Some("x/new"), "the flow was flushed and translated again");
+
+    // The client's node keeps stale entries: the same flow goes on to the deleted address.
+    lab.inject(Fault { kind: FaultKind::StaleUdp, node: 0, peer: None }).unwrap();
+    assert_eq!(ask(&lab, 40001).as_deref(), Some("x/new"));
+    replace(&mut lab, "new", "newer");
+    assert_eq!(ask(&lab, 40001), None, "the stale entry still points at the deleted backend");
+    assert_eq!(ask(&lab, 40002).as_deref(), Some("x/newer"), "a new flow reaches the new backend");
+}
