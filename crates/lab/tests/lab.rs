@@ -62,16 +62,27 @@ fn observe(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
     observe_protocol(lab, port, "tcp")
 }
 
+/// One agent invocation per row, all rows at once. Two tries of 1 s each, so that a loaded
+/// machine (lab tests run in parallel) does not turn a slow answer into a blocked cell.
 fn observe_protocol(lab: &Lab, port: u16, protocol: &str) -> BTreeMap<(String, String), bool> {
+    let rows: Vec<(String, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = lab
+            .pods()
+            .iter()
+            .map(|src| {
+                let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "1s", "tries": 2})).collect();
+                s.spawn(move || (format!("{}/{}", src.namespace, src.name), lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     let mut cells = BTreeMap::new();
-    for src in lab.pods() {
-        let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "500ms"})).collect();
-        let out = lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap();
+    for (src, out) in rows {
         for line in out.lines() {
             let r: Value = serde_json::from_str(line).unwrap();
             let outcome = r["outcome"].as_str().unwrap();
             assert_ne!(outcome, "error", "the agent could not probe: {line}");
-            cells.insert((format!("{}/{}", src.namespace, src.name), r["id"].as_str().unwrap().to_owned()), outcome == "connected");
+            cells.insert((src.clone(), r["id"].as_str().unwrap().to_owned()), outcome == "connected");
         }
     }
     cells
@@ -335,12 +346,14 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     lab.clear(FaultKind::DropServices, None).unwrap();
     assert_eq!(connected(&lab, "c0"), 16);
 
-    // Broken hairpin on node0: x/a never reaches itself through the Service (it still reaches
-    // x/b); on node1 x/b does.
+    // Broken hairpin on node0: connections of x/a that the Service sends back to x/a get lost
+    // (not each one: when br_netfilter routes the translated packet out of the bridge device
+    // instead of bridging it back out of its port, it arrives without hairpin mode), while
+    // those sent to x/b connect; on node1 x/b is unaffected.
     lab.inject(Fault { kind: FaultKind::BreakHairpin, node: 0, peer: None }).unwrap();
     let from_a = probe_targets(&lab, "x", "a", &vec![(ip.clone(), 8080); 24]);
-    assert!(from_a.iter().all(|(o, by)| (o == "connected") == (by.as_deref() == Some("x/b"))), "{from_a:?}");
-    assert!(from_a.iter().any(|(o, _)| o != "connected"), "some connections were sent back to x/a and got lost");
+    assert!(from_a.iter().any(|(o, _)| o != "connected"), "some connections were sent back to x/a and got lost: {from_a:?}");
+    assert!(from_a.iter().any(|(o, by)| o == "connected" && by.as_deref() == Some("x/b")), "{from_a:?}");
     assert_eq!(connected(&lab, "b"), 16);
     lab.clear(FaultKind::BreakHairpin, Some(0)).unwrap();
     assert_eq!(connected(&lab, "a"), 16);
@@ -369,7 +382,7 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
         let r: Value = serde_json::from_str(lab.probe("x", "client", &batch.to_string(), Duration::from_secs(10)).unwrap().trim()).unwrap();
         r["answered_by"].as_str().map(str::to_owned)
     };
-    let mut replace = |lab: &mut Lab, old: &str, new: &str| {
+    let replace = |lab: &mut Lab, old: &str, new: &str| {
         lab.add_pod(PodSpec { namespace: "x".into(), name: new.into(), labels: dns.clone(), node: 1, ports: udp() }).unwrap();
         lab.delete_pod("x", old).unwrap();
     };
