@@ -172,10 +172,6 @@ impl Lab {
         if errors.is_empty() { Ok(()) } else { Err(LabError::BadInput(errors.join("; "))) }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn nodes(&self) -> usize {
         self.state.nodes
     }

@@ -15,10 +15,6 @@ pub fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
-pub fn exists(name: &str) -> bool {
-    path(name).exists()
-}
-
 /// Creates the namespace; an existing one of that name is an error, never taken over.
 pub fn create(name: &str) -> io::Result<()> {
     std::fs::create_dir_all(NETNS_DIR)?;
