@@ -17,6 +17,12 @@ pub enum Command {
     /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Remove what netmatrix left behind: one lab, or every lab on this host.
+    Cleanup {
+        /// Only this lab.
+        #[arg(long)]
+        lab: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +155,13 @@ mod tests {
         let Command::Lab(LabCommand::Fault { action, name, kind, node, peer }) = parse(&["lab", "fault", "inject", "x1", "cross-node", "--node", "0", "--peer", "2"]).unwrap().command else { panic!("fault") };
         assert_eq!((action, name.as_str(), kind.as_str(), node, peer), (FaultAction::Inject, "x1", "cross-node", Some(0), Some(2)));
         assert!(parse(&["lab", "fault", "break", "x1", "cross-node"]).is_err());
+    }
+
+    #[test]
+    fn cleanup() {
+        assert!(matches!(parse(&["cleanup"]).unwrap().command, Command::Cleanup { lab: None }));
+        let Command::Cleanup { lab } = parse(&["cleanup", "--lab", "x1"]).unwrap().command else { panic!("cleanup") };
+        assert_eq!(lab.as_deref(), Some("x1"));
     }
 
     #[test]

@@ -4,6 +4,32 @@ use netmatrix_model::{Labels, Protocol};
 use crate::args::{FaultAction, LabCommand};
 use crate::Outcome;
 
+/// `netmatrix cleanup`: every lab (or one), whatever state it was left in.
+pub fn cleanup(lab: Option<String>) -> Outcome {
+    let labs = lab.map_or_else(Lab::list, |l| vec![l]);
+    if labs.is_empty() {
+        println!("nothing to clean up");
+    }
+    let mut outcome = Outcome::Ok;
+    for name in labs {
+        match Lab::down(&name) {
+            Ok(()) => println!("lab {name} removed"),
+            Err(e) => {
+                eprintln!("error: lab {name}: {e}");
+                outcome = report(&e);
+            }
+        }
+    }
+    outcome
+}
+
+fn report(e: &LabError) -> Outcome {
+    match e {
+        LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
+        LabError::NotRoot | LabError::NftMissing | LabError::Io { .. } => Outcome::Failure,
+    }
+}
+
 pub fn run(command: LabCommand) -> Outcome {
     let result = match command {
         LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node),
@@ -15,10 +41,7 @@ pub fn run(command: LabCommand) -> Outcome {
         Ok(()) => Outcome::Ok,
         Err(e) => {
             eprintln!("error: {e}");
-            match e {
-                LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
-                LabError::NotRoot | LabError::NftMissing | LabError::Io { .. } => Outcome::Failure,
-            }
+            report(&e)
         }
     }
 }

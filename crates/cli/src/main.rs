@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         args::Command::Analyze(a) => analyze::run(a),
         args::Command::Lab(command) => lab::run(command),
+        args::Command::Cleanup { lab } => lab::cleanup(lab),
     };
     ExitCode::from(outcome as u8)
 }

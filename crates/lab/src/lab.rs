@@ -149,6 +149,21 @@ impl Lab {
         Ok(Lab { name: name.to_owned(), state })
     }
 
+    /// Names of the labs on this host: those with a state file, and those whose namespaces are
+    /// left without one (after a crash).
+    pub fn list() -> Vec<String> {
+        let mut labs: Vec<String> = std::fs::read_dir(STATE_DIR)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
+            .chain(netns::list("nm-").unwrap_or_default().iter().filter_map(|ns| ns.strip_prefix("nm-")?.split_once('-').map(|(lab, _)| lab.to_owned())))
+            .filter(|lab| names::validate(lab).is_ok())
+            .collect();
+        labs.sort();
+        labs.dedup();
+        labs
+    }
+
     /// Removes everything the lab created, from its state or, after a crash, by name prefix:
     /// processes living in its namespaces, the namespaces (and with them links and nftables
     /// tables), logs and state. Keeps going after errors and reports them all.

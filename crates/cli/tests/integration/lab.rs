@@ -62,3 +62,17 @@ fn bad_name_is_refused_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lab name \"Bad_Name\""));
 }
+
+#[test]
+fn cleanup_removes_a_crashed_lab_found_by_its_namespaces() {
+    if !root() {
+        return;
+    }
+    let up = netmatrix(&["lab", "up", "clicln", "--nodes", "1", "--pods-per-node", "1"]);
+    assert_eq!(up.status.code(), Some(0), "{}", String::from_utf8_lossy(&up.stderr));
+    // As after a crash: the state file is gone, the namespaces are not.
+    std::fs::remove_file("/run/netmatrix/clicln.json").unwrap();
+    let out = netmatrix(&["cleanup", "--lab", "clicln"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(namespaces("nm-clicln-").is_empty());
+}
