@@ -70,7 +70,8 @@ impl fmt::Display for Fault {
 
 /// The router's table: drops for every `cross-node` fault.
 pub fn router_script(table: &str, faults: &[Fault], nodes: usize) -> String {
-    let mut out = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n  chain fault-forward {{\n    type filter hook forward priority filter; policy accept;\n");
+    let mut out = crate::nft::replace_table(table);
+    out.push_str("  chain fault-forward {\n    type filter hook forward priority filter; policy accept;\n");
     for fault in faults.iter().filter(|f| f.kind == FaultKind::CrossNode) {
         let peers: Vec<usize> = match fault.peer {
             Some(p) => vec![p],

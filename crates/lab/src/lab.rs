@@ -15,7 +15,8 @@ use crate::{names, netns, nft, process, topology};
 
 const STATE_DIR: &str = "/run/netmatrix";
 const AGENT_READY: Duration = Duration::from_secs(10);
-const NFT_DEADLINE: Duration = Duration::from_secs(20);
+/// `nft` and `conntrack` runs.
+const TOOL_DEADLINE: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -276,17 +277,11 @@ impl Lab {
     /// UDP has no end, so a translated flow would otherwise keep going to the dead address.
     fn flush_udp_to(&self, ip: Ipv4Addr) -> Result<(), LabError> {
         for node in (0..self.state.nodes).filter(|&n| !fault::active(&self.state.faults, FaultKind::StaleUdp, n)) {
-            let mut command = Command::new("conntrack");
-            command.args(["-D", "-p", "udp", "--reply-src", &ip.to_string()]);
-            let out = process::run(&names::node(&self.name, node), command, b"", NFT_DEADLINE, "conntrack").map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => LabError::BadInput("`conntrack` not found: install the Debian package conntrack".into()),
-                _ => LabError::Io { what: format!("flushing UDP conntrack on node {node}"), source: e },
-            })?;
+            let ip = ip.to_string();
             // Exit 1 with "0 flow entries have been deleted" is not a failure.
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if !out.status.success() && !stderr.contains("flow entries have been deleted") {
-                return Err(LabError::Io { what: format!("conntrack on node {node}"), source: io::Error::other(stderr.trim().to_owned()) });
-            }
+            run_tool(&names::node(&self.name, node), "conntrack", &["-D", "-p", "udp", "--reply-src", &ip], b"", &format!("flushing UDP conntrack on node {node}"), |stderr| {
+                stderr.contains("flow entries have been deleted")
+            })?;
         }
         Ok(())
     }
@@ -312,7 +307,7 @@ impl Lab {
             return Err(LabError::BadInput(format!("expected {} NetworkPolicy objects, found {}", manifests.len(), loaded.policies.len())));
         }
         let keys: Vec<(String, String)> = loaded.policies.iter().map(|p| (p.namespace.clone(), p.name.clone())).collect();
-        self.state.policies.retain(|m| !keys.contains(&policy_key(m)));
+        self.state.policies.retain(|m| !keys.contains(&object_key(m)));
         self.state.policies.extend(manifests);
         self.sync()?;
         self.save()
@@ -327,7 +322,7 @@ impl Lab {
             return Err(LabError::BadInput("apply_service takes exactly one Service".into()));
         };
         let key = (service.namespace.clone(), service.name.clone());
-        self.state.services.retain(|m| policy_key(m) != key);
+        self.state.services.retain(|m| object_key(m) != key);
         let manifest = self.allocate_service(manifest, service)?;
         self.state.services.push(manifest);
         self.sync()?;
@@ -363,14 +358,14 @@ impl Lab {
 
     pub fn delete_service(&mut self, namespace: &str, name: &str) -> Result<(), LabError> {
         let key = (namespace.to_owned(), name.to_owned());
-        self.state.services.retain(|m| policy_key(m) != key);
+        self.state.services.retain(|m| object_key(m) != key);
         self.sync()?;
         self.save()
     }
 
     pub fn delete_policy(&mut self, namespace: &str, name: &str) -> Result<(), LabError> {
         let key = (namespace.to_owned(), name.to_owned());
-        self.state.policies.retain(|m| policy_key(m) != key);
+        self.state.policies.retain(|m| object_key(m) != key);
         self.sync()?;
         self.save()
     }
@@ -507,7 +502,7 @@ impl Lab {
             out.push_str(&format!("  pod {}/{}  node{}  {}  [{}]\n", p.namespace, p.name, p.node, p.ip, ports.join(",")));
         }
         for m in &self.state.policies {
-            let (ns, name) = policy_key(m);
+            let (ns, name) = object_key(m);
             out.push_str(&format!("  policy {ns}/{name}\n"));
         }
         if let Ok(model) = self.model() {
@@ -561,16 +556,27 @@ fn hash(script: &str) -> u64 {
 }
 
 fn apply_nft(ns: &str, script: &str, what: &str) -> Result<(), LabError> {
-    let mut command = Command::new("nft");
-    command.args(["-f", "-"]);
-    let out = process::run(ns, command, script.as_bytes(), NFT_DEADLINE, "nft").map_err(io_err(format!("applying nftables on {what}")))?;
-    if !out.status.success() {
-        return Err(LabError::Io { what: format!("nft rejected the ruleset of {what}"), source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()) });
+    run_tool(ns, "nft", &["-f", "-"], script.as_bytes(), &format!("applying nftables on {what}"), |_| false)
+}
+
+/// Runs `program` (from the Debian package of the same name) in namespace `ns`; a non-zero exit
+/// is an error unless `benign` accepts its stderr.
+fn run_tool(ns: &str, program: &str, args: &[&str], input: &[u8], what: &str, benign: impl Fn(&str) -> bool) -> Result<(), LabError> {
+    let mut command = Command::new(program);
+    command.args(args);
+    let out = process::run(ns, command, input, TOOL_DEADLINE, program).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => LabError::BadInput(format!("`{program}` not found: install the Debian package {program}")),
+        _ => LabError::Io { what: what.to_owned(), source: e },
+    })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !benign(&stderr) {
+        return Err(LabError::Io { what: format!("{what}: {program} failed"), source: io::Error::other(stderr.trim().to_owned()) });
     }
     Ok(())
 }
 
-fn policy_key(manifest: &serde_json::Value) -> (String, String) {
+/// (namespace, name) of a stored manifest.
+fn object_key(manifest: &serde_json::Value) -> (String, String) {
     let meta = &manifest["metadata"];
     (meta["namespace"].as_str().unwrap_or("default").to_owned(), meta["name"].as_str().unwrap_or_default().to_owned())
 }

@@ -10,11 +10,15 @@ use netmatrix_model::Cluster;
 
 use crate::fault::{self, Fault, FaultKind};
 
-/// The whole script for node `index` (named `node`, with addresses `node_ips`): the lab's table
-/// is deleted and recreated in one transaction (the leading `table` line makes the delete valid
-/// when it does not exist).
+/// Opens a script that replaces `table` in one transaction (the leading `table` line makes the
+/// delete valid when the table does not exist yet); the caller adds the body and the closing `}`.
+pub fn replace_table(table: &str) -> String {
+    format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n")
+}
+
+/// The whole script for node `index` (named `node`, with addresses `node_ips`).
 pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, node_ips: &[Ipv4Addr], faults: &[Fault]) -> String {
-    let mut out = format!("table inet {table}\ndelete table inet {table}\ntable inet {table} {{\n");
+    let mut out = replace_table(table);
     if !fault::active(faults, FaultKind::IgnorePolicy, index) {
         policy::render(&mut out, cluster, node);
     }
