@@ -2,3 +2,4 @@
 
 pub mod connlist;
 pub mod explain;
+pub mod run;

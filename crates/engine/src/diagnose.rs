@@ -1,0 +1,1 @@
+//! Diagnosis: from a comparison, the likely fault and the cells it explains.
