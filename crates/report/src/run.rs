@@ -2,7 +2,7 @@
 //! (../shared/DESIGN.md) and as the input of every run renderer (tables, JUnit, HTML).
 //!
 //! Fields beyond the DESIGN.md shape (`history`, `src_node`, `dst_node`, `target`, `service`,
-//! `detail`, `skip_reason`, `error`, `findings`) are additions: readers ignore what they do not know.
+//! `hairpin`, `check`, `detail`, `skip_reason`, `error`, `findings`) are additions: readers ignore what they do not know.
 
 use std::collections::BTreeMap;
 
@@ -157,9 +157,28 @@ pub struct Cell {
     /// `ns/name` of the Service a service target belongs to.
     #[serde(default)]
     pub service: Option<String>,
+    /// The target is a Service the source itself backs (it may reach itself through it).
+    #[serde(default)]
+    pub hairpin: bool,
+    /// What the cell checks.
+    #[serde(default)]
+    pub check: Check,
     /// The agent's error text, or why the cell is undefined.
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// What a cell checks; `observed` is `allow` when the check held.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// A connection is made (or not).
+    #[default]
+    Reach,
+    /// Every try from one client reached the same backend (`sessionAffinity: ClientIP`).
+    Affinity,
+    /// A UDP flow to a Service reaches a live backend after its backend was replaced.
+    UdpAfterReplace,
 }
 
 /// The state of a cell in the comparison table.
