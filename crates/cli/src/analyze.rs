@@ -1,8 +1,8 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use netmatrix_oracle::explain::{explain, find_endpoint};
-use netmatrix_oracle::{connlist, Options, Reachability};
+use netmatrix_oracle::explain::{explain, find_endpoint, Endpoint};
+use netmatrix_oracle::{connlist, services, Options, Reachability, ServiceOptions};
 use netmatrix_report::connlist::Format;
 
 use crate::args::{parse_port_protocol, AnalyzeArgs, OutputFormat};
@@ -26,7 +26,38 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
     let options = Options { ipblocks_match_pods: !args.ipblocks_external_only };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let format = match args.output {
+        OutputFormat::Txt => Format::Txt,
+        OutputFormat::Csv => Format::Csv,
+        OutputFormat::Md => Format::Md,
+        OutputFormat::Json => Format::Json,
+    };
+    // Manifests promise nothing about the dataplane: a pod reaching itself through its Service
+    // is left undefined.
+    let service_options = ServiceOptions { hairpin: false };
     let written = match &args.explain {
+        Some(query) if query[1].starts_with("svc:") => {
+            let src = match find_endpoint(&cluster, &query[0]) {
+                Ok(Endpoint::Pod(pod)) => cluster.pods.iter().position(|p| std::ptr::eq(p, pod)).expect("found in the cluster"),
+                Ok(Endpoint::External(ip)) => return bad_explain(&format!("{ip}: a Service is explained for a pod or workload source, not an address")),
+                Err(e) => return bad_explain(&e),
+            };
+            let service = match services::find_service(&cluster, &query[1]) {
+                Ok(s) => s,
+                Err(e) => return bad_explain(&e),
+            };
+            let port = match query.get(2).map(|q| parse_port_protocol(q)).transpose() {
+                Ok(port) => port,
+                Err(e) => return bad_explain(&e),
+            };
+            let mut reach = Reachability::compute(&cluster, options);
+            let explanations = services::explain(&cluster, &mut reach, src, service, port, service_options);
+            if args.output == OutputFormat::Json {
+                serde_json::to_writer_pretty(&mut out, &explanations).map_err(io::Error::from).and_then(|()| writeln!(out))
+            } else {
+                netmatrix_report::services::write_explain(&mut out, &explanations)
+            }
+        }
         Some(query) => {
             let endpoints = (find_endpoint(&cluster, &query[0]), find_endpoint(&cluster, &query[1]), query.get(2).map(|q| parse_port_protocol(q)).transpose());
             let (src, dst, port) = match endpoints {
@@ -48,15 +79,15 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
         None => {
             let mut reach = Reachability::compute(&cluster, options);
             timings.phase(format_args!("reachability ({} pod classes, {} address ranges)", reach.classes.len(), reach.ranges.len()));
-            let lines = connlist::connlist(&cluster, &mut reach);
-            timings.phase(format_args!("connlist ({} lines)", lines.len()));
-            let format = match args.output {
-                OutputFormat::Txt => Format::Txt,
-                OutputFormat::Csv => Format::Csv,
-                OutputFormat::Md => Format::Md,
-                OutputFormat::Json => Format::Json,
-            };
-            netmatrix_report::connlist::write(&mut out, lines.iter(), format)
+            if args.services {
+                let lines = services::service_lines(&cluster, &mut reach, service_options);
+                timings.phase(format_args!("services ({} lines)", lines.len()));
+                netmatrix_report::services::write(&mut out, &lines, format)
+            } else {
+                let lines = connlist::connlist(&cluster, &mut reach);
+                timings.phase(format_args!("connlist ({} lines)", lines.len()));
+                netmatrix_report::connlist::write(&mut out, lines.iter(), format)
+            }
         }
     };
     let flushed = written.and_then(|()| out.flush());
@@ -71,6 +102,11 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
             Outcome::Failure
         }
     }
+}
+
+fn bad_explain(message: &str) -> Outcome {
+    eprintln!("error: --explain: {message}");
+    Outcome::BadInput
 }
 
 /// `--timings`: one stderr line per phase, for people and for `bench/analyze.sh`.

@@ -14,6 +14,8 @@ pub struct Cli {
 pub enum Command {
     /// Predict which workload may talk to which, on which ports, from manifests.
     Analyze(AnalyzeArgs),
+    /// Probe the dataplane and compare it with the oracle: truth tables, diagnosis, reports.
+    Run(crate::run::RunArgs),
     /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
     #[command(subcommand)]
     Lab(LabCommand),
@@ -92,6 +94,11 @@ pub struct AnalyzeArgs {
     /// Print the time of each phase (load, reachability, connlist) and peak memory on stderr.
     #[arg(long)]
     pub timings: bool,
+
+    /// List pod -> Service frontend connectivity (cluster IPs, node ports, load-balancer IPs,
+    /// ExternalNames) instead of the connlist: which backends answer, `#` where undefined.
+    #[arg(long, conflicts_with = "explain")]
+    pub services: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,7 +132,15 @@ mod tests {
         assert_eq!(a.paths, [PathBuf::from("a"), PathBuf::from("b")]);
         assert_eq!(a.output, OutputFormat::Csv);
         assert!(a.ipblocks_external_only && a.timings);
-        assert!(a.explain.is_none());
+        assert!(a.explain.is_none() && !a.services);
+    }
+
+    #[test]
+    fn services_lists_frontends_and_excludes_explain() {
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--services", "-o", "json"]).unwrap().command else { panic!("analyze") };
+        assert!(a.services);
+        assert_eq!(a.output, OutputFormat::Json);
+        assert!(parse(&["analyze", "-f", "x", "--services", "--explain", "ns/a", "svc:ns/b"]).is_err(), "--explain svc:... explains one Service");
     }
 
     #[test]

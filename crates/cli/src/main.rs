@@ -3,6 +3,7 @@
 mod analyze;
 mod args;
 mod lab;
+mod run;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use clap::Parser;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok = 0,
+    Wrong = 1,
     BadInput = 2,
     Failure = 3,
 }
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let outcome = match cli.command {
         args::Command::Analyze(a) => analyze::run(a),
+        args::Command::Run(a) => run::run(a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
     };

@@ -1,4 +1,15 @@
 //! The engine of `netmatrix run`: scenarios, placement, probing, retries, comparison, diagnosis.
 //! It drives any backend through the cluster trait and never knows which one.
 
+pub mod case;
 pub mod diagnose;
+pub mod plan;
+pub mod probe;
+pub mod runner;
+pub mod suites;
+pub mod world;
+
+pub use case::{Action, Case, ProbeSpec, Requirement, Step};
+pub use probe::ProbeConfig;
+pub use runner::{run, EngineError, Event};
+pub use world::World;

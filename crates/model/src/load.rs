@@ -93,6 +93,7 @@ struct Loader {
     pods: BTreeMap<(String, String, String), Pod>,
     policies: BTreeMap<(String, String), NetworkPolicy>,
     services: BTreeMap<(String, String), Service>,
+    nodes: BTreeMap<String, Node>,
 }
 
 /// Where we are while validating one object: builds located errors.
@@ -206,6 +207,14 @@ impl Loader {
                         self.services.insert((s.namespace.clone(), s.name.clone()), s);
                     }
             }
+            "Node" => {
+                if let Some(n) = typed::<raw::Node>(&mut ctx, value)
+                    && let Some(node) = convert_node(&mut ctx, n)
+                    && let Some(old) = self.nodes.insert(node.name.clone(), node)
+                {
+                    self.warnings.push(format!("{}: Node {} defined again; the later definition is used", old.origin, old.name));
+                }
+            }
             "NetworkPolicy" => {
                 if let Some(p) = typed::<raw::NetworkPolicy>(&mut ctx, value) {
                     let mut warnings = Vec::new();
@@ -253,6 +262,7 @@ impl Loader {
             pods: self.pods.into_values().collect(),
             policies: self.policies.into_values().collect(),
             services: self.services.into_values().collect(),
+            nodes: self.nodes.into_values().collect(),
             warnings: self.warnings,
         })
     }
@@ -262,7 +272,8 @@ fn object_label(kind: &str, value: &Value) -> String {
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
-    if kind == "Namespace" { format!("Namespace {name}") } else { format!("{kind} {namespace}/{name}") }
+    // Namespaces and Nodes are cluster-scoped.
+    if kind == "Namespace" || kind == "Node" { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -284,6 +295,43 @@ fn required_name(ctx: &mut Ctx, meta: &raw::ObjectMeta) -> Option<String> {
             None
         }
     }
+}
+
+/// Node addresses pods and node ports are reached on: InternalIP (primary) then ExternalIP;
+/// host names are no addresses.
+fn convert_node(ctx: &mut Ctx, node: raw::Node) -> Option<Node> {
+    let name = required_name(ctx, &node.metadata);
+    let errors_before = ctx.errors.len();
+    let mut addresses: Vec<(usize, IpAddr)> = Vec::new();
+    for (i, a) in node.status.addresses.iter().enumerate() {
+        let rank = match a.address_type.as_str() {
+            "InternalIP" => 0,
+            "ExternalIP" => 1,
+            _ => continue,
+        };
+        match a.address.parse::<IpAddr>() {
+            Ok(ip) => addresses.push((rank, ip)),
+            Err(_) => ctx.error(&format!("status.addresses[{i}].address"), format!("{:?} is not an IP address (type {})", a.address, a.address_type)),
+        }
+    }
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    // Stable: manifest order within each type.
+    addresses.sort_by_key(|(rank, _)| *rank);
+    let mut unique: Vec<IpAddr> = Vec::new();
+    for (_, ip) in addresses {
+        if !unique.contains(&ip) {
+            unique.push(ip);
+        }
+    }
+    Some(Node { name: name?, addresses: unique, origin: ctx.origin.clone() })
+}
+
+/// Readiness as the EndpointSlice controller reads it: the `Ready` condition. A pod without
+/// conditions (no status in the manifest) stands for a running pod and counts as ready.
+fn pod_ready(status: &raw::PodStatus) -> bool {
+    status.conditions.iter().find(|c| c.condition_type == "Ready").is_none_or(|c| c.status == "True")
 }
 
 fn namespace_of(meta: &raw::ObjectMeta) -> String {
@@ -321,6 +369,8 @@ fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
         ports: ports?,
         host_network: pod.spec.host_network,
         node: pod.spec.node_name,
+        ready: pod_ready(&pod.status),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
         origin: ctx.origin.clone(),
     })
 }
@@ -338,6 +388,9 @@ fn convert_workload(ctx: &mut Ctx, kind: &str, meta: raw::ObjectMeta, template: 
         ports,
         host_network: template.spec.host_network,
         node: template.spec.node_name,
+        // A template stands for the workload's running pods.
+        ready: true,
+        terminating: false,
         origin: ctx.origin.clone(),
     })
 }

@@ -13,6 +13,8 @@ pub struct ObjectMeta {
     pub namespace: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
     pub owner_references: Vec<OwnerReference>,
+    /// Set when deletion was requested: the pod is terminating.
+    pub deletion_timestamp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +68,37 @@ pub struct PodStatus {
     pub pod_ip: Option<String>,
     #[serde(rename = "podIPs")]
     pub pod_ips: Vec<PodIp>,
+    pub conditions: Vec<Condition>,
+}
+
+/// A pod condition; only `Ready` is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub condition_type: String,
+    pub status: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Node {
+    pub metadata: ObjectMeta,
+    pub status: NodeStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeStatus {
+    pub addresses: Vec<NodeAddress>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub address_type: String,
+    pub address: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,6 +18,8 @@ pub struct Cluster {
     pub pods: Vec<Pod>,
     pub policies: Vec<NetworkPolicy>,
     pub services: Vec<Service>,
+    /// Sorted by name.
+    pub nodes: Vec<Node>,
     /// Non-fatal findings (skipped documents, ...), each naming where it came from.
     pub warnings: Vec<String>,
 }
@@ -117,6 +119,21 @@ pub struct Pod {
     pub ports: Vec<ContainerPort>,
     pub host_network: bool,
     pub node: Option<String>,
+    /// The `Ready` condition is true; pods without a status (workload templates, manifests
+    /// written by hand) are taken as running and ready.
+    pub ready: bool,
+    /// `metadata.deletionTimestamp` is set: the pod is shutting down.
+    pub terminating: bool,
+    pub origin: Origin,
+}
+
+/// A Node: where pods run and where node ports answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    /// `status.addresses` of type InternalIP, then ExternalIP, in manifest order; the first is
+    /// the node's primary address.
+    pub addresses: Vec<IpAddr>,
     pub origin: Origin,
 }
 
@@ -241,7 +258,7 @@ pub struct Service {
     pub session_affinity: SessionAffinity,
     /// `status.loadBalancer.ingress[].ip` (entries with only a hostname are left out).
     pub load_balancer_ips: Vec<IpAddr>,
-    /// Endpoints include pods that are not ready (the model has no readiness: every pod counts).
+    /// Endpoints include pods that are not ready, or terminating, as if they were ready.
     pub publish_not_ready_addresses: bool,
     pub origin: Origin,
 }

@@ -5,6 +5,8 @@ pub mod explain;
 pub mod ports;
 pub mod ranges;
 pub mod reach;
+pub mod services;
 
 pub use ports::{ConnId, ConnSet, ConnTable, PortSet};
 pub use reach::{Options, Reachability};
+pub use services::{evaluate, frontends, Frontend, FrontendKind, ServiceOptions, ServiceVerdict, Verdict};

@@ -9,9 +9,14 @@
 //!   discovery through, and dispatches on the local pod's address with a verdict map.
 //! - Pod chains `egress-<n>` / `ingress-<n>`: jump to the allow chain of every policy selecting
 //!   the pod, then deny. Pods selected by the same policies share one chain.
-//! - Allow chains `np-<k>-egress` / `np-<k>-ingress` (k: the policy's index in (namespace, name)
-//!   order): the policy's rules, each an `accept`.
-//! - Sets `pods-<n>`: pod addresses a rule names, deduplicated across rules.
+//! - Allow chains `np-<namespace>/<name>-egress` / `-ingress`: the policy's rules, each an
+//!   `accept`.
+//! - Sets `pods-<h>` (h: a hash of the addresses): pod addresses a rule names, deduplicated
+//!   across rules.
+//!
+//! Allow chains and sets are named after what they hold, not numbered in rendering order: a
+//! change to one policy leaves the names (and text) of everything else alone, so that
+//! [`super::update`] has little to replace.
 //!
 //! Allowing rules `accept` rather than `return`: egress and ingress live in separate base
 //! chains, and an accept only ends its own base chain, so a same-node packet still meets the
@@ -97,7 +102,7 @@ pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
     // Per direction and local pod: `Some(allow chains)` once a policy isolates it.
     let mut isolation: [Vec<Option<Vec<String>>>; 2] = [vec![None; local.len()], vec![None; local.len()]];
     let mut allow = String::new();
-    for (k, (_, policy)) in policies.iter().enumerate() {
+    for (_, policy) in &policies {
         for direction in Direction::BOTH {
             if policy.rules(direction).is_none() {
                 continue;
@@ -109,7 +114,7 @@ pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
             let selected_pods: Vec<usize> = selected.iter().map(|&l| local[l]).collect();
             let body = r.allow_rules(policy, direction, &selected_pods);
             // A policy allowing nothing still isolates; it needs no chain.
-            let chain = (!body.is_empty()).then(|| format!("np-{k}-{direction}"));
+            let chain = (!body.is_empty()).then(|| allow_chain(policy, direction));
             if let Some(name) = &chain {
                 let _ = write!(allow, "\tchain {name} {{\n\t\t# {}/{}\n{body}\t}}\n", policy.namespace, policy.name);
             }
@@ -189,8 +194,8 @@ struct Renderer<'c> {
     classes: Vec<(usize, Vec<usize>)>,
     /// Pods each peer selects, by (policy namespace, peer): peers repeat across policies.
     peers: HashMap<(&'c str, &'c Peer), Rc<[usize]>>,
-    /// Address sets by content, for dedup, and their declarations.
-    set_ids: HashMap<Vec<IpAddr>, usize>,
+    /// Names of the address sets declared so far, by content, and their declarations.
+    set_names: HashMap<Vec<IpAddr>, String>,
     sets: String,
 }
 
@@ -214,7 +219,7 @@ impl<'c> Renderer<'c> {
             });
             classes[c].1.push(i);
         }
-        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_ids: HashMap::new(), sets: String::new() }
+        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_names: HashMap::new(), sets: String::new() }
     }
 
     /// The pods that a `Pods` peer of `policy` selects.
@@ -264,24 +269,19 @@ impl<'c> Renderer<'c> {
 
     /// The name of a set holding `ips` (sorted, deduplicated, one family), declared on first use.
     fn set(&mut self, family: Family, ips: Vec<IpAddr>) -> String {
-        let next = self.set_ids.len();
-        let id = match self.set_ids.get(&ips) {
-            Some(&id) => id,
-            None => {
-                let kind = match family {
-                    Family::V4 => "ipv4_addr",
-                    Family::V6 => "ipv6_addr",
-                };
-                let _ = write!(self.sets, "\tset pods-{next} {{\n\t\ttype {kind}\n\t\telements = {{ ");
-                for (i, ip) in ips.iter().enumerate() {
-                    let _ = write!(self.sets, "{}{ip}", if i > 0 { ", " } else { "" });
-                }
-                self.sets.push_str(" }\n\t}\n");
-                self.set_ids.insert(ips, next);
-                next
-            }
+        if let Some(name) = self.set_names.get(&ips) {
+            return name.clone();
+        }
+        let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+        let list = list.join(", ");
+        let name = format!("pods-{:016x}", super::fnv1a(list.as_bytes()));
+        let kind = match family {
+            Family::V4 => "ipv4_addr",
+            Family::V6 => "ipv6_addr",
         };
-        format!("pods-{id}")
+        let _ = write!(self.sets, "\tset {name} {{\n\t\ttype {kind}\n\t\telements = {{ {list} }}\n\t}}\n");
+        self.set_names.insert(ips, name.clone());
+        name
     }
 
     /// The `accept` rules of `policy` for `direction`, for the local pods `selected`.
@@ -376,6 +376,15 @@ impl<'c> Renderer<'c> {
             }
         }
     }
+}
+
+/// The allow chain of `policy` for `direction`: `np-<namespace>/<name>-<direction>`, or with a
+/// hash for `<namespace>/<name>` where that is no valid nft name (too long, odd characters).
+fn allow_chain(policy: &NetworkPolicy, direction: Direction) -> String {
+    let key = format!("{}/{}", policy.namespace, policy.name);
+    // nft names have at most 255 bytes; Kubernetes names are lower-case letters, digits, '-', '.'.
+    let readable = key.len() <= 200 && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-./".contains(&b));
+    if readable { format!("np-{key}-{direction}") } else { format!("np-{:016x}-{direction}", super::fnv1a(key.as_bytes())) }
 }
 
 /// `ip saddr 10.0.0.0/8 ip saddr != { 10.1.0.0/16 }`.

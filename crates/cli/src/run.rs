@@ -1,0 +1,241 @@
+//! `netmatrix run`: flags → validated config → the engine on a backend → tables, reports and
+//! one exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use netmatrix_cluster::lab::LabBackend;
+use netmatrix_cluster::Backend;
+use netmatrix_engine::{suites, Case, Event, ProbeConfig};
+use netmatrix_lab::{names, Lab, LabError};
+use netmatrix_report::run::RunReport;
+use regex::Regex;
+
+use crate::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Run in this lab (created if absent, and then removed at the end unless --keep). Without
+    /// --lab and --kubeconfig a fresh lab is made for the run and removed after it.
+    #[arg(long, value_name = "NAME")]
+    pub lab: Option<String>,
+    /// Run against a Kubernetes cluster (not available yet in this version).
+    #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+    pub kubeconfig: Option<PathBuf>,
+    #[arg(long, requires = "kubeconfig")]
+    pub context: Option<String>,
+    /// Nodes of a lab the run creates.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Suites to run (repeatable): connectivity, netpol. Default: all.
+    #[arg(long = "suite", value_name = "S")]
+    pub suites: Vec<String>,
+    /// Only cases whose id (`suite/case`) matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub focus: Option<String>,
+    /// Leave out cases whose id matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub skip: Option<String>,
+    /// Only cases carrying every one of these labels, e.g. `type=netpol,feature=ports`.
+    #[arg(long, value_name = "k=v,...")]
+    pub labels: Option<String>,
+    /// Timeout of one probe attempt (`500ms`, `1s`, `2m`).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Tries after the first for cells that are wrong or changed.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// Source pods probing at once.
+    #[arg(long, default_value_t = 9)]
+    pub parallel: usize,
+    /// Write the run report as JSON (schema netmatrix.run/v1).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a JUnit report (one testcase per case).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML report.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Keep the lab (or the probe pods) after the run, for a look.
+    #[arg(long)]
+    pub keep: bool,
+    /// Write results in the Sonobuoy plugin layout (not available yet in this version).
+    #[arg(long)]
+    pub sonobuoy: bool,
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (use e.g. 500ms, 5s, 2m)"))?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// Everything a run needs, checked before anything is created.
+struct Config {
+    cases: Vec<Case>,
+    probe: ProbeConfig,
+}
+
+fn validate(args: &RunArgs) -> Result<Config, String> {
+    if args.kubeconfig.is_some() {
+        return Err("--kubeconfig: the Kubernetes backend is not available in this version; run on the lab (no flag, or --lab NAME)".into());
+    }
+    if args.sonobuoy {
+        return Err("--sonobuoy: the Sonobuoy layout is not available in this version".into());
+    }
+    if let Some(lab) = &args.lab {
+        names::validate(lab).map_err(|e| format!("--lab: {e}"))?;
+    }
+    if args.nodes == 0 || args.nodes > 50 {
+        return Err(format!("--nodes {}: from 1 to 50", args.nodes));
+    }
+    if args.parallel == 0 {
+        return Err("--parallel: at least 1".into());
+    }
+    let suites: Vec<String> = if args.suites.is_empty() { suites::SUITES.map(String::from).to_vec() } else { args.suites.clone() };
+    let mut cases = suites::cases(&suites).map_err(|e| format!("--suite: {e}"))?;
+    let regex = |flag: &str, re: &Option<String>| re.as_deref().map(Regex::new).transpose().map_err(|e| format!("{flag}: {e}"));
+    let focus = regex("--focus", &args.focus)?;
+    let skip = regex("--skip", &args.skip)?;
+    let wanted = parse_labels(args.labels.as_deref().unwrap_or(""))?;
+    cases.retain(|c| focus.as_ref().is_none_or(|re| re.is_match(&c.id)) && !skip.as_ref().is_some_and(|re| re.is_match(&c.id)) && wanted.iter().all(|(k, v)| c.labels.get(k) == Some(v)));
+    if cases.is_empty() {
+        return Err("no case matches --suite, --focus, --skip and --labels".into());
+    }
+    for path in [&args.json, &args.junit, &args.html].into_iter().flatten() {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
+        }
+    }
+    Ok(Config { cases, probe: ProbeConfig { timeout: args.timeout, retries: args.retries, parallel: args.parallel } })
+}
+
+fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("--labels: {pair:?} is not key=value")))
+        .collect()
+}
+
+/// A lab the run made and must remove: on drop (errors, panics) and on Ctrl-C.
+struct LabGuard {
+    name: String,
+    remove: bool,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        if self.remove {
+            if let Err(e) = Lab::down(&self.name) {
+                eprintln!("error: removing lab {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> Outcome {
+    let config = match validate(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let (name, existed) = match &args.lab {
+        Some(name) => (name.clone(), Lab::list().contains(name)),
+        // A name of its own, so that runs side by side do not collide.
+        None => (format!("r{}", std::process::id() % 100_000), false),
+    };
+    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes) };
+    let mut backend = match backend {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: lab {name}: {e}");
+            return match e {
+                LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
+                _ => Outcome::Failure,
+            };
+        }
+    };
+    let guard = LabGuard { name: name.clone(), remove: !existed && !args.keep };
+    let interrupted_lab = (!existed && !args.keep).then(|| name.clone());
+    let _ = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupted: removing what the run created");
+        if let Some(lab) = &interrupted_lab {
+            let _ = Lab::down(lab);
+        }
+        std::process::exit(130);
+    });
+    eprintln!("lab {name}: {} nodes{}", backend.nodes().len(), if existed { " (existing)" } else { "" });
+    let world = suites::world(backend.nodes().len(), backend.capabilities());
+    let outcome = execute(&mut backend, &world, &config, &args);
+    if existed && !args.keep {
+        for pod in &world.pods {
+            let _ = backend.lab_mut().delete_pod(&pod.namespace, &pod.name);
+        }
+    }
+    drop(guard);
+    outcome
+}
+
+fn execute(backend: &mut LabBackend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Outcome {
+    let color = std::io::stdout().is_terminal();
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes").expect("valid template"));
+    if !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let stdout = Mutex::new(std::io::stdout());
+    let on_event = |event: Event| match event {
+        Event::CaseStarted { id, index, total } => bar.set_message(format!("{}/{total} {id}", index + 1)),
+        Event::Probed { count } => bar.inc(count as u64),
+        Event::CaseFinished(case) => bar.suspend(|| {
+            let mut out = stdout.lock().unwrap();
+            let _ = netmatrix_report::tables::write_case(&mut *out, case, color);
+            let _ = out.flush();
+        }),
+    };
+    let report = netmatrix_engine::run(backend, world, &config.cases, config.probe, &on_event);
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Failure;
+        }
+    };
+    let mut out = std::io::stdout();
+    let _ = netmatrix_report::tables::write_summary(&mut out, &report, color);
+    if let Err(e) = write_reports(&report, args) {
+        eprintln!("error: {e}");
+        return Outcome::Failure;
+    }
+    match report.summary.exit_code() {
+        0 => Outcome::Ok,
+        1 => Outcome::Wrong,
+        _ => Outcome::Failure,
+    }
+}
+
+fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), String> {
+    type Writer = fn(&mut std::fs::File, &RunReport) -> std::io::Result<()>;
+    let writers: [(&Option<PathBuf>, Writer); 3] = [
+        (&args.json, |f, r| netmatrix_report::json_report::write_json(f, r)),
+        (&args.junit, |f, r| netmatrix_report::junit::write(f, r)),
+        (&args.html, |f, r| netmatrix_report::html::write(f, r)),
+    ];
+    for (path, write) in writers {
+        if let Some(path) = path {
+            let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            write(&mut file, report).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(())
+}

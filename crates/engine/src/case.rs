@@ -1,0 +1,93 @@
+//! What a case is: steps that change objects and then check a probe set. Expected results are
+//! never written in a case: the oracle computes them from what the backend holds after each
+//! step.
+
+use std::collections::BTreeMap;
+
+use netmatrix_cluster::{Capabilities, ObjectKind};
+use netmatrix_model::{Labels, Protocol};
+
+#[derive(Debug, Clone)]
+pub struct Case {
+    /// `suite/case`, matched by `--focus` and `--skip`.
+    pub id: String,
+    /// `type=...`, `feature=...`, matched by `--labels`.
+    pub labels: BTreeMap<String, String>,
+    pub requires: Vec<Requirement>,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub actions: Vec<Action>,
+    pub probe: ProbeSpec,
+}
+
+/// A change to the objects, applied in order before a step's probes.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// NetworkPolicy and Service manifests, applied together.
+    Apply(Vec<serde_json::Value>),
+    /// Manifests that depend on what the backend holds (pod addresses, for ipBlocks).
+    ApplyFromModel(fn(&netmatrix_model::Cluster) -> Vec<serde_json::Value>),
+    Delete { kind: ObjectKind, namespace: String, name: String },
+    SetNamespaceLabels { namespace: String, labels: Labels },
+    SetPodLabels { namespace: String, pod: String, labels: Labels },
+    /// Deletes a world pod and creates it again (same spec; the backend gives it a new address).
+    RecreatePod { namespace: String, pod: String },
+}
+
+/// What a step probes: every world pod to every other pod on `ports`, and, with `services`,
+/// every Service frontend on its own port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeSpec {
+    pub ports: Vec<(u16, Protocol)>,
+    pub pods: bool,
+    pub services: bool,
+}
+
+impl ProbeSpec {
+    pub fn pods(ports: &[(u16, Protocol)]) -> ProbeSpec {
+        ProbeSpec { ports: ports.to_vec(), pods: true, services: false }
+    }
+
+    pub fn services() -> ProbeSpec {
+        ProbeSpec { ports: Vec::new(), pods: false, services: true }
+    }
+}
+
+/// What a case needs of the backend; a case whose needs are not met is skipped with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Sctp,
+    Hairpin,
+}
+
+impl Requirement {
+    /// Why the case cannot run here, if it cannot.
+    pub fn unmet(self, capabilities: Capabilities) -> Option<&'static str> {
+        match self {
+            Self::Sctp if !capabilities.sctp => Some("the nodes' kernels have no SCTP"),
+            Self::Hairpin if !capabilities.hairpin => Some("the dataplane does not promise hairpin traffic"),
+            _ => None,
+        }
+    }
+}
+
+impl Case {
+    pub fn new(id: impl Into<String>, labels: &[(&str, &str)], steps: Vec<Step>) -> Case {
+        Case { id: id.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), requires: Vec::new(), steps }
+    }
+
+    pub fn requires(mut self, requirement: Requirement) -> Case {
+        self.requires.push(requirement);
+        self
+    }
+}
+
+impl Step {
+    pub fn new(name: impl Into<String>, actions: Vec<Action>, probe: ProbeSpec) -> Step {
+        Step { name: name.into(), actions, probe }
+    }
+}

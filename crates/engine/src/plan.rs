@@ -1,0 +1,109 @@
+//! The cells of a step and what the oracle expects of each.
+
+use netmatrix_model::{Cluster, Protocol};
+use netmatrix_oracle::{Options, Reachability};
+use netmatrix_report::run::{Cell, Check, Expected, Observed, TargetKind};
+
+use crate::case::ProbeSpec;
+
+/// A cell to probe: the report cell (expectation and metadata filled in) and how to probe it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub cell: Cell,
+    pub src_namespace: String,
+    pub src_pod: String,
+    /// The address to connect to.
+    pub address: String,
+    /// For Service targets: `ns/pod` of every pod that may answer this source.
+    pub backends: Option<Vec<String>>,
+    pub source_port: Option<u16>,
+}
+
+fn pod_key(p: &netmatrix_model::Pod) -> String {
+    format!("{}/{}", p.namespace, p.name)
+}
+
+fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, expected: Expected, target: TargetKind) -> Cell {
+    Cell {
+        src: pod_key(src),
+        dst,
+        port,
+        protocol,
+        expected,
+        observed: Observed::Error,
+        tries: 0,
+        latency_ms: None,
+        answered_by: None,
+        history: Vec::new(),
+        src_node: src.node.clone(),
+        dst_node: None,
+        target,
+        service: None,
+        hairpin: false,
+        check: Check::Reach,
+        detail: None,
+    }
+}
+
+/// Every pod to every other pod (a pod's connection to itself is not a NetworkPolicy
+/// question) on each port of `spec`. Expected allow: the policies allow it and the target
+/// serves the port.
+pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
+    let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
+    let mut planned = Vec::new();
+    for (s, src) in model.pods.iter().enumerate() {
+        for (d, dst) in model.pods.iter().enumerate() {
+            let Some(address) = dst.ips.first() else { continue };
+            if s == d {
+                continue;
+            }
+            let conns = reach.pair(reach.pod_class[s], reach.pod_class[d]);
+            for &(port, protocol) in &spec.ports {
+                let serves = dst.ports.iter().any(|p| p.port == port && p.protocol == protocol);
+                let expected = if reach.conn(conns).allows(protocol, port) && serves { Expected::Allow } else { Expected::Deny };
+                let mut c = cell(src, pod_key(dst), port, protocol, expected, TargetKind::Pod);
+                c.dst_node = dst.node.clone();
+                planned.push(Planned { cell: c, src_namespace: src.namespace.clone(), src_pod: src.name.clone(), address: address.to_string(), backends: None, source_port: None });
+            }
+        }
+    }
+    planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netmatrix_model::parse_str;
+
+    fn cluster(yaml: &str) -> Cluster {
+        parse_str("test", yaml).unwrap()
+    }
+
+    const PODS: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: x, labels: {pod: a}}
+spec: {nodeName: node0, containers: [{name: c, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.244.0.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: x, labels: {pod: b}}
+spec: {nodeName: node1, containers: [{name: c, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.244.1.10}
+"#;
+
+    #[test]
+    fn cells_follow_policy_and_serving_ports() {
+        let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {matchLabels: {pod: b}}, policyTypes: [Ingress]}\n";
+        let model = cluster(&format!("{PODS}{policy}"));
+        let cells = pod_cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp), (81, Protocol::Tcp)]));
+        let find = |src: &str, dst: &str, port: u16| cells.iter().find(|p| p.cell.src == src && p.cell.dst == dst && p.cell.port == port).unwrap();
+        assert_eq!(cells.len(), 4, "two ordered pairs, two ports, no self cells");
+        assert_eq!(find("x/b", "x/a", 80).cell.expected, Expected::Allow);
+        assert_eq!(find("x/a", "x/b", 80).cell.expected, Expected::Deny, "b is isolated for ingress");
+        assert_eq!(find("x/b", "x/a", 81).cell.expected, Expected::Deny, "a does not serve 81");
+        let c = find("x/b", "x/a", 80);
+        assert_eq!((c.address.as_str(), c.cell.src_node.as_deref(), c.cell.dst_node.as_deref()), ("10.244.0.10", Some("node1"), Some("node0")));
+    }
+}

@@ -1,0 +1,156 @@
+//! Runs cases on a backend: the world once, then per case its steps (actions, oracle, probes)
+//! and a restore of the world, so that every case starts from the same objects.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use netmatrix_cluster::{Backend, BackendError, ObjectKind};
+use netmatrix_model::{Labels, NAMESPACE_NAME_LABEL};
+use netmatrix_report::run::{CaseReport, CaseResult, ClusterInfo, RunReport, StepReport, Summary, SCHEMA};
+
+use crate::case::{Action, Case, Step};
+use crate::diagnose::diagnose;
+use crate::plan::{self, Planned};
+use crate::probe::{probe_cells, ProbeConfig};
+use crate::world::World;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("setting up the probe pods: {0}")]
+    Setup(#[source] BackendError),
+    #[error("restoring the probe pods after case {case}: {source} (later cases would not start from the same objects)")]
+    Restore {
+        case: String,
+        #[source]
+        source: BackendError,
+    },
+}
+
+/// What the engine tells its caller while it runs (progress bars, streamed tables).
+pub enum Event<'a> {
+    CaseStarted { id: &'a str, index: usize, total: usize },
+    /// `count` cells were probed once more.
+    Probed { count: usize },
+    CaseFinished(&'a CaseReport),
+}
+
+/// Runs `cases` on `backend` after creating `world` there.
+pub fn run(backend: &mut dyn Backend, world: &World, cases: &[Case], config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> Result<RunReport, EngineError> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    setup(backend, world).map_err(EngineError::Setup)?;
+    let mut reports = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        on_event(Event::CaseStarted { id: &case.id, index, total: cases.len() });
+        let report = run_case(backend, world, case, config, on_event);
+        restore(backend, world).map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
+        on_event(Event::CaseFinished(&report));
+        reports.push(report);
+    }
+    Ok(RunReport {
+        schema: SCHEMA.to_owned(),
+        backend: backend.kind().to_owned(),
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        cluster: ClusterInfo { nodes: backend.nodes().into_iter().map(|n| n.name).collect(), server_version: String::new() },
+        summary: Summary::of(&reports),
+        cases: reports,
+    })
+}
+
+fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
+    for (name, labels) in &world.namespaces {
+        backend.set_namespace(name, labels.clone())?;
+    }
+    backend.create_pods(world.pods.clone())
+}
+
+fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> CaseReport {
+    let clock = Instant::now();
+    let mut report = CaseReport { id: case.id.clone(), labels: case.labels.clone(), result: CaseResult::Pass, duration_ms: 0, diagnosis: Vec::new(), steps: Vec::new(), findings: Vec::new(), skip_reason: None, error: None };
+    let capabilities = backend.capabilities();
+    if let Some(reason) = case.requires.iter().find_map(|r| r.unmet(capabilities)) {
+        report.result = CaseResult::Skipped;
+        report.skip_reason = Some(reason.to_owned());
+        return report;
+    }
+    for step in &case.steps {
+        match run_step(backend, world, step, config, on_event) {
+            Ok(s) => report.steps.push(s),
+            Err(e) => {
+                report.error = Some(format!("step {:?}: {e}", step.name));
+                break;
+            }
+        }
+    }
+    report.findings = diagnose(&report.steps);
+    report.diagnosis = report.findings.iter().map(|f| f.summary.clone()).collect();
+    report.result = if report.error.is_some() { CaseResult::Error } else { CaseReport::result_from_cells(&report.steps) };
+    report.duration_ms = clock.elapsed().as_millis() as u64;
+    report
+}
+
+fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> Result<StepReport, BackendError> {
+    for action in &step.actions {
+        act(backend, world, action)?;
+    }
+    let model = backend.model()?;
+    let mut cells: Vec<Planned> = Vec::new();
+    if step.probe.pods {
+        cells.extend(plan::pod_cells(&model, &step.probe));
+    }
+    let backend: &dyn Backend = backend;
+    probe_cells(backend, &mut cells, config, &|count| on_event(Event::Probed { count }));
+    let tries = cells.iter().map(|c| c.cell.tries).max().unwrap_or(0);
+    Ok(StepReport { name: step.name.clone(), tries, cells: cells.into_iter().map(|p| p.cell).collect() })
+}
+
+fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), BackendError> {
+    match action {
+        Action::Apply(manifests) => backend.apply(manifests.clone()),
+        Action::ApplyFromModel(build) => {
+            let manifests = build(&backend.model()?);
+            backend.apply(manifests)
+        }
+        Action::Delete { kind, namespace, name } => backend.delete(*kind, namespace, name),
+        Action::SetNamespaceLabels { namespace, labels } => backend.set_namespace(namespace, labels.clone()),
+        Action::SetPodLabels { namespace, pod, labels } => backend.set_pod_labels(namespace, pod, labels.clone()),
+        Action::RecreatePod { namespace, pod } => {
+            let spec = world.pod(namespace, pod).ok_or_else(|| BackendError::BadInput(format!("{namespace}/{pod} is not a probe pod of this run")))?;
+            backend.delete_pod(namespace, pod)?;
+            backend.create_pods(vec![spec.clone()])
+        }
+    }
+}
+
+/// Brings the backend back to the world: no policies or Services, the world's labels, every
+/// world pod present. State-based, so it also mends a case that stopped half-way.
+fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
+    let model = backend.model()?;
+    for p in &model.policies {
+        backend.delete(ObjectKind::NetworkPolicy, &p.namespace, &p.name)?;
+    }
+    for s in &model.services {
+        backend.delete(ObjectKind::Service, &s.namespace, &s.name)?;
+    }
+    let current: BTreeMap<&str, &Labels> = model.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect();
+    for (name, labels) in &world.namespaces {
+        let mut with_name = labels.clone();
+        with_name.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
+        if current.get(name.as_str()) != Some(&&with_name) {
+            backend.set_namespace(name, labels.clone())?;
+        }
+    }
+    let mut missing = Vec::new();
+    for spec in &world.pods {
+        match model.pods.iter().find(|p| p.namespace == spec.namespace && p.name == spec.name) {
+            Some(p) if p.labels != spec.labels => backend.set_pod_labels(&spec.namespace, &spec.name, spec.labels.clone())?,
+            Some(_) => {}
+            None => missing.push(spec.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        backend.create_pods(missing)?;
+    }
+    Ok(())
+}

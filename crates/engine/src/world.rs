@@ -1,0 +1,77 @@
+//! The probe pods of a run and where they go: deterministic placement.
+
+use netmatrix_cluster::{PodSpec, ServingPort};
+use netmatrix_model::{Labels, Protocol};
+
+/// Namespaces and pods every case of a run starts from; cases change them and the engine
+/// restores them afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    pub namespaces: Vec<(String, Labels)>,
+    pub pods: Vec<PodSpec>,
+}
+
+/// Label every world pod carries, so a Service can select pods on every node.
+pub const WORLD_LABEL: (&str, &str) = ("netmatrix.io/probe", "agent");
+
+/// The serving port name the world uses, e.g. `serve-80-tcp` (at most 15 characters, as
+/// Kubernetes requires of port names).
+pub fn port_name(port: u16, protocol: Protocol) -> String {
+    format!("serve-{port}-{}", protocol.as_str().to_ascii_lowercase())
+}
+
+impl World {
+    /// Namespaces `namespaces` (labelled `ns=<name>`), each with pods `pods` (labelled
+    /// `pod=<name>`), serving every port of `ports` under its [`port_name`]. The `j`-th pod of
+    /// the `i`-th namespace goes to node `(i + j) % nodes`: with as many pods per namespace as
+    /// nodes, every namespace has one pod on every node, and a pod name sits on a different node
+    /// in each namespace, so every source has targets on its own node and on the others.
+    pub fn spread(namespaces: &[&str], pods: &[&str], nodes: usize, ports: &[(u16, Protocol)]) -> World {
+        let serving: Vec<ServingPort> = ports.iter().map(|&(port, protocol)| ServingPort { name: Some(port_name(port, protocol)), port, protocol }).collect();
+        World {
+            namespaces: namespaces.iter().map(|ns| (ns.to_string(), Labels::from([("ns".to_owned(), ns.to_string())]))).collect(),
+            pods: namespaces
+                .iter()
+                .enumerate()
+                .flat_map(|(i, ns)| {
+                    let serving = serving.clone();
+                    pods.iter().enumerate().map(move |(j, pod)| PodSpec {
+                        namespace: ns.to_string(),
+                        name: pod.to_string(),
+                        labels: Labels::from([("pod".to_owned(), pod.to_string()), (WORLD_LABEL.0.to_owned(), WORLD_LABEL.1.to_owned())]),
+                        node: (i + j) % nodes.max(1),
+                        ports: serving.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodSpec> {
+        self.pods.iter().find(|p| p.namespace == namespace && p.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_namespace_has_a_pod_on_every_node_and_names_move() {
+        let w = World::spread(&["x", "y", "z"], &["a", "b", "c"], 3, &[(80, Protocol::Tcp)]);
+        for ns in ["x", "y", "z"] {
+            let mut nodes: Vec<usize> = w.pods.iter().filter(|p| p.namespace == ns).map(|p| p.node).collect();
+            nodes.sort();
+            assert_eq!(nodes, [0, 1, 2], "namespace {ns}");
+        }
+        let a_nodes: Vec<usize> = w.pods.iter().filter(|p| p.name == "a").map(|p| p.node).collect();
+        assert_eq!(a_nodes, [0, 1, 2]);
+        assert_eq!(w.pod("y", "c").unwrap().ports[0].name.as_deref(), Some("serve-80-tcp"));
+    }
+
+    #[test]
+    fn one_node_takes_everything() {
+        let w = World::spread(&["x"], &["a", "b"], 1, &[]);
+        assert!(w.pods.iter().all(|p| p.node == 0));
+    }
+}

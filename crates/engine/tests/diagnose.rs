@@ -1,0 +1,452 @@
+//! Diagnosis on a synthetic run shaped like the real suites: 3 nodes, namespaces x, y, z with
+//! pods a, b, c (pod a on node0, b on node1, c on node2), ports 80/TCP and 80/UDP, Services.
+//! Each lab fault is a rule flipping the cells it affects, written from the fault's definition.
+
+use std::collections::BTreeSet;
+
+use netmatrix_engine::diagnose::diagnose;
+use netmatrix_model::Protocol;
+use netmatrix_report::run::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
+use proptest::prelude::*;
+
+const NAMESPACES: [&str; 3] = ["x", "y", "z"];
+const PODS: [&str; 3] = ["a", "b", "c"];
+const PROTOCOLS: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
+
+fn node(i: usize) -> String {
+    format!("node{i}")
+}
+
+fn pods() -> impl Iterator<Item = (String, usize)> {
+    NAMESPACES.into_iter().flat_map(|ns| PODS.into_iter().enumerate().map(move |(i, p)| (format!("{ns}/{p}"), i)))
+}
+
+fn node_of(pod: &str) -> usize {
+    PODS.iter().position(|p| pod.ends_with(&format!("/{p}"))).expect("a suite pod")
+}
+
+fn namespace(name: &str) -> &str {
+    name.split('/').next().expect("ns/name")
+}
+
+// The suite's policies: x's pods may not send to y (egress), z's pods accept nothing from y (ingress).
+fn egress_denied(src: &str, dst_ns: &str) -> bool {
+    namespace(src) == "x" && dst_ns == "y"
+}
+
+fn ingress_denied(src: &str, dst_ns: &str) -> bool {
+    namespace(src) == "y" && dst_ns == "z"
+}
+
+/// The namespace of the pod that serves a cell: its Service's, or its own.
+fn served_by_namespace(c: &Cell) -> &str {
+    namespace(c.service.as_deref().unwrap_or(&c.dst))
+}
+
+/// A cell to `backend` (a pod, or the single backend of a Service), as expected by the policies.
+fn cell(src: &str, dst: &str, protocol: Protocol, target: TargetKind, backend: Option<&str>, dst_node: Option<usize>) -> Cell {
+    let mut c = Cell {
+        src: src.into(),
+        dst: dst.into(),
+        port: 80,
+        protocol,
+        expected: Expected::Allow,
+        observed: Observed::Allow,
+        tries: 1,
+        latency_ms: None,
+        answered_by: None,
+        history: vec![Observed::Allow],
+        src_node: Some(node(node_of(src))),
+        dst_node: dst_node.map(node),
+        target,
+        service: backend.filter(|_| target != TargetKind::Pod).map(Into::into),
+        hairpin: target != TargetKind::Pod && backend == Some(src),
+        check: Check::Reach,
+        detail: None,
+    };
+    let ns = served_by_namespace(&c).to_owned();
+    if egress_denied(src, &ns) || ingress_denied(src, &ns) {
+        c.expected = Expected::Deny;
+        c.observed = Observed::Deny;
+        c.history = vec![Observed::Deny];
+    }
+    c
+}
+
+fn pod_step() -> StepReport {
+    let mut cells = Vec::new();
+    for (src, _) in pods() {
+        for (dst, n) in pods() {
+            for protocol in PROTOCOLS {
+                let mut c = cell(&src, &dst, protocol, TargetKind::Pod, Some(&dst), Some(n));
+                if src == dst && protocol == Protocol::Udp {
+                    c.expected = Expected::Undefined;
+                }
+                cells.push(c);
+            }
+        }
+    }
+    StepReport { name: "pods".into(), tries: 1, cells }
+}
+
+/// ClusterIP per pod of x and z, NodePort on every node and LoadBalancer for x/a and x/b,
+/// affinity to a Service of all of x (backend node unknown), UDP after replacing x/b's backend.
+fn service_step() -> StepReport {
+    let mut cells = Vec::new();
+    for (src, _) in pods() {
+        for (backend, n) in pods().filter(|(p, _)| !p.starts_with("y/")) {
+            for protocol in PROTOCOLS {
+                cells.push(cell(&src, &format!("svc:{backend}"), protocol, TargetKind::ClusterIp, Some(&backend), Some(n)));
+            }
+        }
+        for (slot, backend) in ["x/a", "x/b"].into_iter().enumerate() {
+            for n in 0..3 {
+                cells.push(cell(&src, &format!("node:{}:{}", node(n), 30080 + slot), Protocol::Tcp, TargetKind::NodePort, Some(backend), Some(n)));
+            }
+            cells.push(cell(&src, &format!("lb:172.18.255.{}", slot + 1), Protocol::Tcp, TargetKind::LoadBalancer, Some(backend), Some(node_of(backend))));
+        }
+        if !src.starts_with("x/") {
+            cells.push(Cell { check: Check::Affinity, ..cell(&src, "svc:x/all", Protocol::Tcp, TargetKind::ClusterIp, Some("x/all"), None) });
+        }
+        cells.push(Cell { check: Check::UdpAfterReplace, ..cell(&src, "svc:x/udp", Protocol::Udp, TargetKind::ClusterIp, Some("x/udp"), Some(1)) });
+    }
+    StepReport { name: "services".into(), tries: 1, cells }
+}
+
+fn suite() -> Vec<StepReport> {
+    vec![pod_step(), service_step()]
+}
+
+/// What a fault does to a cell: the observation it forces, if it affects the cell.
+type Fault = Box<dyn Fn(&Cell) -> Option<Observed>>;
+
+/// A fault that drops the expected-allow cells `hit` selects.
+fn blocks(hit: impl Fn(&Cell) -> bool + 'static) -> Fault {
+    Box::new(move |c| (c.expected == Expected::Allow && hit(c)).then_some(Observed::Deny))
+}
+
+fn on(n: Option<&String>, i: usize) -> bool {
+    n == Some(&node(i))
+}
+
+fn is_service(c: &Cell) -> bool {
+    matches!(c.target, TargetKind::ClusterIp | TargetKind::NodePort | TargetKind::LoadBalancer)
+}
+
+/// `cross-node --node N [--peer M]`: the router drops between the pod networks of N and M (or
+/// every other node): pod targets, and ClusterIP/LB traffic once translated to the backend pod.
+fn cross_node(n: usize, peer: Option<usize>) -> Fault {
+    blocks(move |c| {
+        let routed = matches!(c.target, TargetKind::Pod | TargetKind::ClusterIp | TargetKind::LoadBalancer);
+        let other = |a: Option<&String>, b: Option<&String>| on(a, n) && b.is_some() && b != a && peer.is_none_or(|p| on(b, p));
+        routed && (other(c.src_node.as_ref(), c.dst_node.as_ref()) || other(c.dst_node.as_ref(), c.src_node.as_ref()))
+    })
+}
+
+/// `drop-udp --node N`: N drops all UDP it forwards: its pods' (bridged traffic goes through its
+/// hooks too), and what it forwards to its pods or answers on its node ports.
+fn drop_udp(n: usize) -> Fault {
+    blocks(move |c| c.protocol == Protocol::Udp && (on(c.src_node.as_ref(), n) || on(c.dst_node.as_ref(), n)))
+}
+
+/// `ignore-policy --node N`: ingress to and egress from N's pods are not filtered, so a denied
+/// cell gets through when every side that denies it is on N.
+fn ignore_policy(n: usize) -> Fault {
+    Box::new(move |c| {
+        let ns = served_by_namespace(c);
+        let egress_open = !egress_denied(&c.src, ns) || on(c.src_node.as_ref(), n);
+        let ingress_open = !ingress_denied(&c.src, ns) || on(c.dst_node.as_ref(), n);
+        (c.expected == Expected::Deny && egress_open && ingress_open).then_some(Observed::Allow)
+    })
+}
+
+/// `drop-services --node N`: N's pods reach no Service address; N's node ports do not answer.
+fn drop_services(n: usize) -> Fault {
+    blocks(move |c| is_service(c) && (on(c.src_node.as_ref(), n) || (c.target == TargetKind::NodePort && on(c.dst_node.as_ref(), n))))
+}
+
+/// `break-hairpin --node N`: N's pods cannot reach themselves through their Service.
+fn break_hairpin(n: usize) -> Fault {
+    blocks(move |c| c.hairpin && on(c.src_node.as_ref(), n))
+}
+
+/// `stale-udp --node N`: N's clients keep sending to a replaced backend.
+fn stale_udp(n: usize) -> Fault {
+    blocks(move |c| c.check == Check::UdpAfterReplace && on(c.src_node.as_ref(), n))
+}
+
+fn inject(steps: &mut [StepReport], faults: &[Fault]) {
+    for c in steps.iter_mut().flat_map(|s| &mut s.cells) {
+        if let Some(observed) = faults.iter().find_map(|f| f(c)) {
+            c.observed = observed;
+            c.history = vec![observed];
+        }
+    }
+}
+
+fn faulty(faults: &[Fault]) -> Vec<StepReport> {
+    let mut steps = suite();
+    inject(&mut steps, faults);
+    steps
+}
+
+fn cells_where(steps: &[StepReport], keep: impl Fn(Comparison) -> bool) -> BTreeSet<(usize, usize)> {
+    let refs = steps.iter().enumerate().flat_map(|(s, step)| step.cells.iter().enumerate().map(move |(i, c)| ((s, i), c)));
+    refs.filter(|(_, c)| keep(c.comparison())).map(|(r, _)| r).collect()
+}
+
+fn symptoms(steps: &[StepReport]) -> BTreeSet<(usize, usize)> {
+    cells_where(steps, |c| matches!(c, Comparison::Wrong | Comparison::Inconclusive))
+}
+
+/// The diagnosis is one finding of `kind`, whose summary names `words`, listing every wrong cell.
+#[track_caller]
+fn assert_one(steps: &[StepReport], kind: &str, words: &[&str]) -> Finding {
+    assert!(!symptoms(steps).is_empty(), "the fault changed nothing");
+    let findings = diagnose(steps);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let f = findings.into_iter().next().expect("one finding");
+    assert_eq!(f.kind, kind, "{f:#?}");
+    for w in words {
+        assert!(f.summary.contains(w), "{w:?} not in {:?}", f.summary);
+    }
+    assert_eq!(f.cells.iter().copied().collect::<BTreeSet<_>>(), symptoms(steps));
+    f
+}
+
+#[test]
+fn a_healthy_run_has_no_findings() {
+    assert_eq!(diagnose(&suite()), Vec::new());
+    assert_eq!(diagnose(&[]), Vec::new());
+}
+
+#[test]
+fn cross_node_to_every_other_node_names_its_pairs() {
+    let f = assert_one(&faulty(&[cross_node(0, None)]), "cross-node", &["node0<->node1", "node0<->node2"]);
+    assert!(!f.summary.contains("node1<->node2"), "{}", f.summary);
+}
+
+#[test]
+fn cross_node_with_a_peer_names_that_pair_only() {
+    let f = assert_one(&faulty(&[cross_node(2, Some(1))]), "cross-node", &["node1<->node2"]);
+    assert!(!f.summary.contains("node0"), "{}", f.summary);
+}
+
+#[test]
+fn cross_node_everywhere_is_one_finding() {
+    let f = assert_one(&faulty(&[cross_node(0, None), cross_node(1, None)]), "cross-node", &["every pair of nodes"]);
+    assert!(f.summary.starts_with("traffic between pods on different nodes fails"), "{}", f.summary);
+}
+
+#[test]
+fn drop_udp_is_udp_on_that_node() {
+    assert_one(&faulty(&[drop_udp(1)]), "protocol", &["only UDP is wrong; on node1"]);
+}
+
+#[test]
+fn udp_dropped_everywhere_is_the_protocol() {
+    let f = assert_one(&faulty(&[drop_udp(0), drop_udp(1), drop_udp(2)]), "protocol", &["only UDP is wrong"]);
+    assert!(!f.summary.contains("node"), "{}", f.summary);
+}
+
+#[test]
+fn ignore_policy_is_policy_ignored_on_that_node() {
+    assert_one(&faulty(&[ignore_policy(2)]), "policy-ignored", &["node2"]);
+    assert_one(&faulty(&[ignore_policy(0)]), "policy-ignored", &["node0"]);
+}
+
+#[test]
+fn drop_services_is_the_service_proxy_of_that_node() {
+    assert_one(&faulty(&[drop_services(1)]), "service-proxy", &["node1"]);
+}
+
+#[test]
+fn break_hairpin_names_the_sources_node() {
+    let f = assert_one(&faulty(&[break_hairpin(0)]), "hairpin", &["on node0"]);
+    assert!(!f.summary.contains("node1"), "{}", f.summary);
+}
+
+#[test]
+fn stale_udp_names_the_clients_node() {
+    assert_one(&faulty(&[stale_udp(2)]), "stale-udp", &["from pods on node2"]);
+}
+
+#[test]
+fn broken_affinity_names_the_service() {
+    assert_one(&faulty(&[blocks(|c| c.check == Check::Affinity)]), "affinity", &["x/all"]);
+}
+
+#[test]
+fn dead_node_ports_of_one_node() {
+    assert_one(&faulty(&[blocks(|c| c.target == TargetKind::NodePort && on(c.dst_node.as_ref(), 1))]), "node-port-node", &["node1"]);
+}
+
+#[test]
+fn one_dead_service_kind() {
+    assert_one(&faulty(&[blocks(|c| c.target == TargetKind::LoadBalancer)]), "service-kind", &["load-balancer"]);
+}
+
+#[test]
+fn a_pod_that_cannot_send_is_its_row() {
+    assert_one(&faulty(&[blocks(|c| c.src == "y/b")]), "source-pod", &["y/b"]);
+}
+
+#[test]
+fn a_node_whose_pods_cannot_send_is_the_node() {
+    assert_one(&faulty(&[blocks(|c| on(c.src_node.as_ref(), 2))]), "source-node", &["node2", "x/c, y/c and z/c"]);
+}
+
+#[test]
+fn an_unreachable_pod_is_its_column() {
+    assert_one(&faulty(&[blocks(|c| c.dst == "z/a")]), "target", &["z/a"]);
+}
+
+#[test]
+fn an_unreachable_node_is_the_node() {
+    assert_one(&faulty(&[blocks(|c| on(c.dst_node.as_ref(), 1))]), "target-node", &["node1"]);
+}
+
+#[test]
+fn without_nodes_a_dead_node_is_its_pods() {
+    let mut steps = faulty(&[blocks(|c| on(c.src_node.as_ref(), 2))]);
+    for c in steps.iter_mut().flat_map(|s| &mut s.cells) {
+        (c.src_node, c.dst_node) = (None, None);
+    }
+    let findings = diagnose(&steps);
+    let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["source-pod"; 3], "{findings:#?}");
+    assert!(findings.iter().all(|f| !f.summary.contains("node")), "{findings:#?}");
+}
+
+#[test]
+fn all_blocked_and_all_allowed() {
+    assert_one(&faulty(&[blocks(|_| true)]), "all-blocked", &["positive controls failed"]);
+    let leak: Fault = Box::new(|c| (c.expected == Expected::Deny).then_some(Observed::Allow));
+    assert_one(&faulty(&[leak]), "all-allowed", &["negative controls failed"]);
+}
+
+#[test]
+fn a_single_wrong_cell_is_not_over_interpreted() {
+    let f = assert_one(&faulty(&[blocks(|c| c.src == "x/a" && c.dst == "z/b" && c.protocol == Protocol::Tcp)]), "unexplained", &["x/a -> z/b 80/TCP (expected allow, observed deny)"]);
+    assert!(f.summary.ends_with("(1 cell)"), "{}", f.summary);
+}
+
+#[test]
+fn inconclusive_cells_are_weak_symptoms_of_the_same_fault() {
+    let mut steps = faulty(&[drop_udp(1)]);
+    for c in steps[0].cells.iter_mut().filter(|c| c.src == "x/b" && c.comparison() == Comparison::Wrong).take(3) {
+        c.observed = Observed::Inconclusive;
+    }
+    assert_one(&steps, "protocol", &["node1", "3 inconclusive"]);
+}
+
+#[test]
+fn probe_errors_name_the_sources_and_are_no_fault() {
+    let mut steps = suite();
+    for c in steps.iter_mut().flat_map(|s| &mut s.cells).filter(|c| c.src == "z/a" || (c.src == "x/c" && c.target == TargetKind::NodePort)) {
+        c.observed = Observed::Error;
+    }
+    let findings = diagnose(&steps);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0].kind, "probe-errors");
+    assert!(findings[0].summary.starts_with("the probes from x/c and z/a could not run"), "{}", findings[0].summary);
+    assert_eq!(findings[0].cells.iter().copied().collect::<BTreeSet<_>>(), cells_where(&steps, |c| c == Comparison::Error));
+}
+
+#[test]
+fn two_faults_are_two_findings() {
+    let findings = diagnose(&faulty(&[blocks(|c| c.src == "x/a"), stale_udp(2)]));
+    let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["source-pod", "stale-udp"], "{findings:#?}");
+}
+
+/// The faults the property tests combine: (kind, node, peer).
+fn lab_fault(kind: usize, n: usize, peer: usize) -> Fault {
+    match kind {
+        0 => cross_node(n, Some(peer).filter(|&p| p != n)),
+        1 => drop_udp(n),
+        2 => ignore_policy(n),
+        3 => drop_services(n),
+        4 => break_hairpin(n),
+        _ => stale_udp(n),
+    }
+}
+
+const OBSERVED: [Observed; 4] = [Observed::Allow, Observed::Deny, Observed::Inconclusive, Observed::Error];
+
+/// Every symptom and error is listed, by no finding but `probe-errors` for errors; findings list
+/// nothing else, each cell once, in order.
+fn assert_sound(steps: &[StepReport]) {
+    let findings = diagnose(steps);
+    let listed: BTreeSet<(usize, usize)> = findings.iter().flat_map(|f| f.cells.iter().copied()).collect();
+    let errors = cells_where(steps, |c| c == Comparison::Error);
+    let mut expected = symptoms(steps);
+    expected.extend(&errors);
+    assert_eq!(listed, expected, "{findings:#?}");
+    for f in &findings {
+        assert!(f.cells.windows(2).all(|w| w[0] < w[1]), "{f:#?}");
+        let listed_errors = f.cells.iter().filter(|r| errors.contains(r)).count();
+        assert_eq!(listed_errors == f.cells.len(), f.kind == "probe-errors", "{f:#?}");
+    }
+}
+
+proptest! {
+    #[test]
+    fn lab_faults_and_noise_are_all_accounted_for(
+        faults in prop::collection::vec((0..6usize, 0..3usize, 0..3usize), 0..4),
+        noise in prop::collection::vec((any::<prop::sample::Index>(), 0..4usize), 0..8),
+        unknown_nodes in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let faults: Vec<Fault> = faults.into_iter().map(|(k, n, p)| lab_fault(k, n, p)).collect();
+        let mut steps = faulty(&faults);
+        let (pod_cells, service_cells) = (steps[0].cells.len(), steps[1].cells.len());
+        for (i, o) in noise {
+            steps[1].cells[i.index(service_cells)].observed = OBSERVED[o];
+        }
+        for i in unknown_nodes {
+            steps[0].cells[i.index(pod_cells)].src_node = None;
+        }
+        assert_sound(&steps);
+    }
+
+    #[test]
+    fn any_observations_are_accounted_for(observed in prop::collection::vec(0..4usize, 1..400)) {
+        let mut steps = suite();
+        for (c, o) in steps.iter_mut().flat_map(|s| &mut s.cells).zip(observed) {
+            c.observed = OBSERVED[o];
+        }
+        assert_sound(&steps);
+    }
+}
+
+#[test]
+fn zz_print() {
+    let scen: Vec<(&str, Vec<Fault>)> = vec![
+        ("cross0", vec![cross_node(0, None)]), ("cross21", vec![cross_node(2, Some(1))]), ("crossall", vec![cross_node(0, None), cross_node(1, None)]),
+        ("udp1", vec![drop_udp(1)]), ("pol2", vec![ignore_policy(2)]), ("svc1", vec![drop_services(1)]), ("hp0", vec![break_hairpin(0)]),
+        ("stale2", vec![stale_udp(2)]), ("aff", vec![blocks(|c| c.check == Check::Affinity)]), ("all", vec![blocks(|_| true)]),
+        ("tn1", vec![blocks(|c| on(c.dst_node.as_ref(), 1))]), ("sn2", vec![blocks(|c| on(c.src_node.as_ref(), 2))]),
+        ("single", vec![blocks(|c| c.src == "x/a" && c.dst == "z/b" && c.protocol == Protocol::Tcp)]),
+        ("combo", vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)]),
+        ("combo2", vec![drop_services(0), break_hairpin(2), stale_udp(1)]),
+    ];
+    for (name, faults) in scen {
+        let steps = faulty(&faults);
+        for f in diagnose(&steps) { println!("{name}: [{}] {}", f.kind, f.summary); }
+    }
+    let mut steps = suite();
+    for c in steps.iter_mut().flat_map(|s| &mut s.cells).filter(|c| c.src == "z/a") { c.observed = Observed::Error; }
+    for f in diagnose(&steps) { println!("err: [{}] {}", f.kind, f.summary); }
+}
+
+#[test]
+fn only_a_protocol_needs_another_protocol_probed() {
+    let mut steps = suite();
+    for step in &mut steps {
+        step.cells.retain(|c| c.protocol == Protocol::Tcp);
+    }
+    inject(&mut steps, &[blocks(|c| on(c.src_node.as_ref(), 1) || on(c.dst_node.as_ref(), 1))]);
+    let findings = diagnose(&steps);
+    let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["target-node", "source-node"], "{findings:#?}");
+}

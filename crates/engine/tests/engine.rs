@@ -1,0 +1,145 @@
+//! The engine against the in-memory fake backend: a perfect dataplane on which each test
+//! injects one kind of trouble (wrong cells, flaky cells, late convergence, failing execs,
+//! pods that never become ready) and checks what the engine makes of it.
+
+use std::sync::Mutex;
+
+use netmatrix_cluster::fake::FakeBackend;
+use netmatrix_cluster::{Backend, Capabilities, Outcome};
+use netmatrix_engine::{run, suites, Case, EngineError, Event, ProbeConfig, World};
+use netmatrix_report::run::{CaseResult, Comparison, Observed, RunReport};
+
+fn world() -> World {
+    suites::world(3, Capabilities { hairpin: true, sctp: true })
+}
+
+fn netpol(ids: &[&str]) -> Vec<Case> {
+    let all = suites::cases(&["netpol".into()]).unwrap();
+    ids.iter().map(|id| all.iter().find(|c| c.id == format!("netpol/{id}")).unwrap_or_else(|| panic!("no case {id}")).clone()).collect()
+}
+
+fn run_on(backend: &mut FakeBackend, cases: &[Case]) -> RunReport {
+    run(backend, &world(), cases, ProbeConfig::default(), &|_| {}).unwrap()
+}
+
+#[test]
+fn a_perfect_dataplane_passes_every_netpol_case_with_one_batch_per_row() {
+    let mut fake = FakeBackend::new(3);
+    let cases = suites::cases(&["netpol".into(), "connectivity".into()]).unwrap();
+    let report = run_on(&mut fake, &cases);
+    let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass).map(|c| (&c.id, c.result)).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let steps: usize = cases.iter().map(|c| c.steps.len()).sum();
+    let batches = fake.batches.lock().unwrap();
+    assert_eq!(batches.len(), steps * 9, "one batch per source pod per step, no retry when all cells are right");
+    assert!(report.summary.probes > 0 && report.summary.wrong == 0);
+    // Positive and negative controls: every netpol step expects some allowed and some denied cells.
+    for case in report.cases.iter().filter(|c| c.id.starts_with("netpol/")) {
+        for step in &case.steps {
+            let allowed = step.cells.iter().filter(|c| c.observed == Observed::Allow).count();
+            assert!(allowed > 0 && allowed < step.cells.len(), "{} / {}: needs both allowed and denied cells", case.id, step.name);
+        }
+    }
+}
+
+#[test]
+fn a_wrong_cell_is_confirmed_by_a_second_try_and_fails_the_case() {
+    let mut fake = FakeBackend::new(3);
+    fake.inject(Box::new(|p| (p.src == "y/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let case = &report.cases[0];
+    assert_eq!(case.result, CaseResult::Pass);
+    let wrong: Vec<_> = case.steps[0].cells.iter().filter(|c| c.comparison() == Comparison::Wrong).collect();
+    assert_eq!(wrong.len(), 0, "y/b -> x/a is denied by the policy anyway: the fault changes nothing there");
+    // Now a cell the policy allows: x/b -> x/a on 80.
+    let mut fake = FakeBackend::new(3);
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let case = &report.cases[0];
+    assert_eq!(case.result, CaseResult::Fail);
+    let wrong: Vec<_> = case.steps[0].cells.iter().filter(|c| c.comparison() == Comparison::Wrong).collect();
+    assert_eq!(wrong.len(), 1);
+    assert_eq!((wrong[0].src.as_str(), wrong[0].dst.as_str(), wrong[0].port), ("x/b", "x/a", 80));
+    assert_eq!(wrong[0].history, [Observed::Deny, Observed::Deny]);
+    assert_eq!(report.summary.exit_code(), 1);
+    assert!(!case.findings.is_empty(), "the wrong cell is listed by a finding");
+}
+
+#[test]
+fn a_cell_that_keeps_changing_is_inconclusive_with_its_history() {
+    let mut fake = FakeBackend::new(3);
+    // Every other answer from x/b to x/a:80 is lost.
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80 && p.call % 2 == 0).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let case = &report.cases[0];
+    let cell = case.steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
+    assert_eq!(cell.observed, Observed::Inconclusive);
+    assert_eq!(cell.history, [Observed::Deny, Observed::Allow, Observed::Deny]);
+    assert_eq!(case.result, CaseResult::Flaky);
+}
+
+#[test]
+fn a_dataplane_that_converges_late_passes_after_retries() {
+    let mut fake = FakeBackend::new(3);
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80 && p.call == 0).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let cell = report.cases[0].steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
+    assert_eq!(cell.history, [Observed::Deny, Observed::Allow, Observed::Allow]);
+    assert_eq!(report.cases[0].result, CaseResult::Pass);
+    assert_eq!(report.cases[0].steps[0].tries, 3);
+}
+
+#[test]
+fn a_failing_exec_is_an_error_not_a_verdict() {
+    let mut fake = FakeBackend::new(3);
+    fake.failing_execs.insert("y/c".into());
+    let report = run_on(&mut fake, &netpol(&["deny-all-ingress"]));
+    let case = &report.cases[0];
+    assert_eq!(case.result, CaseResult::Error);
+    let row: Vec<_> = case.steps[0].cells.iter().filter(|c| c.src == "y/c").collect();
+    assert!(!row.is_empty() && row.iter().all(|c| c.observed == Observed::Error && c.detail.as_deref().unwrap().contains("exec failed")));
+    assert!(case.steps[0].cells.iter().filter(|c| c.src != "y/c").all(|c| c.comparison() == Comparison::AsExpected));
+    assert_eq!(report.summary.exit_code(), 3);
+}
+
+#[test]
+fn pods_that_never_become_ready_stop_the_run_with_their_names() {
+    let mut fake = FakeBackend::new(3);
+    fake.never_ready.insert("z/b".into());
+    let err = run(&mut fake, &world(), &netpol(&["deny-all"]), ProbeConfig::default(), &|_| {}).unwrap_err();
+    assert!(matches!(err, EngineError::Setup(_)));
+    assert!(err.to_string().contains("z/b"), "{err}");
+}
+
+#[test]
+fn every_case_starts_from_the_world() {
+    let mut fake = FakeBackend::new(3);
+    let cases = netpol(&["relabel-namespace", "relabel-pod", "recreate-pod", "delete-policy", "deny-all"]);
+    let starts = Mutex::new(Vec::new());
+    run(&mut fake, &world(), &cases, ProbeConfig::default(), &|e| {
+        if let Event::CaseFinished(c) = e {
+            starts.lock().unwrap().push(c.id.clone());
+        }
+    })
+    .unwrap();
+    assert_eq!(starts.into_inner().unwrap().len(), cases.len());
+    let model = fake.model().unwrap();
+    assert!(model.policies.is_empty(), "policies of the cases are deleted");
+    let w = world();
+    for spec in &w.pods {
+        let pod = model.pods.iter().find(|p| p.namespace == spec.namespace && p.name == spec.name).expect("every world pod exists");
+        assert_eq!(pod.labels, spec.labels);
+    }
+    let y = model.namespaces.iter().find(|n| n.name == "y").unwrap();
+    assert!(!y.labels.contains_key("team"), "namespace labels restored");
+}
+
+#[test]
+fn unmet_requirements_skip_the_case_with_the_reason() {
+    let mut fake = FakeBackend::new(3);
+    fake.capabilities.sctp = false;
+    let report = run_on(&mut fake, &netpol(&["protocol-sctp"]));
+    assert_eq!(report.cases[0].result, CaseResult::Skipped);
+    assert!(report.cases[0].skip_reason.as_deref().unwrap().contains("SCTP"));
+    assert!(fake.batches.lock().unwrap().is_empty(), "nothing probed");
+}

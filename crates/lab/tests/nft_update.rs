@@ -1,0 +1,197 @@
+//! Incremental updates of a node's table (`nft::update`): what they touch, and, in the kernel,
+//! that a sequence of them leaves the ruleset a full apply gives and that a failed one changes
+//! nothing.
+//!
+//! Kernel tests need root and `nft` (CI runs as root); without them they say why on stderr and
+//! check nothing.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::process::{Command, Stdio};
+
+use netmatrix_lab::nft::{script, update};
+use netmatrix_lab::{netns, Fault, FaultKind};
+use netmatrix_model::{parse_str, Cluster};
+use serde_json::{json, Value};
+
+#[path = "support/listing.rs"]
+mod listing;
+
+const TABLE: &str = "nm-upd";
+
+/// Manifests of a synthetic cluster (120 pods, 40 policies) and two Services.
+fn documents() -> Vec<Value> {
+    let mut docs = netmatrix_synth::documents(&netmatrix_synth::Params::scale(3, 120, 40));
+    let pod = docs.iter().find(|d| d["kind"] == "Pod").unwrap().clone();
+    let (ns, labels) = (&pod["metadata"]["namespace"], &pod["metadata"]["labels"]);
+    docs.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+        "spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "selector": labels, "sessionAffinity": "ClientIP", "ports": [{"port": 80, "targetPort": 80, "nodePort": 30080}]}}));
+    docs.push(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api", "namespace": ns},
+        "spec": {"clusterIP": "10.96.0.11", "selector": labels, "ports": [{"port": 80, "targetPort": 80}]}}));
+    docs
+}
+
+/// The model of `docs` with pods alternating between n0 and n1, every third dual-stack.
+fn model(docs: &[Value]) -> Cluster {
+    let stream: String = docs.iter().map(|d| format!("---\n{d}\n")).collect();
+    let mut cluster = parse_str("docs.yaml", &stream).unwrap_or_else(|e| panic!("{e}"));
+    for (i, pod) in cluster.pods.iter_mut().enumerate() {
+        let n = i as u32;
+        pod.node = Some(format!("n{}", n % 2));
+        pod.ips = vec![IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 244, 0, 10)) + n))];
+        if n.is_multiple_of(3) {
+            pod.ips.push(IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 10 + n as u16)));
+        }
+    }
+    cluster
+}
+
+fn render(docs: &[Value], faults: &[Fault]) -> String {
+    script(TABLE, &model(docs), "n0", 0, &[Ipv4Addr::new(172, 18, 0, 2)], faults)
+}
+
+fn position(docs: &[Value], kind: &str, nth: usize) -> usize {
+    docs.iter().enumerate().filter(|(_, d)| d["kind"] == kind).nth(nth).unwrap().0
+}
+
+/// Rulesets of node n0 after each of a sequence of changes: policies changed, added and
+/// deleted, pods relabelled and removed, Services changed and deleted, faults on and off.
+fn steps() -> Vec<(&'static str, String)> {
+    let mut docs = documents();
+    let mut steps = vec![("start", render(&docs, &[]))];
+    let mut step = |what, docs: &[Value], faults: &[Fault]| steps.push((what, render(docs, faults)));
+    let p = position(&docs, "NetworkPolicy", 0);
+    docs[p]["spec"]["ingress"] = json!([{"ports": [{"port": 1000}]}]);
+    step("a policy's rules change", &docs, &[]);
+    docs.remove(position(&docs, "NetworkPolicy", 3));
+    step("a policy is deleted", &docs, &[]);
+    let ns = docs[position(&docs, "Pod", 0)]["metadata"]["namespace"].clone();
+    docs.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "aaa-deny", "namespace": ns}, "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}));
+    step("a policy isolating a namespace is added", &docs, &[]);
+    let p = position(&docs, "Pod", 1);
+    docs[p]["metadata"]["labels"] = json!({"relabelled": "yes"});
+    step("a pod is relabelled", &docs, &[]);
+    docs.remove(position(&docs, "Pod", 2));
+    step("a pod is deleted", &docs, &[]);
+    let s = position(&docs, "Service", 0);
+    docs[s]["spec"]["selector"] = json!({"none": "none"});
+    step("a Service loses its endpoints", &docs, &[]);
+    docs.remove(position(&docs, "Service", 1));
+    step("a Service is deleted", &docs, &[]);
+    let fault = |kind| Fault { kind, node: 0, peer: None };
+    step("ignore-policy", &docs, &[fault(FaultKind::IgnorePolicy)]);
+    step("ignore-policy cleared, drop-udp", &docs, &[fault(FaultKind::DropUdp)]);
+    step("drop-services", &docs, &[fault(FaultKind::DropUdp), fault(FaultKind::DropServices)]);
+    step("faults cleared", &docs, &[]);
+    steps
+}
+
+#[test]
+fn an_unchanged_ruleset_needs_no_update() {
+    let text = render(&documents(), &[]);
+    assert_eq!(update(TABLE, &text, &text).as_deref(), Some(""));
+}
+
+#[test]
+fn a_changed_policy_replaces_its_own_chain_only() {
+    let mut docs = documents();
+    let before = render(&docs, &[]);
+    let p = position(&docs, "NetworkPolicy", 0);
+    docs[p]["spec"]["ingress"] = json!([{"ports": [{"port": 1000}]}]);
+    let after = render(&docs, &[]);
+    let script = update(TABLE, &before, &after).expect("an incremental update");
+    let chain = format!("np-{}/{}-ingress", docs[p]["metadata"]["namespace"].as_str().unwrap(), docs[p]["metadata"]["name"].as_str().unwrap());
+    let flushed: Vec<&str> = script.lines().filter_map(|l| l.strip_prefix(&format!("flush chain inet {TABLE} "))).collect();
+    assert_eq!(flushed, [chain.as_str()], "{script}");
+    assert!(script.len() * 20 < after.len(), "{} bytes of update for a {}-byte table", script.len(), after.len());
+}
+
+#[test]
+fn a_chain_changing_its_hook_needs_the_whole_table() {
+    let old = format!("{}\tchain c {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\taccept\n\t}}\n}}\n", netmatrix_lab::nft::replace_table(TABLE));
+    let new = old.replace("priority filter;", "priority filter + 1;");
+    assert_eq!(update(TABLE, &old, &new), None);
+    assert_eq!(update(TABLE, &old, "not a script"), None);
+}
+
+/// Whether kernel tests can run; if not, why, on stderr.
+fn privileged() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: loading rulesets needs root to create network namespaces (CI runs as root)");
+        return false;
+    }
+    if !Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: `nft` not found (Debian package nftables)");
+        return false;
+    }
+    true
+}
+
+/// A network namespace for the test, deleted when dropped (also on panic).
+struct Namespace(String);
+
+impl Namespace {
+    fn new(tag: &str) -> Self {
+        let name = format!("nm-updtest-{tag}-{}", std::process::id());
+        netns::create(&name).unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        Namespace(name)
+    }
+
+    /// `nft -f -` of `script`: its stderr on failure.
+    fn apply(&self, script: &str) -> Result<(), String> {
+        let mut command = Command::new("nft");
+        command.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = netns::enter(&self.0, || command.spawn()).unwrap().unwrap();
+        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+    }
+
+    /// The kernel's table as [`listing::items`].
+    fn listing(&self) -> Vec<String> {
+        let out = netns::enter(&self.0, || Command::new("nft").args(["list", "table", "inet", TABLE]).output()).unwrap().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        listing::items(&String::from_utf8(out.stdout).unwrap())
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = netns::delete(&self.0);
+    }
+}
+
+#[test]
+fn a_sequence_of_updates_leaves_what_a_full_apply_gives() {
+    if !privileged() {
+        return;
+    }
+    let (updated, fresh) = (Namespace::new("inc"), Namespace::new("full"));
+    let steps = steps();
+    updated.apply(&steps[0].1).unwrap();
+    for pair in steps.windows(2) {
+        let ((_, before), (what, after)) = (&pair[0], &pair[1]);
+        let script = update(TABLE, before, after).unwrap_or_else(|| panic!("{what}: no incremental update"));
+        updated.apply(&script).unwrap_or_else(|e| panic!("{what}: the update failed: {e}\n{script}"));
+        fresh.apply(after).unwrap_or_else(|e| panic!("{what}: the full apply failed: {e}"));
+        assert_eq!(updated.listing(), fresh.listing(), "{what}: the updated table differs from a full apply");
+    }
+}
+
+#[test]
+fn a_failed_update_changes_nothing() {
+    if !privileged() {
+        return;
+    }
+    let ns = Namespace::new("fail");
+    let steps = steps();
+    ns.apply(&steps[0].1).unwrap();
+    let before = ns.listing();
+    // A real update (chains flushed, added and deleted) with one bad rule among them.
+    let (what, after) = &steps[3];
+    let broken = after.replacen("\t\treject with icmpx admin-prohibited\n", "\t\tjump no-such-chain\n", 1);
+    let script = update(TABLE, &steps[0].1, &broken).unwrap();
+    assert!(script.contains("delete chain") && script.contains("no-such-chain"), "{what}: {script}");
+    assert!(ns.apply(&script).is_err(), "nft accepted a jump to a missing chain");
+    assert_eq!(ns.listing(), before, "a failed update left a change behind");
+}

@@ -1,0 +1,231 @@
+//! `--html`: one self-contained page (inline CSS and JS, nothing fetched) with the summary,
+//! a heat map per step and port/protocol coloured by comparison, and each case's diagnosis.
+//! Every report string goes through `Esc`: names, details and agent errors come from the cluster.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use crate::matrix::{Matrix, check_name, matrices, target_kind_name};
+use crate::run::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
+use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
+
+const STYLE: &str = r#"
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { margin: 0 0 .2em; }
+.meta { color: #555; }
+table.summary td, table.summary th { padding: .2em .8em; text-align: right; }
+.badge { font-size: .75em; padding: .1em .5em; border-radius: .8em; color: #fff; vertical-align: middle; }
+.badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; }
+.badge.flaky { background: #f9a825; } .badge.error { background: #8e24aa; } .badge.skipped { background: #757575; }
+section.case { border-top: 1px solid #ddd; margin-top: 1em; }
+.matrices { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+figure { margin: 0; }
+figcaption { font-weight: 600; margin-bottom: .3em; }
+table.heat { border-collapse: collapse; font-family: ui-monospace, monospace; }
+table.heat th { font-weight: normal; padding: 0 .3em; white-space: nowrap; }
+table.heat thead th { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left; }
+table.heat td { width: 1.4em; height: 1.4em; text-align: center; border: 1px solid #fff; cursor: default; }
+td.as-expected { background: #c8e6c9; } td.wrong { background: #e53935; color: #fff; font-weight: bold; }
+td.inconclusive { background: #fdd835; } td.error { background: #ab47bc; color: #fff; }
+td.undefined { background: #e0e0e0; color: #777; } td.missing { background: none; }
+td.cell:hover { outline: 2px solid #222; }
+#detail { position: fixed; right: 1em; bottom: 1em; max-width: 30em; white-space: pre-wrap; background: #fffde7;
+  border: 1px solid #ccc; padding: .5em .8em; font-family: ui-monospace, monospace; font-size: 12px; }
+#detail:empty { display: none; }
+body.problems-only section.case.pass { display: none; }
+"#;
+
+/// Hovering a cell shows its details in a fixed panel (titles are slow and hard to copy);
+/// the checkbox hides passing cases.
+const SCRIPT: &str = r#"
+const detail = document.getElementById('detail');
+for (const cell of document.querySelectorAll('td.cell[title]')) {
+  cell.addEventListener('mouseenter', () => { detail.textContent = cell.title; });
+  cell.addEventListener('mouseleave', () => { detail.textContent = ''; });
+}
+document.getElementById('problems-only').addEventListener('change', (e) => {
+  document.body.classList.toggle('problems-only', e.target.checked);
+});
+"#;
+
+pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    writeln!(out, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
+    writeln!(out, "<title>netmatrix run {}</title>\n<style>{STYLE}</style>\n</head>\n<body>", Esc(&report.started))?;
+    write_summary(out, report)?;
+    for case in &report.cases {
+        write_case(out, case)?;
+    }
+    writeln!(out, "<div id=\"detail\"></div>\n<script>{SCRIPT}</script>\n</body>\n</html>")
+}
+
+fn write_summary(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    writeln!(out, "<h1>netmatrix run</h1>")?;
+    write!(
+        out,
+        "<p class=\"meta\">backend {} &middot; started {} &middot; {} &middot; nodes {}",
+        Esc(&report.backend),
+        Esc(&report.started),
+        duration(report.duration_ms),
+        Esc(&report.cluster.nodes.join(", "))
+    )?;
+    if !report.cluster.server_version.is_empty() {
+        write!(out, " &middot; server {}", Esc(&report.cluster.server_version))?;
+    }
+    writeln!(out, "</p>")?;
+    let s = &report.summary;
+    writeln!(
+        out,
+        "<table class=\"summary\"><tr><th>cases</th><th>passed</th><th>failed</th><th>flaky</th><th>errors</th>\
+         <th>skipped</th><th>probes</th><th>wrong cells</th></tr>\n<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
+        s.cases, s.passed, s.failed, s.flaky, s.errors, s.skipped, s.probes, s.wrong
+    )?;
+    writeln!(out, "<p><label><input type=\"checkbox\" id=\"problems-only\"> hide passing cases</label></p>")
+}
+
+fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {
+    let result = result_name(case.result);
+    writeln!(out, "<section class=\"case {result}\">")?;
+    writeln!(out, "<h2>{} <span class=\"badge {result}\">{result}</span></h2>", Esc(&case.id))?;
+    write!(out, "<p class=\"meta\">{}", duration(case.duration_ms))?;
+    if !case.labels.is_empty() {
+        let labels: Vec<String> = case.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        write!(out, " &middot; {}", Esc(&labels.join(", ")))?;
+    }
+    writeln!(out, "</p>")?;
+    if let Some(reason) = &case.skip_reason {
+        writeln!(out, "<p class=\"skipped\">skipped: {}</p>", Esc(reason))?;
+    }
+    if let Some(error) = &case.error {
+        writeln!(out, "<p class=\"error\">error: {}</p>", Esc(error))?;
+    }
+    for (index, step) in case.steps.iter().enumerate() {
+        write_step(out, step, index + 1, case.steps.len())?;
+    }
+    if !case.diagnosis.is_empty() {
+        writeln!(out, "<h3>diagnosis</h3>\n<ul class=\"diagnosis\">")?;
+        for line in &case.diagnosis {
+            writeln!(out, "<li>{}</li>", Esc(line))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    writeln!(out, "</section>")
+}
+
+fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usize) -> io::Result<()> {
+    writeln!(out, "<h3>step {number}/{steps}: {} (tries: {})</h3>", Esc(&step.name), step.tries)?;
+    writeln!(out, "<div class=\"matrices\">")?;
+    for matrix in matrices(step) {
+        write_matrix(out, &matrix)?;
+    }
+    writeln!(out, "</div>")?;
+    let t = Tally::of(&step.cells);
+    writeln!(
+        out,
+        "<p class=\"tally\">reachability: correct:{}, incorrect:{}, inconclusive:{}, result={}, errors:{}, undefined:{}</p>",
+        t.correct,
+        t.incorrect,
+        t.inconclusive,
+        t.ok(),
+        t.errors,
+        t.undefined
+    )?;
+    let problems = not_as_expected(step);
+    if !problems.is_empty() {
+        writeln!(out, "<ul class=\"problems\">")?;
+        for cell in problems {
+            writeln!(out, "<li><code>{}</code> {}</li>", cell.comparison().symbol(), Esc(&describe_cell(cell)))?;
+        }
+        writeln!(out, "</ul>")?;
+    }
+    Ok(())
+}
+
+fn write_matrix(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
+    writeln!(out, "<figure class=\"matrix\"><figcaption>{}</figcaption>", Esc(&matrix.title))?;
+    write!(out, "<table class=\"heat\"><thead><tr><th></th>")?;
+    for column in &matrix.columns {
+        write!(out, "<th scope=\"col\">{}</th>", Esc(column))?;
+    }
+    writeln!(out, "</tr></thead><tbody>")?;
+    for (row, source) in matrix.rows.iter().enumerate() {
+        write!(out, "<tr><th scope=\"row\">{}</th>", Esc(source))?;
+        for column in 0..matrix.columns.len() {
+            match matrix.cells.get(&(row, column)) {
+                Some(cell) => {
+                    let comparison = cell.comparison();
+                    write!(
+                        out,
+                        "<td class=\"cell {}\" title=\"{}\">{}</td>",
+                        comparison_class(comparison),
+                        Esc(&cell_title(cell)),
+                        comparison.symbol()
+                    )?;
+                }
+                None => write!(out, "<td class=\"missing\"></td>")?,
+            }
+        }
+        writeln!(out, "</tr>")?;
+    }
+    writeln!(out, "</tbody></table></figure>")
+}
+
+/// Everything known about one cell, one fact a line.
+fn cell_title(cell: &Cell) -> String {
+    let mut lines = vec![format!("{} -> {} {}/{}", cell.src, cell.dst, cell.port, cell.protocol)];
+    if cell.check != Check::Reach {
+        lines.push(format!("check: {}", check_name(cell.check)));
+    }
+    lines.push(format!("target: {}", target_kind_name(cell.target)));
+    if let Some(service) = &cell.service {
+        lines.push(format!("service: {service}{}", if cell.hairpin { " (hairpin)" } else { "" }));
+    }
+    if let (Some(from), Some(to)) = (&cell.src_node, &cell.dst_node) {
+        lines.push(format!("nodes: {from} -> {to}"));
+    }
+    lines.push(format!("expected: {}", expected_name(cell.expected)));
+    lines.push(format!("observed: {}", observed_name(cell.observed)));
+    let history: Vec<&str> = cell.history.iter().map(|o| observed_name(*o)).collect();
+    lines.push(format!("tries: {} ({})", cell.tries, history.join(" ")));
+    if let Some(latency) = cell.latency_ms {
+        lines.push(format!("latency: {latency:.2} ms"));
+    }
+    if let Some(server) = &cell.answered_by {
+        lines.push(format!("answered by: {server}"));
+    }
+    if let Some(detail) = &cell.detail {
+        lines.push(format!("detail: {detail}"));
+    }
+    lines.join("\n")
+}
+
+fn comparison_class(comparison: Comparison) -> &'static str {
+    match comparison {
+        Comparison::AsExpected => "as-expected",
+        Comparison::Wrong => "wrong",
+        Comparison::Inconclusive => "inconclusive",
+        Comparison::Error => "error",
+        Comparison::Undefined => "undefined",
+    }
+}
+
+/// HTML-escapes text for element content and double- or single-quoted attributes.
+struct Esc<'a>(&'a str);
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+            f.write_str(&rest[..at])?;
+            f.write_str(match rest.as_bytes()[at] {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => "&#39;",
+            })?;
+            rest = &rest[at + 1..];
+        }
+        f.write_str(rest)
+    }
+}

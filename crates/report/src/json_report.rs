@@ -1,0 +1,11 @@
+//! `--json`: the run report as pretty JSON, schema `netmatrix.run/v1` (DESIGN.md).
+
+use std::io::{self, Write};
+
+use crate::run::RunReport;
+
+/// Writes `report` as it is: its `schema` field is the `run::SCHEMA` the engine set.
+pub fn write_json(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, report)?;
+    writeln!(out)
+}

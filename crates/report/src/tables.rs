@@ -1,0 +1,254 @@
+//! `netmatrix run`'s results as text truth tables (DESIGN.md "Truth tables"), in the layout of
+//! the upstream Kubernetes e2e NetworkPolicy tables: a `-` corner, target column headers, one
+//! character per cell.
+
+use std::io::{self, Write};
+
+use crate::matrix::{Matrix, check_name, matrices};
+use crate::run::{CaseReport, CaseResult, Cell, Check, Comparison, Expected, Observed, RunReport, StepReport, Tally};
+
+/// Tables wider than this get numbered columns and a legend, so they fit a terminal.
+const MAX_WIDTH: usize = 100;
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const MAGENTA: &str = "\x1b[35m";
+const RESET: &str = "\x1b[0m";
+
+/// One case: a header, per step its expected, observed and comparison tables, the tally and
+/// the cells that were not as expected, then the case's diagnosis.
+pub fn write_case(out: &mut impl Write, case: &CaseReport, color: bool) -> io::Result<()> {
+    let result = paint(color, result_color(case.result), result_name(case.result));
+    write!(out, "case {}: {result} ({})", case.id, duration(case.duration_ms))?;
+    if !case.labels.is_empty() {
+        let labels: Vec<String> = case.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        write!(out, " [{}]", labels.join(", "))?;
+    }
+    writeln!(out)?;
+    if let Some(reason) = &case.skip_reason {
+        writeln!(out, "skipped: {reason}")?;
+    }
+    if let Some(error) = &case.error {
+        writeln!(out, "error: {error}")?;
+    }
+    for (index, step) in case.steps.iter().enumerate() {
+        write_step(out, step, index + 1, case.steps.len(), color)?;
+    }
+    if !case.diagnosis.is_empty() {
+        writeln!(out, "diagnosis:")?;
+        for line in &case.diagnosis {
+            writeln!(out, "  - {line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The run's last line: case counts, probes, wrong cells and duration.
+pub fn write_summary(out: &mut impl Write, report: &RunReport, color: bool) -> io::Result<()> {
+    let s = &report.summary;
+    let count = |n: usize, code: &str| if n > 0 { paint(color, code, &n.to_string()) } else { n.to_string() };
+    writeln!(
+        out,
+        "summary: cases:{}, passed:{}, failed:{}, flaky:{}, errors:{}, skipped:{}, probes:{}, wrong:{}, duration:{}",
+        s.cases,
+        count(s.passed, GREEN),
+        count(s.failed, RED),
+        count(s.flaky, YELLOW),
+        count(s.errors, MAGENTA),
+        s.skipped,
+        s.probes,
+        count(s.wrong, RED),
+        duration(report.duration_ms),
+    )
+}
+
+fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usize, color: bool) -> io::Result<()> {
+    writeln!(out, "step {number}/{steps}: {} (tries: {})", step.name, step.tries)?;
+    for matrix in matrices(step) {
+        let columns = column_headers(&matrix);
+        if columns.numbered {
+            let legend: Vec<String> =
+                matrix.columns.iter().enumerate().map(|(i, name)| format!("{}={name}", i + 1)).collect();
+            writeln!(out, "{} columns: {}", matrix.title, legend.join(", "))?;
+        }
+        writeln!(out, "{} expected:", matrix.title)?;
+        write_table(out, &matrix, &columns, |c| (c.expected.symbol(), None))?;
+        writeln!(out, "{} observed:", matrix.title)?;
+        write_table(out, &matrix, &columns, |c| (c.observed.symbol(), None))?;
+        writeln!(out, "{} comparison:", matrix.title)?;
+        write_table(out, &matrix, &columns, |c| {
+            let comparison = c.comparison();
+            (comparison.symbol(), if color { comparison_color(comparison) } else { None })
+        })?;
+    }
+    let tally = Tally::of(&step.cells);
+    write!(
+        out,
+        "reachability: correct:{}, incorrect:{}, inconclusive:{}, result={}",
+        tally.correct,
+        tally.incorrect,
+        tally.inconclusive,
+        tally.ok()
+    )?;
+    // Appended only when present, so the common line is exactly the upstream e2e one.
+    if tally.errors > 0 || tally.undefined > 0 {
+        write!(out, ", errors:{}, undefined:{}", tally.errors, tally.undefined)?;
+    }
+    writeln!(out)?;
+    let problems = not_as_expected(step);
+    if !problems.is_empty() {
+        writeln!(out, "not as expected:")?;
+        for cell in problems {
+            writeln!(out, "  {} {}", cell.comparison().symbol(), describe_cell(cell))?;
+        }
+    }
+    Ok(())
+}
+
+struct ColumnHeaders {
+    labels: Vec<String>,
+    /// Columns are numbers explained by a legend, as their names would not fit.
+    numbered: bool,
+    corner_width: usize,
+}
+
+fn column_headers(matrix: &Matrix) -> ColumnHeaders {
+    let corner_width = matrix.rows.iter().map(|r| r.chars().count()).max().unwrap_or(0).max(1);
+    let named_width: usize = corner_width + matrix.columns.iter().map(|c| c.chars().count() + 1).sum::<usize>();
+    if named_width <= MAX_WIDTH {
+        ColumnHeaders { labels: matrix.columns.clone(), numbered: false, corner_width }
+    } else {
+        let labels = (1..=matrix.columns.len()).map(|n| n.to_string()).collect();
+        ColumnHeaders { labels, numbered: true, corner_width }
+    }
+}
+
+/// `symbol` gives a cell's character and, when colouring, its ANSI colour.
+fn write_table(
+    out: &mut impl Write,
+    matrix: &Matrix,
+    headers: &ColumnHeaders,
+    symbol: impl Fn(&Cell) -> (char, Option<&'static str>),
+) -> io::Result<()> {
+    let widths: Vec<usize> = headers.labels.iter().map(|l| l.chars().count()).collect();
+    let mut line = format!("{:<w$}", "-", w = headers.corner_width);
+    for label in &headers.labels {
+        line.push(' ');
+        line.push_str(label);
+    }
+    writeln!(out, "{}", line.trim_end())?;
+    for (row, source) in matrix.rows.iter().enumerate() {
+        let mut line = format!("{source:<w$}", w = headers.corner_width);
+        for (column, width) in widths.iter().enumerate() {
+            line.push(' ');
+            let (text, visible) = match matrix.cells.get(&(row, column)) {
+                Some(cell) => match symbol(cell) {
+                    (c, Some(code)) => (format!("{code}{c}{RESET}"), 1),
+                    (c, None) => (c.to_string(), 1),
+                },
+                None => (String::new(), 0),
+            };
+            line.push_str(&text);
+            line.extend(std::iter::repeat_n(' ', width.saturating_sub(visible)));
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// The cells a reader has to look at: wrong, inconclusive, or whose probe failed.
+pub(crate) fn not_as_expected(step: &StepReport) -> Vec<&Cell> {
+    step.cells
+        .iter()
+        .filter(|c| matches!(c.comparison(), Comparison::Wrong | Comparison::Inconclusive | Comparison::Error))
+        .collect()
+}
+
+/// `x/a -> y/b 80/TCP: expected allow, observed deny, tries: deny deny; answered by ...`.
+pub(crate) fn describe_cell(cell: &Cell) -> String {
+    let mut text = String::new();
+    if cell.check != Check::Reach {
+        text.push_str(&format!("[{}] ", check_name(cell.check)));
+    }
+    text.push_str(&format!(
+        "{} -> {} {}/{}: expected {}, observed {}",
+        cell.src,
+        cell.dst,
+        cell.port,
+        cell.protocol,
+        expected_name(cell.expected),
+        observed_name(cell.observed)
+    ));
+    if let (Some(from), Some(to)) = (&cell.src_node, &cell.dst_node) {
+        text.push_str(&format!(" (node {from} -> {to})"));
+    }
+    text.push_str(&format!(", {} {}", cell.tries, if cell.tries == 1 { "try" } else { "tries" }));
+    if !cell.history.is_empty() {
+        let history: Vec<&str> = cell.history.iter().map(|o| observed_name(*o)).collect();
+        text.push_str(&format!(": {}", history.join(" ")));
+    }
+    if let Some(server) = &cell.answered_by {
+        text.push_str(&format!("; answered by {server}"));
+    }
+    if let Some(detail) = &cell.detail {
+        text.push_str(&format!("; {detail}"));
+    }
+    text
+}
+
+pub(crate) fn expected_name(expected: Expected) -> &'static str {
+    match expected {
+        Expected::Allow => "allow",
+        Expected::Deny => "deny",
+        Expected::Undefined => "undefined",
+    }
+}
+
+pub(crate) fn observed_name(observed: Observed) -> &'static str {
+    match observed {
+        Observed::Allow => "allow",
+        Observed::Deny => "deny",
+        Observed::Inconclusive => "inconclusive",
+        Observed::Error => "error",
+    }
+}
+
+pub(crate) fn result_name(result: CaseResult) -> &'static str {
+    match result {
+        CaseResult::Pass => "pass",
+        CaseResult::Fail => "fail",
+        CaseResult::Flaky => "flaky",
+        CaseResult::Error => "error",
+        CaseResult::Skipped => "skipped",
+    }
+}
+
+/// `850ms`, `12.3s`.
+pub(crate) fn duration(ms: u64) -> String {
+    if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) }
+}
+
+fn comparison_color(comparison: Comparison) -> Option<&'static str> {
+    match comparison {
+        Comparison::AsExpected => Some(GREEN),
+        Comparison::Wrong => Some(RED),
+        Comparison::Inconclusive => Some(YELLOW),
+        Comparison::Error => Some(MAGENTA),
+        Comparison::Undefined => None,
+    }
+}
+
+fn result_color(result: CaseResult) -> &'static str {
+    match result {
+        CaseResult::Pass => GREEN,
+        CaseResult::Fail => RED,
+        CaseResult::Flaky => YELLOW,
+        CaseResult::Error => MAGENTA,
+        CaseResult::Skipped => "",
+    }
+}
+
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color && !code.is_empty() { format!("{code}{text}{RESET}") } else { text.to_string() }
+}

@@ -1,0 +1,95 @@
+use netmatrix_model::Protocol;
+use netmatrix_report::run::{CaseReport, CaseResult, Expected, Observed, StepReport};
+use netmatrix_report::tables::{write_case, write_summary};
+
+use crate::fixture::{allow_all_step, cell, pods, report};
+
+fn render(color: bool) -> String {
+    let report = report();
+    let mut out = Vec::new();
+    for case in &report.cases {
+        write_case(&mut out, case, color).unwrap();
+    }
+    write_summary(&mut out, &report, color).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn case_of(steps: Vec<StepReport>) -> CaseReport {
+    CaseReport {
+        id: "netpol/wide".into(),
+        labels: Default::default(),
+        result: CaseReport::result_from_cells(&steps),
+        duration_ms: 10,
+        diagnosis: vec![],
+        steps,
+        findings: vec![],
+        skip_reason: None,
+        error: None,
+    }
+}
+
+fn render_case(case: &CaseReport) -> String {
+    let mut out = Vec::new();
+    write_case(&mut out, case, false).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn plain() {
+    insta::assert_snapshot!("plain", render(false));
+}
+
+#[test]
+fn colored() {
+    let text = render(true);
+    assert!(text.contains("\x1b[31mX\x1b[0m"), "a wrong cell is red");
+    assert!(text.contains("\x1b[33m?\x1b[0m"), "an inconclusive cell is yellow");
+    assert!(text.contains("\x1b[35m!\x1b[0m"), "a probe error is magenta");
+    assert!(text.contains("\x1b[32m.\x1b[0m"), "an expected cell is green");
+    // Escapes spelled out, so the snapshot file stays readable.
+    insta::assert_snapshot!("colored", text.replace('\x1b', "\\e"));
+    // Colour changes nothing but the escapes.
+    let stripped = text.replace("\x1b[31m", "").replace("\x1b[32m", "").replace("\x1b[33m", "").replace("\x1b[35m", "");
+    assert_eq!(stripped.replace("\x1b[0m", ""), render(false));
+}
+
+#[test]
+fn passing_three_by_three() {
+    let text = render_case(&case_of(vec![allow_all_step()]));
+    assert!(text.contains("80/TCP comparison:\n-   x/a x/b x/c\nx/a     .   .\nx/b .       .\nx/c .   .\n"), "{text}");
+    assert!(text.contains("reachability: correct:6, incorrect:0, inconclusive:0, result=true\n"), "{text}");
+    assert!(!text.contains("errors:"), "no error counts when there are none: {text}");
+}
+
+#[test]
+fn nine_by_nine_fits_in_100_columns_with_names() {
+    let pods = pods(&["x", "y", "z"], &["a", "b", "c"]);
+    let mut cells = Vec::new();
+    for src in &pods {
+        for dst in &pods {
+            cells.push(cell(src, dst, 80, Protocol::Tcp, Expected::Allow, Observed::Allow));
+        }
+    }
+    let text = render_case(&case_of(vec![StepReport { name: "9x9".into(), tries: 1, cells }]));
+    assert!(text.contains("\n-   x/a x/b x/c y/a y/b y/c z/a z/b z/c\n"), "{text}");
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+}
+
+#[test]
+fn long_target_names_become_numbered_columns_with_a_legend() {
+    let pods = pods(&["netpol-x-7f3a9c", "netpol-y-7f3a9c", "netpol-z-7f3a9c"], &["server-a", "server-b", "server-c"]);
+    let mut cells = Vec::new();
+    for src in &pods {
+        for dst in &pods {
+            cells.push(cell(src, dst, 80, Protocol::Tcp, Expected::Allow, Observed::Deny));
+        }
+    }
+    let case = case_of(vec![StepReport { name: "long names".into(), tries: 1, cells }]);
+    assert_eq!(case.result, CaseResult::Fail);
+    let text = render_case(&case);
+    assert!(text.contains("80/TCP columns: 1=netpol-x-7f3a9c/server-a, 2=netpol-x-7f3a9c/server-b,"), "{text}");
+    assert!(text.contains("\n-                        1 2 3 4 5 6 7 8 9\n"), "{text}");
+    assert!(text.contains("\nnetpol-z-7f3a9c/server-c X X X X X X X X X\n"), "{text}");
+    let tables: Vec<&str> = text.lines().filter(|l| !l.contains("columns:") && !l.starts_with("  ")).collect();
+    assert!(tables.iter().all(|l| l.chars().count() <= 100), "{text}");
+}
