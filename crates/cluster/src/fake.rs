@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef, NAMESPACE_NAME_LABEL};
+use netmatrix_oracle::services::{self, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 
 use crate::{Backend, BackendError, Capabilities, Node, ObjectKind, Outcome, PodSpec, ProbeRequest, ProbeResult};
@@ -37,6 +39,7 @@ pub struct FakeBackend {
     pods: Vec<(PodSpec, Ipv4Addr)>,
     manifests: Vec<serde_json::Value>,
     created: usize,
+    allocated: usize,
     faults: Vec<Fault>,
     /// Pods (`ns/name`) whose probe execs fail.
     pub failing_execs: BTreeSet<String>,
@@ -46,15 +49,45 @@ pub struct FakeBackend {
     calls: Mutex<HashMap<(String, String, u16, Protocol), usize>>,
     /// Every batch run, as (`ns/pod`, probes in it).
     pub batches: Mutex<Vec<(String, usize)>>,
+    /// How long a batch takes, so that tests see rows overlap.
+    pub batch_time: Duration,
+    in_flight: AtomicUsize,
+    /// The most batches that ran at once.
+    pub max_in_flight: AtomicUsize,
 }
 
 impl FakeBackend {
     pub fn new(nodes: usize) -> FakeBackend {
-        FakeBackend { nodes, capabilities: Capabilities { hairpin: true, sctp: true }, ..FakeBackend::default() }
+        FakeBackend { nodes, capabilities: Capabilities { hairpin: true, sctp: true, dns: false }, ..FakeBackend::default() }
     }
 
     pub fn inject(&mut self, fault: Fault) {
         self.faults.push(fault);
+    }
+
+    /// What a cluster allocates to a Service the manifest leaves without: a cluster IP, node
+    /// ports, a load-balancer IP (no two Services share one: the counter only grows).
+    fn allocate(&mut self, service: &mut serde_json::Value) {
+        self.allocated += 1;
+        let n = self.allocated;
+        let spec = &mut service["spec"];
+        let kind = spec["type"].as_str().unwrap_or("ClusterIP").to_owned();
+        if kind == "ExternalName" || spec["clusterIP"] == "None" {
+            return;
+        }
+        if spec["clusterIP"].is_null() {
+            spec["clusterIP"] = serde_json::json!(format!("10.96.0.{}", 10 + n % 200));
+        }
+        if kind == "NodePort" || kind == "LoadBalancer" {
+            for (i, port) in spec["ports"].as_array_mut().into_iter().flatten().enumerate() {
+                if port["nodePort"].is_null() {
+                    port["nodePort"] = serde_json::json!(30000 + n * 10 + i);
+                }
+            }
+        }
+        if kind == "LoadBalancer" {
+            service["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": format!("172.18.255.{}", 1 + n % 250)}]}});
+        }
     }
 
     fn pod_by_ip(&self, ip: Ipv4Addr) -> Option<&(PodSpec, Ipv4Addr)> {
@@ -137,7 +170,10 @@ impl Backend for FakeBackend {
     fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
         let stream: String = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
         netmatrix_model::parse_str("applied", &stream).map_err(|e| BackendError::BadInput(e.to_string()))?;
-        for manifest in manifests {
+        for mut manifest in manifests {
+            if ObjectKind::of(&manifest) == Some(ObjectKind::Service) {
+                self.allocate(&mut manifest);
+            }
             let k = object_key(&manifest);
             self.manifests.retain(|m| object_key(m) != k);
             self.manifests.push(manifest);
@@ -189,11 +225,16 @@ impl Backend for FakeBackend {
     fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], _deadline: Duration) -> Result<Vec<ProbeResult>, BackendError> {
         let src_key = key(namespace, pod);
         self.batches.lock().unwrap().push((src_key.clone(), probes.len()));
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        std::thread::sleep(self.batch_time);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.failing_execs.contains(&src_key) {
             return Err(BackendError::Exec { pod: src_key, reason: "exec failed (injected)".into() });
         }
         let model = self.model()?;
         let mut reach = Reachability::compute(&model, Options { ipblocks_match_pods: true });
+        let frontends = services::frontends(&model);
         let src = model.pods.iter().position(|p| p.namespace == namespace && p.name == pod).ok_or_else(|| BackendError::BadInput(format!("no pod {src_key}")))?;
         let src_node = self.pods.iter().find(|(p, _)| key(&p.namespace, &p.name) == src_key).map(|(p, _)| p.node).unwrap_or_default();
         probes
@@ -201,19 +242,31 @@ impl Backend for FakeBackend {
             .enumerate()
             .map(|(index, probe)| {
                 let protocol = Protocol::parse(&probe.protocol.to_ascii_uppercase()).ok_or_else(|| BackendError::BadInput(format!("protocol {}", probe.protocol)))?;
-                let target: Option<Ipv4Addr> = probe.target.parse().ok();
-                let dst = target.and_then(|ip| self.pod_by_ip(ip));
-                let dst_key = dst.map(|(p, _)| key(&p.namespace, &p.name));
-                let dst_index = dst_key.as_ref().and_then(|k| model.pods.iter().position(|p| &key(&p.namespace, &p.name) == k));
-                let real = match dst_index {
-                    Some(d) => self.dataplane(&model, &mut reach, src, d, probe.port, protocol),
-                    None => Outcome::Unreachable,
-                };
                 let call = {
                     let mut calls = self.calls.lock().unwrap();
                     let n = calls.entry((src_key.clone(), probe.target.clone(), probe.port, protocol)).or_default();
                     *n += 1;
                     *n - 1
+                };
+                let dst = probe.target.parse().ok().and_then(|ip| self.pod_by_ip(ip));
+                let dst_key = dst.map(|(p, _)| key(&p.namespace, &p.name));
+                let dst_index = dst_key.as_ref().and_then(|k| model.pods.iter().position(|p| &key(&p.namespace, &p.name) == k));
+                let frontend = frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
+                let (real, answered_by) = match (dst_index, frontend) {
+                    (Some(d), _) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
+                    (None, Some(f)) => {
+                        let verdict = services::evaluate(&model, &mut reach, src, f, ServiceOptions { hairpin: self.capabilities.hairpin });
+                        // Round robin over the backends the oracle allows this source; under
+                        // ClientIP affinity one backend per source.
+                        let sticky = matches!(model.services[f.service].session_affinity, netmatrix_model::SessionAffinity::ClientIp { .. });
+                        let turn = if sticky { src } else { call };
+                        let backend = (!verdict.backends.is_empty()).then(|| &model.pods[verdict.backends[turn % verdict.backends.len()]]);
+                        match (verdict.verdict, backend) {
+                            (Verdict::Allow, Some(b)) => (Outcome::Connected, Some(key(&b.namespace, &b.name))),
+                            _ => (Outcome::Refused, None),
+                        }
+                    }
+                    (None, None) => (Outcome::Unreachable, None),
                 };
                 let probed = Probed { src: &src_key, src_node, dst: dst_key.as_deref(), dst_node: dst.map(|(p, _)| p.node), port: probe.port, protocol, call };
                 let outcome = self.faults.iter().find_map(|f| f(&probed)).unwrap_or(real);
@@ -222,7 +275,7 @@ impl Backend for FakeBackend {
                     id: Some(probe.id.clone()),
                     outcome,
                     latency_us: 100,
-                    answered_by: (outcome == Outcome::Connected).then(|| dst_key.clone()).flatten(),
+                    answered_by: answered_by.filter(|_| outcome == Outcome::Connected),
                     client_ip: None,
                     detail: (outcome == Outcome::Error).then(|| "injected".to_owned()),
                 })

@@ -48,7 +48,7 @@ impl Backend for LabBackend {
 
     fn capabilities(&self) -> Capabilities {
         // The lab's bridges put pod ports in hairpin mode and masquerade hairpin traffic.
-        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists() }
+        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false }
     }
 
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {

@@ -80,6 +80,8 @@ pub struct Capabilities {
     pub hairpin: bool,
     /// The nodes' kernels carry SCTP.
     pub sctp: bool,
+    /// Pods resolve Service names through cluster DNS.
+    pub dns: bool,
 }
 
 /// A place to run probes: the lab, a Kubernetes cluster, or a fake. The engine drives every

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use netmatrix_cluster::{Capabilities, ObjectKind};
 use netmatrix_model::{Labels, Protocol};
+use netmatrix_report::run::Check;
 
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -39,21 +40,36 @@ pub enum Action {
 }
 
 /// What a step probes: every world pod to every other pod on `ports`, and, with `services`,
-/// every Service frontend on its own port.
+/// every Service frontend (cluster IP, node port on each node, load-balancer IP) on its port.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeSpec {
     pub ports: Vec<(u16, Protocol)>,
     pub pods: bool,
     pub services: bool,
+    /// What the Service cells check.
+    pub check: Check,
+    /// Each source probes from a fixed source port of its own, so that a later step's probe
+    /// belongs to the same UDP flow (conntrack entry) as an earlier one.
+    pub fixed_source_port: bool,
 }
 
 impl ProbeSpec {
     pub fn pods(ports: &[(u16, Protocol)]) -> ProbeSpec {
-        ProbeSpec { ports: ports.to_vec(), pods: true, services: false }
+        ProbeSpec { ports: ports.to_vec(), pods: true, services: false, check: Check::Reach, fixed_source_port: false }
     }
 
     pub fn services() -> ProbeSpec {
-        ProbeSpec { ports: Vec::new(), pods: false, services: true }
+        ProbeSpec { ports: Vec::new(), pods: false, services: true, check: Check::Reach, fixed_source_port: false }
+    }
+
+    pub fn check(mut self, check: Check) -> ProbeSpec {
+        self.check = check;
+        self
+    }
+
+    pub fn fixed_source_port(mut self) -> ProbeSpec {
+        self.fixed_source_port = true;
+        self
     }
 }
 
@@ -62,6 +78,8 @@ impl ProbeSpec {
 pub enum Requirement {
     Sctp,
     Hairpin,
+    /// Cluster DNS, for ExternalName Services.
+    Dns,
 }
 
 impl Requirement {
@@ -70,6 +88,7 @@ impl Requirement {
         match self {
             Self::Sctp if !capabilities.sctp => Some("the nodes' kernels have no SCTP"),
             Self::Hairpin if !capabilities.hairpin => Some("the dataplane does not promise hairpin traffic"),
+            Self::Dns if !capabilities.dns => Some("the backend has no cluster DNS to resolve ExternalName Services"),
             _ => None,
         }
     }

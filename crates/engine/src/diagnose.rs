@@ -384,9 +384,8 @@ fn observed_word(o: Observed) -> &'static str {
 /// The cells whose probe failed, naming their sources.
 fn probe_errors(steps: &[StepReport]) -> Option<Finding> {
     let cells: Vec<CellRef> = refs(steps).filter(|&r| cell(steps, r).comparison() == Comparison::Error).collect();
-    let sources = list(cells.iter().map(|&r| cell(steps, r).src.as_str()));
-    let n = cells.len();
-    let summary = format!("the probes from {sources} could not run, so these cells say nothing about the network ({n} cell{})", if n == 1 { "" } else { "s" });
+    let failed: Vec<&Cell> = cells.iter().map(|&r| cell(steps, r)).collect();
+    let summary = format!("the probes from {} could not run, so these cells say nothing about the network {}", list(failed.iter().map(|c| c.src.as_str())), count(&failed));
     (!cells.is_empty()).then(|| Finding { kind: "probe-errors".into(), summary, cells })
 }
 

@@ -1,6 +1,7 @@
 //! The cells of a step and what the oracle expects of each.
 
-use netmatrix_model::{Cluster, Protocol};
+use netmatrix_model::{Cluster, Protocol, SessionAffinity};
+use netmatrix_oracle::services::{self, FrontendKind, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 use netmatrix_report::run::{Cell, Check, Expected, Observed, TargetKind};
 
@@ -17,7 +18,16 @@ pub struct Planned {
     /// For Service targets: `ns/pod` of every pod that may answer this source.
     pub backends: Option<Vec<String>>,
     pub source_port: Option<u16>,
+    /// Probes the cell takes per try (an affinity check connects several times).
+    pub repeat: usize,
 }
+
+/// Connections per try of an affinity cell: with three backends, the chance that five
+/// connections without affinity all land on one is 1/81.
+pub const AFFINITY_CONNECTIONS: usize = 5;
+
+/// Source ports of fixed-port probes: the `i`-th source pod uses `FIXED_SOURCE_PORT + i`.
+const FIXED_SOURCE_PORT: u16 = 40_000;
 
 fn pod_key(p: &netmatrix_model::Pod) -> String {
     format!("{}/{}", p.namespace, p.name)
@@ -63,8 +73,58 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
                 let expected = if reach.conn(conns).allows(protocol, port) && serves { Expected::Allow } else { Expected::Deny };
                 let mut c = cell(src, pod_key(dst), port, protocol, expected, TargetKind::Pod);
                 c.dst_node = dst.node.clone();
-                planned.push(Planned { cell: c, src_namespace: src.namespace.clone(), src_pod: src.name.clone(), address: address.to_string(), backends: None, source_port: None });
+                planned.push(Planned { cell: c, src_namespace: src.namespace.clone(), src_pod: src.name.clone(), address: address.to_string(), backends: None, source_port: None, repeat: 1 });
             }
+        }
+    }
+    planned
+}
+
+/// Every pod to every Service frontend with an address (ExternalName needs DNS: the suite's
+/// ExternalName case says so). The oracle gives the verdict and the backends that may answer.
+pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
+    let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
+    let frontends = services::frontends(model);
+    let mut planned = Vec::new();
+    for (s, src) in model.pods.iter().enumerate() {
+        for frontend in &frontends {
+            let Some(address) = frontend.address else { continue };
+            let service = &model.services[frontend.service];
+            let verdict = services::evaluate(model, &mut reach, s, frontend, ServiceOptions { hairpin });
+            let (dst, target, dst_node) = match frontend.kind {
+                FrontendKind::ClusterIp => (format!("svc:{}/{}", service.namespace, service.name), TargetKind::ClusterIp, None),
+                FrontendKind::NodePort { node } => {
+                    let name = &model.nodes[node].name;
+                    (format!("node:{name}:{}", frontend.dst_port), TargetKind::NodePort, Some(name.clone()))
+                }
+                FrontendKind::LoadBalancer => (format!("lb:{address}"), TargetKind::LoadBalancer, None),
+                FrontendKind::ExternalName => continue,
+            };
+            let affinity = spec.check == Check::Affinity;
+            let mut expected = match verdict.verdict {
+                Verdict::Allow => Expected::Allow,
+                Verdict::Deny => Expected::Deny,
+                Verdict::Undefined => Expected::Undefined,
+            };
+            if affinity && (verdict.verdict != Verdict::Allow || !matches!(service.session_affinity, SessionAffinity::ClientIp { .. })) {
+                // Affinity is only a question where connections succeed and the Service asks for it.
+                expected = Expected::Undefined;
+            }
+            let mut c = cell(src, dst, frontend.dst_port, frontend.protocol, expected, target);
+            c.dst_node = dst_node;
+            c.service = Some(format!("{}/{}", service.namespace, service.name));
+            c.hairpin = service.selects(src);
+            c.check = spec.check;
+            c.detail = (expected == Expected::Undefined).then(|| verdict.reasons.join("; "));
+            planned.push(Planned {
+                cell: c,
+                src_namespace: src.namespace.clone(),
+                src_pod: src.name.clone(),
+                address: address.to_string(),
+                backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
+                source_port: spec.fixed_source_port.then_some(FIXED_SOURCE_PORT + s as u16),
+                repeat: if affinity { AFFINITY_CONNECTIONS } else { 1 },
+            });
         }
     }
     planned

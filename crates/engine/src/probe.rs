@@ -58,6 +58,24 @@ fn observe(result: &ProbeResult, backends: Option<&[String]>) -> Observation {
     }
 }
 
+/// Affinity holds when every connection of the try succeeded and one backend answered them all.
+fn observe_affinity(results: &[ProbeResult], backends: Option<&[String]>) -> Observation {
+    let each: Vec<Observation> = results.iter().map(|r| observe(r, backends)).collect();
+    if let Some(failed) = each.iter().find(|o| o.observed != Observed::Allow) {
+        return Observation { observed: failed.observed, latency_ms: None, answered_by: None, detail: Some(format!("a connection failed: {}", failed.detail.as_deref().unwrap_or("no answer"))) };
+    }
+    let mut who: Vec<&str> = each.iter().filter_map(|o| o.answered_by.as_deref()).collect();
+    who.sort_unstable();
+    who.dedup();
+    let one = who.len() == 1;
+    Observation {
+        observed: if one { Observed::Allow } else { Observed::Deny },
+        latency_ms: each.last().and_then(|o| o.latency_ms),
+        answered_by: one.then(|| who[0].to_owned()),
+        detail: (!one).then(|| format!("{} connections answered by {}", each.len(), who.join(", "))),
+    }
+}
+
 /// A cell is settled when its first try matched the expectation, or its last two tries agree.
 fn settled(history: &[Observed], expected: Expected) -> bool {
     match history {
@@ -112,18 +130,33 @@ fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: 
     std::thread::scope(|s| {
         for _ in 0..config.parallel.max(1) {
             s.spawn(|| {
-                while let Some(((ns, pod), indices)) = queue.lock().unwrap().pop() {
+                loop {
+                    // Taken in its own statement: a guard in the loop condition would be held
+                    // for the whole row, and rows would run one at a time.
+                    let next = queue.lock().unwrap().pop();
+                    let Some(((ns, pod), indices)) = next else { break };
                     let requests: Vec<ProbeRequest> = indices
                         .iter()
-                        .map(|&i| {
+                        .flat_map(|&i| {
                             let p = &cells[i];
-                            ProbeRequest { id: p.cell.dst.clone(), target: p.address.clone(), port: p.cell.port, protocol: protocol_name(p.cell.protocol), timeout: timeout.clone(), source_port: p.source_port }
+                            let request = ProbeRequest { id: p.cell.dst.clone(), target: p.address.clone(), port: p.cell.port, protocol: protocol_name(p.cell.protocol), timeout: timeout.clone(), source_port: p.source_port };
+                            std::iter::repeat_n(request, p.repeat)
                         })
                         .collect();
                     // The agent runs up to 256 probes at once; a batch ends within a few timeouts.
                     let deadline = config.timeout * (2 + requests.len() as u32 / 256) + Duration::from_secs(10);
                     let row: Vec<(usize, Observation)> = match backend.probe(ns, pod, &requests, deadline) {
-                        Ok(answers) => indices.iter().zip(&answers).map(|(&i, r)| (i, observe(r, cells[i].backends.as_deref()))).collect(),
+                        Ok(answers) => {
+                            let mut answers = answers.as_slice();
+                            indices
+                                .iter()
+                                .map(|&i| {
+                                    let (mine, rest) = answers.split_at(cells[i].repeat);
+                                    answers = rest;
+                                    (i, if cells[i].repeat == 1 { observe(&mine[0], cells[i].backends.as_deref()) } else { observe_affinity(mine, cells[i].backends.as_deref()) })
+                                })
+                                .collect()
+                        }
                         Err(e) => indices.iter().map(|&i| (i, Observation { observed: Observed::Error, latency_ms: None, answered_by: None, detail: Some(e.to_string()) })).collect(),
                     };
                     on_batch(row.len());

@@ -99,6 +99,13 @@ fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: Probe
     if step.probe.pods {
         cells.extend(plan::pod_cells(&model, &step.probe));
     }
+    if step.probe.services {
+        cells.extend(plan::service_cells(&model, &step.probe, backend.capabilities().hairpin));
+    }
+    if cells.is_empty() {
+        // A step without cells would pass whatever the dataplane does.
+        return Err(BackendError::BadInput("the step has nothing to probe (no pod pairs, no Service frontend with an address)".into()));
+    }
     let backend: &dyn Backend = backend;
     probe_cells(backend, &mut cells, config, &|count| on_event(Event::Probed { count }));
     let tries = cells.iter().map(|c| c.cell.tries).max().unwrap_or(0);

@@ -332,6 +332,22 @@ fn a_single_wrong_cell_is_not_over_interpreted() {
 }
 
 #[test]
+fn a_row_probed_once_is_not_a_source_finding() {
+    let mut steps = suite();
+    steps[0].cells.push(Cell { observed: Observed::Deny, ..cell("w/a", "x/b", Protocol::Tcp, TargetKind::Pod, Some("x/b"), Some(1)) });
+    assert_one(&steps, "unexplained", &["w/a -> x/b"]);
+}
+
+#[test]
+fn a_node_with_one_source_is_that_pod() {
+    let mut steps = suite();
+    let lone = |dst: &str, n| Cell { src_node: Some(node(3)), ..cell("w/a", dst, Protocol::Tcp, TargetKind::Pod, Some(dst), Some(n)) };
+    steps[0].cells.extend([lone("x/a", 0), lone("x/b", 1), lone("z/c", 2)]);
+    inject(&mut steps, &[blocks(|c| c.src == "w/a")]);
+    assert_one(&steps, "source-pod", &["w/a"]);
+}
+
+#[test]
 fn inconclusive_cells_are_weak_symptoms_of_the_same_fault() {
     let mut steps = faulty(&[drop_udp(1)]);
     for c in steps[0].cells.iter_mut().filter(|c| c.src == "x/b" && c.comparison() == Comparison::Wrong).take(3) {
@@ -354,10 +370,21 @@ fn probe_errors_name_the_sources_and_are_no_fault() {
 }
 
 #[test]
-fn two_faults_are_two_findings() {
-    let findings = diagnose(&faulty(&[blocks(|c| c.src == "x/a"), stale_udp(2)]));
-    let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
-    assert_eq!(kinds, ["source-pod", "stale-udp"], "{findings:#?}");
+fn several_faults_are_one_finding_each() {
+    let cases: [(Vec<Fault>, &[(&str, &str)]); 3] = [
+        (vec![blocks(|c| c.src == "x/a"), stale_udp(2)], &[("source-pod", "x/a"), ("stale-udp", "pods on node2 to")]),
+        (vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)], &[("protocol", "node2"), ("cross-node", "for node0<->node1,"), ("policy-ignored", "node1")]),
+        (vec![drop_services(0), break_hairpin(2), stale_udp(1)], &[("service-proxy", "node0"), ("hairpin", "on node2:"), ("stale-udp", "pods on node1 to")]),
+    ];
+    for (faults, expected) in cases {
+        let steps = faulty(&faults);
+        let findings = diagnose(&steps);
+        let found: Vec<(&str, bool)> = findings.iter().zip(expected).map(|(f, (_, word))| (f.kind.as_str(), f.summary.contains(word))).collect();
+        let wanted: Vec<(&str, bool)> = expected.iter().map(|&(kind, _)| (kind, true)).collect();
+        assert_eq!(found, wanted, "{findings:#?}");
+        assert_eq!(findings.len(), expected.len(), "{findings:#?}");
+        assert_eq!(findings.iter().flat_map(|f| f.cells.iter().copied()).collect::<BTreeSet<_>>(), symptoms(&steps));
+    }
 }
 
 /// The faults the property tests combine: (kind, node, peer).
@@ -417,26 +444,6 @@ proptest! {
         }
         assert_sound(&steps);
     }
-}
-
-#[test]
-fn zz_print() {
-    let scen: Vec<(&str, Vec<Fault>)> = vec![
-        ("cross0", vec![cross_node(0, None)]), ("cross21", vec![cross_node(2, Some(1))]), ("crossall", vec![cross_node(0, None), cross_node(1, None)]),
-        ("udp1", vec![drop_udp(1)]), ("pol2", vec![ignore_policy(2)]), ("svc1", vec![drop_services(1)]), ("hp0", vec![break_hairpin(0)]),
-        ("stale2", vec![stale_udp(2)]), ("aff", vec![blocks(|c| c.check == Check::Affinity)]), ("all", vec![blocks(|_| true)]),
-        ("tn1", vec![blocks(|c| on(c.dst_node.as_ref(), 1))]), ("sn2", vec![blocks(|c| on(c.src_node.as_ref(), 2))]),
-        ("single", vec![blocks(|c| c.src == "x/a" && c.dst == "z/b" && c.protocol == Protocol::Tcp)]),
-        ("combo", vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)]),
-        ("combo2", vec![drop_services(0), break_hairpin(2), stale_udp(1)]),
-    ];
-    for (name, faults) in scen {
-        let steps = faulty(&faults);
-        for f in diagnose(&steps) { println!("{name}: [{}] {}", f.kind, f.summary); }
-    }
-    let mut steps = suite();
-    for c in steps.iter_mut().flat_map(|s| &mut s.cells).filter(|c| c.src == "z/a") { c.observed = Observed::Error; }
-    for f in diagnose(&steps) { println!("err: [{}] {}", f.kind, f.summary); }
 }
 
 #[test]

@@ -7,10 +7,10 @@ use std::sync::Mutex;
 use netmatrix_cluster::fake::FakeBackend;
 use netmatrix_cluster::{Backend, Capabilities, Outcome};
 use netmatrix_engine::{run, suites, Case, EngineError, Event, ProbeConfig, World};
-use netmatrix_report::run::{CaseResult, Comparison, Observed, RunReport};
+use netmatrix_report::run::{CaseResult, Check, Comparison, Observed, RunReport};
 
 fn world() -> World {
-    suites::world(3, Capabilities { hairpin: true, sctp: true })
+    suites::world(3, Capabilities { hairpin: true, sctp: true, dns: false })
 }
 
 fn netpol(ids: &[&str]) -> Vec<Case> {
@@ -23,9 +23,9 @@ fn run_on(backend: &mut FakeBackend, cases: &[Case]) -> RunReport {
 }
 
 #[test]
-fn a_perfect_dataplane_passes_every_netpol_case_with_one_batch_per_row() {
+fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
     let mut fake = FakeBackend::new(3);
-    let cases = suites::cases(&["netpol".into(), "connectivity".into()]).unwrap();
+    let cases: Vec<Case> = suites::cases(&suites::SUITES.map(String::from)).unwrap().into_iter().filter(|c| c.requires.iter().all(|r| r.unmet(fake.capabilities).is_none())).collect();
     let report = run_on(&mut fake, &cases);
     let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass).map(|c| (&c.id, c.result)).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -33,9 +33,9 @@ fn a_perfect_dataplane_passes_every_netpol_case_with_one_batch_per_row() {
     let batches = fake.batches.lock().unwrap();
     assert_eq!(batches.len(), steps * 9, "one batch per source pod per step, no retry when all cells are right");
     assert!(report.summary.probes > 0 && report.summary.wrong == 0);
-    // Positive and negative controls: every netpol step expects some allowed and some denied cells.
-    for case in report.cases.iter().filter(|c| c.id.starts_with("netpol/")) {
-        for step in &case.steps {
+    // Positive and negative controls: every reachability step expects some allowed and some denied cells.
+    for case in report.cases.iter().filter(|c| !c.id.starts_with("connectivity/")) {
+        for step in case.steps.iter().filter(|s| s.cells.iter().all(|c| c.check == Check::Reach)) {
             let allowed = step.cells.iter().filter(|c| c.observed == Observed::Allow).count();
             assert!(allowed > 0 && allowed < step.cells.len(), "{} / {}: needs both allowed and denied cells", case.id, step.name);
         }
@@ -142,4 +142,15 @@ fn unmet_requirements_skip_the_case_with_the_reason() {
     assert_eq!(report.cases[0].result, CaseResult::Skipped);
     assert!(report.cases[0].skip_reason.as_deref().unwrap().contains("SCTP"));
     assert!(fake.batches.lock().unwrap().is_empty(), "nothing probed");
+}
+
+#[test]
+fn rows_are_probed_concurrently_up_to_the_limit() {
+    for parallel in [1, 4] {
+        let mut fake = FakeBackend::new(3);
+        fake.batch_time = std::time::Duration::from_millis(50);
+        let config = ProbeConfig { parallel, ..ProbeConfig::default() };
+        run(&mut fake, &world(), &netpol(&["deny-all"]), config, &|_| {}).unwrap();
+        assert_eq!(fake.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), parallel, "--parallel {parallel}");
+    }
 }

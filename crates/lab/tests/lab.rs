@@ -4,10 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netmatrix_lab::{netns, Fault, FaultKind, Lab, PodSpec, PortState};
+use netmatrix_lab::{names, netns, nft, topology, Fault, FaultKind, Lab, PodSpec, PortState};
 use netmatrix_model::{Labels, Protocol};
 use netmatrix_oracle::{Options, Reachability};
 use serde_json::{json, Value};
+
+#[path = "support/listing.rs"]
+mod listing;
 
 fn root() -> bool {
     let root = nix::unistd::geteuid().is_root();
@@ -151,6 +154,75 @@ fn pods_reach_each_other_and_policies_enforce_what_the_oracle_predicts() {
         lab.delete_policy(ns, name).unwrap();
     }
     assert!(assert_agrees(&lab, 80, "policies deleted").values().all(|&c| c));
+}
+
+/// `nft args` in namespace `ns` with `input` on stdin; its stdout, or its stderr as the error.
+fn nft_in(ns: &str, args: &[&str], input: &str) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut command = std::process::Command::new("nft");
+    command.args(args).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = netns::enter(ns, || command.spawn()).unwrap().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() { Ok(String::from_utf8(out.stdout).unwrap()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// Every node's table, updated in place change after change, equals the node's rendering
+/// applied from scratch (in a namespace of its own).
+fn assert_tables_as_rendered(lab: &Lab, lab_name: &str, scratch: &str, what: &str) {
+    let table = names::nft_table(lab_name);
+    let model = lab.model().unwrap();
+    for node in 0..lab.nodes() {
+        let full = nft::script(&table, &model, &lab.node_name(node), node, &[topology::node_ip(node)], lab.faults());
+        nft_in(scratch, &["-f", "-"], &full).unwrap_or_else(|e| panic!("{what}: the full apply failed: {e}"));
+        let list = |ns: &str| listing::items(&nft_in(ns, &["list", "table", "inet", &table], "").unwrap());
+        assert_eq!(list(&names::node(lab_name, node)), list(scratch), "{what}: node {node}'s table differs from its rendering applied from scratch");
+    }
+}
+
+#[test]
+fn incremental_updates_leave_the_tables_a_full_apply_gives_and_repair_a_tampered_one() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tinc");
+    let mut lab = Lab::up("tinc", 2).unwrap();
+    // Removed with the lab: its name has the lab's prefix.
+    let scratch = format!("{}scratch", names::prefix("tinc"));
+    netns::create(&scratch).unwrap();
+    populate(&mut lab);
+    lab.apply_policies(vec![
+        policy("x", "deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]})),
+        policy("x", "allow-a", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}], "ports": [{"port": "serve-80"}]}]})),
+    ])
+    .unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "policies applied");
+    lab.apply_policy(policy("x", "allow-a", json!({"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 81}]}]}))).unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "a policy changed");
+    lab.apply_policy(policy("y", "egress", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}]}]}))).unwrap();
+    lab.set_pod_labels("y", "b", labels(&[("pod", "a")])).unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "a policy added, a pod relabelled");
+    lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
+    lab.delete_policy("x", "deny").unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "a Service added, a policy deleted");
+    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 0, peer: None }).unwrap();
+    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "faults injected");
+    lab.clear(FaultKind::IgnorePolicy, None).unwrap();
+    lab.clear(FaultKind::DropUdp, None).unwrap();
+    lab.delete_pod("x", "c").unwrap();
+    lab.delete_service("x", "web").unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "faults cleared, a pod and a Service deleted");
+    assert_agrees(&lab, 80, "after incremental updates");
+
+    // Behind the lab's back, node 0's table is emptied: the next update there, which refills
+    // y/egress's chain, fails as a whole (nothing half applied), and the lab replaces the table.
+    let table = names::nft_table("tinc");
+    nft_in(&names::node("tinc", 0), &["-f", "-"], &format!("delete table inet {table}\ntable inet {table} {{\n}}\n")).unwrap();
+    lab.apply_policy(policy("y", "egress", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 80}]}]}))).unwrap();
+    assert_tables_as_rendered(&lab, "tinc", &scratch, "after node 0's table was emptied");
+    assert_agrees(&lab, 80, "after node 0's table was repaired");
 }
 
 #[test]

@@ -93,7 +93,7 @@ fn an_unchanged_ruleset_needs_no_update() {
 }
 
 #[test]
-fn a_changed_policy_replaces_its_own_chain_only() {
+fn a_changed_policy_replaces_its_own_chain_and_those_of_the_pods_it_selects() {
     let mut docs = documents();
     let before = render(&docs, &[]);
     let p = position(&docs, "NetworkPolicy", 0);
@@ -101,9 +101,16 @@ fn a_changed_policy_replaces_its_own_chain_only() {
     let after = render(&docs, &[]);
     let script = update(TABLE, &before, &after).expect("an incremental update");
     let chain = format!("np-{}/{}-ingress", docs[p]["metadata"]["namespace"].as_str().unwrap(), docs[p]["metadata"]["name"].as_str().unwrap());
-    let flushed: Vec<&str> = script.lines().filter_map(|l| l.strip_prefix(&format!("flush chain inet {TABLE} "))).collect();
-    assert_eq!(flushed, [chain.as_str()], "{script}");
-    assert!(script.len() * 20 < after.len(), "{} bytes of update for a {}-byte table", script.len(), after.len());
+    for line in script.lines().filter(|l| !l.starts_with('\t') && !l.starts_with("table ") && *l != "}") {
+        let name = line.rsplit(' ').next().unwrap();
+        assert!(line.contains(" chain ") && (name == chain || name == "policy-ingress" || name.starts_with("ingress-")), "{line}\n{script}");
+    }
+    // A pod chain is new only where the pods' policies are: it jumps to the changed policy.
+    for added in script.split("\tchain ingress-").skip(1) {
+        assert!(added.contains(&format!("jump {chain}\n")), "{added}");
+    }
+    assert!(!script.contains("set "), "no set changes: {script}");
+    assert!(script.len() * 5 < after.len(), "{} bytes of update for a {}-byte table", script.len(), after.len());
 }
 
 #[test]
@@ -187,11 +194,11 @@ fn a_failed_update_changes_nothing() {
     let steps = steps();
     ns.apply(&steps[0].1).unwrap();
     let before = ns.listing();
-    // A real update (chains flushed, added and deleted) with one bad rule among them.
-    let (what, after) = &steps[3];
-    let broken = after.replacen("\t\treject with icmpx admin-prohibited\n", "\t\tjump no-such-chain\n", 1);
+    // A real update (chains and sets deleted, chains flushed) that adds one bad rule.
+    let (what, after) = &steps[8];
+    let broken = format!("{}\tchain broken {{\n\t\tjump no-such-chain\n\t}}\n}}\n", after.strip_suffix("}\n").unwrap());
     let script = update(TABLE, &steps[0].1, &broken).unwrap();
-    assert!(script.contains("delete chain") && script.contains("no-such-chain"), "{what}: {script}");
+    assert!(script.contains("delete chain") && script.contains("delete set") && script.contains("flush chain"), "{what}: {script}");
     assert!(ns.apply(&script).is_err(), "nft accepted a jump to a missing chain");
     assert_eq!(ns.listing(), before, "a failed update left a change behind");
 }

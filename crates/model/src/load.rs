@@ -94,6 +94,7 @@ struct Loader {
     policies: BTreeMap<(String, String), NetworkPolicy>,
     services: BTreeMap<(String, String), Service>,
     nodes: BTreeMap<String, Node>,
+    endpoint_slices: BTreeMap<(String, String), EndpointSlice>,
 }
 
 /// Where we are while validating one object: builds located errors.
@@ -215,6 +216,16 @@ impl Loader {
                     self.warnings.push(format!("{}: Node {} defined again; the later definition is used", old.origin, old.name));
                 }
             }
+            "EndpointSlice" => {
+                if let Some(e) = typed::<raw::EndpointSlice>(&mut ctx, value) {
+                    let mut warnings = Vec::new();
+                    if let Some(slice) = convert_endpoint_slice(&mut ctx, e, &mut warnings) {
+                        self.referenced_namespaces.insert(slice.namespace.clone());
+                        self.endpoint_slices.insert((slice.namespace.clone(), slice.name.clone()), slice);
+                    }
+                    self.warnings.extend(warnings);
+                }
+            }
             "NetworkPolicy" => {
                 if let Some(p) = typed::<raw::NetworkPolicy>(&mut ctx, value) {
                     let mut warnings = Vec::new();
@@ -263,6 +274,7 @@ impl Loader {
             policies: self.policies.into_values().collect(),
             services: self.services.into_values().collect(),
             nodes: self.nodes.into_values().collect(),
+            endpoint_slices: self.endpoint_slices.into_values().collect(),
             warnings: self.warnings,
         })
     }
@@ -326,6 +338,61 @@ fn convert_node(ctx: &mut Ctx, node: raw::Node) -> Option<Node> {
         }
     }
     Some(Node { name: name?, addresses: unique, origin: ctx.origin.clone() })
+}
+
+/// Label naming the Service an EndpointSlice belongs to.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut Vec<String>) -> Option<EndpointSlice> {
+    let name = required_name(ctx, &e.metadata);
+    let errors_before = ctx.errors.len();
+    match e.address_type.as_deref() {
+        Some("IPv4" | "IPv6") => {}
+        // FQDN endpoints name hosts, not addresses a dataplane translates to.
+        Some("FQDN") => {
+            warnings.push(format!("{}: {}: addressType FQDN is not supported, ignored", ctx.origin, ctx.object));
+            return None;
+        }
+        Some(other) => ctx.error("addressType", format!("{other:?} is not an address type (want IPv4, IPv6 or FQDN)")),
+        None => ctx.error("addressType", "is required"),
+    }
+    let mut ports = Vec::new();
+    for (i, p) in e.ports.iter().enumerate() {
+        let field = format!("ports[{i}]");
+        let number = match p.port {
+            Some(n) => port_number(ctx, &format!("{field}.port"), n),
+            None => {
+                ctx.error(&format!("{field}.port"), "is required (a port without a number serves nothing)");
+                None
+            }
+        };
+        let protocol = protocol(ctx, &format!("{field}.protocol"), p.protocol.as_deref());
+        if let (Some(port), Some(protocol)) = (number, protocol) {
+            ports.push(EndpointPort { name: p.name.clone().filter(|n| !n.is_empty()), port, protocol });
+        }
+    }
+    let mut endpoints = Vec::new();
+    for (i, ep) in e.endpoints.iter().enumerate() {
+        let mut addresses = Vec::new();
+        for (j, text) in ep.addresses.iter().enumerate() {
+            match text.parse::<IpAddr>() {
+                Ok(ip) => addresses.push(ip),
+                Err(_) => ctx.error(&format!("endpoints[{i}].addresses[{j}]"), format!("{text:?} is not an IP address")),
+            }
+        }
+        let ready = ep.conditions.ready.unwrap_or(true);
+        let pod = ep.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| Some((t.namespace.clone().unwrap_or_else(|| namespace_of(&e.metadata)), t.name.clone()?)));
+        endpoints.push(SliceEndpoint { addresses, ready, serving: ep.conditions.serving.unwrap_or(ready), terminating: ep.conditions.terminating.unwrap_or(false), node: ep.node_name.clone(), pod });
+    }
+    let service = e.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    let Some(service) = service else {
+        warnings.push(format!("{}: {}: no label {SERVICE_NAME_LABEL}, so it belongs to no Service; ignored", ctx.origin, ctx.object));
+        return None;
+    };
+    Some(EndpointSlice { namespace: namespace_of(&e.metadata), name: name?, service, ports, endpoints, origin: ctx.origin.clone() })
 }
 
 /// Readiness as the EndpointSlice controller reads it: the `Ready` condition. A pod without

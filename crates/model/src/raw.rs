@@ -306,3 +306,46 @@ impl<'de> Deserialize<'de> for IntOrString {
         d.deserialize_any(Visitor)
     }
 }
+
+/// discovery.k8s.io/v1 EndpointSlice.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EndpointSlice {
+    pub metadata: ObjectMeta,
+    pub address_type: Option<String>,
+    pub ports: Vec<EndpointPort>,
+    pub endpoints: Vec<SliceEndpoint>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EndpointPort {
+    pub name: Option<String>,
+    pub port: Option<i64>,
+    pub protocol: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SliceEndpoint {
+    pub addresses: Vec<String>,
+    pub conditions: EndpointConditions,
+    pub node_name: Option<String>,
+    pub target_ref: Option<TargetRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct EndpointConditions {
+    pub ready: Option<bool>,
+    pub serving: Option<bool>,
+    pub terminating: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TargetRef {
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}

@@ -20,6 +20,8 @@ pub struct Cluster {
     pub services: Vec<Service>,
     /// Sorted by name.
     pub nodes: Vec<Node>,
+    /// Sorted by (namespace, name); when a Service has any, they are its endpoints.
+    pub endpoint_slices: Vec<EndpointSlice>,
     /// Non-fatal findings (skipped documents, ...), each naming where it came from.
     pub warnings: Vec<String>,
 }
@@ -125,6 +127,40 @@ pub struct Pod {
     /// `metadata.deletionTimestamp` is set: the pod is shutting down.
     pub terminating: bool,
     pub origin: Origin,
+}
+
+/// An EndpointSlice: endpoints of the Service `service` in its namespace, given rather than
+/// derived from the Service's selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSlice {
+    pub namespace: String,
+    pub name: String,
+    /// The `kubernetes.io/service-name` label.
+    pub service: String,
+    pub ports: Vec<EndpointPort>,
+    pub endpoints: Vec<SliceEndpoint>,
+    pub origin: Origin,
+}
+
+/// A port of an EndpointSlice; `name` matches the Service port's name (`None`: unnamed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    pub addresses: Vec<IpAddr>,
+    /// Conditions as the API defaults them: an absent `ready` is true, an absent `serving`
+    /// equals `ready`, an absent `terminating` is false.
+    pub ready: bool,
+    pub serving: bool,
+    pub terminating: bool,
+    pub node: Option<String>,
+    /// `targetRef` when it names a Pod: (namespace, name).
+    pub pod: Option<(String, String)>,
 }
 
 /// A Node: where pods run and where node ports answer.

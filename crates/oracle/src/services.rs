@@ -189,7 +189,7 @@ fn endpoints(cluster: &Cluster, service: &Service, port: usize) -> (Vec<Endpoint
 }
 
 /// Which endpoints the traffic may use and whether it is masqueraded, decided by the
-/// frontend's traffic policy; `Err` carries the reason when the cell is undefined.
+/// frontend's traffic policy.
 struct Scope<'c> {
     /// The node that translates: the source's node, or the node a node port was reached on.
     node: Option<&'c str>,
@@ -219,7 +219,7 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         // "Services of type ExternalName map a Service to a DNS name ... No proxying of any kind
         // is set up" (Service docs, type ExternalName).
         let name = service.external_name.as_deref().unwrap_or_default();
-        return undefined(reasons, format!("{label} is an ExternalName Service: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"));
+        return undefined(reasons, format!("ExternalName: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"));
     }
 
     let Some(scope) = scope(cluster, src, frontend, service, &label, reasons) else {
@@ -256,7 +256,7 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
             // bridge and proxy configuration; Kubernetes does not define it.
             return undefined(reasons, format!("the proxy may send {} back to itself (hairpin), which the dataplane does not promise", pod_name(src)));
         }
-        reasons.push(format!("{} may reach itself: the dataplane promises hairpin (masqueraded to the node's pod-network address)", pod_name(src)));
+        reasons.push(format!("{} may reach itself: the dataplane promises hairpin", pod_name(src)));
     }
     if let SessionAffinity::ClientIp { timeout_seconds } = service.session_affinity {
         // "connections from a particular client are passed to the same Pod each time" (Service
@@ -265,9 +265,10 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
     }
 
     let snat = if scope.masquerade {
-        match node_address(cluster, scope.node) {
-            Some(ip) => Some(ip),
-            None => return undefined(reasons, format!("the connection is masqueraded by {}, whose address is unknown (no Node with status.addresses)", scope.node.unwrap_or("an unknown node"))),
+        match (scope.node, node_address(cluster, scope.node)) {
+            (_, Some(ip)) => Some(ip),
+            (None, None) => return undefined(reasons, format!("the connection is masqueraded by the node of {}, which is unknown (spec.nodeName)", pod_name(src))),
+            (Some(node), None) => return undefined(reasons, format!("the connection is masqueraded by {node}, whose address is unknown (no Node with status.addresses)")),
         }
     } else {
         None

@@ -373,3 +373,33 @@ fn node_ports_need_the_source_node() {
     assert!(v.reasons.last().unwrap().contains("spec.nodeName"), "{:?}", v.reasons);
     assert_eq!(eval(&c, "x/c0", &frontend(&c, "np", FrontendKind::ClusterIp), NO_HAIRPIN).verdict, Verdict::Allow, "a cluster IP does not care");
 }
+
+#[test]
+fn service_lines_list_every_cell_that_is_not_denied() {
+    let c = cluster(&[service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"), service("none", "{clusterIP: 10.96.0.2, selector: {app: nobody}, ports: [{port: 80}]}")].join("---\n"));
+    let mut reach = Reachability::compute(&c, Options { ipblocks_match_pods: true });
+    let lines = netmatrix_oracle::services::service_lines(&c, &mut reach, NO_HAIRPIN);
+    let shown: Vec<(String, String, Verdict)> = lines.iter().map(|l| (l.src.clone(), l.frontend.clone(), l.verdict)).collect();
+    let web = "svc:x/web:80/TCP".to_owned();
+    assert_eq!(
+        shown,
+        [
+            ("other/web-y[Pod]".to_owned(), web.clone(), Verdict::Allow),
+            ("x/c0[Pod]".to_owned(), web.clone(), Verdict::Allow),
+            ("x/c1[Pod]".to_owned(), web.clone(), Verdict::Allow),
+            ("x/legacy[Pod]".to_owned(), web.clone(), Verdict::Allow),
+            ("x/web-0[Pod]".to_owned(), web.clone(), Verdict::Undefined),
+            ("x/web-1[Pod]".to_owned(), web, Verdict::Undefined),
+        ],
+        "sorted by source; the Service without endpoints denies everyone and is not listed"
+    );
+    assert_eq!(lines[1].backends, ["x/web-0[Pod]", "x/web-1[Pod]"]);
+    assert!(lines[4].reason.as_deref().unwrap().contains("hairpin"), "{lines:#?}");
+    // --explain: one entry per frontend of the Service, or of one of its ports.
+    let s = find_service(&c, "svc:x/web").unwrap();
+    let e = netmatrix_oracle::services::explain(&c, &mut reach, pod(&c, "x/c0"), s, Some((80, Protocol::Tcp)), NO_HAIRPIN);
+    assert_eq!((e.len(), e[0].verdict, e[0].backends.len()), (1, Verdict::Allow, 2));
+    assert!(netmatrix_oracle::services::explain(&c, &mut reach, pod(&c, "x/c0"), s, Some((81, Protocol::Tcp)), NO_HAIRPIN).is_empty());
+    assert!(find_service(&c, "svc:x/nope").unwrap_err().contains("no Service x/nope"));
+    assert!(find_service(&c, "x/web").is_err(), "the svc: prefix is required");
+}

@@ -3,3 +3,4 @@
 mod analyze;
 mod lab;
 mod peer_suite;
+mod services;

@@ -2,6 +2,7 @@
 
 mod connectivity;
 mod netpol;
+mod services;
 
 use netmatrix_cluster::Capabilities;
 use netmatrix_model::Protocol;
@@ -10,7 +11,7 @@ use serde_json::{json, Value};
 use crate::case::Case;
 use crate::world::World;
 
-pub const SUITES: [&str; 2] = ["connectivity", "netpol"];
+pub const SUITES: [&str; 3] = ["connectivity", "services", "netpol"];
 
 /// Namespaces x, y, z with pods a, b, c each, one per node per namespace on three nodes,
 /// serving TCP and UDP 80 and 81 (and SCTP 80 where the kernel has it): the shape of the
@@ -30,6 +31,7 @@ pub fn cases(suites: &[String]) -> Result<Vec<Case>, String> {
         all.extend(match suite.as_str() {
             "connectivity" => connectivity::cases(),
             "netpol" => netpol::cases(),
+            "services" => services::cases(),
             other => return Err(format!("unknown suite {other:?} (one of {})", SUITES.join(", "))),
         });
     }

@@ -33,9 +33,9 @@ pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, node_ips
 }
 
 /// A script that turns the applied ruleset `old` into `new` (both from [`script`] for `table`)
-/// in one transaction, touching only the chains and sets whose text differs: changed chains
-/// are flushed and refilled, chains and sets no longer rendered are deleted, new ones added.
-/// Empty when nothing but comments differ. `None` when that does not do: a set's content or a
+/// in one transaction, touching only the chains and sets whose rules differ (comments are not
+/// kept by the kernel): changed chains are flushed and refilled, chains and sets no longer
+/// rendered are deleted, new ones added. Empty when nothing but comments differ. `None` when that does not do: a set's content or a
 /// chain's type (hook, priority) changed, or a script is not in the expected form; the caller
 /// then replaces the table.
 pub fn update(table: &str, old: &str, new: &str) -> Option<String> {
@@ -43,7 +43,7 @@ pub fn update(table: &str, old: &str, new: &str) -> Option<String> {
     let (mut flush, mut delete, mut add) = (String::new(), String::new(), String::new());
     for (&(kind, name), &text) in &old {
         match new.get(&(kind, name)) {
-            Some(&now) if now == text => {}
+            Some(&now) if code(now).eq(code(text)) => {}
             Some(&now) if kind == "chain" && chain_type(now) == chain_type(text) => {
                 flush.push_str(&format!("flush chain inet {table} {name}\n"));
                 add.push_str(now);
@@ -101,9 +101,14 @@ fn items<'s>(table: &str, script: &'s str) -> Option<BTreeMap<(&'s str, &'s str)
     open.is_none().then_some(items)
 }
 
+/// The lines of `text` that are not comments, trimmed.
+fn code(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#'))
+}
+
 /// A chain's `type ... hook ... priority ...` line: `None` for a regular chain.
 fn chain_type(text: &str) -> Option<&str> {
-    text.lines().map(str::trim).find(|l| !l.starts_with('#') && !l.starts_with("chain ")).filter(|l| l.starts_with("type "))
+    code(text).nth(1).filter(|l| l.starts_with("type "))
 }
 
 /// FNV-1a: a short, stable name for content (sets, over-long chain names), the same in every

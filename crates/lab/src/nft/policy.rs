@@ -7,14 +7,15 @@
 //!   priority filter + 1) and `policy-input` (hook input: a pod talking to its own node, egress
 //!   only). Each accepts established/related traffic, drops invalid, lets IPv6 neighbour
 //!   discovery through, and dispatches on the local pod's address with a verdict map.
-//! - Pod chains `egress-<n>` / `ingress-<n>`: jump to the allow chain of every policy selecting
-//!   the pod, then deny. Pods selected by the same policies share one chain.
+//! - Pod chains `egress-<h>` / `ingress-<h>` (h: a hash of the jumps): jump to the allow chain of
+//!   every policy selecting the pod, then deny. Pods selected by the same policies share one
+//!   chain.
 //! - Allow chains `np-<namespace>/<name>-egress` / `-ingress`: the policy's rules, each an
 //!   `accept`.
 //! - Sets `pods-<h>` (h: a hash of the addresses): pod addresses a rule names, deduplicated
 //!   across rules.
 //!
-//! Allow chains and sets are named after what they hold, not numbered in rendering order: a
+//! Chains and sets are named after what they hold, not numbered in rendering order: a
 //! change to one policy leaves the names (and text) of everything else alone, so that
 //! [`super::update`] has little to replace.
 //!
@@ -144,8 +145,9 @@ pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
                 vmap[Family::of(ip) as usize].entry(*ip).or_insert(n);
             }
         }
-        for (n, (jumps, pods)) in chains.iter().enumerate() {
-            let _ = writeln!(pod_chains, "\tchain {direction}-{n} {{");
+        let names: Vec<String> = chains.iter().map(|(jumps, _)| format!("{direction}-{:016x}", super::fnv1a(jumps.join(" ").as_bytes()))).collect();
+        for ((jumps, pods), name) in chains.iter().zip(&names) {
+            let _ = writeln!(pod_chains, "\tchain {name} {{");
             for &p in pods {
                 let _ = writeln!(pod_chains, "\t\t# {}/{}", r.pods[p].namespace, r.pods[p].name);
             }
@@ -165,7 +167,7 @@ pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
             }
             let _ = write!(lines, "\t\t{} {field} vmap {{ ", family.keyword());
             for (i, (ip, n)) in map.iter().enumerate() {
-                let _ = write!(lines, "{}{ip} : jump {direction}-{n}", if i > 0 { ", " } else { "" });
+                let _ = write!(lines, "{}{ip} : jump {}", if i > 0 { ", " } else { "" }, names[*n]);
             }
             lines.push_str(" }\n");
         }

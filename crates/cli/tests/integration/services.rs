@@ -1,0 +1,55 @@
+//! `netmatrix analyze --services` and `--explain SRC svc:...` end to end on the shipped example.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop")
+}
+
+fn netmatrix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netmatrix")).current_dir(example().parent().unwrap()).args(args).output().expect("running netmatrix")
+}
+
+fn ok_stdout(args: &[&str]) -> String {
+    let out = netmatrix(args);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn services_of_the_example() {
+    let txt = ok_stdout(&["analyze", "-f", "shop", "--services"]);
+    // The frontend reaches cart through its Service: named targetPort api, allowed by both ends.
+    assert!(txt.contains("shop/frontend[Deployment] => svc:shop/cart:80/TCP : backends shop/cart[Deployment]\n"), "{txt}");
+    // Denied cells are not listed: prometheus may not use cart's api port.
+    assert!(!txt.contains("monitoring/prometheus[DaemonSet] => svc:shop/cart"), "{txt}");
+    assert!(txt.contains("svc:shop/db:5432/TCP[ExternalName db.example.com] : # "), "{txt}");
+    insta::assert_snapshot!("services_txt", txt);
+    insta::assert_snapshot!("services_json", ok_stdout(&["analyze", "-f", "shop", "--services", "-o", "json"]));
+}
+
+#[test]
+fn explain_a_service_frontend() {
+    insta::assert_snapshot!("explain_service", ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/cart", "80/TCP"]));
+    let denied = ok_stdout(&["analyze", "-f", "shop", "--explain", "monitoring/prometheus", "svc:shop/cart"]);
+    assert!(denied.starts_with("monitoring/prometheus[DaemonSet] => svc:shop/cart:80/TCP: DENIED\n"), "{denied}");
+    assert!(denied.contains("shop/cart: denied by its ingress policies (TCP 9000 from monitoring/prometheus)"), "{denied}");
+    let json: serde_json::Value = serde_json::from_str(&ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/frontend", "-o", "json"])).unwrap();
+    let verdicts: Vec<&str> = json.as_array().unwrap().iter().map(|e| e["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["undefined", "undefined"], "a pod to itself through its Service (cluster IP and load balancer)");
+}
+
+#[test]
+fn bad_service_queries_exit_2() {
+    for (args, fragment) in [
+        (&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/nope"][..], "no Service shop/nope"),
+        (&["analyze", "-f", "shop", "--explain", "203.0.113.7", "svc:shop/cart"][..], "pod or workload source"),
+        (&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/cart", "80/ICMP"][..], "\"ICMP\" is not a protocol"),
+    ] {
+        let out = netmatrix(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty() && stderr.contains(fragment), "{args:?}: {stderr}");
+    }
+}
