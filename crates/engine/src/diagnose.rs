@@ -174,13 +174,13 @@ fn blocked_by(c: &Cell) -> Vec<Hypothesis> {
     out.extend(cross_node(c).into_iter().map(H::CrossNode));
     if is_service(c.target) {
         out.push(H::ServiceKind(c.target));
-        // The source's node translates Service addresses; a node port is answered by its node.
-        let mut proxies: BTreeSet<&String> = c.src_node.iter().collect();
+        // The source's node translates cluster and load-balancer IPs; a node port is translated
+        // by the node it is addressed to, wherever the client is.
+        let proxy = if c.target == TargetKind::NodePort { &c.dst_node } else { &c.src_node };
         if c.target == TargetKind::NodePort {
-            proxies.extend(&c.dst_node);
             out.extend(c.dst_node.iter().map(|n| H::NodePortNode(n.clone())));
         }
-        out.extend(proxies.into_iter().map(|n| H::ServiceProxy(n.clone())));
+        out.extend(proxy.iter().map(|n| H::ServiceProxy(n.clone())));
     }
     out
 }

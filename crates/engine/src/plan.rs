@@ -26,7 +26,7 @@ pub struct Planned {
 /// connections without affinity all land on one is 1/81.
 pub const AFFINITY_CONNECTIONS: usize = 5;
 
-/// Source ports of fixed-port probes: the `i`-th source pod uses `FIXED_SOURCE_PORT + i`.
+/// Source ports of fixed-port probes: the `i`-th source pod by name uses `FIXED_SOURCE_PORT + i`.
 const FIXED_SOURCE_PORT: u16 = 40_000;
 
 fn pod_key(p: &netmatrix_model::Pod) -> String {
@@ -85,6 +85,10 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
 pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
     let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
     let frontends = services::frontends(model);
+    // Fixed source ports follow the pod's name, not its place in the model, which changes
+    // when a pod is recreated.
+    let mut names: Vec<String> = model.pods.iter().map(pod_key).collect();
+    names.sort();
     let mut planned = Vec::new();
     for (s, src) in model.pods.iter().enumerate() {
         for frontend in &frontends {
@@ -122,7 +126,7 @@ pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Pl
                 src_pod: src.name.clone(),
                 address: address.to_string(),
                 backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
-                source_port: spec.fixed_source_port.then_some(FIXED_SOURCE_PORT + s as u16),
+                source_port: spec.fixed_source_port.then(|| FIXED_SOURCE_PORT + names.binary_search(&pod_key(src)).unwrap_or_default() as u16),
                 repeat: if affinity { AFFINITY_CONNECTIONS } else { 1 },
             });
         }

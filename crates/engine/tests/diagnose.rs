@@ -162,7 +162,8 @@ fn ignore_policy(n: usize) -> Fault {
 
 /// `drop-services --node N`: N's pods reach no Service address; N's node ports do not answer.
 fn drop_services(n: usize) -> Fault {
-    blocks(move |c| is_service(c) && (on(c.src_node.as_ref(), n) || (c.target == TargetKind::NodePort && on(c.dst_node.as_ref(), n))))
+    // A node port is translated by the node addressed, so clients on N still reach other nodes' node ports.
+    blocks(move |c| is_service(c) && if c.target == TargetKind::NodePort { on(c.dst_node.as_ref(), n) } else { on(c.src_node.as_ref(), n) })
 }
 
 /// `break-hairpin --node N`: N's pods cannot reach themselves through their Service.

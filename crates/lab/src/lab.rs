@@ -14,6 +14,8 @@ use crate::fault::{self, Fault, FaultKind};
 use crate::{names, netns, nft, process, topology};
 
 const STATE_DIR: &str = "/run/netmatrix";
+/// How many freed pod addresses new pods avoid.
+const RETIRED_ADDRESSES: usize = 64;
 const AGENT_READY: Duration = Duration::from_secs(10);
 /// `nft` and `conntrack` runs.
 const TOOL_DEADLINE: Duration = Duration::from_secs(20);
@@ -85,6 +87,8 @@ struct State {
     services: Vec<serde_json::Value>,
     faults: Vec<Fault>,
     next_pod_id: u32,
+    /// Addresses of the last deleted pods, oldest first, which new pods avoid.
+    retired: Vec<Ipv4Addr>,
     /// Hash of the ruleset last applied to each node (the router last), to skip unchanged ones.
     applied: Vec<u64>,
 }
@@ -269,9 +273,13 @@ impl Lab {
             return Err(LabError::BadInput(format!("pod {}/{} exists already", spec.namespace, spec.name)));
         }
         let used: Vec<Ipv4Addr> = self.state.pods.iter().filter(|p| p.node == spec.node).map(|p| p.ip).collect();
+        let free = |ip: &Ipv4Addr| !used.contains(ip);
+        // Like a cluster's IPAM, a recreated pod gets another address than the one just freed
+        // (while there is one), so that flows to the old pod cannot reach the new one.
         let ip = (0..topology::MAX_PODS_PER_NODE)
             .map(|slot| topology::pod_ip(spec.node, slot))
-            .find(|ip| !used.contains(ip))
+            .find(|ip| free(ip) && !self.state.retired.contains(ip))
+            .or_else(|| (0..topology::MAX_PODS_PER_NODE).map(|slot| topology::pod_ip(spec.node, slot)).find(free))
             .ok_or_else(|| LabError::BadInput(format!("node {} is full ({} pods)", spec.node, topology::MAX_PODS_PER_NODE)))?;
         let id = self.state.next_pod_id;
         self.state.next_pod_id += 1;
@@ -281,6 +289,11 @@ impl Lab {
     pub fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), LabError> {
         let index = self.find(namespace, name).ok_or_else(|| LabError::BadInput(format!("no pod {namespace}/{name}")))?;
         let pod = self.state.pods.remove(index);
+        self.state.retired.retain(|ip| *ip != pod.ip);
+        self.state.retired.push(pod.ip);
+        if self.state.retired.len() > RETIRED_ADDRESSES {
+            self.state.retired.remove(0);
+        }
         let ns = names::pod(&self.name, pod.id);
         let inode = netns::inode(&ns).map_err(io_err(format!("pod {namespace}/{name}")))?;
         process::terminate(&process::in_namespaces(&[inode]), Duration::from_secs(2));

@@ -94,3 +94,39 @@ spec: {template: {metadata: {labels: {app: web}}}}
         "a template and a pod without conditions stand for running pods"
     );
 }
+
+#[test]
+fn endpoint_slices_with_api_defaults_and_located_errors() {
+    let c = parse_str(
+        "eps.yaml",
+        r#"
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-abc, namespace: x, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080}, {name: "", port: 53, protocol: UDP}]
+endpoints:
+- {addresses: [10.0.0.1], nodeName: node0, targetRef: {kind: Pod, name: web-0}}
+- {addresses: [10.0.0.2], conditions: {ready: false, terminating: true}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: orphan, namespace: x}
+addressType: IPv4
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.endpoint_slices.len(), 1);
+    let s = &c.endpoint_slices[0];
+    assert_eq!((s.namespace.as_str(), s.name.as_str(), s.service.as_str()), ("x", "web-abc", "web"));
+    assert_eq!(s.ports.iter().map(|p| (p.name.as_deref(), p.port)).collect::<Vec<_>>(), [(Some("http"), 8080), (None, 53)]);
+    let e = &s.endpoints;
+    assert_eq!((e[0].ready, e[0].serving, e[0].terminating), (true, true, false), "absent conditions: ready, serving as ready, not terminating");
+    assert_eq!((e[0].node.as_deref(), e[0].pod.clone()), (Some("node0"), Some(("x".to_owned(), "web-0".to_owned()))));
+    assert_eq!((e[1].ready, e[1].serving, e[1].terminating), (false, false, true));
+    assert_eq!(c.warnings, ["eps.yaml: document 2: EndpointSlice x/orphan: no label kubernetes.io/service-name, so it belongs to no Service; ignored"]);
+    let err = parse_str("eps.yaml", "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, labels: {kubernetes.io/service-name: s}}\naddressType: IPv5\nports: [{port: 0}]\nendpoints: [{addresses: [nope]}]\n").unwrap_err();
+    let fields: Vec<&str> = err.0.iter().map(|e| e.field.as_deref().unwrap()).collect();
+    assert_eq!(fields, ["addressType", "ports[0].port", "endpoints[0].addresses[0]"], "{err}");
+    assert!(err.to_string().starts_with("eps.yaml: document 1 (EndpointSlice default/e): field addressType: \"IPv5\" is not an address type"), "{err}");
+}

@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, Direction, Pod, Protocol, Service, ServiceType, SessionAffinity, TrafficPolicy};
+use netmatrix_model::{Cluster, Direction, EndpointSlice, Pod, Protocol, Service, ServicePort, ServiceType, SessionAffinity, TrafficPolicy};
 
 use crate::ports::ConnId;
 use crate::reach::Reachability;
@@ -162,13 +162,24 @@ struct Endpoint {
     target: u16,
 }
 
-/// The endpoints the EndpointSlice controller publishes for `service`'s port, with the
-/// conditions kube-proxy reads: "ready" (ready and not terminating, or publishNotReadyAddresses)
-/// and "serving and terminating".
-fn endpoints(cluster: &Cluster, service: &Service, port: usize) -> (Vec<Endpoint>, Vec<Endpoint>) {
+/// The ready and the serving-but-terminating endpoints of `service`'s port, with the conditions
+/// kube-proxy reads: from the Service's EndpointSlices when the input has any, else as the
+/// EndpointSlice controller would publish them from the selector.
+fn endpoints(cluster: &Cluster, service: &Service, port: usize, reasons: &mut Vec<String>) -> (Vec<Endpoint>, Vec<Endpoint>) {
     let port = &service.ports[port];
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
+    let slices: Vec<&EndpointSlice> = cluster.endpoint_slices.iter().filter(|e| e.namespace == service.namespace && e.service == service.name).collect();
+    if !slices.is_empty() {
+        reasons.push(format!("endpoints from EndpointSlices {}", slices.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")));
+        for slice in slices {
+            slice_endpoints(cluster, slice, port, reasons, &mut ready, &mut terminating);
+        }
+        return (ready, terminating);
+    }
+    if service.selector.is_none() {
+        reasons.push(format!("{}/{} has no selector: its endpoints would be managed by hand, and no EndpointSlice is given", service.namespace, service.name));
+    }
     for (i, pod) in cluster.pods.iter().enumerate() {
         if !service.selects(pod) {
             continue;
@@ -186,6 +197,25 @@ fn endpoints(cluster: &Cluster, service: &Service, port: usize) -> (Vec<Endpoint
         }
     }
     (ready, terminating)
+}
+
+/// The endpoints `slice` gives for Service port `port`, by their conditions.
+fn slice_endpoints(cluster: &Cluster, slice: &EndpointSlice, port: &ServicePort, reasons: &mut Vec<String>, ready: &mut Vec<Endpoint>, terminating: &mut Vec<Endpoint>) {
+    // An EndpointSlice port serves the Service port of the same name and protocol.
+    let Some(target) = slice.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol).map(|p| p.port) else { return };
+    for e in &slice.endpoints {
+        let by_ref = e.pod.as_ref().and_then(|(ns, name)| cluster.pods.iter().position(|p| &p.namespace == ns && &p.name == name));
+        let Some(pod) = by_ref.or_else(|| cluster.pods.iter().position(|p| p.ips.iter().any(|ip| e.addresses.contains(ip)))) else {
+            reasons.push(format!("EndpointSlice {}: endpoint {:?} is no pod of the input, left out", slice.name, e.addresses));
+            continue;
+        };
+        let endpoint = Endpoint { pod, target };
+        if e.ready {
+            ready.push(endpoint);
+        } else if e.serving && e.terminating {
+            terminating.push(endpoint);
+        }
+    }
 }
 
 /// Which endpoints the traffic may use and whether it is masqueraded, decided by the
@@ -226,13 +256,10 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         return (Verdict::Undefined, Vec::new(), None);
     };
 
-    let (ready, terminating) = endpoints(cluster, service, frontend.port);
-    if service.selector.is_none() {
-        reasons.push(format!("{}/{} has no selector: its endpoints would be managed by hand, and none are given", service.namespace, service.name));
-    }
+    let (ready, terminating) = endpoints(cluster, service, frontend.port, reasons);
     if ready.is_empty() && terminating.is_empty() {
         // kube-proxy rejects connections to a Service port without endpoints.
-        reasons.push(format!("{label} has no endpoints (no ready pod selected by the Service serves target port {}): rejected", target_text(port)));
+        reasons.push(format!("{label} has no endpoints: rejected"));
         return (Verdict::Deny, Vec::new(), None);
     }
     let in_scope = |list: &[Endpoint]| -> Vec<Endpoint> { list.iter().copied().filter(|e| !scope.local_only || on_node(&cluster.pods[e.pod], scope.node) == Some(true)).collect() };
@@ -337,13 +364,6 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         return (Verdict::Undefined, allowed, snat);
     }
     (Verdict::Allow, allowed, snat)
-}
-
-fn target_text(port: &netmatrix_model::ServicePort) -> String {
-    match &port.target_port {
-        netmatrix_model::TargetPort::Number(n) => n.to_string(),
-        netmatrix_model::TargetPort::Name(n) => format!("{n:?}"),
-    }
 }
 
 fn no_range(ip: IpAddr) -> String {

@@ -403,3 +403,26 @@ fn service_lines_list_every_cell_that_is_not_denied() {
     assert!(find_service(&c, "svc:x/nope").unwrap_err().contains("no Service x/nope"));
     assert!(find_service(&c, "x/web").is_err(), "the svc: prefix is required");
 }
+
+#[test]
+fn endpoint_slices_when_given_replace_the_selector() {
+    // "If empty or not present, the service is assumed to have an external process managing its
+    // endpoints" (ServiceSpec.selector): that process writes EndpointSlices labelled
+    // kubernetes.io/service-name, whose port of the Service port's name gives the target port
+    // and whose conditions say which endpoints are ready.
+    let slice = |name: &str, endpoints: &str| format!("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: x, labels: {{kubernetes.io/service-name: manual}}}}\naddressType: IPv4\nports: [{{name: http, port: 9090}}]\nendpoints: {endpoints}\n");
+    let c = cluster(&[
+        service("manual", "{clusterIP: 10.96.0.1, ports: [{name: http, port: 80}]}"),
+        slice("manual-a", "[{addresses: [10.244.0.10]}, {addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]"),
+        slice("manual-b", "[{addresses: [10.244.0.11], targetRef: {kind: Pod, name: legacy}, conditions: {ready: false}}, {addresses: [192.0.2.9]}]"),
+    ]
+    .join("---\n"));
+    let v = eval(&c, "x/c0", &frontend(&c, "manual", FrontendKind::ClusterIp), NO_HAIRPIN);
+    assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-0"])), "ready only; a terminating one waits for none to be ready: {v:#?}");
+    assert!(v.reasons.iter().any(|r| r.contains("x/web-0 (port 9090)")), "the slice's port: {:?}", v.reasons);
+    assert!(v.reasons.iter().any(|r| r.contains("[192.0.2.9] is no pod of the input")), "{:?}", v.reasons);
+    // Slices override the selector too: the selected pods are not endpoints then.
+    let c = cluster(&[service("manual", "{clusterIP: 10.96.0.1, selector: {role: client}, ports: [{name: http, port: 80}]}"), slice("manual-a", "[{addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]")].join("---\n"));
+    let v = eval(&c, "x/c0", &frontend(&c, "manual", FrontendKind::ClusterIp), NO_HAIRPIN);
+    assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-1"])), "no ready endpoint: the serving terminating one: {v:#?}");
+}

@@ -3,4 +3,5 @@
 mod analyze;
 mod lab;
 mod peer_suite;
+mod run;
 mod services;

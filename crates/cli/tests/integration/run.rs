@@ -1,0 +1,167 @@
+//! `netmatrix run` on the real lab: every suite passes on a healthy lab, and each lab fault
+//! fails the run with a diagnosis that names the fault and where it is. Needs root (CI is root).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn netmatrix(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(args).output().expect("running netmatrix")
+}
+
+fn root() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("SKIPPED: netmatrix run needs root to create the lab's network namespaces (CI runs as root)");
+    }
+    root
+}
+
+fn namespaces(prefix: &str) -> Vec<String> {
+    std::fs::read_dir("/run/netns").map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()).unwrap_or_default()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn bad_flags_exit_2_before_anything_is_created() {
+    for (args, message) in [
+        (&["run", "--focus", "("][..], "--focus"),
+        (&["run", "--suite", "nope"][..], "unknown suite"),
+        (&["run", "--labels", "type"][..], "not key=value"),
+        (&["run", "--timeout", "0s"][..], "more than zero"),
+        (&["run", "--kubeconfig", "/nonexistent"][..], "not available"),
+        (&["run", "--json", "/nonexistent/dir/r.json"][..], "does not exist"),
+        (&["run", "--focus", "no-such-case"][..], "no case matches"),
+        (&["run", "--lab", "Bad_Name"][..], "lab name"),
+    ] {
+        let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The lab a run makes for itself is named after its process.
+        let own_lab = format!("r{}", child.id() % 100_000);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(namespaces(&format!("nm-{own_lab}-")).is_empty() && !Path::new(&format!("/run/netmatrix/{own_lab}.json")).exists(), "{args:?} created a lab");
+    }
+}
+
+#[test]
+fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let [json, junit, html] = ["run.json", "run.xml", "run.html"].map(|f| dir.path().join(f).to_string_lossy().into_owned());
+    let out = netmatrix(&["run", "--lab", "tall", "--json", &json, "--junit", &junit, "--html", &html]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("reachability: correct:") && stdout.lines().last().unwrap().starts_with("summary: "), "{stdout}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["schema"], "netmatrix.run/v1");
+    assert_eq!(report["backend"], "lab");
+    let summary = &report["summary"];
+    assert_eq!((summary["failed"].as_u64(), summary["errors"].as_u64(), summary["flaky"].as_u64(), summary["wrong"].as_u64()), (Some(0), Some(0), Some(0), Some(0)), "{summary}");
+    let cases = report["cases"].as_array().unwrap();
+    for suite in ["connectivity/", "services/", "netpol/"] {
+        assert!(cases.iter().any(|c| c["id"].as_str().unwrap().starts_with(suite) && c["result"] == "pass"), "a passing {suite} case");
+    }
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<testcase"));
+    assert!(std::fs::read_to_string(&html).unwrap().contains("netpol/deny-all"));
+    assert!(namespaces("nm-tall-").is_empty(), "the run removes the lab it created");
+}
+
+/// Removes the lab when the test ends, passed or not.
+struct Lab(&'static str);
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        netmatrix(&["lab", "down", self.0]);
+    }
+}
+
+/// Brings up lab `name`, injects `fault`, runs `focus` there, and returns the run's exit code
+/// and its findings as (kind, summary).
+fn run_with_fault(name: &'static str, fault: &[&str], focus: &str) -> (Option<i32>, Vec<(String, String)>) {
+    let _lab = Lab(name);
+    let up = netmatrix(&["lab", "up", name, "--nodes", "3"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let mut inject = vec!["lab", "fault", "inject", name];
+    inject.extend(fault);
+    let injected = netmatrix(&inject);
+    assert_eq!(injected.status.code(), Some(0), "{}", text(&injected.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json").to_string_lossy().into_owned();
+    let out = netmatrix(&["run", "--lab", name, "--focus", focus, "--json", &json]);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|_| panic!("no report: {}", text(&out.stderr)))).unwrap();
+    let findings = report["cases"].as_array().unwrap().iter().flat_map(|c| c["findings"].as_array().unwrap().clone()).map(|f| (f["kind"].as_str().unwrap().to_owned(), f["summary"].as_str().unwrap().to_owned())).collect();
+    assert!(Path::new(&format!("/run/netmatrix/{name}.json")).exists(), "an existing lab is kept");
+    (out.status.code(), findings)
+}
+
+fn assert_named(findings: &[(String, String)], kind: &str, words: &[&str]) {
+    assert!(findings.iter().any(|(k, s)| k == kind && words.iter().all(|w| s.contains(w))), "expected a {kind} finding naming {words:?}, got {findings:?}");
+}
+
+#[test]
+fn a_broken_overlay_is_diagnosed_as_cross_node() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fxn", &["cross-node", "--node", "0", "--peer", "1"], "connectivity/pod-to-pod");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "cross-node", &["node0", "node1"]);
+}
+
+#[test]
+fn dropped_udp_is_diagnosed_as_the_protocol_on_its_node() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fudp", &["drop-udp", "--node", "1"], "connectivity/pod-to-pod");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "protocol", &["UDP", "node1"]);
+}
+
+#[test]
+fn an_ignored_policy_is_diagnosed_on_its_node() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fpol", &["ignore-policy", "--node", "2"], "netpol/deny-all-namespaces-allow-within");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "policy-ignored", &["node2"]);
+}
+
+#[test]
+fn a_dead_service_proxy_is_diagnosed_on_its_node() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fsvc", &["drop-services", "--node", "0"], "services/node-port");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "service-proxy", &["node0"]);
+}
+
+#[test]
+fn broken_hairpin_is_diagnosed_as_hairpin() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fhp", &["break-hairpin", "--node", "0"], "services/hairpin");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "hairpin", &["node0"]);
+}
+
+#[test]
+fn stale_udp_conntrack_is_diagnosed_on_its_node() {
+    if !root() {
+        return;
+    }
+    let (code, findings) = run_with_fault("fstl", &["stale-udp", "--node", "1"], "services/udp-after-backend-replaced");
+    assert_eq!(code, Some(1));
+    assert_named(&findings, "stale-udp", &["node1"]);
+}
