@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::Backend;
-use netmatrix_engine::{suites, Case, Event, ProbeConfig};
+use netmatrix_engine::{cases_file, suites, Case, Event, ProbeConfig};
 use netmatrix_lab::{names, Lab, LabError};
 use netmatrix_report::run::RunReport;
 use regex::Regex;
@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Suites to run (repeatable): connectivity, netpol. Default: all.
     #[arg(long = "suite", value_name = "S")]
     pub suites: Vec<String>,
+    /// Cases of your own, in YAML (repeatable; the format is in crates/engine/src/cases_file.rs).
+    /// With --cases and no --suite, only these cases run.
+    #[arg(long = "cases", value_name = "FILE")]
+    pub cases: Vec<PathBuf>,
     /// Only cases whose id (`suite/case`) matches this regular expression.
     #[arg(long, value_name = "RE")]
     pub focus: Option<String>,
@@ -98,8 +102,22 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if args.parallel == 0 {
         return Err("--parallel: at least 1".into());
     }
-    let suites: Vec<String> = if args.suites.is_empty() { suites::SUITES.map(String::from).to_vec() } else { args.suites.clone() };
+    let suites: Vec<String> = match (args.suites.is_empty(), args.cases.is_empty()) {
+        (true, true) => suites::SUITES.map(String::from).to_vec(),
+        (true, false) => Vec::new(),
+        (false, _) => args.suites.clone(),
+    };
     let mut cases = suites::cases(&suites).map_err(|e| format!("--suite: {e}"))?;
+    // The pods' names and namespaces do not depend on the backend: validate against any world.
+    let world = suites::world(args.nodes, Default::default());
+    for path in &args.cases {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--cases {}: {e}", path.display()))?;
+        let mine = cases_file::parse(&path.display().to_string(), &text, &world)?;
+        if let Some(c) = mine.iter().find(|c| cases.iter().any(|d| d.id == c.id)) {
+            return Err(format!("{}: case {} is defined twice", path.display(), c.id));
+        }
+        cases.extend(mine);
+    }
     let regex = |flag: &str, re: &Option<String>| re.as_deref().map(Regex::new).transpose().map_err(|e| format!("{flag}: {e}"));
     let focus = regex("--focus", &args.focus)?;
     let skip = regex("--skip", &args.skip)?;

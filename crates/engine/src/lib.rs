@@ -2,6 +2,7 @@
 //! It drives any backend through the cluster trait and never knows which one.
 
 pub mod case;
+pub mod cases_file;
 pub mod diagnose;
 pub mod plan;
 pub mod probe;

@@ -53,6 +53,11 @@ fn main() {
         println!("node{node}: policy render {p:.1} ms, full script {:.1} ms, {} bytes, {} lines", t.elapsed().as_secs_f64() * 1e3, s.len(), s.lines().count());
         scripts.push(s);
     }
+    if std::env::args().any(|a| a == "loop") {
+        let t = Instant::now();
+        for _ in 0..20 { for node in 0..10 { let mut out = String::new(); netmatrix_lab::nft::policy::render(&mut out, &cluster, &format!("node{node}")); } }
+        println!("policy render x200: {:.1} ms each", t.elapsed().as_secs_f64() * 1e3 / 200.0);
+    }
     if std::env::args().any(|a| a == "nft") {
         let ns = "nm-prof-x";
         let _ = Command::new("ip").args(["netns", "add", ns]).status();

@@ -458,48 +458,50 @@ impl Lab {
         let cluster = self.model()?;
         let table = names::nft_table(&self.name);
         let nodes = self.state.nodes;
-        let (faults, applied) = (&self.state.faults, &self.state.applied);
-        self.in_kernel.resize(nodes + 1, None);
-        // One thread per node renders and applies: rendering every node costs as much as applying.
-        let outcomes: Vec<(String, u64, Result<(), LabError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .in_kernel
+        let faults = &self.state.faults;
+        let mut rendering = nft::Scripts::new(&table, &cluster);
+        let mut scripts: Vec<(String, String, String)> = (0..nodes)
+            .map(|node| (names::node(&self.name, node), rendering.node(&self.node_name(node), node, &[topology::node_ip(node)], faults), format!("node {node}")))
+            .collect();
+        scripts.push((names::router(&self.name), fault::router_script(&table, faults, nodes), "the router".into()));
+        let hashes: Vec<u64> = scripts.iter().map(|(_, script, _)| hash(script)).collect();
+        self.in_kernel.resize(scripts.len(), None);
+        let results: Vec<Result<(), LabError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = scripts
                 .iter()
+                .zip(&hashes)
+                .zip(&self.in_kernel)
                 .enumerate()
-                .map(|(i, in_kernel)| {
-                    let (table, cluster) = (&table, &cluster);
-                    let (ns, what) = if i < nodes { (names::node(&self.name, i), format!("node {i}")) } else { (names::router(&self.name), "the router".to_owned()) };
-                    let node = self.node_name(i);
-                    s.spawn(move || {
-                        let script = if i < nodes { nft::script(table, cluster, &node, i, &[topology::node_ip(i)], faults) } else { fault::router_script(table, faults, nodes) };
-                        let h = hash(&script);
-                        let result = if applied.get(i) == Some(&h) {
-                            Ok(())
-                        } else {
-                            match in_kernel.as_deref().and_then(|old| nft::update(table, old, &script)) {
-                                Some(update) if update.is_empty() => Ok(()),
-                                // A failed update changed nothing (one transaction); replacing the
-                                // table repairs what it tripped on (a table changed behind our back).
-                                Some(update) => apply_nft(&ns, &update, &what).or_else(|_| apply_nft(&ns, &script, &what)),
-                                None => apply_nft(&ns, &script, &what),
-                            }
-                        };
-                        (script, h, result)
+                .filter(|(i, ((_, h), _))| self.state.applied.get(*i) != Some(*h))
+                .map(|(_, (((ns, script, what), _), in_kernel))| {
+                    let table = &table;
+                    s.spawn(move || match in_kernel.as_deref().and_then(|old| nft::update(table, old, script)) {
+                        Some(update) if update.is_empty() => Ok(()),
+                        // A failed update changed nothing (one transaction); replacing the table
+                        // repairs what it tripped on (a table changed behind the lab's back).
+                        Some(update) => apply_nft(ns, &update, what).or_else(|_| apply_nft(ns, script, what)),
+                        None => apply_nft(ns, script, what),
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| (String::new(), 0, Err(LabError::BadInput("nft thread panicked".into()))))).collect()
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError::BadInput("nft thread panicked".into())))).collect()
         });
-        let mut hashes = Vec::with_capacity(outcomes.len());
-        let mut results = Vec::new();
-        for (i, (script, h, result)) in outcomes.into_iter().enumerate() {
-            self.in_kernel[i] = result.is_ok().then_some(script);
-            hashes.push(h);
-            results.push(result);
+        // Nodes skipped as unchanged count as applied.
+        let mut results = results.into_iter();
+        let mut failed = None;
+        for (i, (_, script, _)) in scripts.into_iter().enumerate() {
+            if self.state.applied.get(i) != Some(&hashes[i]) {
+                if let Err(e) = results.next().expect("one result per node applied") {
+                    self.in_kernel[i] = None;
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            }
+            self.in_kernel[i] = Some(script);
         }
         // Remember nothing as applied unless everything was: a failed node is retried next time.
-        self.state.applied = if results.iter().all(Result::is_ok) { hashes } else { Vec::new() };
-        results.into_iter().collect()
+        self.state.applied = if failed.is_none() { hashes } else { Vec::new() };
+        failed.map_or(Ok(()), Err)
     }
 
     pub fn faults(&self) -> &[Fault] {

@@ -37,6 +37,8 @@ fn bad_flags_exit_2_before_anything_is_created() {
         (&["run", "--json", "/nonexistent/dir/r.json"][..], "does not exist"),
         (&["run", "--focus", "no-such-case"][..], "no case matches"),
         (&["run", "--lab", "Bad_Name"][..], "lab name"),
+        (&["run", "--cases", "/nonexistent.yaml"][..], "--cases /nonexistent.yaml"),
+        (&["run", "--cases", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")][..], "not YAML"),
     ] {
         let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // The lab a run makes for itself is named after its process.
@@ -164,4 +166,22 @@ fn stale_udp_conntrack_is_diagnosed_on_its_node() {
     let (code, findings) = run_with_fault("fstl", &["stale-udp", "--node", "1"], "services/udp-after-backend-replaced");
     assert_eq!(code, Some(1));
     assert_named(&findings, "stale-udp", &["node1"]);
+}
+
+#[test]
+fn cases_of_ones_own_run_from_a_file() {
+    if !root() {
+        return;
+    }
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/cases/frontend.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json").to_string_lossy().into_owned();
+    let out = netmatrix(&["run", "--lab", "tcase", "--cases", cases, "--json", &json]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ids: Vec<&str> = report["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["custom/frontend-tier", "custom/web-service"], "only the file's cases run");
+    let step = &report["cases"][0]["steps"][0]["cells"];
+    let cell = |src: &str, dst: &str, port: u64| step.as_array().unwrap().iter().find(|c| c["src"] == src && c["dst"] == dst && c["port"] == port).unwrap()["expected"].clone();
+    assert_eq!((cell("y/b", "x/a", 80), cell("y/a", "x/a", 80), cell("y/b", "x/a", 81), cell("x/a", "x/b", 80)), ("allow".into(), "deny".into(), "deny".into(), "deny".into()));
 }

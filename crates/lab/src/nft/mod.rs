@@ -20,16 +20,35 @@ pub fn replace_table(table: &str) -> String {
 
 /// The whole script for node `index` (named `node`, with addresses `node_ips`).
 pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, node_ips: &[Ipv4Addr], faults: &[Fault]) -> String {
-    let mut out = replace_table(table);
-    if !fault::active(faults, FaultKind::IgnorePolicy, index) {
-        policy::render(&mut out, cluster, node);
+    Scripts::new(table, cluster).node(node, index, node_ips, faults)
+}
+
+/// The scripts of several nodes of one cluster, rendered one after another so that they share
+/// the policy work that does not depend on the node.
+pub struct Scripts<'c> {
+    table: &'c str,
+    cluster: &'c Cluster,
+    policies: policy::Policies<'c>,
+}
+
+impl<'c> Scripts<'c> {
+    pub fn new(table: &'c str, cluster: &'c Cluster) -> Self {
+        Scripts { table, cluster, policies: policy::Policies::new(cluster) }
     }
-    if !fault::active(faults, FaultKind::DropServices, index) {
-        service::render(&mut out, cluster, node, node_ips);
+
+    /// The whole script for node `index` (named `node`, with addresses `node_ips`).
+    pub fn node(&mut self, node: &str, index: usize, node_ips: &[Ipv4Addr], faults: &[Fault]) -> String {
+        let mut out = replace_table(self.table);
+        if !fault::active(faults, FaultKind::IgnorePolicy, index) {
+            self.policies.render(&mut out, node);
+        }
+        if !fault::active(faults, FaultKind::DropServices, index) {
+            service::render(&mut out, self.cluster, node, node_ips);
+        }
+        fault::render_node(&mut out, faults, index);
+        out.push_str("}\n");
+        out
     }
-    fault::render_node(&mut out, faults, index);
-    out.push_str("}\n");
-    out
 }
 
 /// A script that turns the applied ruleset `old` into `new` (both from [`script`] for `table`)

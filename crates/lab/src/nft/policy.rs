@@ -31,7 +31,7 @@
 //! ipBlocks match addresses (a pod matches by the address a packet carries), pod peers match
 //! every address of the pods they select, on any node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -92,96 +92,142 @@ fn has_named_port(rule: &Rule) -> bool {
 
 /// Appends the NetworkPolicy chains of `node` to an open `table inet ... {` block.
 pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
-    let mut r = Renderer::new(cluster);
-    let local: Vec<usize> = (0..r.pods.len()).filter(|&i| r.pods[i].node.as_deref() == Some(node) && !r.pods[i].host_network).collect();
-    if local.is_empty() {
-        return;
-    }
-    let mut policies: Vec<(usize, &NetworkPolicy)> = cluster.policies.iter().enumerate().collect();
-    policies.sort_by(|a, b| (&a.1.namespace, &a.1.name, a.0).cmp(&(&b.1.namespace, &b.1.name, b.0)));
+    Policies::new(cluster).render(out, node);
+}
 
-    // Per direction and local pod: `Some(allow chains)` once a policy isolates it.
-    let mut isolation: [Vec<Option<Vec<String>>>; 2] = [vec![None; local.len()], vec![None; local.len()]];
-    let mut allow = String::new();
-    for (_, policy) in &policies {
+/// The NetworkPolicy chains of one node after another, sharing what does not depend on the
+/// node: peer selection, address sets, and the allow chains, whose text is the same on every
+/// node but for ingress rules with named ports (they resolve per selected pod). Rendering ten
+/// nodes then costs little more than rendering one.
+pub struct Policies<'c> {
+    r: Renderer<'c>,
+    /// In (namespace, name) order.
+    policies: Vec<&'c NetworkPolicy>,
+    /// Allow-chain bodies and the sets they name, by (policy, direction, the selected pods
+    /// where the text depends on them).
+    bodies: HashMap<(usize, usize, Vec<usize>), (Rc<str>, Rc<[usize]>)>,
+}
+
+impl<'c> Policies<'c> {
+    pub fn new(cluster: &'c Cluster) -> Self {
+        let mut policies: Vec<(usize, &NetworkPolicy)> = cluster.policies.iter().enumerate().collect();
+        policies.sort_by(|a, b| (&a.1.namespace, &a.1.name, a.0).cmp(&(&b.1.namespace, &b.1.name, b.0)));
+        Policies { r: Renderer::new(cluster), policies: policies.into_iter().map(|(_, p)| p).collect(), bodies: HashMap::new() }
+    }
+
+    /// The body of the allow chain of the `k`-th policy for `direction` and the sets it names,
+    /// for the local pods `selected`.
+    fn body(&mut self, k: usize, direction: Direction, selected: &[usize]) -> (Rc<str>, Rc<[usize]>) {
+        let policy = self.policies[k];
+        let per_pod = direction == Direction::Ingress && policy.rules(direction).unwrap_or_default().iter().any(has_named_port);
+        let key = (k, direction_index(direction), if per_pod { selected.to_vec() } else { Vec::new() });
+        if let Some(found) = self.bodies.get(&key) {
+            return found.clone();
+        }
+        self.r.used.clear();
+        let body: Rc<str> = self.r.allow_rules(policy, direction, selected).into();
+        let found = (body, std::mem::take(&mut self.r.used).into());
+        self.bodies.insert(key, found.clone());
+        found
+    }
+
+    /// Appends the NetworkPolicy chains of `node` to an open `table inet ... {` block.
+    pub fn render(&mut self, out: &mut String, node: &str) {
+        let r = &self.r;
+        let local: Vec<usize> = (0..r.pods.len()).filter(|&i| r.pods[i].node.as_deref() == Some(node) && !r.pods[i].host_network).collect();
+        if local.is_empty() {
+            return;
+        }
+        // Per direction and local pod: `Some(allow chains)` once a policy isolates it.
+        let mut isolation: [Vec<Option<Vec<String>>>; 2] = [vec![None; local.len()], vec![None; local.len()]];
+        let mut allow = String::new();
+        // The sets this node's allow chains name, declared in order of first use.
+        let (mut sets, mut declared) = (String::new(), HashSet::new());
+        for k in 0..self.policies.len() {
+            let policy = self.policies[k];
+            for direction in Direction::BOTH {
+                if policy.rules(direction).is_none() {
+                    continue;
+                }
+                let pods = &self.r.pods;
+                let selected: Vec<usize> = (0..local.len()).filter(|&l| pods[local[l]].namespace == policy.namespace && policy.pod_selector.matches(&pods[local[l]].labels)).collect();
+                if selected.is_empty() {
+                    continue;
+                }
+                let selected_pods: Vec<usize> = selected.iter().map(|&l| local[l]).collect();
+                let (body, used) = self.body(k, direction, &selected_pods);
+                for &set in used.iter().filter(|&&set| declared.insert(set)) {
+                    sets.push_str(&self.r.set_declarations[set]);
+                }
+                // A policy allowing nothing still isolates; it needs no chain.
+                let chain = (!body.is_empty()).then(|| allow_chain(policy, direction));
+                if let Some(name) = &chain {
+                    let _ = write!(allow, "\tchain {name} {{\n\t\t# {}/{}\n{body}\t}}\n", policy.namespace, policy.name);
+                }
+                for l in selected {
+                    isolation[direction_index(direction)][l].get_or_insert_with(Vec::new).extend(chain.clone());
+                }
+            }
+        }
+
+        // Per direction: the verdict-map lines that send a local pod's packets to its chain.
+        let mut dispatch: [String; 2] = Default::default();
+        let mut pod_chains = String::new();
         for direction in Direction::BOTH {
-            if policy.rules(direction).is_none() {
-                continue;
+            // Chains keyed by their jump list, in order of their first pod.
+            let mut chains: Vec<(&[String], Vec<usize>)> = Vec::new();
+            let mut chain_of: HashMap<&[String], usize> = HashMap::new();
+            let mut vmap: [BTreeMap<IpAddr, usize>; 2] = [BTreeMap::new(), BTreeMap::new()];
+            for (l, jumps) in isolation[direction_index(direction)].iter().enumerate() {
+                let Some(jumps) = jumps else { continue };
+                let n = *chain_of.entry(jumps).or_insert_with(|| {
+                    chains.push((jumps, Vec::new()));
+                    chains.len() - 1
+                });
+                chains[n].1.push(local[l]);
+                for ip in &self.r.pods[local[l]].ips {
+                    // Two local pods with one address is a broken input; the first (sorted) wins.
+                    vmap[Family::of(ip) as usize].entry(*ip).or_insert(n);
+                }
             }
-            let selected: Vec<usize> = (0..local.len()).filter(|&l| r.pods[local[l]].namespace == policy.namespace && policy.pod_selector.matches(&r.pods[local[l]].labels)).collect();
-            if selected.is_empty() {
-                continue;
+            let names: Vec<String> = chains.iter().map(|(jumps, _)| format!("{direction}-{:016x}", super::fnv1a(jumps.join(" ").as_bytes()))).collect();
+            for ((jumps, pods), name) in chains.iter().zip(&names) {
+                let _ = writeln!(pod_chains, "\tchain {name} {{");
+                for &p in pods {
+                    let _ = writeln!(pod_chains, "\t\t# {}/{}", self.r.pods[p].namespace, self.r.pods[p].name);
+                }
+                for jump in *jumps {
+                    let _ = writeln!(pod_chains, "\t\tjump {jump}");
+                }
+                let _ = writeln!(pod_chains, "\t\t{DENY}\n\t}}");
             }
-            let selected_pods: Vec<usize> = selected.iter().map(|&l| local[l]).collect();
-            let body = r.allow_rules(policy, direction, &selected_pods);
-            // A policy allowing nothing still isolates; it needs no chain.
-            let chain = (!body.is_empty()).then(|| allow_chain(policy, direction));
-            if let Some(name) = &chain {
-                let _ = write!(allow, "\tchain {name} {{\n\t\t# {}/{}\n{body}\t}}\n", policy.namespace, policy.name);
-            }
-            for l in selected {
-                isolation[direction_index(direction)][l].get_or_insert_with(Vec::new).extend(chain.clone());
+            let field = match direction {
+                Direction::Egress => "saddr",
+                Direction::Ingress => "daddr",
+            };
+            let lines = &mut dispatch[direction_index(direction)];
+            for (family, map) in [Family::V4, Family::V6].into_iter().zip(&vmap) {
+                if map.is_empty() {
+                    continue;
+                }
+                let _ = write!(lines, "\t\t{} {field} vmap {{ ", family.keyword());
+                for (i, (ip, n)) in map.iter().enumerate() {
+                    let _ = write!(lines, "{}{ip} : jump {}", if i > 0 { ", " } else { "" }, names[*n]);
+                }
+                lines.push_str(" }\n");
             }
         }
+        out.push_str(&sets);
+        let [egress, ingress] = &dispatch;
+        // Without isolated pods a base chain would only cost every packet a few lookups.
+        for (name, hook, priority, lines) in [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)] {
+            if !lines.is_empty() {
+                let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
+            }
+        }
+        out.push_str(&pod_chains);
+        out.push_str(&allow);
     }
-
-    // Per direction: the verdict-map lines that send a local pod's packets to its chain.
-    let mut dispatch: [String; 2] = Default::default();
-    let mut pod_chains = String::new();
-    for direction in Direction::BOTH {
-        // Chains keyed by their jump list, in order of their first pod.
-        let mut chains: Vec<(&[String], Vec<usize>)> = Vec::new();
-        let mut chain_of: HashMap<&[String], usize> = HashMap::new();
-        let mut vmap: [BTreeMap<IpAddr, usize>; 2] = [BTreeMap::new(), BTreeMap::new()];
-        for (l, jumps) in isolation[direction_index(direction)].iter().enumerate() {
-            let Some(jumps) = jumps else { continue };
-            let n = *chain_of.entry(jumps).or_insert_with(|| {
-                chains.push((jumps, Vec::new()));
-                chains.len() - 1
-            });
-            chains[n].1.push(local[l]);
-            for ip in &r.pods[local[l]].ips {
-                // Two local pods with one address is a broken input; the first (sorted) wins.
-                vmap[Family::of(ip) as usize].entry(*ip).or_insert(n);
-            }
-        }
-        let names: Vec<String> = chains.iter().map(|(jumps, _)| format!("{direction}-{:016x}", super::fnv1a(jumps.join(" ").as_bytes()))).collect();
-        for ((jumps, pods), name) in chains.iter().zip(&names) {
-            let _ = writeln!(pod_chains, "\tchain {name} {{");
-            for &p in pods {
-                let _ = writeln!(pod_chains, "\t\t# {}/{}", r.pods[p].namespace, r.pods[p].name);
-            }
-            for jump in *jumps {
-                let _ = writeln!(pod_chains, "\t\tjump {jump}");
-            }
-            let _ = writeln!(pod_chains, "\t\t{DENY}\n\t}}");
-        }
-        let field = match direction {
-            Direction::Egress => "saddr",
-            Direction::Ingress => "daddr",
-        };
-        let lines = &mut dispatch[direction_index(direction)];
-        for (family, map) in [Family::V4, Family::V6].into_iter().zip(&vmap) {
-            if map.is_empty() {
-                continue;
-            }
-            let _ = write!(lines, "\t\t{} {field} vmap {{ ", family.keyword());
-            for (i, (ip, n)) in map.iter().enumerate() {
-                let _ = write!(lines, "{}{ip} : jump {}", if i > 0 { ", " } else { "" }, names[*n]);
-            }
-            lines.push_str(" }\n");
-        }
-    }
-    out.push_str(&r.sets);
-    let [egress, ingress] = &dispatch;
-    // Without isolated pods a base chain would only cost every packet a few lookups.
-    for (name, hook, priority, lines) in [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)] {
-        if !lines.is_empty() {
-            let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
-        }
-    }
-    out.push_str(&pod_chains);
-    out.push_str(&allow);
 }
 
 struct Renderer<'c> {
@@ -196,9 +242,12 @@ struct Renderer<'c> {
     classes: Vec<(usize, Vec<usize>)>,
     /// Pods each peer selects, by (policy namespace, peer): peers repeat across policies.
     peers: HashMap<(&'c str, &'c Peer), Rc<[usize]>>,
-    /// Names of the address sets declared so far, by content, and their declarations.
-    set_names: HashMap<Vec<IpAddr>, String>,
-    sets: String,
+    /// Address sets by content: their names and, by the same index, declarations.
+    set_ids: HashMap<Vec<IpAddr>, usize>,
+    set_names: Vec<String>,
+    set_declarations: Vec<String>,
+    /// The sets named since [`Policies::body`] started rendering one.
+    used: Vec<usize>,
 }
 
 impl<'c> Renderer<'c> {
@@ -221,7 +270,7 @@ impl<'c> Renderer<'c> {
             });
             classes[c].1.push(i);
         }
-        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_names: HashMap::new(), sets: String::new() }
+        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_ids: HashMap::new(), set_names: Vec::new(), set_declarations: Vec::new(), used: Vec::new() }
     }
 
     /// The pods that a `Pods` peer of `policy` selects.
@@ -269,21 +318,26 @@ impl<'c> Renderer<'c> {
         matches
     }
 
-    /// The name of a set holding `ips` (sorted, deduplicated, one family), declared on first use.
+    /// The name of a set holding `ips` (sorted, deduplicated, one family).
     fn set(&mut self, family: Family, ips: Vec<IpAddr>) -> String {
-        if let Some(name) = self.set_names.get(&ips) {
-            return name.clone();
-        }
-        let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-        let list = list.join(", ");
-        let name = format!("pods-{:016x}", super::fnv1a(list.as_bytes()));
-        let kind = match family {
-            Family::V4 => "ipv4_addr",
-            Family::V6 => "ipv6_addr",
+        let id = match self.set_ids.get(&ips) {
+            Some(&id) => id,
+            None => {
+                let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                let list = list.join(", ");
+                let name = format!("pods-{:016x}", super::fnv1a(list.as_bytes()));
+                let kind = match family {
+                    Family::V4 => "ipv4_addr",
+                    Family::V6 => "ipv6_addr",
+                };
+                self.set_declarations.push(format!("\tset {name} {{\n\t\ttype {kind}\n\t\telements = {{ {list} }}\n\t}}\n"));
+                self.set_names.push(name);
+                self.set_ids.insert(ips, self.set_names.len() - 1);
+                self.set_names.len() - 1
+            }
         };
-        let _ = write!(self.sets, "\tset {name} {{\n\t\ttype {kind}\n\t\telements = {{ {list} }}\n\t}}\n");
-        self.set_names.insert(ips, name.clone());
-        name
+        self.used.push(id);
+        self.set_names[id].clone()
     }
 
     /// The `accept` rules of `policy` for `direction`, for the local pods `selected`.
