@@ -1,0 +1,95 @@
+//! `netmatrix run`'s probing on the lab (root only): one matrix of 100 pods x 99 pod targets x
+//! TCP and UDP 80 (19,800 cells), 10% of them denied by policy, probe timeout 1 s, probed by
+//! the engine (one batched agent run per source pod); against the same cells probed with one
+//! process per probe (what one-exec-per-probe suites do), timed on a sample and scaled up.
+//! Run through `bench/run.sh`, which builds the release agent.
+
+use std::time::{Duration, Instant};
+
+use netmatrix_cluster::lab::LabBackend;
+use netmatrix_cluster::{Backend, ProbeRequest, ServingPort};
+use netmatrix_engine::{runner, Action, Case, ProbeConfig, ProbeSpec, Step, World};
+use netmatrix_lab::Lab;
+use netmatrix_model::{Labels, Protocol};
+use serde_json::json;
+
+const LAB: &str = "bmx";
+/// Sizes, overridable for exploring: `NODES`, `PODS`, `CLOSED`, `PARALLEL`.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+/// Cells probed one process each for the baseline.
+const SAMPLE: usize = 200;
+
+fn world(pods: usize, closed: usize, nodes: usize) -> World {
+    let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| ServingPort { name: None, port: 80, protocol }).to_vec();
+    let pods = (0..pods)
+        .map(|i| netmatrix_cluster::PodSpec {
+            namespace: "bench".into(),
+            name: format!("p{i:03}"),
+            labels: Labels::from([("closed".to_owned(), (i < closed).to_string())]),
+            node: i % nodes,
+            ports: ports.clone(),
+        })
+        .collect();
+    World { namespaces: vec![("bench".into(), Labels::new())], pods }
+}
+
+fn main() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: the matrix benchmark needs root (network namespaces)");
+        return;
+    }
+    // 100 pods with 10 isolated for ingress with no rule: 10% of the cells are denied.
+    let (nodes, pods, closed, parallel) = (knob("NODES", 4), knob("PODS", 100), knob("CLOSED", 10), knob("PARALLEL", 25));
+    let _ = Lab::down(LAB);
+    let mut backend = LabBackend::up(LAB, nodes).expect("lab up");
+    let deny = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "closed", "namespace": "bench"},
+        "spec": {"podSelector": {"matchLabels": {"closed": "true"}}, "policyTypes": ["Ingress"]}});
+    let case = Case::new("bench/matrix", &[], vec![Step::new("100 x 99 x TCP+UDP, 10% denied", vec![Action::Apply(vec![deny.clone()])], ProbeSpec::pods(&[(80, Protocol::Tcp), (80, Protocol::Udp)]))]);
+    let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel };
+    let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], config, &|_| {}).expect("run");
+    let step = &report.cases[0].steps[0];
+    let cells = step.cells.len();
+    let denied = step.cells.iter().filter(|c| c.expected == netmatrix_report::run::Expected::Deny).count();
+    let batched = Duration::from_millis(report.cases[0].duration_ms);
+    println!("matrix: {cells} cells ({denied} denied by policy), result {:?}, wrong {}", report.cases[0].result, report.summary.wrong);
+    for finding in &report.cases[0].findings {
+        println!("  {}", finding.summary);
+    }
+    let mut by_src = std::collections::BTreeMap::new();
+    for c in step.cells.iter().filter(|c| c.comparison() != netmatrix_report::run::Comparison::AsExpected) {
+        *by_src.entry((c.src.clone(), c.protocol)).or_insert(0) += 1;
+    }
+    let _ = by_src;
+    let wrong_of = |src: &str| step.cells.iter().filter(|c| c.src == src && c.protocol == Protocol::Tcp && c.comparison() != netmatrix_report::run::Comparison::AsExpected).map(|c| format!("{}({})", c.dst, c.dst_node.as_deref().unwrap_or("?"))).collect::<Vec<_>>();
+    let right_of = |src: &str| step.cells.iter().filter(|c| c.src == src && c.protocol == Protocol::Tcp && c.comparison() == netmatrix_report::run::Comparison::AsExpected && c.expected == netmatrix_report::run::Expected::Allow).map(|c| format!("{}({})", c.dst, c.dst_node.as_deref().unwrap_or("?"))).collect::<Vec<_>>();
+    println!("DEBUG p050 wrong {:?}", wrong_of("bench/p050"));
+    println!("DEBUG p000 right {:?}", right_of("bench/p000"));
+    for c in step.cells.iter().filter(|c| c.comparison() != netmatrix_report::run::Comparison::AsExpected).take(5) {
+        println!("  {} -> {} {}/{}: expected {:?}, observed {:?} {:?} ({:?} -> {:?})", c.src, c.dst, c.port, c.protocol, c.expected, c.observed, c.detail, c.src_node, c.dst_node);
+    }
+    println!("batched (one agent run per source pod, 25 rows at once): {:.2} s, {:.0} probes/s   (goal: under 10 s)", batched.as_secs_f64(), cells as f64 / batched.as_secs_f64());
+
+    // Baseline: the same kind of cells, one process per probe, one after another.
+    backend.apply(vec![deny]).expect("policy");
+    let model = backend.model().expect("model");
+    // A prime stride, so the sample does not follow the rows' order of targets.
+    let sample: Vec<_> = step.cells.iter().step_by(97).take(SAMPLE).collect();
+    let start = Instant::now();
+    for cell in &sample {
+        let (ns, pod) = cell.src.split_once('/').unwrap();
+        let dst = model.pods.iter().find(|p| format!("{}/{}", p.namespace, p.name) == cell.dst).unwrap();
+        let protocol = if cell.protocol == Protocol::Tcp { "tcp" } else { "udp" };
+        let probe = ProbeRequest { id: cell.dst.clone(), target: dst.ips[0].to_string(), port: 80, protocol, timeout: "1s".into(), source_port: None };
+        backend.probe(ns, pod, &[probe], Duration::from_secs(10)).expect("probe");
+    }
+    let per_probe = start.elapsed() / sample.len() as u32;
+    let sampled_denied = sample.iter().filter(|c| c.expected == netmatrix_report::run::Expected::Deny).count();
+    // Scaled by the matrix's own share of denied cells, which cost a whole timeout each.
+    let per_allowed = (start.elapsed().as_secs_f64() - sampled_denied as f64 * 1.0) / (sample.len() - sampled_denied) as f64;
+    let baseline = Duration::from_secs_f64(per_allowed * (cells - denied) as f64 + denied as f64 * 1.0);
+    println!("one process per probe: {:.1} ms a probe over {} sampled cells ({sampled_denied} denied, 1 s each), so {:.0} s for the matrix", per_probe.as_secs_f64() * 1e3, sample.len(), baseline.as_secs_f64());
+    println!("ratio: {:.0}x", baseline.as_secs_f64() / batched.as_secs_f64());
+    Lab::down(LAB).expect("lab down");
+}
