@@ -74,12 +74,13 @@ fn policy_change() {
     changes.sort();
     let model = lab.model().expect("model");
     let start = Instant::now();
+    let mut scripts = netmatrix_lab::nft::Scripts::new("nm-bench", &model);
     for node in 0..10 {
-        let _ = netmatrix_lab::nft::script("nm-bench", &model, &lab.node_name(node), node, &[netmatrix_lab::topology::node_ip(node)], &[]);
+        let _ = scripts.node(&lab.node_name(node), node, &[netmatrix_lab::topology::node_ip(node)], &[]);
     }
     let render = start.elapsed();
     Lab::down(name).expect("lab down");
-    println!("500 pods, 200 policies, 10 nodes: applying all policies {}; one policy change re-rendered and applied on every node: median {} (min {}, max {}; goal < 100 ms); rendering alone, all nodes on one thread: {}", ms(all), ms(changes[2]), ms(changes[0]), ms(changes[4]), ms(render));
+    println!("500 pods, 200 policies, 10 nodes: applying all policies {}; one policy change re-rendered and applied on every node: median {} (min {}, max {}; goal < 100 ms); rendering alone, all nodes: {}", ms(all), ms(changes[2]), ms(changes[0]), ms(changes[4]), ms(render));
 }
 
 /// Removes the bench lab however the benchmark ends.

@@ -472,36 +472,30 @@ impl Lab {
                 .zip(&hashes)
                 .zip(&self.in_kernel)
                 .enumerate()
-                .filter(|(i, ((_, h), _))| self.state.applied.get(*i) != Some(*h))
-                .map(|(_, (((ns, script, what), _), in_kernel))| {
-                    let table = &table;
-                    s.spawn(move || match in_kernel.as_deref().and_then(|old| nft::update(table, old, script)) {
-                        Some(update) if update.is_empty() => Ok(()),
-                        // A failed update changed nothing (one transaction); replacing the table
-                        // repairs what it tripped on (a table changed behind the lab's back).
-                        Some(update) => apply_nft(ns, &update, what).or_else(|_| apply_nft(ns, script, what)),
-                        None => apply_nft(ns, script, what),
+                .map(|(i, (((ns, script, what), h), in_kernel))| {
+                    let (table, unchanged) = (&table, self.state.applied.get(i) == Some(h));
+                    s.spawn(move || {
+                        if unchanged {
+                            return Ok(());
+                        }
+                        match in_kernel.as_deref().and_then(|old| nft::update(table, old, script)) {
+                            Some(update) if update.is_empty() => Ok(()),
+                            // A failed update changed nothing (one transaction); replacing the
+                            // table repairs what it tripped on (a table changed behind our back).
+                            Some(update) => apply_nft(ns, &update, what).or_else(|_| apply_nft(ns, script, what)),
+                            None => apply_nft(ns, script, what),
+                        }
                     })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError::BadInput("nft thread panicked".into())))).collect()
         });
-        // Nodes skipped as unchanged count as applied.
-        let mut results = results.into_iter();
-        let mut failed = None;
-        for (i, (_, script, _)) in scripts.into_iter().enumerate() {
-            if self.state.applied.get(i) != Some(&hashes[i]) {
-                if let Err(e) = results.next().expect("one result per node applied") {
-                    self.in_kernel[i] = None;
-                    failed.get_or_insert(e);
-                    continue;
-                }
-            }
-            self.in_kernel[i] = Some(script);
+        for (i, ((_, script, _), result)) in scripts.into_iter().zip(&results).enumerate() {
+            self.in_kernel[i] = result.is_ok().then_some(script);
         }
         // Remember nothing as applied unless everything was: a failed node is retried next time.
-        self.state.applied = if failed.is_none() { hashes } else { Vec::new() };
-        failed.map_or(Ok(()), Err)
+        self.state.applied = if results.iter().all(Result::is_ok) { hashes } else { Vec::new() };
+        results.into_iter().collect()
     }
 
     pub fn faults(&self) -> &[Fault] {

@@ -365,18 +365,22 @@ fn client_ip_affinity_keeps_a_client_on_its_endpoint() {
     let c = chains(&text);
     let chain = goto(&elements(&c, "services")["10.96.0.16 . tcp . 80"]).to_owned();
     let n = chain.trim_start_matches("svc-");
+    // Each endpoint's set, named after the endpoint.
+    let sets: Vec<String> = c[&chain][1..3].iter().map(|l| l.strip_prefix("ip saddr @").unwrap().split(' ').next().unwrap().to_owned()).collect();
     assert_eq!(
         c[&chain][1..],
         [
-            format!("ip saddr @affinity-{n}-0 goto ep-{n}-0"),
-            format!("ip saddr @affinity-{n}-1 goto ep-{n}-1"),
+            format!("ip saddr @{} goto ep-{n}-0", sets[0]),
+            format!("ip saddr @{} goto ep-{n}-1", sets[1]),
             format!("numgen random mod 2 vmap {{ 0 : goto ep-{n}-0, 1 : goto ep-{n}-1 }}"),
         ]
     );
-    for m in 0..2 {
-        assert!(text.contains(&format!("\tset affinity-{n}-{m} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 600s\n\t}}")), "{text}");
+    assert_ne!(sets[0], sets[1]);
+    for (m, set) in sets.iter().enumerate() {
+        assert!(set.starts_with("affinity-"), "{set}");
+        assert!(text.contains(&format!("\tset {set} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 600s\n\t}}")), "{text}");
         let ep = &c[&format!("ep-{n}-{m}")];
-        assert_eq!(ep[2], format!("update @affinity-{n}-{m} {{ ip saddr }}"), "the client is recorded before the DNAT: {ep:?}");
+        assert_eq!(ep[2], format!("update @{set} {{ ip saddr }}"), "the client is recorded before the DNAT: {ep:?}");
     }
     assert_eq!(text.matches("set affinity-").count(), 2, "only the sticky Service has affinity sets");
 }

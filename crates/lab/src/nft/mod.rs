@@ -69,8 +69,7 @@ pub fn update(table: &str, old: &str, new: &str) -> Option<String> {
             }
             Some(_) => return None,
             None => {
-                // Emptied first: a chain with rules cannot be deleted, and its rules may name
-                // other chains and sets that go too.
+                // Emptied first, so that none of its rules still names what is deleted below.
                 if kind == "chain" {
                     flush.push_str(&format!("flush chain inet {table} {name}\n"));
                 }

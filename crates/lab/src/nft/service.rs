@@ -17,7 +17,9 @@
 //!   that traffic from this node's pods or from the node itself is not external and goes to
 //!   `svc-N` (kube-proxy's "short-circuit"; from the node it is masqueraded).
 //! - `ep-N-M`: marks hairpin traffic (a pod reaching itself) for masquerade, records the
-//!   client in the endpoint's affinity set `affinity-N-M`, and DNATs.
+//!   client in the endpoint's affinity set `affinity-<h>`, and DNATs. `h` hashes the Service
+//!   port and the endpoint's address and port, not N and M: the set's clients stay with their
+//!   endpoint through table updates that renumber, and leave with it.
 //! - `service-postrouting` (nat, postrouting, srcnat) masquerades marked connections.
 //! - `service-filter-{forward,input,output}` (filter - 10, before the NetworkPolicy chains)
 //!   jump to `service-no-endpoints` for new connections, which rejects those to a Service port
@@ -270,12 +272,14 @@ fn render_port(r: &mut Rendering, n: usize, service: &Service, port: &ServicePor
         SessionAffinity::ClientIp { timeout_seconds } => Some(timeout_seconds),
         SessionAffinity::None => None,
     };
+    let sets: Option<Vec<String>> = affinity.map(|_| endpoints.iter().map(|e| format!("affinity-{:016x}", super::fnv1a(format!("{label} {}:{}", e.ip, e.port).as_bytes()))).collect());
+    let sets = sets.as_deref();
     let all: Vec<usize> = (0..endpoints.len()).collect();
     if cluster_chain {
-        pick(r, &format!("svc-{n}"), &label, n, &all, affinity.is_some());
+        pick(r, &format!("svc-{n}"), &label, n, &all, sets);
     }
     if local_chain {
-        pick(r, &format!("svc-{n}-local"), &format!("{label}, endpoints on this node"), n, &local, affinity.is_some());
+        pick(r, &format!("svc-{n}-local"), &format!("{label}, endpoints on this node"), n, &local, sets);
     }
     for (m, e) in endpoints.iter().enumerate() {
         if !cluster_chain && !e.local {
@@ -284,21 +288,21 @@ fn render_port(r: &mut Rendering, n: usize, service: &Service, port: &ServicePor
         let _ = writeln!(r.chains, "\tchain ep-{n}-{m} {{\n\t\t# {label} -> {}/{}", e.pod.namespace, e.pod.name);
         // A pod reaching itself: without masquerade its reply would not pass the node to be un-DNATed.
         let _ = writeln!(r.chains, "\t\tip saddr {} {MASQUERADE}", e.ip);
-        if let Some(timeout) = affinity {
-            let _ = writeln!(r.sets, "\tset affinity-{n}-{m} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout}s\n\t}}");
-            let _ = writeln!(r.chains, "\t\tupdate @affinity-{n}-{m} {{ ip saddr }}");
+        if let (Some(timeout), Some(sets)) = (affinity, sets) {
+            let _ = writeln!(r.sets, "\tset {} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout {timeout}s\n\t}}", sets[m]);
+            let _ = writeln!(r.chains, "\t\tupdate @{} {{ ip saddr }}", sets[m]);
         }
         let _ = writeln!(r.chains, "\t\tmeta l4proto {proto} dnat ip to {}:{}\n\t}}", e.ip, e.port);
     }
 }
 
 /// A chain that sends a new connection to one of `members` (endpoint indices of port `n`): the
-/// endpoint the client has affinity to, else one at random.
-fn pick(r: &mut Rendering, chain: &str, comment: &str, n: usize, members: &[usize], affinity: bool) {
+/// endpoint the client has affinity to (in the endpoint's set of `affinity`), else one at random.
+fn pick(r: &mut Rendering, chain: &str, comment: &str, n: usize, members: &[usize], affinity: Option<&[String]>) {
     let _ = writeln!(r.chains, "\tchain {chain} {{\n\t\t# {comment}");
-    if affinity {
-        for m in members {
-            let _ = writeln!(r.chains, "\t\tip saddr @affinity-{n}-{m} goto ep-{n}-{m}");
+    if let Some(sets) = affinity {
+        for &m in members {
+            let _ = writeln!(r.chains, "\t\tip saddr @{} goto ep-{n}-{m}", sets[m]);
         }
     }
     match members {
