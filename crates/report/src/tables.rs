@@ -15,6 +15,8 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const MAGENTA: &str = "\x1b[35m";
 const RESET: &str = "\x1b[0m";
+/// Cells listed one by one under a step; the tables and the diagnosis carry the rest.
+const MAX_LISTED: usize = 12;
 
 /// One case: a header, per step its expected, observed and comparison tables, the tally and
 /// the cells that were not as expected, then the case's diagnosis.
@@ -99,8 +101,11 @@ fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usi
     let problems = not_as_expected(step);
     if !problems.is_empty() {
         writeln!(out, "not as expected:")?;
-        for cell in problems {
+        for cell in problems.iter().take(MAX_LISTED) {
             writeln!(out, "  {} {}", cell.comparison().symbol(), describe_cell(cell))?;
+        }
+        if problems.len() > MAX_LISTED {
+            writeln!(out, "  ... and {} more (the tables show them all, --json lists each)", problems.len() - MAX_LISTED)?;
         }
     }
     Ok(())
