@@ -185,3 +185,25 @@ fn cases_of_ones_own_run_from_a_file() {
     let cell = |src: &str, dst: &str, port: u64| step.as_array().unwrap().iter().find(|c| c["src"] == src && c["dst"] == dst && c["port"] == port).unwrap()["expected"].clone();
     assert_eq!((cell("y/b", "x/a", 80), cell("y/a", "x/a", 80), cell("y/b", "x/a", 81), cell("x/a", "x/b", 80)), ("allow".into(), "deny".into(), "deny".into(), "deny".into()));
 }
+
+#[test]
+fn ctrl_c_removes_the_lab_of_the_run() {
+    if !root() {
+        return;
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["run", "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let prefix = format!("nm-r{}-", child.id() % 100_000);
+    let start = std::time::Instant::now();
+    // Interrupt once the probe pods exist (the run is then in its cases).
+    while namespaces(&format!("{prefix}p")).len() < 9 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!namespaces(&prefix).is_empty(), "the run made its lab");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
+    assert!(namespaces(&prefix).is_empty(), "left behind: {:?}", namespaces(&prefix));
+    let lab = prefix.trim_start_matches("nm-").trim_end_matches('-');
+    assert!(!Path::new(&format!("/run/netmatrix/{lab}.json")).exists(), "the state file is removed");
+}
