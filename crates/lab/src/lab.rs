@@ -243,6 +243,7 @@ impl Lab {
     /// even if a later one fails. (Creating them on several threads was measured: no faster,
     /// the kernel serialises namespace and link creation.)
     pub fn add_pods(&mut self, specs: Vec<PodSpec>) -> Result<(), LabError> {
+        let first = self.state.pods.len();
         let mut result = Ok(());
         for spec in specs {
             result = self.allocate(&spec).and_then(|(id, ip)| {
@@ -259,9 +260,22 @@ impl Lab {
                 break;
             }
         }
+        let peered = self.peer_new_pods(first);
         self.save()?;
         result?;
+        peered?;
         self.sync()
+    }
+
+    /// Gives the pods from index `first` on (just made) and the other pods of their nodes
+    /// permanent neighbour entries for each other, entering each pod's namespace once.
+    fn peer_new_pods(&self, first: usize) -> Result<(), LabError> {
+        let pods = &self.state.pods;
+        for (i, pod) in pods.iter().enumerate().filter(|(_, p)| pods[first..].iter().any(|n| n.node == p.node)) {
+            let peers: Vec<Ipv4Addr> = pods.iter().enumerate().filter(|&(j, q)| q.node == pod.node && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
+            topology::set_peers(&self.name, pod.id, &peers, true).map_err(io_err(format!("adding neighbour entries to pod {}/{}", pod.namespace, pod.name)))?;
+        }
+        Ok(())
     }
 
     /// A pod id and a free address on the pod's node, after checking the spec against the lab.
@@ -299,6 +313,11 @@ impl Lab {
         process::terminate(&process::in_namespaces(&[inode]), Duration::from_secs(2));
         // Deleting the pod's namespace deletes its veth, and with it the node's end.
         netns::delete(&ns).map_err(io_err(format!("deleting pod {namespace}/{name}")))?;
+        // Its peers and node drop their entries for it, so their tables hold only live pods.
+        for peer in self.state.pods.iter().filter(|p| p.node == pod.node) {
+            topology::set_peers(&self.name, peer.id, &[pod.ip], false).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from {}/{}", peer.namespace, peer.name)))?;
+        }
+        topology::forget_pod(&self.name, pod.node, pod.ip).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from node {}", pod.node)))?;
         self.flush_udp_to(pod.ip)?;
         self.sync()?;
         self.save()

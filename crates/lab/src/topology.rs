@@ -6,6 +6,12 @@
 //! really crosses two links that a fault can cut. Same-node traffic is bridged, and
 //! `bridge-nf-call-iptables` sends it through the node's netfilter hooks like routed traffic.
 //! Nothing is connected to the host: the lab's addresses cannot clash with the host's routes.
+//!
+//! Pods and bridges never ARP for each other: the host's neighbour table, shared by every
+//! namespace, holds only `gc_thresh3` (1024 by default) dynamic entries, fewer than a node's
+//! pods need for each other, and further lookups fail ("neighbor table overflow"). Each pod
+//! `eth0` and bridge has a MAC derived from its address ([`mac`]) and every pair on a node has
+//! permanent entries, which are not counted. The few uplink neighbours are left to ARP.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,6 +19,8 @@ use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{names, netns};
@@ -40,6 +48,12 @@ fn gateway(node: usize) -> Ipv4Addr {
 /// The `slot`-th pod address of a node.
 pub fn pod_ip(node: usize, slot: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 244, node as u8, 10 + slot as u8)
+}
+
+/// The MAC of the pod `eth0` or bridge with address `ip`: `0a:58` and the address, as OVN does.
+pub fn mac(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x0a, 0x58, a, b, c, d]
 }
 
 /// Service ClusterIPs the lab allocates: 10.96.0.10 upwards.
@@ -77,6 +91,31 @@ async fn route(handle: &Handle, destination: Ipv4Net, via: Ipv4Addr) -> Result<(
     handle.route().add(message).execute().await
 }
 
+/// Installs the permanent entry for `ip` (at [`mac`]) on `link`, replacing any other.
+async fn neighbour(handle: &Handle, link: u32, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    handle.neighbours().add(link, IpAddr::V4(ip)).link_layer_address(&mac(ip)).replace().execute().await
+}
+
+async fn remove_neighbour(handle: &Handle, link: u32, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    let mut message = NeighbourMessage::default();
+    message.header.family = AddressFamily::Inet;
+    message.header.ifindex = link;
+    message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    handle.neighbours().del(message).execute().await
+}
+
+/// Adds (`present`) or removes the entries for `ips` on link `dev` of namespace `ns`, all in one
+/// entry into the namespace.
+fn set_neighbours(ns: &str, dev: &str, ips: &[Ipv4Addr], present: bool) -> io::Result<()> {
+    netns::netlink(ns, async |h| {
+        let link = index(&h, dev).await?;
+        for &ip in ips {
+            if present { neighbour(&h, link, ip).await? } else { remove_neighbour(&h, link, ip).await? }
+        }
+        Ok(())
+    })
+}
+
 /// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`.
 fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str) -> io::Result<()> {
     let target = std::fs::File::open(netns::path(peer_ns))?;
@@ -111,7 +150,8 @@ pub fn create_node(lab: &str, node: usize) -> io::Result<()> {
         up(&h, "lo").await?;
         let link = up(&h, &node_end).await?;
         address(&h, link, node_ip(node), 24).await?;
-        h.link().add(LinkBridge::new(&bridge).build()).execute().await?;
+        // A bridge's MAC otherwise follows its ports, and the pods' entries for it would go stale.
+        h.link().add(LinkBridge::new(&bridge).address(mac(gateway(node)).to_vec()).build()).execute().await?;
         let br = up(&h, &bridge).await?;
         address(&h, br, gateway(node), 24).await?;
         route(&h, "0.0.0.0/0".parse().expect("valid"), router_ip(node)).await
@@ -132,7 +172,9 @@ pub fn set_hairpin(lab: &str, node: usize, ids: &[u32], on: bool) -> io::Result<
     })
 }
 
-/// A pod: its namespace with `eth0` on the node's bridge, its address and default route.
+/// A pod: its namespace with `eth0` on the node's bridge, its address and default route, and
+/// permanent neighbour entries between the pod and its node (those for the node's other pods
+/// are [`set_peers`]'s).
 pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<()> {
     let (node_ns, ns) = (names::node(lab, node), names::pod(lab, id));
     netns::create(&ns)?;
@@ -144,13 +186,25 @@ pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<(
         let link = index(&h, &node_end).await?;
         h.link().set(LinkUnspec::new_with_index(link).controller(br).up().build()).execute().await?;
         // Hairpin: a pod reaching itself through a Service is sent back out of its own port.
-        h.link().set_port(LinkBridgePort::new(link).hairpin(true).build()).execute().await
+        h.link().set_port(LinkBridgePort::new(link).hairpin(true).build()).execute().await?;
+        neighbour(&h, br, ip).await
     })?;
     netns::netlink(&ns, async |h| {
         up(&h, "lo").await?;
         let link = index(&h, &pod_end).await?;
-        h.link().set(LinkUnspec::new_with_index(link).name("eth0").up().build()).execute().await?;
+        h.link().set(LinkUnspec::new_with_index(link).name("eth0").address(mac(ip).to_vec()).up().build()).execute().await?;
         address(&h, link, ip, 24).await?;
+        neighbour(&h, link, gateway(node)).await?;
         route(&h, "0.0.0.0/0".parse().expect("valid"), gateway(node)).await
     })
+}
+
+/// Adds (`present`) or removes pod `id`'s entries for the other pods of its node at `peers`.
+pub fn set_peers(lab: &str, id: u32, peers: &[Ipv4Addr], present: bool) -> io::Result<()> {
+    set_neighbours(&names::pod(lab, id), "eth0", peers, present)
+}
+
+/// Removes the node's entry for a deleted pod: it is on the bridge, which outlives the pod's veth.
+pub fn forget_pod(lab: &str, node: usize, ip: Ipv4Addr) -> io::Result<()> {
+    set_neighbours(&names::node(lab, node), &names::bridge(lab), &[ip], false)
 }
