@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef, NAMESPACE_NAME_LABEL};
+use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef};
 use netmatrix_oracle::services::{self, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 
@@ -196,10 +196,7 @@ impl Backend for FakeBackend {
         }
         let namespaces = namespaces
             .into_iter()
-            .map(|(name, mut labels)| {
-                labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
-                Namespace { name, labels }
-            })
+            .map(|(name, labels)| Namespace::new(name, labels))
             .collect();
         let pods = self
             .pods

@@ -302,7 +302,7 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
         Hypothesis::Protocol(p, None) => format!("only {p} is wrong: every expected {p} connection fails"),
         Hypothesis::Protocol(p, Some(n)) => format!("only {p} is wrong; on {n}: every expected {p} connection from or to {n} fails"),
         Hypothesis::PolicyIgnored(n) => format!("NetworkPolicy is not enforced on {n}: connections that should be denied to or from its pods get through"),
-        Hypothesis::ServiceKind(k) => format!("only {} Services are wrong: every expected connection to a {0} address fails", kind_name(*k)),
+        Hypothesis::ServiceKind(k) => format!("only {} Services are wrong: every expected connection to a {0} address fails", k.as_str()),
         Hypothesis::ServiceProxy(n) => format!("the service proxy on {n} is down: its pods reach no Service address and its node ports do not answer"),
         Hypothesis::NodePortNode(n) => format!("node ports on {n} do not answer: every expected connection to them fails"),
         Hypothesis::Affinity(_) => format!("session affinity is violated for {}: a client reached more than one backend", names(|c| Some(c.service.as_deref().unwrap_or(&c.dst)))),
@@ -322,16 +322,6 @@ fn on(prefix: &str, nodes: String) -> String {
     if nodes.is_empty() { nodes } else { format!("{prefix} {nodes}") }
 }
 
-fn kind_name(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Pod => "pod",
-        TargetKind::ClusterIp => "cluster-ip",
-        TargetKind::NodePort => "node-port",
-        TargetKind::LoadBalancer => "load-balancer",
-        TargetKind::ExternalName => "external-name",
-        TargetKind::Node => "node",
-    }
-}
 
 /// Sorted distinct names, `a, b and c`; past five, the rest counted.
 fn list<S: AsRef<str> + Ord>(names: impl Iterator<Item = S>) -> String {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind};
-use netmatrix_model::{Labels, NAMESPACE_NAME_LABEL};
+use netmatrix_model::{Labels, Namespace};
 use netmatrix_report::run::{CaseReport, CaseResult, ClusterInfo, RunReport, StepReport, Summary, SCHEMA};
 
 use crate::case::{Action, Case, Step};
@@ -142,9 +142,7 @@ fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError>
     }
     let current: BTreeMap<&str, &Labels> = model.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect();
     for (name, labels) in &world.namespaces {
-        let mut with_name = labels.clone();
-        with_name.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
-        if current.get(name.as_str()) != Some(&&with_name) {
+        if current.get(name.as_str()) != Some(&&Namespace::new(name.clone(), labels.clone()).labels) {
             backend.set_namespace(name, labels.clone())?;
         }
     }

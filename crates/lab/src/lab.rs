@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, Pod, Protocol, Service, WorkloadRef, NAMESPACE_NAME_LABEL};
+use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, Pod, Protocol, Service, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{self, Fault, FaultKind};
@@ -444,10 +444,7 @@ impl Lab {
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces
             .into_iter()
-            .map(|(name, mut labels)| {
-                labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
-                Namespace { name, labels }
-            })
+            .map(|(name, labels)| Namespace::new(name, labels))
             .collect();
         cluster.pods = self
             .state

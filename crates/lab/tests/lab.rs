@@ -469,3 +469,53 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
     assert_eq!(ask(&lab, 40001), None, "the stale entry still points at the deleted backend");
     assert_eq!(ask(&lab, 40002).as_deref(), Some("x/newer"), "a new flow reaches the new backend");
 }
+
+/// `ip -j -n NS neigh show dev DEV`: (address, state) of each entry.
+fn neighbours(ns: &str, dev: &str) -> BTreeMap<String, String> {
+    let out = std::process::Command::new("ip").args(["-j", "-n", ns, "neigh", "show", "dev", dev]).output().unwrap();
+    assert!(out.status.success(), "ip neigh in {ns}: {}", String::from_utf8_lossy(&out.stderr));
+    let entries: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    entries.iter().map(|e| (e["dst"].as_str().unwrap().to_owned(), e["state"].to_string())).collect()
+}
+
+/// Regression: the host's neighbour table, shared by all namespaces, holds 1024 dynamic entries
+/// (gc_thresh3), and 50 pods on one node would need 2,450 for each other: most connections then
+/// timed out. Every lab address is resolved by a permanent entry instead.
+#[test]
+fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tarp");
+    let mut lab = Lab::up("tarp", 1).unwrap();
+    let spec = |name: String| PodSpec { namespace: "default".into(), name, labels: Labels::new(), node: 0, ports: vec![tcp(80)] };
+    lab.add_pods((0..50).map(|i| spec(format!("p{i}"))).collect()).unwrap();
+    let cells = observe(&lab, 80);
+    let failed: Vec<_> = cells.iter().filter(|&(_, &c)| !c).map(|(k, _)| format!("{} => {}", k.0, k.1)).collect();
+    assert!(cells.len() == 50 * 49 && failed.is_empty(), "{} of {} cells failed: {failed:?}", failed.len(), cells.len());
+
+    // Exactly the node's other pods and the gateway, all permanent; the node has each pod.
+    let permanent = |ips: Vec<String>| ips.into_iter().map(|ip| (ip, r#"["PERMANENT"]"#.to_owned())).collect::<BTreeMap<_, _>>();
+    let gateway = topology::pod_cidr(0).hosts().next().unwrap().to_string();
+    let expected = |lab: &Lab, of: u32| permanent(lab.pods().iter().filter(|p| p.id != of).map(|p| p.ip.to_string()).chain([gateway.clone()]).collect());
+    let check = |lab: &Lab, what: &str| {
+        for pod in lab.pods() {
+            assert_eq!(neighbours(&names::pod("tarp", pod.id), "eth0"), expected(lab, pod.id), "{what}: neighbours of {}", pod.name);
+        }
+        assert_eq!(neighbours(&names::node("tarp", 0), &names::bridge("tarp")), permanent(lab.pods().iter().map(|p| p.ip.to_string()).collect()), "{what}: neighbours of the node");
+    };
+    check(&lab, "after 50 pods");
+    // The bridge keeps the MAC the pods' entries name, whatever its ports' MACs.
+    let link = std::process::Command::new("ip").args(["-j", "-n", &names::node("tarp", 0), "link", "show", &names::bridge("tarp")]).output().unwrap();
+    let link: Value = serde_json::from_slice(&link.stdout).unwrap();
+    assert_eq!(link[0]["address"], "0a:58:0a:f4:00:01");
+
+    // A deleted pod's entries leave its peers and node; a pod added alone gets and gives them.
+    lab.delete_pod("default", "p7").unwrap();
+    check(&lab, "after deleting p7");
+    lab.add_pod(spec("late".into())).unwrap();
+    check(&lab, "after adding late");
+    let late: Vec<_> = observe(&lab, 80).into_iter().filter(|((src, dst), _)| src == "default/late" || dst == "default/late").collect();
+    assert!(late.len() == 2 * 49 && late.iter().all(|(_, c)| *c), "{late:?}");
+}

@@ -262,11 +262,7 @@ impl Loader {
         }
         let namespaces = namespaces
             .into_iter()
-            .map(|(name, mut labels)| {
-                // The API server sets this label on every namespace (Kubernetes >= 1.21).
-                labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
-                Namespace { name, labels }
-            })
+            .map(|(name, labels)| Namespace::new(name, labels))
             .collect();
         Ok(Cluster {
             namespaces,

@@ -33,6 +33,14 @@ pub struct Namespace {
     pub labels: Labels,
 }
 
+impl Namespace {
+    /// A namespace as the API server holds it: with the label `kubernetes.io/metadata.name`.
+    pub fn new(name: String, mut labels: Labels) -> Namespace {
+        labels.insert(NAMESPACE_NAME_LABEL.into(), name.clone());
+        Namespace { name, labels }
+    }
+}
+
 /// Where an object was read from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Origin {

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::matrix::{Matrix, check_name, matrices, target_kind_name};
+use crate::matrix::{Matrix, check_name, matrices};
 use crate::run::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
 
@@ -176,7 +176,7 @@ fn cell_title(cell: &Cell) -> String {
     if cell.check != Check::Reach {
         lines.push(format!("check: {}", check_name(cell.check)));
     }
-    lines.push(format!("target: {}", target_kind_name(cell.target)));
+    lines.push(format!("target: {}", cell.target.as_str()));
     if let Some(service) = &cell.service {
         lines.push(format!("service: {service}{}", if cell.hairpin { " (hairpin)" } else { "" }));
     }

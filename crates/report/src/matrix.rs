@@ -72,7 +72,7 @@ fn matrix(key: GroupKey, cells: Vec<&Cell>) -> Matrix<'_> {
             let mut kinds: Vec<TargetKind> = cells.iter().map(|c| c.target).collect();
             kinds.sort_unstable();
             kinds.dedup();
-            let kinds: Vec<&str> = kinds.into_iter().map(target_kind_name).collect();
+            let kinds: Vec<&str> = kinds.into_iter().map(TargetKind::as_str).collect();
             format!("{} {protocol}", kinds.join(", "))
         }
         GroupKey::Check { check, protocol } => format!("{check} {protocol}"),
@@ -86,17 +86,6 @@ fn address_label(cell: &Cell) -> String {
     if cell.dst.ends_with(&port_suffix) { cell.dst.clone() } else { format!("{}{port_suffix}", cell.dst) }
 }
 
-/// The JSON spelling of a target kind.
-pub(crate) fn target_kind_name(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Pod => "pod",
-        TargetKind::ClusterIp => "cluster-ip",
-        TargetKind::NodePort => "node-port",
-        TargetKind::LoadBalancer => "load-balancer",
-        TargetKind::ExternalName => "external-name",
-        TargetKind::Node => "node",
-    }
-}
 
 pub(crate) fn check_name(check: Check) -> &'static str {
     match check {

@@ -127,6 +127,20 @@ pub enum TargetKind {
     Node,
 }
 
+impl TargetKind {
+    /// The JSON spelling, e.g. `cluster-ip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pod => "pod",
+            Self::ClusterIp => "cluster-ip",
+            Self::NodePort => "node-port",
+            Self::LoadBalancer => "load-balancer",
+            Self::ExternalName => "external-name",
+            Self::Node => "node",
+        }
+    }
+}
+
 /// One probed (source, target, port, protocol).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
