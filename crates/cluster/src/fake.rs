@@ -140,9 +140,9 @@ impl Backend for FakeBackend {
             if pod.node >= self.nodes {
                 return Err(BackendError::BadInput(format!("pod {}/{}: no node {}", pod.namespace, pod.name, pod.node)));
             }
-            // A recreated pod gets a new address, as in a cluster.
+            // A recreated pod gets a new address, as in a cluster; a hostNetwork pod its node's.
             self.created += 1;
-            let ip = Ipv4Addr::new(10, 244, pod.node as u8, 10 + (self.created % 240) as u8);
+            let ip = if pod.host_network { Ipv4Addr::new(172, 18, pod.node as u8, 2) } else { Ipv4Addr::new(10, 244, pod.node as u8, 10 + (self.created % 240) as u8) };
             self.namespaces.entry(pod.namespace.clone()).or_default();
             self.pods.push((pod, ip));
         }
@@ -208,7 +208,7 @@ impl Backend for FakeBackend {
                 labels: p.labels.clone(),
                 ips: vec![IpAddr::V4(*ip)],
                 ports: p.ports.iter().map(|q| ContainerPort { name: q.name.clone(), port: q.port, protocol: q.protocol }).collect(),
-                host_network: false,
+                host_network: p.host_network,
                 node: Some(format!("node{}", p.node)),
                 ready: true,
                 terminating: false,
@@ -249,9 +249,10 @@ impl Backend for FakeBackend {
                 let dst_key = dst.map(|(p, _)| key(&p.namespace, &p.name));
                 let dst_index = dst_key.as_ref().and_then(|k| model.pods.iter().position(|p| &key(&p.namespace, &p.name) == k));
                 let frontend = frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
+                // A Service frontend first: a node port shares its address with hostNetwork pods.
                 let (real, answered_by) = match (dst_index, frontend) {
-                    (Some(d), _) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
-                    (None, Some(f)) => {
+                    (Some(d), None) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
+                    (_, Some(f)) => {
                         let verdict = services::evaluate(&model, &mut reach, src, f, ServiceOptions { hairpin: self.capabilities.hairpin });
                         // Round robin over the backends the oracle allows this source; under
                         // ClientIP affinity one backend per source.

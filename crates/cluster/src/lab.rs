@@ -56,18 +56,26 @@ impl Backend for LabBackend {
     }
 
     fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
-        let specs = pods
-            .into_iter()
-            .map(|p| netmatrix_lab::PodSpec {
-                namespace: p.namespace,
-                name: p.name,
-                labels: p.labels,
-                node: p.node,
-                ports: p.ports.into_iter().map(|q| PortState { name: q.name, port: q.port, protocol: q.protocol }).collect(),
-            })
-            .collect();
+        let (host, pods): (Vec<PodSpec>, Vec<PodSpec>) = pods.into_iter().partition(|p| p.host_network);
+        let specs = |pods: Vec<PodSpec>| -> Vec<netmatrix_lab::PodSpec> {
+            pods.into_iter()
+                .map(|p| netmatrix_lab::PodSpec {
+                    namespace: p.namespace,
+                    name: p.name,
+                    labels: p.labels,
+                    node: p.node,
+                    ports: p.ports.into_iter().map(|q| PortState { name: q.name, port: q.port, protocol: q.protocol }).collect(),
+                })
+                .collect()
+        };
         // The lab starts each agent and waits for its `ready` line (with a deadline).
-        Ok(self.lab.add_pods(specs)?)
+        if !pods.is_empty() {
+            self.lab.add_pods(specs(pods))?;
+        }
+        if !host.is_empty() {
+            self.lab.add_host_pods(specs(host))?;
+        }
+        Ok(())
     }
 
     fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), BackendError> {

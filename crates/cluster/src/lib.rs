@@ -45,7 +45,7 @@ pub struct ServingPort {
 }
 
 /// A probe pod to create: it runs the agent serving `ports` on node `node` (an index into
-/// [`Backend::nodes`]).
+/// [`Backend::nodes`]); a `host_network` pod has the node's address and network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodSpec {
     pub namespace: String,
@@ -53,6 +53,7 @@ pub struct PodSpec {
     pub labels: Labels,
     pub node: usize,
     pub ports: Vec<ServingPort>,
+    pub host_network: bool,
 }
 
 /// Objects a backend applies and deletes by manifest.

@@ -37,6 +37,8 @@ pub enum Action {
     SetPodLabels { namespace: String, pod: String, labels: Labels },
     /// Deletes a world pod and creates it again (same spec; the backend gives it a new address).
     RecreatePod { namespace: String, pod: String },
+    /// Adds the hostNetwork probe pods ([`crate::World::host_pods`]) for this case.
+    AddHostPods,
 }
 
 /// What a step probes: every world pod to every other pod on `ports`, and, with `services`,

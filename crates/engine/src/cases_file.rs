@@ -14,6 +14,7 @@
 //!           - setNamespaceLabels: {namespace: "y", labels: {ns: "y", team: blue}}   # quoted: YAML reads a bare y as true
 //!           - setPodLabels: {namespace: x, pod: c, labels: {pod: b}}
 //!           - recreatePod: {namespace: x, pod: a}
+//!           - addHostPods                 # hostNetwork probe pods host/<node> on every node
 //!         probe: {ports: [80/TCP, 81/UDP], services: false, check: reach, fixedSourcePort: false}
 //! ```
 //! The probe pods are the world's (namespaces x, y, z; pods a, b, c); expectations come from
@@ -72,6 +73,7 @@ enum ActionDoc {
     SetNamespaceLabels { namespace: String, labels: Labels },
     SetPodLabels { namespace: String, pod: String, labels: Labels },
     RecreatePod { namespace: String, pod: String },
+    AddHostPods,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -171,6 +173,7 @@ fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Re
                 pod(field("recreatePod"), &namespace, &name)?;
                 Action::RecreatePod { namespace, pod: name }
             }
+            ActionDoc::AddHostPods => Action::AddHostPods,
         });
     }
     let ports = step
@@ -229,6 +232,7 @@ cases:
           - setNamespaceLabels: {namespace: "y", labels: {ns: "y", team: blue}}   # quoted: YAML reads a bare y as true
           - recreatePod: {namespace: x, pod: a}
           - delete: {kind: NetworkPolicy, namespace: x, name: b-only}
+          - addHostPods
         probe: {ports: [80/TCP], services: true, check: affinity, fixedSourcePort: true}
 "#;
 
@@ -240,7 +244,8 @@ cases:
         assert_eq!((c.id.as_str(), c.labels["type"].as_str(), c.requires.as_slice()), ("mine/b-only", "custom", &[Requirement::Sctp][..]));
         assert_eq!(c.steps[0].probe.ports, [(80, Protocol::Tcp), (81, Protocol::Udp)]);
         assert!(matches!(&c.steps[0].actions[0], Action::Apply(m) if m.len() == 1));
-        assert_eq!(c.steps[1].actions.len(), 4);
+        assert_eq!(c.steps[1].actions.len(), 5);
+        assert!(matches!(c.steps[1].actions[4], Action::AddHostPods));
         assert!(c.steps[1].probe.services && c.steps[1].probe.fixed_source_port && c.steps[1].probe.check == Check::Affinity);
     }
 

@@ -68,11 +68,22 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
                 continue;
             }
             let conns = reach.pair(reach.pod_class[s], reach.pod_class[d]);
+            // "NetworkPolicy behavior for hostNetwork pods is undefined" (NetworkPolicy docs).
+            let undefined = (src.host_network || dst.host_network) && !model.policies.is_empty();
+            let (name, target) = match (&dst.node, dst.host_network) {
+                (Some(node), true) => (format!("node:{node}"), TargetKind::Node),
+                _ => (pod_key(dst), TargetKind::Pod),
+            };
             for &(port, protocol) in &spec.ports {
                 let serves = dst.ports.iter().any(|p| p.port == port && p.protocol == protocol);
-                let expected = if reach.conn(conns).allows(protocol, port) && serves { Expected::Allow } else { Expected::Deny };
-                let mut c = cell(src, pod_key(dst), port, protocol, expected, TargetKind::Pod);
+                let expected = match (undefined, reach.conn(conns).allows(protocol, port) && serves) {
+                    (true, _) => Expected::Undefined,
+                    (false, true) => Expected::Allow,
+                    (false, false) => Expected::Deny,
+                };
+                let mut c = cell(src, name.clone(), port, protocol, expected, target);
                 c.dst_node = dst.node.clone();
+                c.detail = undefined.then(|| "NetworkPolicy leaves hostNetwork pods undefined".to_owned());
                 planned.push(Planned { cell: c, src_namespace: src.namespace.clone(), src_pod: src.name.clone(), address: address.to_string(), backends: None, source_port: None, repeat: 1 });
             }
         }

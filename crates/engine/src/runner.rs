@@ -122,6 +122,10 @@ fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), 
         Action::Delete { kind, namespace, name } => backend.delete(*kind, namespace, name),
         Action::SetNamespaceLabels { namespace, labels } => backend.set_namespace(namespace, labels.clone()),
         Action::SetPodLabels { namespace, pod, labels } => backend.set_pod_labels(namespace, pod, labels.clone()),
+        Action::AddHostPods => {
+            let nodes: Vec<String> = backend.nodes().into_iter().map(|n| n.name).collect();
+            backend.create_pods(World::host_pods(&nodes))
+        }
         Action::RecreatePod { namespace, pod } => {
             let spec = world.pod(namespace, pod).ok_or_else(|| BackendError::BadInput(format!("{namespace}/{pod} is not a probe pod of this run")))?;
             backend.delete_pod(namespace, pod)?;
@@ -131,7 +135,7 @@ fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), 
 }
 
 /// Brings the backend back to the world: no policies or Services, the world's labels, every
-/// world pod present. State-based, so it also mends a case that stopped half-way.
+/// world pod present and no other. State-based, so it also mends a case that stopped half-way.
 fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
     let model = backend.model()?;
     for p in &model.policies {
@@ -145,6 +149,9 @@ fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError>
         if current.get(name.as_str()) != Some(&&Namespace::new(name.clone(), labels.clone()).labels) {
             backend.set_namespace(name, labels.clone())?;
         }
+    }
+    for extra in model.pods.iter().filter(|p| world.pod(&p.namespace, &p.name).is_none()) {
+        backend.delete_pod(&extra.namespace, &extra.name)?;
     }
     let mut missing = Vec::new();
     for spec in &world.pods {

@@ -14,6 +14,9 @@ pub struct World {
 /// Label every world pod carries, so a Service can select pods on every node.
 pub const WORLD_LABEL: (&str, &str) = ("netmatrix.io/probe", "agent");
 
+/// The namespace of the hostNetwork probe pods.
+pub const HOST_NAMESPACE: &str = "host";
+
 /// The serving port name the world uses, e.g. `serve-80-tcp` (at most 15 characters, as
 /// Kubernetes requires of port names).
 pub fn port_name(port: u16, protocol: Protocol) -> String {
@@ -41,6 +44,7 @@ impl World {
                         labels: Labels::from([("pod".to_owned(), pod.to_string()), (WORLD_LABEL.0.to_owned(), WORLD_LABEL.1.to_owned())]),
                         node: (i + j) % nodes.max(1),
                         ports: serving.clone(),
+                        host_network: false,
                     })
                 })
                 .collect(),
@@ -49,6 +53,24 @@ impl World {
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodSpec> {
         self.pods.iter().find(|p| p.namespace == namespace && p.name == name)
+    }
+
+    /// One hostNetwork probe pod per node, `host/<node>`, serving TCP and UDP 80 on the node's
+    /// address: the far end of pod-to-node and node-to-pod cells, and Service clients on nodes.
+    pub fn host_pods(nodes: &[String]) -> Vec<PodSpec> {
+        let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| ServingPort { name: Some(port_name(80, protocol)), port: 80, protocol }).to_vec();
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| PodSpec {
+                namespace: HOST_NAMESPACE.into(),
+                name: node.clone(),
+                labels: Labels::from([("netmatrix.io/host".to_owned(), node.clone())]),
+                node: i,
+                ports: ports.clone(),
+                host_network: true,
+            })
+            .collect()
     }
 }
 

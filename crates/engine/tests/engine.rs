@@ -29,9 +29,10 @@ fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
     let report = run_on(&mut fake, &cases);
     let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass).map(|c| (&c.id, c.result)).collect();
     assert!(failed.is_empty(), "{failed:?}");
-    let steps: usize = cases.iter().map(|c| c.steps.len()).sum();
+    let rows: usize = report.cases.iter().flat_map(|c| &c.steps).map(|s| s.cells.iter().map(|c| &c.src).collect::<std::collections::BTreeSet<_>>().len()).sum();
     let batches = fake.batches.lock().unwrap();
-    assert_eq!(batches.len(), steps * 9, "one batch per source pod per step, no retry when all cells are right");
+    assert_eq!(batches.len(), rows, "one batch per source pod per step, no retry when all cells are right");
+    assert!(rows >= 9 * cases.len(), "every pod is a source");
     assert!(report.summary.probes > 0 && report.summary.wrong == 0);
     // Positive and negative controls: every reachability step expects some allowed and some denied cells.
     for case in report.cases.iter().filter(|c| !c.id.starts_with("connectivity/")) {
@@ -153,4 +154,28 @@ fn rows_are_probed_concurrently_up_to_the_limit() {
         run(&mut fake, &world(), &netpol(&["deny-all"]), config, &|_| {}).unwrap();
         assert_eq!(fake.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), parallel, "--parallel {parallel}");
     }
+}
+
+#[test]
+fn cells_of_host_network_pods_are_undefined_under_network_policy() {
+    use netmatrix_engine::{Action, ProbeSpec, Step};
+    use netmatrix_model::Protocol;
+    let deny = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "x"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
+    let case = Case::new(
+        "t/host",
+        &[],
+        vec![
+            Step::new("no policy", vec![Action::AddHostPods], ProbeSpec::pods(&[(80, Protocol::Tcp)])),
+            Step::new("a policy", vec![Action::Apply(vec![deny])], ProbeSpec::pods(&[(80, Protocol::Tcp)])),
+        ],
+    );
+    let mut fake = FakeBackend::new(3);
+    let report = run_on(&mut fake, &[case]);
+    let [open, policed] = [0, 1].map(|s| &report.cases[0].steps[s].cells);
+    let host = |c: &&netmatrix_report::run::Cell| c.src.starts_with("host/") || c.dst.starts_with("node:");
+    assert!(open.iter().filter(host).count() > 0 && open.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Allow), "defined without policies");
+    assert!(policed.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Undefined && c.comparison() == Comparison::Undefined));
+    assert!(policed.iter().filter(|c| !host(c)).all(|c| c.expected != netmatrix_report::run::Expected::Undefined));
+    assert!(open.iter().any(|c| c.dst == "node:node1" && c.target == netmatrix_report::run::TargetKind::Node));
+    assert_eq!(fake.model().unwrap().pods.len(), 9, "the case's hostNetwork pods are removed after it");
 }

@@ -56,6 +56,9 @@ pub struct PodState {
     pub ports: Vec<PortState>,
     /// The agent serving the pod's ports; 0 when it serves none.
     pub pid: u32,
+    /// A hostNetwork pod: its agent runs in the node's namespace, with the node's address.
+    #[serde(default)]
+    pub host_network: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,9 +254,9 @@ impl Lab {
                 if fault::active(&self.state.faults, FaultKind::BreakHairpin, spec.node) {
                     topology::set_hairpin(&self.name, spec.node, &[id], false).map_err(io_err("breaking hairpin"))?;
                 }
-                let pid = start_agent(&self.name, id, &spec)?;
+                let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, None)?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
-                self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid });
+                self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid, host_network: false });
                 Ok(())
             });
             if result.is_err() {
@@ -300,8 +303,47 @@ impl Lab {
         Ok((id, ip))
     }
 
+    /// Creates hostNetwork pods: each agent serves its ports in its node's namespace, on the
+    /// node's address; no two on a node may serve the same port.
+    pub fn add_host_pods(&mut self, specs: Vec<PodSpec>) -> Result<(), LabError> {
+        let mut result = Ok(());
+        for spec in specs {
+            result = (|| {
+                if spec.node >= self.state.nodes || self.find(&spec.namespace, &spec.name).is_some() {
+                    return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: no node {} or the name is taken", spec.namespace, spec.name, spec.node)));
+                }
+                let taken = self.state.pods.iter().filter(|p| p.host_network && p.node == spec.node).flat_map(|p| &p.ports).find(|q| spec.ports.iter().any(|s| s.port == q.port && s.protocol == q.protocol));
+                if let Some(q) = taken {
+                    return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: {}/{} is served on node {} already", spec.namespace, spec.name, q.port, q.protocol, spec.node)));
+                }
+                let id = self.state.next_pod_id;
+                self.state.next_pod_id += 1;
+                let ip = topology::node_ip(spec.node);
+                // Bound to the node address, so that UDP answers leave from the address asked
+                // (the node also has its bridge address, which a wildcard socket would answer from).
+                let pid = start_agent(&self.name, &names::node(&self.name, spec.node), id, &spec, Some(ip))?;
+                self.state.namespaces.entry(spec.namespace.clone()).or_default();
+                self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid, host_network: true });
+                Ok(())
+            })();
+            if result.is_err() {
+                break;
+            }
+        }
+        self.save()?;
+        result?;
+        self.sync()
+    }
+
     pub fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), LabError> {
         let index = self.find(namespace, name).ok_or_else(|| LabError::BadInput(format!("no pod {namespace}/{name}")))?;
+        if self.state.pods[index].host_network {
+            // Its agent is its only trace: the node's namespace stays.
+            let pod = self.state.pods.remove(index);
+            process::terminate(&[pod.pid], Duration::from_secs(2));
+            self.sync()?;
+            return self.save();
+        }
         let pod = self.state.pods.remove(index);
         self.state.retired.retain(|ip| *ip != pod.ip);
         self.state.retired.push(pod.ip);
@@ -457,7 +499,7 @@ impl Lab {
                 labels: p.labels.clone(),
                 ips: vec![IpAddr::V4(p.ip)],
                 ports: p.ports.iter().map(|q| ContainerPort { name: q.name.clone(), port: q.port, protocol: q.protocol }).collect(),
-                host_network: false,
+                host_network: p.host_network,
                 node: Some(self.node_name(p.node)),
                 ready: true, terminating: false,
                 origin: Origin { file: format!("lab {}", self.name), document: 0 },
@@ -555,7 +597,8 @@ impl Lab {
     /// Runs `netmatrix-agent probe --batch -` in the pod's namespace: one invocation per row.
     pub fn probe(&self, namespace: &str, name: &str, batch: &str, deadline: Duration) -> Result<String, LabError> {
         let index = self.find(namespace, name).ok_or_else(|| LabError::BadInput(format!("no pod {namespace}/{name}")))?;
-        let ns = names::pod(&self.name, self.state.pods[index].id);
+        let pod = &self.state.pods[index];
+        let ns = if pod.host_network { names::node(&self.name, pod.node) } else { names::pod(&self.name, pod.id) };
         let mut command = Command::new(process::agent().map_err(io_err("locating netmatrix-agent"))?);
         command.args(["probe", "--batch", "-"]);
         let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe").map_err(io_err(format!("probing from {namespace}/{name}")))?;
@@ -596,9 +639,13 @@ impl Lab {
 
 /// Starts the pod's agent serving its ports. SCTP is left out where the kernel has no SCTP
 /// (a probe of it then reports `error`, which is not a dataplane verdict).
-fn start_agent(lab: &str, id: u32, spec: &PodSpec) -> Result<u32, LabError> {
+fn start_agent(lab: &str, ns: &str, id: u32, spec: &PodSpec, bind: Option<Ipv4Addr>) -> Result<u32, LabError> {
     let list = |protocol: Protocol| spec.ports.iter().filter(|p| p.protocol == protocol).map(|p| p.port.to_string()).collect::<Vec<_>>().join(",");
     let mut args = vec!["serve".to_owned(), "--name".to_owned(), format!("{}/{}", spec.namespace, spec.name)];
+    if let Some(ip) = bind {
+        args.extend(["--bind".to_owned(), ip.to_string()]);
+    }
+    let plain = args.len();
     for (flag, protocol) in [("--tcp", Protocol::Tcp), ("--udp", Protocol::Udp), ("--sctp", Protocol::Sctp)] {
         if protocol == Protocol::Sctp && !sctp_available() {
             continue;
@@ -608,12 +655,12 @@ fn start_agent(lab: &str, id: u32, spec: &PodSpec) -> Result<u32, LabError> {
             args.extend([flag.to_owned(), ports]);
         }
     }
-    if args.len() == 3 {
+    if args.len() == plain {
         // Nothing to serve: the pod is only a client, probes run as their own processes.
         return Ok(0);
     }
     let log = log_dir(lab).join(format!("p{id}.log"));
-    process::start_server(&names::pod(lab, id), &args, &log, AGENT_READY).map_err(io_err(format!("starting the agent of {}/{}", spec.namespace, spec.name)))
+    process::start_server(ns, &args, &log, AGENT_READY).map_err(io_err(format!("starting the agent of {}/{}", spec.namespace, spec.name)))
 }
 
 

@@ -79,6 +79,15 @@ pub fn cases() -> Vec<Case> {
                 policy("x", "from-y", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]})),
             ],
         ),
+        Case::new(
+            "services/host-network-client",
+            &[("type", "services"), ("feature", "host-network")],
+            vec![Step::new(
+                "NodePort to the pods of x, with hostNetwork clients on every node",
+                vec![Action::AddHostPods, Action::Apply(vec![service("web", all_of_x(), json!({"type": "NodePort", "ports": tcp_port(8080, json!(80))})), no_endpoints()])],
+                ProbeSpec::services(),
+            )],
+        ),
         case("hairpin", "hairpin", "ClusterIP whose only backend is x/a: x/a reaches itself through it", vec![service("web", only_a(), json!({"ports": tcp_port(8080, json!(80))}))]).requires(Requirement::Hairpin),
         Case::new(
             "services/session-affinity",
