@@ -9,6 +9,9 @@ use crate::matrix::{Matrix, check_name, matrices};
 use crate::run::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
 
+/// Cells listed openly under a step; longer lists are folded.
+const FOLD_AFTER: usize = 12;
+
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { margin: 0 0 .2em; }
@@ -132,11 +135,19 @@ fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usi
     )?;
     let problems = not_as_expected(step);
     if !problems.is_empty() {
+        // A long list folds away under its count: the matrices already show where the cells are.
+        let fold = problems.len() > FOLD_AFTER;
+        if fold {
+            writeln!(out, "<details><summary>{} cells not as expected</summary>", problems.len())?;
+        }
         writeln!(out, "<ul class=\"problems\">")?;
         for cell in problems {
             writeln!(out, "<li><code>{}</code> {}</li>", cell.comparison().symbol(), Esc(&describe_cell(cell)))?;
         }
         writeln!(out, "</ul>")?;
+        if fold {
+            writeln!(out, "</details>")?;
+        }
     }
     Ok(())
 }
