@@ -17,6 +17,8 @@ pub enum Outcome {
     Wrong = 1,
     BadInput = 2,
     Failure = 3,
+    /// Ctrl-C, as shells report SIGINT.
+    Interrupted = 130,
 }
 
 fn main() -> ExitCode {

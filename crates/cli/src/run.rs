@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -132,7 +133,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
             return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
         }
     }
-    Ok(Config { cases, probe: ProbeConfig { timeout: args.timeout, retries: args.retries, parallel: args.parallel } })
+    Ok(Config { cases, probe: ProbeConfig { timeout: args.timeout, retries: args.retries, parallel: args.parallel, cancel: Some(&CANCEL) } })
 }
 
 fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -183,13 +184,17 @@ pub fn run(args: RunArgs) -> Outcome {
         }
     };
     let guard = LabGuard { name: name.clone(), remove: !existed && !args.keep };
-    let interrupted_lab = (!existed && !args.keep).then(|| name.clone());
-    let _ = ctrlc::set_handler(move || {
-        eprintln!("\ninterrupted: removing what the run created");
-        if let Some(lab) = &interrupted_lab {
+    let remove_lab = (!existed && !args.keep).then(|| name.clone());
+    let _ = ctrlc::set_handler(move || match &remove_lab {
+        // The lab is the run's own: removing it removes everything at once.
+        Some(lab) => {
+            eprintln!("\ninterrupted: removing lab {lab}");
             let _ = Lab::down(lab);
+            std::process::exit(130);
         }
-        std::process::exit(130);
+        // Somebody's lab: stop after the current step, restored, and remove the probe pods.
+        None if !CANCEL.swap(true, Ordering::SeqCst) => eprintln!("\ninterrupted: stopping after this step and removing what the run created (Ctrl-C again to quit at once)"),
+        None => std::process::exit(130),
     });
     eprintln!("lab {name}: {} nodes{}", backend.nodes().len(), if existed { " (existing)" } else { "" });
     let world = suites::world(backend.nodes().len(), backend.capabilities());
@@ -200,8 +205,11 @@ pub fn run(args: RunArgs) -> Outcome {
         }
     }
     drop(guard);
-    outcome
+    if CANCEL.load(Ordering::SeqCst) { Outcome::Interrupted } else { outcome }
 }
+
+/// Set by Ctrl-C when the run drives a lab it did not create.
+static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn execute(backend: &mut LabBackend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Outcome {
     let color = std::io::stdout().is_terminal();

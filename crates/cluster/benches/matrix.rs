@@ -48,7 +48,7 @@ fn main() {
     let deny = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "closed", "namespace": "bench"},
         "spec": {"podSelector": {"matchLabels": {"closed": "true"}}, "policyTypes": ["Ingress"]}});
     let case = Case::new("bench/matrix", &[], vec![Step::new("100 x 99 x TCP+UDP, 10% denied", vec![Action::Apply(vec![deny.clone()])], ProbeSpec::pods(&[(80, Protocol::Tcp), (80, Protocol::Udp)]))]);
-    let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel };
+    let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel, cancel: None };
     let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], config, &|_| {}).expect("run");
     let step = &report.cases[0].steps[0];
     let cells = step.cells.len();

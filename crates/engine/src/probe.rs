@@ -2,6 +2,7 @@
 //! unsettled cells are probed again until two tries in a row agree or the budget is spent.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use netmatrix_report::run::{Expected, Observed};
 
 use crate::plan::Planned;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct ProbeConfig {
     /// Per probe attempt.
     pub timeout: Duration,
@@ -18,11 +19,19 @@ pub struct ProbeConfig {
     pub retries: u32,
     /// Source pods probing at once.
     pub parallel: usize,
+    /// Set (by a Ctrl-C handler) to stop the run after the current step, restored.
+    pub cancel: Option<&'static AtomicBool>,
 }
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig { timeout: Duration::from_secs(1), retries: 2, parallel: 8 }
+        ProbeConfig { timeout: Duration::from_secs(1), retries: 2, parallel: 8, cancel: None }
+    }
+}
+
+impl ProbeConfig {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.is_some_and(|c| c.load(Ordering::SeqCst))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Runs cases on a backend: the world once, then per case its steps (actions, oracle, probes)
 //! and a restore of the world, so that every case starts from the same objects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind};
@@ -18,6 +18,8 @@ use crate::world::World;
 pub enum EngineError {
     #[error("setting up the probe pods: {0}")]
     Setup(#[source] BackendError),
+    #[error("interrupted after {done} of {total} cases; what the run created was removed")]
+    Interrupted { done: usize, total: usize },
     #[error("restoring the probe pods after case {case}: {source} (later cases would not start from the same objects)")]
     Restore {
         case: String,
@@ -42,8 +44,12 @@ pub fn run(backend: &mut dyn Backend, world: &World, cases: &[Case], config: Pro
     let mut reports = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         on_event(Event::CaseStarted { id: &case.id, index, total: cases.len() });
-        let report = run_case(backend, world, case, config, on_event);
-        restore(backend, world).map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
+        let mut created = Created::default();
+        let report = run_case(backend, world, case, config, &mut created, on_event);
+        restore(backend, world, &created).map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
+        if config.cancelled() {
+            return Err(EngineError::Interrupted { done: index, total: cases.len() });
+        }
         on_event(Event::CaseFinished(&report));
         reports.push(report);
     }
@@ -65,7 +71,26 @@ fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
     backend.create_pods(world.pods.clone())
 }
 
-fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> CaseReport {
+/// What a case added to the backend, so that restoring removes exactly that and never an
+/// object the run did not create.
+#[derive(Default)]
+struct Created {
+    objects: BTreeSet<(ObjectKind, String, String)>,
+    pods: BTreeSet<(String, String)>,
+}
+
+impl Created {
+    fn manifests(&mut self, manifests: &[serde_json::Value]) {
+        for m in manifests {
+            if let Some(kind) = ObjectKind::of(m) {
+                let meta = &m["metadata"];
+                self.objects.insert((kind, meta["namespace"].as_str().unwrap_or("default").to_owned(), meta["name"].as_str().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+}
+
+fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: ProbeConfig, created: &mut Created, on_event: &(dyn Fn(Event) + Sync)) -> CaseReport {
     let clock = Instant::now();
     let mut report = CaseReport { id: case.id.clone(), labels: case.labels.clone(), result: CaseResult::Pass, duration_ms: 0, diagnosis: Vec::new(), steps: Vec::new(), findings: Vec::new(), skip_reason: None, error: None };
     let capabilities = backend.capabilities();
@@ -74,8 +99,8 @@ fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: Probe
         report.skip_reason = Some(reason.to_owned());
         return report;
     }
-    for step in &case.steps {
-        match run_step(backend, world, step, config, on_event) {
+    for step in case.steps.iter().take_while(|_| !config.cancelled()) {
+        match run_step(backend, world, step, config, created, on_event) {
             Ok(s) => report.steps.push(s),
             Err(e) => {
                 report.error = Some(format!("step {:?}: {e}", step.name));
@@ -90,9 +115,9 @@ fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: Probe
     report
 }
 
-fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> Result<StepReport, BackendError> {
+fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: ProbeConfig, created: &mut Created, on_event: &(dyn Fn(Event) + Sync)) -> Result<StepReport, BackendError> {
     for action in &step.actions {
-        act(backend, world, action)?;
+        act(backend, world, action, created)?;
     }
     let model = backend.model()?;
     let mut cells: Vec<Planned> = Vec::new();
@@ -112,11 +137,15 @@ fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: Probe
     Ok(StepReport { name: step.name.clone(), tries, cells: cells.into_iter().map(|p| p.cell).collect() })
 }
 
-fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), BackendError> {
+fn act(backend: &mut dyn Backend, world: &World, action: &Action, created: &mut Created) -> Result<(), BackendError> {
     match action {
-        Action::Apply(manifests) => backend.apply(manifests.clone()),
+        Action::Apply(manifests) => {
+            created.manifests(manifests);
+            backend.apply(manifests.clone())
+        }
         Action::ApplyFromModel(build) => {
             let manifests = build(&backend.model()?);
+            created.manifests(&manifests);
             backend.apply(manifests)
         }
         Action::Delete { kind, namespace, name } => backend.delete(*kind, namespace, name),
@@ -124,7 +153,9 @@ fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), 
         Action::SetPodLabels { namespace, pod, labels } => backend.set_pod_labels(namespace, pod, labels.clone()),
         Action::AddHostPods => {
             let nodes: Vec<String> = backend.nodes().into_iter().map(|n| n.name).collect();
-            backend.create_pods(World::host_pods(&nodes))
+            let pods = World::host_pods(&nodes);
+            created.pods.extend(pods.iter().map(|p| (p.namespace.clone(), p.name.clone())));
+            backend.create_pods(pods)
         }
         Action::RecreatePod { namespace, pod } => {
             let spec = world.pod(namespace, pod).ok_or_else(|| BackendError::BadInput(format!("{namespace}/{pod} is not a probe pod of this run")))?;
@@ -134,15 +165,19 @@ fn act(backend: &mut dyn Backend, world: &World, action: &Action) -> Result<(), 
     }
 }
 
-/// Brings the backend back to the world: no policies or Services, the world's labels, every
-/// world pod present and no other. State-based, so it also mends a case that stopped half-way.
-fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
+/// Brings the backend back to the world: the case's objects and extra pods gone, the world's
+/// labels, every world pod present. Compared with what the backend holds, so it also mends a
+/// case that stopped half-way.
+fn restore(backend: &mut dyn Backend, world: &World, created: &Created) -> Result<(), BackendError> {
     let model = backend.model()?;
-    for p in &model.policies {
-        backend.delete(ObjectKind::NetworkPolicy, &p.namespace, &p.name)?;
-    }
-    for s in &model.services {
-        backend.delete(ObjectKind::Service, &s.namespace, &s.name)?;
+    let present = |kind: ObjectKind, namespace: &str, name: &str| match kind {
+        ObjectKind::NetworkPolicy => model.policies.iter().any(|p| p.namespace == namespace && p.name == name),
+        ObjectKind::Service => model.services.iter().any(|s| s.namespace == namespace && s.name == name),
+    };
+    for (kind, namespace, name) in &created.objects {
+        if present(*kind, namespace, name) {
+            backend.delete(*kind, namespace, name)?;
+        }
     }
     let current: BTreeMap<&str, &Labels> = model.namespaces.iter().map(|n| (n.name.as_str(), &n.labels)).collect();
     for (name, labels) in &world.namespaces {
@@ -150,7 +185,7 @@ fn restore(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError>
             backend.set_namespace(name, labels.clone())?;
         }
     }
-    for extra in model.pods.iter().filter(|p| world.pod(&p.namespace, &p.name).is_none()) {
+    for extra in model.pods.iter().filter(|p| created.pods.contains(&(p.namespace.clone(), p.name.clone()))) {
         backend.delete_pod(&extra.namespace, &extra.name)?;
     }
     let mut missing = Vec::new();

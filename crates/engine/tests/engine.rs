@@ -179,3 +179,18 @@ fn cells_of_host_network_pods_are_undefined_under_network_policy() {
     assert!(open.iter().any(|c| c.dst == "node:node1" && c.target == netmatrix_report::run::TargetKind::Node));
     assert_eq!(fake.model().unwrap().pods.len(), 9, "the case's hostNetwork pods are removed after it");
 }
+
+#[test]
+fn objects_the_run_did_not_create_are_left_alone() {
+    let mut fake = FakeBackend::new(3);
+    // Somebody's own policy in a namespace of the world: the run must keep it, and expect it.
+    let theirs = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "theirs", "namespace": "z"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
+    fake.apply(vec![theirs]).unwrap();
+    let report = run_on(&mut fake, &netpol(&["pod-selector", "delete-policy"]));
+    assert!(report.cases.iter().all(|c| c.result == CaseResult::Pass), "{:?}", report.cases.iter().map(|c| (&c.id, c.result)).collect::<Vec<_>>());
+    let into_z = report.cases[0].steps[0].cells.iter().find(|c| c.src == "y/a" && c.dst == "z/b").unwrap();
+    assert_eq!(into_z.expected, netmatrix_report::run::Expected::Deny, "their policy counts");
+    let model = fake.model().unwrap();
+    let names: Vec<&str> = model.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["theirs"], "the cases' policies are gone, theirs is not");
+}

@@ -207,3 +207,26 @@ fn ctrl_c_removes_the_lab_of_the_run() {
     let lab = prefix.trim_start_matches("nm-").trim_end_matches('-');
     assert!(!Path::new(&format!("/run/netmatrix/{lab}.json")).exists(), "the state file is removed");
 }
+
+#[test]
+fn ctrl_c_in_an_existing_lab_removes_only_what_the_run_created() {
+    if !root() {
+        return;
+    }
+    let _lab = Lab("tint");
+    let up = netmatrix(&["lab", "up", "tint", "--nodes", "3", "--pods-per-node", "1"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["run", "--lab", "tint", "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    // The lab's own 3 pods, then the run's 9.
+    while namespaces("nm-tint-p").len() < 12 && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let status = text(&netmatrix(&["lab", "status", "tint"]).stdout);
+    assert!(status.starts_with("lab tint: 3 nodes, 3 pods, 0 policies, 0 services"), "the lab's own pods stay, the run's are gone: {status}");
+    assert!(status.contains("pod default/pod-0-0"), "{status}");
+}
