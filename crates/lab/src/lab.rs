@@ -274,8 +274,9 @@ impl Lab {
     /// permanent neighbour entries for each other, entering each pod's namespace once.
     fn peer_new_pods(&self, first: usize) -> Result<(), LabError> {
         let pods = &self.state.pods;
-        for (i, pod) in pods.iter().enumerate().filter(|(_, p)| pods[first..].iter().any(|n| n.node == p.node)) {
-            let peers: Vec<Ipv4Addr> = pods.iter().enumerate().filter(|&(j, q)| q.node == pod.node && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
+        let on_bridge = |p: &PodState, node: usize| p.node == node && !p.host_network;
+        for (i, pod) in pods.iter().enumerate().filter(|(_, p)| pods[first..].iter().any(|n| on_bridge(p, n.node))) {
+            let peers: Vec<Ipv4Addr> = pods.iter().enumerate().filter(|&(j, q)| on_bridge(q, pod.node) && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
             topology::set_peers(&self.name, pod.id, &peers, true).map_err(io_err(format!("adding neighbour entries to pod {}/{}", pod.namespace, pod.name)))?;
         }
         Ok(())
@@ -356,7 +357,8 @@ impl Lab {
         // Deleting the pod's namespace deletes its veth, and with it the node's end.
         netns::delete(&ns).map_err(io_err(format!("deleting pod {namespace}/{name}")))?;
         // Its peers and node drop their entries for it, so their tables hold only live pods.
-        for peer in self.state.pods.iter().filter(|p| p.node == pod.node) {
+        // hostNetwork pods share the node's namespace, whose entry `forget_pod` removes.
+        for peer in self.state.pods.iter().filter(|p| p.node == pod.node && !p.host_network) {
             topology::set_peers(&self.name, peer.id, &[pod.ip], false).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from {}/{}", peer.namespace, peer.name)))?;
         }
         topology::forget_pod(&self.name, pod.node, pod.ip).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from node {}", pod.node)))?;

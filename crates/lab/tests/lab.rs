@@ -498,12 +498,13 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
     // Exactly the node's other pods and the gateway, all permanent; the node has each pod.
     let permanent = |ips: Vec<String>| ips.into_iter().map(|ip| (ip, r#"["PERMANENT"]"#.to_owned())).collect::<BTreeMap<_, _>>();
     let gateway = topology::pod_cidr(0).hosts().next().unwrap().to_string();
-    let expected = |lab: &Lab, of: u32| permanent(lab.pods().iter().filter(|p| p.id != of).map(|p| p.ip.to_string()).chain([gateway.clone()]).collect());
+    let bridged = |lab: &Lab| lab.pods().iter().filter(|p| !p.host_network).cloned().collect::<Vec<_>>();
+    let expected = |lab: &Lab, of: u32| permanent(bridged(lab).iter().filter(|p| p.id != of).map(|p| p.ip.to_string()).chain([gateway.clone()]).collect());
     let check = |lab: &Lab, what: &str| {
-        for pod in lab.pods() {
+        for pod in bridged(lab) {
             assert_eq!(neighbours(&names::pod("tarp", pod.id), "eth0"), expected(lab, pod.id), "{what}: neighbours of {}", pod.name);
         }
-        assert_eq!(neighbours(&names::node("tarp", 0), &names::bridge("tarp")), permanent(lab.pods().iter().map(|p| p.ip.to_string()).collect()), "{what}: neighbours of the node");
+        assert_eq!(neighbours(&names::node("tarp", 0), &names::bridge("tarp")), permanent(bridged(lab).iter().map(|p| p.ip.to_string()).collect()), "{what}: neighbours of the node");
     };
     check(&lab, "after 50 pods");
     // The bridge keeps the MAC the pods' entries name, whatever its ports' MACs.
@@ -511,11 +512,13 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
     let link: Value = serde_json::from_slice(&link.stdout).unwrap();
     assert_eq!(link[0]["address"], "0a:58:0a:f4:00:01");
 
-    // A deleted pod's entries leave its peers and node; a pod added alone gets and gives them.
+    // A deleted pod's entries leave its peers and node; a pod added alone gets and gives them;
+    // a hostNetwork pod (in the node's namespace) has none of its own.
+    lab.add_host_pods(vec![spec("host".into())]).unwrap();
     lab.delete_pod("default", "p7").unwrap();
     check(&lab, "after deleting p7");
     lab.add_pod(spec("late".into())).unwrap();
     check(&lab, "after adding late");
     let late: Vec<_> = observe(&lab, 80).into_iter().filter(|((src, dst), _)| src == "default/late" || dst == "default/late").collect();
-    assert!(late.len() == 2 * 49 && late.iter().all(|(_, c)| *c), "{late:?}");
+    assert!(late.len() == 2 * 50 && late.iter().all(|(_, c)| *c), "{late:?}");
 }
