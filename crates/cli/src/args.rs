@@ -15,7 +15,7 @@ pub enum Command {
     /// Predict which workload may talk to which, on which ports, from manifests.
     Analyze(AnalyzeArgs),
     /// Probe the dataplane and compare it with the oracle: truth tables, diagnosis, reports.
-    Run(crate::run::RunArgs),
+    Run(Box<crate::run::RunArgs>),
     /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
     #[command(subcommand)]
     Lab(LabCommand),

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let outcome = match cli.command {
         args::Command::Analyze(a) => analyze::run(a),
-        args::Command::Run(a) => run::run(a),
+        args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
     };

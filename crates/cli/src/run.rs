@@ -151,10 +151,10 @@ struct LabGuard {
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
-        if self.remove {
-            if let Err(e) = Lab::down(&self.name) {
-                eprintln!("error: removing lab {}: {e}", self.name);
-            }
+        if self.remove
+            && let Err(e) = Lab::down(&self.name)
+        {
+            eprintln!("error: removing lab {}: {e}", self.name);
         }
     }
 }
@@ -264,4 +264,62 @@ fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["netmatrix", "run"].iter().chain(args))?;
+        let Command::Run(run) = cli.command else { panic!("run") };
+        Ok(*run)
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&[]).unwrap();
+        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, 3, Duration::from_secs(1), 2, 9, false));
+        assert!(a.suites.is_empty() && a.cases.is_empty() && a.json.is_none());
+    }
+
+    #[test]
+    fn every_flag() {
+        let a = parse(&[
+            "--lab", "l1", "--nodes", "2", "--suite", "netpol", "--suite", "services", "--cases", "c.yaml", "--focus", "a", "--skip", "b", "--labels", "type=x", "--timeout", "500ms", "--retries", "0",
+            "--parallel", "4", "--json", "r.json", "--junit", "r.xml", "--html", "r.html", "--keep",
+        ])
+        .unwrap();
+        assert_eq!((a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep), (Some("l1"), 2, 2, 1, Duration::from_millis(500), 0, 4, true));
+        assert_eq!((a.focus.as_deref(), a.skip.as_deref(), a.labels.as_deref()), (Some("a"), Some("b"), Some("type=x")));
+        assert!(a.json.is_some() && a.junit.is_some() && a.html.is_some());
+    }
+
+    #[test]
+    fn durations_and_conflicts() {
+        assert_eq!(parse(&["--timeout", "2m"]).unwrap().timeout, Duration::from_secs(120));
+        assert!(parse(&["--timeout", "5"]).is_err(), "a unit is required");
+        assert!(parse(&["--timeout", "0s"]).is_err());
+        assert!(parse(&["--lab", "a", "--kubeconfig", "k"]).is_err(), "one backend");
+        assert!(parse(&["--context", "c"]).is_err(), "--context needs --kubeconfig");
+    }
+
+    #[test]
+    fn labels_are_key_value_pairs() {
+        assert_eq!(parse_labels("type=netpol,feature=ports").unwrap(), [("type".to_owned(), "netpol".to_owned()), ("feature".to_owned(), "ports".to_owned())]);
+        assert!(parse_labels("type").unwrap_err().contains("not key=value"));
+        assert!(parse_labels("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn validation_selects_cases() {
+        let config = validate(&parse(&["--suite", "netpol", "--labels", "feature=ipblock"]).unwrap()).unwrap();
+        let ids: Vec<&str> = config.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["netpol/ipblock-except", "netpol/egress-ipblock"]);
+        let config = validate(&parse(&["--focus", "^services/", "--skip", "affinity"]).unwrap()).unwrap();
+        assert!(config.cases.iter().all(|c| c.id.starts_with("services/") && !c.id.contains("affinity")) && config.cases.len() > 5);
+    }
 }

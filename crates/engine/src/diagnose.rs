@@ -239,10 +239,10 @@ fn explained(h: &Hypothesis, scope: &[(CellRef, Need)], steps: &[StepReport]) ->
     if support.len() < h.min_support() {
         return None;
     }
-    if let Some(member) = h.member() {
-        if support.iter().map(|c| member(c)).collect::<BTreeSet<_>>().len() < 2 {
-            return None;
-        }
+    if let Some(member) = h.member()
+        && support.iter().map(|c| member(c)).collect::<BTreeSet<_>>().len() < 2
+    {
+        return None;
     }
     Some(scope.iter().map(|&(r, _)| r).filter(|&r| symptom(cell(steps, r))).collect())
 }

@@ -372,7 +372,8 @@ fn probe_errors_name_the_sources_and_are_no_fault() {
 
 #[test]
 fn several_faults_are_one_finding_each() {
-    let cases: [(Vec<Fault>, &[(&str, &str)]); 3] = [
+    type Expectation<'a> = (Vec<Fault>, &'a [(&'a str, &'a str)]);
+    let cases: [Expectation; 3] = [
         (vec![blocks(|c| c.src == "x/a"), stale_udp(2)], &[("source-pod", "x/a"), ("stale-udp", "pods on node2 to")]),
         (vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)], &[("protocol", "node2"), ("cross-node", "for node0<->node1,"), ("policy-ignored", "node1")]),
         (vec![drop_services(0), break_hairpin(2), stale_udp(1)], &[("service-proxy", "node0"), ("hairpin", "on node2:"), ("stale-udp", "pods on node1 to")]),
