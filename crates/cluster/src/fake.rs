@@ -215,7 +215,7 @@ impl Backend for FakeBackend {
                 origin: Origin { file: "fake".into(), document: 0 },
             })
             .collect();
-        let nodes = self.nodes().into_iter().map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], origin: Origin { file: "fake".into(), document: 0 } }).collect();
+        let nodes = self.nodes().into_iter().map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: Origin { file: "fake".into(), document: 0 } }).collect();
         Ok(Cluster { namespaces, pods, policies: loaded.policies, services: loaded.services, nodes, ..Cluster::default() })
     }
 

@@ -58,7 +58,7 @@ fn service(name: &str, spec: Value) -> Value {
 /// The lab's model with its nodes, which `Lab::model` leaves out.
 fn model(lab: &Lab) -> Cluster {
     let mut cluster = lab.model().unwrap();
-    cluster.nodes = (0..lab.nodes()).map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(topology::node_ip(i))], origin: Origin::default() }).collect();
+    cluster.nodes = (0..lab.nodes()).map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(topology::node_ip(i))], labels: Default::default(), origin: Origin::default() }).collect();
     cluster
 }
 

@@ -92,6 +92,7 @@ struct Loader {
     // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
     pods: BTreeMap<(String, String, String), Pod>,
     policies: BTreeMap<(String, String), NetworkPolicy>,
+    admin_policies: BTreeMap<(String, String), AdminPolicy>,
     services: BTreeMap<(String, String), Service>,
     nodes: BTreeMap<String, Node>,
     endpoint_slices: BTreeMap<(String, String), EndpointSlice>,
@@ -239,6 +240,14 @@ impl Loader {
                     }
                 }
             }
+            "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy" => {
+                if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
+                    && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
+                    && self.admin_policies.insert((p.kind.clone(), p.name.clone()), p).is_some()
+                {
+                    self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
+                }
+            }
             // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
             _ => {}
         }
@@ -268,6 +277,11 @@ impl Loader {
             namespaces,
             pods: self.pods.into_values().collect(),
             policies: self.policies.into_values().collect(),
+            admin_policies: {
+                let mut admin: Vec<AdminPolicy> = self.admin_policies.into_values().collect();
+                admin.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
+                admin
+            },
             services: self.services.into_values().collect(),
             nodes: self.nodes.into_values().collect(),
             endpoint_slices: self.endpoint_slices.into_values().collect(),
@@ -281,7 +295,7 @@ fn object_label(kind: &str, value: &Value) -> String {
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
     // Namespaces and Nodes are cluster-scoped.
-    if kind == "Namespace" || kind == "Node" { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
+    if matches!(kind, "Namespace" | "Node" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy") { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -333,7 +347,7 @@ fn convert_node(ctx: &mut Ctx, node: raw::Node) -> Option<Node> {
             unique.push(ip);
         }
     }
-    Some(Node { name: name?, addresses: unique, origin: ctx.origin.clone() })
+    Some(Node { name: name?, addresses: unique, labels: node.metadata.labels.unwrap_or_default(), origin: ctx.origin.clone() })
 }
 
 /// Label naming the Service an EndpointSlice belongs to.
@@ -932,4 +946,231 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
         }
     }
     ok.then(|| LabelSelector { match_labels: s.match_labels.clone().unwrap_or_default(), match_expressions })
+}
+
+/// v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy and v1alpha2 ClusterNetworkPolicy.
+fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Option<AdminPolicy> {
+    let name = required_name(ctx, &p.metadata);
+    let spec = p.spec;
+    let errors_before = ctx.errors.len();
+    let v2 = kind == "ClusterNetworkPolicy";
+    let tier = match (kind, spec.tier.as_deref()) {
+        ("AdminNetworkPolicy", _) => Some(Tier::Admin),
+        ("BaselineAdminNetworkPolicy", _) => Some(Tier::Baseline),
+        (_, Some("Admin")) => Some(Tier::Admin),
+        (_, Some("Baseline")) => Some(Tier::Baseline),
+        (_, None) => {
+            ctx.error("spec.tier", "is required (Admin or Baseline)");
+            None
+        }
+        (_, Some(other)) => {
+            ctx.error("spec.tier", format!("{other:?} is not a tier (want Admin or Baseline)"));
+            None
+        }
+    };
+    if kind != "ClusterNetworkPolicy" && spec.tier.is_some() {
+        ctx.error("spec.tier", format!("is a field of ClusterNetworkPolicy, not {kind}"));
+    }
+    // BANP: "There must be at most 1 BaselineAdminNetworkPolicy ... and its name must be `default`."
+    if kind == "BaselineAdminNetworkPolicy" && name.as_deref().is_some_and(|n| n != "default") {
+        ctx.error("metadata.name", "a BaselineAdminNetworkPolicy must be named \"default\"");
+    }
+    let priority = match (kind, spec.priority) {
+        ("BaselineAdminNetworkPolicy", None) => Some(0),
+        ("BaselineAdminNetworkPolicy", Some(_)) => {
+            ctx.error("spec.priority", "a BaselineAdminNetworkPolicy has no priority");
+            None
+        }
+        (_, None) => {
+            ctx.error("spec.priority", "is required (0 to 1000)");
+            None
+        }
+        (_, Some(n @ 0..=1000)) => Some(n as u32),
+        (_, Some(n)) => {
+            ctx.error("spec.priority", format!("{n} must be between 0 and 1000"));
+            None
+        }
+    };
+    let subject = match &spec.subject {
+        Some(s) => admin_peer(ctx, "spec.subject", s, false),
+        None => {
+            ctx.error("spec.subject", "is required");
+            None
+        }
+    };
+    let baseline_v1 = kind == "BaselineAdminNetworkPolicy";
+    let rules = |ctx: &mut Ctx, direction: &str, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
+        let peers_field = if direction == "ingress" { "from" } else { "to" };
+        raw_rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), peers_field, r, v2, baseline_v1))
+            .collect()
+    };
+    let ingress = rules(ctx, "ingress", &spec.ingress);
+    let egress = rules(ctx, "egress", &spec.egress);
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    Some(AdminPolicy { kind: kind.to_owned(), name: name?, tier: tier?, priority: priority?, subject: subject?, ingress, egress, origin: ctx.origin.clone() })
+}
+
+fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, v2: bool, baseline_v1: bool) -> Option<AdminRule> {
+    let errors_before = ctx.errors.len();
+    let action = match (r.action.as_deref(), v2) {
+        (Some("Allow"), false) | (Some("Accept"), true) => Some(AdminAction::Allow),
+        (Some("Deny"), _) => Some(AdminAction::Deny),
+        // BANP: "Pass" is no action of the baseline (v1alpha1 BaselineAdminNetworkPolicyRuleAction).
+        (Some("Pass"), _) if !baseline_v1 => Some(AdminAction::Pass),
+        (None, _) => {
+            ctx.error(&format!("{path}.action"), "is required");
+            None
+        }
+        (Some(other), _) => {
+            let want = match (v2, baseline_v1) {
+                (true, _) => "Accept, Deny or Pass",
+                (false, true) => "Allow or Deny",
+                (false, false) => "Allow, Deny or Pass",
+            };
+            ctx.error(&format!("{path}.action"), format!("{other:?} is not an action here (want {want})"));
+            None
+        }
+    };
+    let other_field = if peers_field == "from" { "to" } else { "from" };
+    if (if peers_field == "from" { &r.to } else { &r.from }).is_some() {
+        ctx.error(&format!("{path}.{other_field}"), format!("is not a field of this rule (it has {peers_field})"));
+    }
+    let raw_peers = if peers_field == "from" { &r.from } else { &r.to };
+    let peers: Vec<AdminPeer> = match raw_peers.as_deref() {
+        // "This field must be defined and contain at least one item."
+        None | Some([]) => {
+            ctx.error(&format!("{path}.{peers_field}"), "must list at least one peer");
+            Vec::new()
+        }
+        Some(list) => list.iter().enumerate().filter_map(|(i, p)| admin_peer(ctx, &format!("{path}.{peers_field}[{i}]"), p, peers_field == "to")).collect(),
+    };
+    let ports = match (v2, &r.ports, &r.protocols) {
+        (false, _, Some(_)) => {
+            ctx.error(&format!("{path}.protocols"), "is a field of v1alpha2 ClusterNetworkPolicy (v1alpha1 uses ports)");
+            Vec::new()
+        }
+        (true, Some(_), _) => {
+            ctx.error(&format!("{path}.ports"), "is a field of v1alpha1 (ClusterNetworkPolicy uses protocols)");
+            Vec::new()
+        }
+        (false, ports, None) => ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect(),
+        (true, None, protocols) => protocols.iter().flatten().enumerate().filter_map(|(i, p)| admin_protocol_v2(ctx, &format!("{path}.protocols[{i}]"), p)).collect(),
+    };
+    if ctx.errors.len() > errors_before {
+        return None;
+    }
+    Some(AdminRule { name: r.name.clone().unwrap_or_default(), action: action?, peers, ports })
+}
+
+/// A subject (`egress == false`, no `nodes`/`networks`) or a peer; exactly one field.
+fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, egress: bool) -> Option<AdminPeer> {
+    let set = [p.namespaces.is_some(), p.pods.is_some(), p.nodes.is_some(), p.networks.is_some()].iter().filter(|s| **s).count();
+    if set != 1 {
+        let fields = if egress { "namespaces, pods, nodes or networks" } else { "namespaces or pods" };
+        ctx.error(path, format!("must set exactly one of {fields}"));
+        return None;
+    }
+    if !egress && (p.nodes.is_some() || p.networks.is_some()) {
+        let field = if p.nodes.is_some() { "nodes" } else { "networks" };
+        ctx.error(&format!("{path}.{field}"), "is allowed only in egress peers");
+        return None;
+    }
+    if let Some(ns) = &p.namespaces {
+        return selector(ctx, &format!("{path}.namespaces"), ns).map(|namespaces| AdminPeer::Pods { namespaces, pods: LabelSelector::default() });
+    }
+    if let Some(pods) = &p.pods {
+        // "if empty, it selects all Namespaces/Pods". podSelector is required by the API; a
+        // missing one is read as `{}` like netpol-analyzer does (the upstream conformance
+        // manifests omit it).
+        let namespaces = pods.namespace_selector.as_ref().map_or(Some(LabelSelector::default()), |s| selector(ctx, &format!("{path}.pods.namespaceSelector"), s));
+        let selected = pods.pod_selector.as_ref().map_or(Some(LabelSelector::default()), |s| selector(ctx, &format!("{path}.pods.podSelector"), s));
+        return Some(AdminPeer::Pods { namespaces: namespaces?, pods: selected? });
+    }
+    if let Some(nodes) = &p.nodes {
+        return selector(ctx, &format!("{path}.nodes"), nodes).map(AdminPeer::Nodes);
+    }
+    let networks = p.networks.as_deref().unwrap_or_default();
+    if networks.is_empty() {
+        ctx.error(&format!("{path}.networks"), "must list at least one CIDR");
+        return None;
+    }
+    let nets: Vec<Option<IpNet>> = networks.iter().enumerate().map(|(i, n)| parse_cidr(ctx, &format!("{path}.networks[{i}]"), n)).collect();
+    nets.into_iter().collect::<Option<Vec<_>>>().map(AdminPeer::Networks)
+}
+
+fn admin_port_v1(ctx: &mut Ctx, path: &str, p: &raw::AdminPort) -> Option<AdminPort> {
+    let set = [p.port_number.is_some(), p.named_port.is_some(), p.port_range.is_some()].iter().filter(|s| **s).count();
+    if set != 1 {
+        ctx.error(path, "must set exactly one of portNumber, namedPort or portRange");
+        return None;
+    }
+    if let Some(n) = &p.port_number {
+        let protocol = protocol(ctx, &format!("{path}.portNumber.protocol"), n.protocol.as_deref());
+        let port = match n.port {
+            Some(v) => port_number(ctx, &format!("{path}.portNumber.port"), v),
+            None => {
+                ctx.error(&format!("{path}.portNumber.port"), "is required");
+                None
+            }
+        };
+        let port = port?;
+        return Some(AdminPort::Range { protocol: protocol?, first: port, last: port });
+    }
+    if let Some(name) = &p.named_port {
+        return port_name(ctx, &format!("{path}.namedPort"), name).then(|| AdminPort::Named(name.clone()));
+    }
+    let r = p.port_range.as_ref()?;
+    let protocol = protocol(ctx, &format!("{path}.portRange.protocol"), r.protocol.as_deref());
+    let (first, last) = port_range(ctx, &format!("{path}.portRange"), r)?;
+    Some(AdminPort::Range { protocol: protocol?, first, last })
+}
+
+fn port_range(ctx: &mut Ctx, path: &str, r: &raw::AdminPortRange) -> Option<(u16, u16)> {
+    let mut bound = |field: &str, v: Option<i64>| match v {
+        Some(v) => port_number(ctx, &format!("{path}.{field}"), v),
+        None => {
+            ctx.error(&format!("{path}.{field}"), "is required");
+            None
+        }
+    };
+    let (first, last) = (bound("start", r.start), bound("end", r.end));
+    let (first, last) = (first?, last?);
+    // "Start port must be less than End port"
+    if first >= last {
+        ctx.error(&format!("{path}.end"), format!("{last} must be greater than start {first}"));
+        return None;
+    }
+    Some((first, last))
+}
+
+fn admin_protocol_v2(ctx: &mut Ctx, path: &str, p: &raw::AdminProtocol) -> Option<AdminPort> {
+    let by_protocol = [(Protocol::Tcp, "tcp", &p.tcp), (Protocol::Udp, "udp", &p.udp), (Protocol::Sctp, "sctp", &p.sctp)];
+    let set = by_protocol.iter().filter(|(_, _, v)| v.is_some()).count() + usize::from(p.destination_named_port.is_some());
+    if set != 1 {
+        ctx.error(path, "must set exactly one of tcp, udp, sctp or destinationNamedPort");
+        return None;
+    }
+    if let Some(name) = &p.destination_named_port {
+        return port_name(ctx, &format!("{path}.destinationNamedPort"), name).then(|| AdminPort::Named(name.clone()));
+    }
+    let (protocol, field, ports) = by_protocol.into_iter().find(|(_, _, v)| v.is_some())?;
+    let ports = ports.as_ref()?;
+    let path = format!("{path}.{field}.destinationPort");
+    let Some(dp) = &ports.destination_port else {
+        ctx.error(&path, "is required");
+        return None;
+    };
+    match (dp.number, &dp.range) {
+        (Some(n), None) => port_number(ctx, &format!("{path}.number"), n).map(|n| AdminPort::Range { protocol, first: n, last: n }),
+        (None, Some(r)) => port_range(ctx, &format!("{path}.range"), r).map(|(first, last)| AdminPort::Range { protocol, first, last }),
+        _ => {
+            ctx.error(&path, "must set exactly one of number or range");
+            None
+        }
+    }
 }

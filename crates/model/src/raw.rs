@@ -349,3 +349,96 @@ pub struct TargetRef {
     pub namespace: Option<String>,
     pub name: Option<String>,
 }
+
+/// AdminNetworkPolicy and BaselineAdminNetworkPolicy (v1alpha1), ClusterNetworkPolicy (v1alpha2):
+/// one mirror for all three; which fields a kind may use is checked when converting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminPolicy {
+    pub metadata: ObjectMeta,
+    pub spec: AdminPolicySpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminPolicySpec {
+    pub tier: Option<String>,
+    pub priority: Option<i64>,
+    pub subject: Option<AdminPeer>,
+    pub ingress: Vec<AdminRule>,
+    pub egress: Vec<AdminRule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminRule {
+    pub name: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<Vec<AdminPeer>>,
+    pub to: Option<Vec<AdminPeer>>,
+    /// v1alpha1.
+    pub ports: Option<Vec<AdminPort>>,
+    /// v1alpha2.
+    pub protocols: Option<Vec<AdminProtocol>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminPeer {
+    pub namespaces: Option<LabelSelector>,
+    pub pods: Option<NamespacedPod>,
+    pub nodes: Option<LabelSelector>,
+    pub networks: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct NamespacedPod {
+    pub namespace_selector: Option<LabelSelector>,
+    pub pod_selector: Option<LabelSelector>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AdminPort {
+    pub port_number: Option<AdminPortNumber>,
+    pub named_port: Option<String>,
+    pub port_range: Option<AdminPortRange>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminPortNumber {
+    pub protocol: Option<String>,
+    pub port: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminPortRange {
+    pub protocol: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AdminProtocol {
+    pub tcp: Option<ProtocolPorts>,
+    pub udp: Option<ProtocolPorts>,
+    pub sctp: Option<ProtocolPorts>,
+    pub destination_named_port: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ProtocolPorts {
+    pub destination_port: Option<DestinationPort>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DestinationPort {
+    pub number: Option<i64>,
+    pub range: Option<AdminPortRange>,
+}

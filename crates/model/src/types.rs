@@ -17,6 +17,8 @@ pub struct Cluster {
     /// One entry per pod; workload manifests (Deployment, ...) contribute one representative pod.
     pub pods: Vec<Pod>,
     pub policies: Vec<NetworkPolicy>,
+    /// Admin and baseline tier policies, in evaluation order: tier, then priority, then name.
+    pub admin_policies: Vec<AdminPolicy>,
     pub services: Vec<Service>,
     /// Sorted by name.
     pub nodes: Vec<Node>,
@@ -178,6 +180,8 @@ pub struct Node {
     /// `status.addresses` of type InternalIP, then ExternalIP, in manifest order; the first is
     /// the node's primary address.
     pub addresses: Vec<IpAddr>,
+    /// What `nodes` peers of admin policies select on.
+    pub labels: Labels,
     pub origin: Origin,
 }
 
@@ -403,6 +407,96 @@ impl TargetPort {
         match self {
             Self::Number(n) => Some(*n),
             Self::Name(name) => ports.iter().find(|p| p.protocol == protocol && p.name.as_deref() == Some(name)).map(|p| p.port),
+        }
+    }
+}
+
+/// The tier an admin policy belongs to: evaluated before (Admin) or after (Baseline) NetworkPolicy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Tier {
+    Admin,
+    Baseline,
+}
+
+/// What a matching admin rule does. v1alpha1 `Allow` and v1alpha2 `Accept` are one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminAction {
+    Allow,
+    Deny,
+    /// Hands the traffic to the next tier.
+    Pass,
+}
+
+impl fmt::Display for AdminAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Pass => "pass",
+        })
+    }
+}
+
+/// A subject or peer of an admin policy. Pod selections never include hostNetwork pods.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AdminPeer {
+    /// `namespaces: S` is `Pods { namespaces: S, pods: {} }`.
+    Pods { namespaces: LabelSelector, pods: LabelSelector },
+    /// Egress only: addresses, including those of pods (hostNetwork pods have their node's).
+    Networks(Vec<IpNet>),
+    /// Egress only: the addresses of the selected Nodes.
+    Nodes(LabelSelector),
+}
+
+/// A port of an admin rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AdminPort {
+    /// `portNumber` (`first == last`), `portRange`, or v1alpha2 `destinationPort`.
+    Range { protocol: Protocol, first: u16, last: u16 },
+    /// `namedPort`: a container port name on the destination pod, any protocol.
+    Named(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AdminRule {
+    pub name: String,
+    pub action: AdminAction,
+    /// At least one (the API requires it); the rule matches if any does.
+    pub peers: Vec<AdminPeer>,
+    /// Empty: every port of every protocol.
+    pub ports: Vec<AdminPort>,
+}
+
+/// An AdminNetworkPolicy, BaselineAdminNetworkPolicy (v1alpha1) or ClusterNetworkPolicy (v1alpha2).
+#[derive(Debug, Clone)]
+pub struct AdminPolicy {
+    /// `AdminNetworkPolicy`, `BaselineAdminNetworkPolicy` or `ClusterNetworkPolicy`.
+    pub kind: String,
+    pub name: String,
+    pub tier: Tier,
+    /// 0..=1000, lower first; 0 for BaselineAdminNetworkPolicy (a singleton).
+    pub priority: u32,
+    pub subject: AdminPeer,
+    pub ingress: Vec<AdminRule>,
+    pub egress: Vec<AdminRule>,
+    pub origin: Origin,
+}
+
+impl AdminPolicy {
+    pub fn rules(&self, direction: Direction) -> &[AdminRule] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+
+    /// The short tag of explanations: `[ANP]`, `[BANP]`, `[CNP]`.
+    pub fn tag(&self) -> &'static str {
+        match self.kind.as_str() {
+            "AdminNetworkPolicy" => "ANP",
+            "BaselineAdminNetworkPolicy" => "BANP",
+            _ => "CNP",
         }
     }
 }

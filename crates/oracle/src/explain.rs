@@ -1,11 +1,12 @@
-//! Why a connection is allowed or denied: the policies that select each end and the rules
-//! (policy, rule index, peer index) that allow it.
+//! Why a connection is allowed or denied: the policies that select each end, the rules
+//! (policy, rule index, peer index) that allow it, and with admin policies the tier walk.
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, Direction, NetworkPolicy, Peer, Pod, Protocol};
+use netmatrix_model::{AdminAction, Cluster, ContainerPort, Direction, NetworkPolicy, Peer, Pod, Protocol, Tier};
 use serde::Serialize;
 
+use crate::admin;
 use crate::ports::ConnSet;
 use crate::reach::{resolve_ports, Options};
 
@@ -86,7 +87,28 @@ pub struct Side {
     /// Isolated pods accept only what some rule allows; others accept everything.
     pub isolated: bool,
     pub allowing_rules: Vec<RuleMatch>,
+    /// With admin policies in the input: the tiers in evaluation order, each step deciding some ports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<TierStep>,
     pub allowed: String,
+}
+
+/// One decision of the tier walk.
+#[derive(Debug, Clone, Serialize)]
+pub struct TierStep {
+    /// `ANP`, `BANP`, `CNP` (admin or baseline tier), `NP` or `default`.
+    pub tag: String,
+    /// `allow`, `deny`, `pass`, or for `NP` without a selecting policy `no policy`.
+    pub action: String,
+    /// The deciding policy (admin: its name; NP: the isolating policies, `ns/name`).
+    pub policies: Vec<String>,
+    /// The admin rule: index and name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+    /// The ports this step decides (those earlier steps left).
+    pub ports: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +142,7 @@ pub fn explain(cluster: &Cluster, options: Options, src: Endpoint, dst: Endpoint
 
 fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoint, peer: Endpoint, query: Option<(u16, Protocol)>) -> (Side, ConnSet) {
     let Endpoint::Pod(pod) = owner else {
-        let side = Side { direction, pod: None, selected_by: Vec::new(), isolated: false, allowing_rules: Vec::new(), allowed: ConnSet::all().to_string() };
+        let side = Side { direction, pod: None, selected_by: Vec::new(), isolated: false, allowing_rules: Vec::new(), tiers: Vec::new(), allowed: ConnSet::all().to_string() };
         return (side, ConnSet::all());
     };
     // Named ports resolve against the destination of the connection.
@@ -153,15 +175,82 @@ fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoi
             allowing_rules.push(RuleMatch { policy: format!("{}/{}", policy.namespace, policy.name), rule: r, peer: peer_index, ports: ports.to_string() });
         }
     }
-    let side = Side {
-        direction,
-        pod: Some(format!("{}/{}", pod.namespace, pod.name)),
-        selected_by: selecting.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect(),
-        isolated: !selecting.is_empty(),
-        allowing_rules,
-        allowed: allowed.to_string(),
+    let selected_by: Vec<String> = selecting.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+    let (tiers, allowed) = if cluster.admin_policies.is_empty() {
+        (Vec::new(), allowed)
+    } else {
+        let np = (!selecting.is_empty()).then_some((&allowed, selected_by.as_slice()));
+        tier_walk(cluster, options, direction, pod, peer, destination_ports, np, query)
     };
+    let side = Side { direction, pod: Some(format!("{}/{}", pod.namespace, pod.name)), isolated: !selecting.is_empty(), selected_by, allowing_rules, tiers, allowed: allowed.to_string() };
     (side, allowed)
+}
+
+/// The tiers for `owner`'s `direction` with `peer` (the order `reach` computes): admin rules
+/// first match per port, then NetworkPolicy (`np`: what the isolating policies allow, and their
+/// names) or else the baseline tier, then the default. Returns the steps and what is allowed.
+#[allow(clippy::too_many_arguments)]
+fn tier_walk(
+    cluster: &Cluster,
+    options: Options,
+    direction: Direction,
+    owner: &Pod,
+    peer: Endpoint,
+    destination_ports: &[ContainerPort],
+    np: Option<(&ConnSet, &[String])>,
+    query: Option<(u16, Protocol)>,
+) -> (Vec<TierStep>, ConnSet) {
+    let (mut undecided, mut allowed, mut passed) = (ConnSet::all(), ConnSet::none(), ConnSet::none());
+    let mut steps = Vec::new();
+    // With a port asked about, only the steps deciding it are shown.
+    let shown = |ports: &ConnSet| !ports.is_empty() && query.is_none_or(|(port, protocol)| ports.allows(protocol, port));
+    let step = |steps: &mut Vec<TierStep>, tag: &str, action: &str, policies: Vec<String>, rule: Option<(usize, &str)>, ports: &ConnSet| {
+        if shown(ports) {
+            steps.push(TierStep {
+                tag: tag.to_owned(),
+                action: action.to_owned(),
+                policies,
+                rule: rule.map(|r| r.0),
+                rule_name: rule.map(|r| r.1.to_owned()).filter(|n| !n.is_empty()),
+                ports: ports.to_string(),
+            });
+        }
+    };
+    for tier in [Tier::Admin, Tier::Baseline] {
+        if tier == Tier::Baseline {
+            undecided = undecided.union(&passed);
+            passed = ConnSet::none();
+            match np {
+                Some((np_allowed, names)) => {
+                    let decided = undecided.intersect(np_allowed);
+                    step(&mut steps, "NP", "allow", names.to_vec(), None, &decided);
+                    step(&mut steps, "NP", "deny", names.to_vec(), None, &undecided.difference(np_allowed));
+                    allowed = allowed.union(&decided);
+                    undecided = ConnSet::none();
+                }
+                None => step(&mut steps, "NP", "no policy", Vec::new(), None, &undecided),
+            }
+        }
+        for policy in cluster.admin_policies.iter().filter(|p| p.tier == tier && admin::selects_pod(cluster, &p.subject, owner)) {
+            for (r, rule) in policy.rules(direction).iter().enumerate() {
+                if undecided.is_empty() || !rule.peers.iter().any(|p| admin::peer_matches(cluster, options, p, peer)) {
+                    continue;
+                }
+                let ports = admin::resolve_ports(&rule.ports, destination_ports);
+                let hit = undecided.intersect(&ports);
+                match rule.action {
+                    AdminAction::Allow => allowed = allowed.union(&hit),
+                    AdminAction::Pass => passed = passed.union(&hit),
+                    AdminAction::Deny => {}
+                }
+                step(&mut steps, policy.tag(), &rule.action.to_string(), vec![policy.name.clone()], Some((r, &rule.name)), &hit);
+                undecided = undecided.difference(&ports);
+            }
+        }
+    }
+    let rest = undecided.union(&passed);
+    step(&mut steps, "default", "allow", Vec::new(), None, &rest);
+    (steps, allowed.union(&rest))
 }
 
 /// Whether `peer` of a rule of `policy` matches `endpoint` (a pod or an address).
@@ -175,7 +264,7 @@ pub fn peer_matches(cluster: &Cluster, options: Options, policy: &NetworkPolicy,
             namespace_ok && pods.as_ref().is_none_or(|s| s.matches(&pod.labels))
         }
         (Peer::Pods { .. }, Endpoint::External(_)) => false,
-        (Peer::IpBlock(block), Endpoint::Pod(pod)) => options.ipblocks_match_pods && pod.ips.iter().any(|ip| block.contains(ip)),
+        (Peer::IpBlock(block), Endpoint::Pod(pod)) => options.ipblocks_match_pods && admin::pod_addresses(cluster, pod).iter().any(|ip| block.contains(ip)),
         (Peer::IpBlock(block), Endpoint::External(ip)) => block.contains(&ip),
     }
 }

@@ -1,5 +1,6 @@
-//! NetworkPolicy semantics to expected verdicts, with explanations. Pure: no I/O.
+//! NetworkPolicy, AdminNetworkPolicy and ClusterNetworkPolicy semantics to expected verdicts, with explanations. Pure: no I/O.
 
+pub mod admin;
 pub mod connlist;
 pub mod explain;
 pub mod ports;

@@ -69,6 +69,24 @@ impl PortSet {
         }
         Self(out)
     }
+
+    /// The ports of `self` not in `other`.
+    pub fn difference(&self, other: &Self) -> Self {
+        let mut out = Vec::new();
+        for &(a, b) in &self.0 {
+            let mut start = u32::from(a);
+            for &(c, d) in other.0.iter().filter(|&&(c, d)| d >= a && c <= b) {
+                if u32::from(c) > start {
+                    out.push((start as u16, c - 1));
+                }
+                start = start.max(u32::from(d) + 1);
+            }
+            if start <= u32::from(b) {
+                out.push((start as u16, b));
+            }
+        }
+        Self(out)
+    }
 }
 
 impl fmt::Display for PortSet {
@@ -126,6 +144,10 @@ impl ConnSet {
     pub fn intersect(&self, other: &Self) -> Self {
         Self(std::array::from_fn(|i| self.0[i].intersect(&other.0[i])))
     }
+
+    pub fn difference(&self, other: &Self) -> Self {
+        Self(std::array::from_fn(|i| self.0[i].difference(&other.0[i])))
+    }
 }
 
 impl fmt::Display for ConnSet {
@@ -163,6 +185,7 @@ pub struct ConnTable {
     ids: FxHashMap<ConnSet, ConnId>,
     unions: FxHashMap<(ConnId, ConnId), ConnId>,
     intersections: FxHashMap<(ConnId, ConnId), ConnId>,
+    differences: FxHashMap<(ConnId, ConnId), ConnId>,
 }
 
 impl ConnTable {
@@ -170,7 +193,7 @@ impl ConnTable {
     pub const ALL: ConnId = 1;
 
     pub fn new() -> Self {
-        let mut t = Self { sets: Vec::new(), ids: FxHashMap::default(), unions: FxHashMap::default(), intersections: FxHashMap::default() };
+        let mut t = Self { sets: Vec::new(), ids: FxHashMap::default(), unions: FxHashMap::default(), intersections: FxHashMap::default(), differences: FxHashMap::default() };
         t.intern(ConnSet::none());
         t.intern(ConnSet::all());
         t
@@ -225,6 +248,25 @@ impl ConnTable {
     }
 }
 
+impl ConnTable {
+    /// `a` without `b`.
+    pub fn subtract(&mut self, a: ConnId, b: ConnId) -> ConnId {
+        if a == Self::NONE || b == Self::NONE {
+            return a;
+        }
+        if a == b || b == Self::ALL {
+            return Self::NONE;
+        }
+        if let Some(&id) = self.differences.get(&(a, b)) {
+            return id;
+        }
+        let set = self.get(a).difference(self.get(b));
+        let id = self.intern(set);
+        self.differences.insert((a, b), id);
+        id
+    }
+}
+
 impl Default for ConnTable {
     fn default() -> Self {
         Self::new()
@@ -249,6 +291,20 @@ mod tests {
         let b = PortSet::range(50, 250);
         assert_eq!(a.intersect(&b).ranges(), &[(50, 100), (200, 250)]);
         assert!(a.intersect(&PortSet::range(101, 199)).is_empty());
+    }
+
+    #[test]
+    fn difference_cuts_holes_and_edges() {
+        let a = PortSet::range(1, 100).union(&PortSet::range(200, 300));
+        let b = PortSet::range(1, 10).union(&PortSet::range(50, 60)).union(&PortSet::range(250, 400));
+        assert_eq!(a.difference(&b).ranges(), &[(11, 49), (61, 100), (200, 249)]);
+        assert!(PortSet::range(5, 5).difference(&PortSet::full()).is_empty());
+        assert_eq!(PortSet::full().difference(&PortSet::range(MAX_PORT, MAX_PORT)).ranges(), &[(1, 65534)]);
+        let mut t = ConnTable::new();
+        let tcp80 = t.intern(ConnSet::single(Protocol::Tcp, PortSet::range(80, 80)));
+        let rest = t.subtract(ConnTable::ALL, tcp80);
+        assert_eq!(t.get(rest).to_string(), "SCTP 1-65535,TCP 1-79,81-65535,UDP 1-65535");
+        assert_eq!(t.union(rest, tcp80), ConnTable::ALL);
     }
 
     #[test]

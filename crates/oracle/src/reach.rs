@@ -1,13 +1,21 @@
 //! The reachability structure: which pod class may reach which, on which ports.
 //!
-//! Pods that the policies cannot tell apart (same namespace, labels, container ports and
-//! ipBlock memberships) share one class, so the cost follows the number of distinct classes.
-//! Every selector is matched once per namespace set, as a bitset over classes.
+//! Pods that the policies cannot tell apart (same namespace, labels, container ports, ipBlock
+//! memberships and, for hostNetwork pods, their node) share one class, so the cost follows the
+//! number of distinct classes. Every selector is matched once per namespace set, as a bitset
+//! over classes.
+//!
+//! Each direction's verdict walks the tiers: admin-tier rules of the policies whose subject is
+//! the owner, by priority and rule order, first match per port (Allow and Deny are final, Pass
+//! and no match go on); then NetworkPolicy if any isolates the owner; else the baseline tier;
+//! else allowed.
 
 use fixedbitset::FixedBitSet;
-use netmatrix_model::{Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, PortSpec, Rule};
+use ipnet::IpNet;
+use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, PortSpec, Rule, Tier};
 use rustc_hash::FxHashMap;
 
+use crate::admin;
 use crate::ports::{ConnId, ConnSet, ConnTable, PortSet};
 use crate::ranges::{self, IpRange};
 
@@ -27,6 +35,8 @@ struct ClassKey {
     labels: Labels,
     profile: usize,
     blocks: Vec<usize>,
+    /// `Some(node)` for hostNetwork pods: admin pod selectors skip them, `nodes` peers match them.
+    host: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,8 +140,11 @@ struct Builder<'c> {
     classes_in_namespace: Vec<Vec<ClassId>>,
     profiles: Vec<Vec<ContainerPort>>,
     classes_of_profile: Vec<FixedBitSet>,
-    blocks: Vec<&'c IpBlock>,
-    block_ids: FxHashMap<&'c IpBlock, usize>,
+    blocks: Vec<IpBlock>,
+    block_ids: FxHashMap<IpBlock, usize>,
+    /// Classes of hostNetwork pods.
+    host_classes: FixedBitSet,
+    class_node: Vec<Option<&'c str>>,
     block_classes: Vec<FixedBitSet>,
     block_ranges: Vec<FixedBitSet>,
     ranges: Vec<IpRange>,
@@ -147,23 +160,38 @@ struct RulePeers {
 
 impl<'c> Builder<'c> {
     fn new(cluster: &'c Cluster, options: Options) -> Self {
-        let mut blocks: Vec<&IpBlock> = Vec::new();
-        let mut block_ids: FxHashMap<&IpBlock, usize> = FxHashMap::default();
+        let mut blocks: Vec<IpBlock> = Vec::new();
+        let mut block_ids: FxHashMap<IpBlock, usize> = FxHashMap::default();
+        let mut add_block = |b: &IpBlock| {
+            block_ids.entry(b.clone()).or_insert_with(|| {
+                blocks.push(b.clone());
+                blocks.len() - 1
+            });
+        };
         for policy in &cluster.policies {
             for direction in Direction::BOTH {
                 for rule in policy.rules(direction).unwrap_or_default() {
                     for peer in &rule.peers {
                         if let Peer::IpBlock(b) = peer {
-                            block_ids.entry(b).or_insert_with(|| {
-                                blocks.push(b);
-                                blocks.len() - 1
-                            });
+                            add_block(b);
                         }
                     }
                 }
             }
         }
-        let ranges = ranges::partition(blocks.iter().copied());
+        // `networks` CIDRs and the addresses of `nodes` peers cut the address space like ipBlocks.
+        for policy in &cluster.admin_policies {
+            for rule in policy.egress.iter() {
+                for peer in &rule.peers {
+                    match peer {
+                        AdminPeer::Networks(nets) => nets.iter().for_each(|&cidr| add_block(&IpBlock { cidr, except: Vec::new() })),
+                        AdminPeer::Nodes(_) => cluster.nodes.iter().flat_map(|n| &n.addresses).for_each(|&ip| add_block(&IpBlock { cidr: IpNet::from(ip), except: Vec::new() })),
+                        AdminPeer::Pods { .. } => {}
+                    }
+                }
+            }
+        }
+        let ranges = ranges::partition(blocks.iter());
         let block_ranges = blocks.iter().map(|b| ranges::ranges_in(&ranges, b)).collect();
         let mut b = Builder {
             cluster,
@@ -177,6 +205,8 @@ impl<'c> Builder<'c> {
             classes_of_profile: Vec::new(),
             blocks,
             block_ids,
+            host_classes: FixedBitSet::new(),
+            class_node: Vec::new(),
             block_classes: Vec::new(),
             block_ranges,
             ranges,
@@ -202,16 +232,19 @@ impl<'c> Builder<'c> {
                 self.profiles.push(pod.ports.clone());
                 next_profile
             });
+            let ips = admin::pod_addresses(self.cluster, pod);
             let blocks = if self.options.ipblocks_match_pods {
-                (0..self.blocks.len()).filter(|&b| pod.ips.iter().any(|ip| self.blocks[b].contains(ip))).collect()
+                (0..self.blocks.len()).filter(|&b| ips.iter().any(|ip| self.blocks[b].contains(ip))).collect()
             } else {
                 Vec::new()
             };
-            let key = ClassKey { namespace, labels: pod.labels.clone(), profile, blocks };
+            let host = pod.host_network.then(|| pod.node.clone());
+            let key = ClassKey { namespace, labels: pod.labels.clone(), profile, blocks, host };
             let next_class = class_ids.len();
             let class = *class_ids.entry(key).or_insert_with(|| {
                 self.classes.push(Class { namespace, representative: pod_index, profile });
                 self.class_labels.push(&pod.labels);
+                self.class_node.push(pod.host_network.then_some(pod.node.as_deref().unwrap_or_default()));
                 self.classes_in_namespace[namespace].push(next_class);
                 next_class
             });
@@ -220,13 +253,18 @@ impl<'c> Builder<'c> {
         let n = self.classes.len();
         self.classes_of_profile = vec![FixedBitSet::with_capacity(n); self.profiles.len()];
         self.block_classes = vec![FixedBitSet::with_capacity(n); self.blocks.len()];
+        self.host_classes = FixedBitSet::with_capacity(n);
         for (class_id, class) in self.classes.iter().enumerate() {
             self.classes_of_profile[class.profile].insert(class_id);
+            if self.class_node[class_id].is_some() {
+                self.host_classes.insert(class_id);
+            }
         }
         if self.options.ipblocks_match_pods {
             for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
+                let ips = admin::pod_addresses(self.cluster, pod);
                 for (b, block) in self.blocks.iter().enumerate() {
-                    if pod.ips.iter().any(|ip| block.contains(ip)) {
+                    if ips.iter().any(|ip| block.contains(ip)) {
                         self.block_classes[b].insert(self.pod_class[pod_index]);
                     }
                 }
@@ -304,6 +342,67 @@ impl<'c> Builder<'c> {
         }
     }
 
+    /// Classes and ranges an admin rule's peers match.
+    fn admin_peers(&mut self, peers: &[AdminPeer]) -> RulePeers {
+        let cluster = self.cluster;
+        let mut classes = FixedBitSet::with_capacity(self.classes.len());
+        let mut ranges = FixedBitSet::with_capacity(self.ranges.len());
+        for peer in peers {
+            match peer {
+                AdminPeer::Pods { namespaces, pods } => {
+                    let mut selected = self.select(NamespaceScope::Selected(namespaces.clone()), Some(pods)).clone();
+                    // "Note that host-networked pods are not included in this type of peer."
+                    selected.difference_with(&self.host_classes);
+                    classes.union_with(&selected);
+                }
+                AdminPeer::Networks(nets) => {
+                    for &cidr in nets {
+                        let b = self.block_ids[&IpBlock { cidr, except: Vec::new() }];
+                        // Pods are matched by their IPs unless ipBlocks are read as external only.
+                        classes.union_with(&self.block_classes[b]);
+                        ranges.union_with(&self.block_ranges[b]);
+                    }
+                }
+                AdminPeer::Nodes(sel) => {
+                    for node in cluster.nodes.iter().filter(|n| sel.matches(&n.labels)) {
+                        for &ip in &node.addresses {
+                            ranges.union_with(&self.block_ranges[self.block_ids[&IpBlock { cidr: IpNet::from(ip), except: Vec::new() }]]);
+                        }
+                        for class in self.host_classes.ones() {
+                            if self.class_node[class] == Some(node.name.as_str()) {
+                                classes.insert(class);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        RulePeers { classes, ranges }
+    }
+
+    /// The admin rules of `direction` in evaluation order, and per class the indices of those
+    /// whose policy's subject selects it.
+    fn admin_rules(&mut self, direction: Direction) -> (Vec<AdminRuleRef>, Vec<Vec<usize>>) {
+        let cluster = self.cluster;
+        let mut rules = Vec::new();
+        let mut applicable: Vec<Vec<usize>> = vec![Vec::new(); self.classes.len()];
+        for (p, policy) in cluster.admin_policies.iter().enumerate() {
+            if policy.rules(direction).is_empty() {
+                continue;
+            }
+            let subject = self.admin_peers(std::slice::from_ref(&policy.subject)).classes;
+            let first = rules.len();
+            for (r, rule) in policy.rules(direction).iter().enumerate() {
+                let peers = self.admin_peers(&rule.peers);
+                rules.push(AdminRuleRef { policy: p, rule: r, tier: policy.tier, action: rule.action, peers });
+            }
+            for class in subject.ones() {
+                applicable[class].extend(first..rules.len());
+            }
+        }
+        (rules, applicable)
+    }
+
     /// For every class: what its `direction` policies allow with every class and every range.
     fn rows(&mut self, direction: Direction) -> (Vec<ConnId>, Vec<ConnId>) {
         let cluster = self.cluster;
@@ -322,17 +421,22 @@ impl<'c> Builder<'c> {
             }
             peers.push(rules.iter().map(|r| self.rule_peers(ns, r)).collect());
         }
+        let (admin_rules, admin_applicable) = self.admin_rules(direction);
+        let mut admin_resolved: FxHashMap<(usize, usize), ConnId> = FxHashMap::default();
         let mut resolved: FxHashMap<(usize, usize, usize), ConnId> = FxHashMap::default();
         let mut rows = vec![ConnTable::ALL; n * n];
         let mut external = vec![ConnTable::ALL; n * self.ranges.len()];
         for owner in 0..n {
-            if isolating[owner].is_empty() {
+            let isolated = !isolating[owner].is_empty();
+            if !isolated && admin_applicable[owner].is_empty() {
                 continue;
             }
             let row = &mut rows[owner * n..(owner + 1) * n];
             let ext_row = &mut external[owner * self.ranges.len()..(owner + 1) * self.ranges.len()];
-            row.fill(ConnTable::NONE);
-            ext_row.fill(ConnTable::NONE);
+            if isolated {
+                row.fill(ConnTable::NONE);
+                ext_row.fill(ConnTable::NONE);
+            }
             // Rules that allow the same ports are merged before touching cells.
             let mut groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
             let mut ext_groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
@@ -362,14 +466,103 @@ impl<'c> Builder<'c> {
                     }
                 }
             }
-            for (cells, groups) in [(row, groups), (ext_row, ext_groups)] {
+            for (cells, groups) in [(&mut *row, groups), (&mut *ext_row, ext_groups)] {
                 for (conn, members) in groups {
                     for peer in members.ones() {
                         cells[peer] = self.conns.union(cells[peer], conn);
                     }
                 }
             }
+            let applicable = &admin_applicable[owner];
+            if applicable.is_empty() {
+                continue;
+            }
+            let mut walk = TierWalk { conns: &mut self.conns, resolved: &mut admin_resolved, profiles: &self.profiles, cluster, direction, rules: &admin_rules, applicable };
+            let owner_profile = self.classes[owner].profile;
+            for (peer, cell) in row.iter_mut().enumerate() {
+                let destination = if direction == Direction::Ingress { owner_profile } else { self.classes[peer].profile };
+                *cell = walk.verdict(|r| r.classes.contains(peer), destination, isolated.then_some(*cell));
+            }
+            // Addresses have no container ports (profile 0).
+            let destination = if direction == Direction::Ingress { owner_profile } else { 0 };
+            for (range, cell) in ext_row.iter_mut().enumerate() {
+                *cell = walk.verdict(|r| r.ranges.contains(range), destination, isolated.then_some(*cell));
+            }
         }
         (rows, external)
+    }
+}
+
+/// One admin rule of one direction, with its peers resolved.
+struct AdminRuleRef {
+    policy: usize,
+    rule: usize,
+    tier: Tier,
+    action: AdminAction,
+    peers: RulePeers,
+}
+
+/// The tier walk of one owner's cells.
+struct TierWalk<'a> {
+    conns: &'a mut ConnTable,
+    /// Ports of (rule, destination profile).
+    resolved: &'a mut FxHashMap<(usize, usize), ConnId>,
+    profiles: &'a [Vec<ContainerPort>],
+    cluster: &'a Cluster,
+    direction: Direction,
+    rules: &'a [AdminRuleRef],
+    /// Indices into `rules` of the owner's policies, in evaluation order.
+    applicable: &'a [usize],
+}
+
+impl TierWalk<'_> {
+    /// What reaches the owner's peer: `matches` says which rules' peers include it; `np` is what
+    /// NetworkPolicy allows when some NetworkPolicy isolates the owner.
+    fn verdict(&mut self, matches: impl Fn(&RulePeers) -> bool, destination: usize, np: Option<ConnId>) -> ConnId {
+        let (mut undecided, mut allowed, mut passed) = (ConnTable::ALL, ConnTable::NONE, ConnTable::NONE);
+        let mut in_baseline = false;
+        for &i in self.applicable {
+            let rule = &self.rules[i];
+            if rule.tier == Tier::Baseline && !in_baseline {
+                in_baseline = true;
+                // "Pass: ... passes evaluation to the next tier": NetworkPolicy, which "always
+                // makes a final decision for selected pods".
+                undecided = self.conns.union(undecided, passed);
+                passed = ConnTable::NONE;
+                if let Some(np) = np {
+                    let decided = self.conns.intersect(undecided, np);
+                    return self.conns.union(allowed, decided);
+                }
+            }
+            if undecided == ConnTable::NONE || !matches(&rule.peers) {
+                continue;
+            }
+            let ports = self.ports(i, destination);
+            let hit = self.conns.intersect(undecided, ports);
+            match rule.action {
+                AdminAction::Allow => allowed = self.conns.union(allowed, hit),
+                AdminAction::Pass => passed = self.conns.union(passed, hit),
+                AdminAction::Deny => {}
+            }
+            undecided = self.conns.subtract(undecided, ports);
+        }
+        undecided = self.conns.union(undecided, passed);
+        if !in_baseline && let Some(np) = np {
+            let decided = self.conns.intersect(undecided, np);
+            return self.conns.union(allowed, decided);
+        }
+        // Neither tier nor NetworkPolicy decided (a baseline Pass included): the default, allowed.
+        self.conns.union(allowed, undecided)
+    }
+
+    fn ports(&mut self, i: usize, destination: usize) -> ConnId {
+        if let Some(&id) = self.resolved.get(&(i, destination)) {
+            return id;
+        }
+        let rule = &self.rules[i];
+        let ports = &self.cluster.admin_policies[rule.policy].rules(self.direction)[rule.rule].ports;
+        let id = self.conns.intern(admin::resolve_ports(ports, &self.profiles[destination]));
+        self.resolved.insert((i, destination), id);
+        id
     }
 }

@@ -1,5 +1,6 @@
 //! All integration tests of the `netmatrix` binary, built into one test binary.
 
+mod admin;
 mod analyze;
 mod lab;
 mod peer_suite;
