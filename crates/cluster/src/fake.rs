@@ -58,7 +58,7 @@ pub struct FakeBackend {
 
 impl FakeBackend {
     pub fn new(nodes: usize) -> FakeBackend {
-        FakeBackend { nodes, capabilities: Capabilities { hairpin: true, sctp: true, dns: false }, ..FakeBackend::default() }
+        FakeBackend { nodes, capabilities: Capabilities { hairpin: true, sctp: true, dns: false, admin_policies: true }, ..FakeBackend::default() }
     }
 
     pub fn inject(&mut self, fault: Fault) {
@@ -112,8 +112,9 @@ fn key(namespace: &str, name: &str) -> String {
 }
 
 fn object_key(manifest: &serde_json::Value) -> (Option<ObjectKind>, String, String) {
-    let meta = &manifest["metadata"];
-    (ObjectKind::of(manifest), meta["namespace"].as_str().unwrap_or("default").to_owned(), meta["name"].as_str().unwrap_or_default().to_owned())
+    let kind = ObjectKind::of(manifest);
+    let (namespace, name) = kind.map(|k| k.key(manifest)).unwrap_or_default();
+    (kind, namespace, name)
 }
 
 impl Backend for FakeBackend {
@@ -216,7 +217,7 @@ impl Backend for FakeBackend {
             })
             .collect();
         let nodes = self.nodes().into_iter().map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: Origin { file: "fake".into(), document: 0 } }).collect();
-        Ok(Cluster { namespaces, pods, policies: loaded.policies, services: loaded.services, nodes, ..Cluster::default() })
+        Ok(Cluster { namespaces, pods, policies: loaded.policies, admin_policies: loaded.admin_policies, services: loaded.services, nodes, ..Cluster::default() })
     }
 
     fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], _deadline: Duration) -> Result<Vec<ProbeResult>, BackendError> {

@@ -48,7 +48,7 @@ impl Backend for LabBackend {
 
     fn capabilities(&self) -> Capabilities {
         // The lab's bridges put pod ports in hairpin mode and masquerade hairpin traffic.
-        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false }
+        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false, admin_policies: false }
     }
 
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
@@ -87,7 +87,8 @@ impl Backend for LabBackend {
     }
 
     fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
-        let (policies, others): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|m| ObjectKind::of(m) == Some(ObjectKind::NetworkPolicy));
+        // Every policy kind goes in one rule update; Services one by one.
+        let (policies, others): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|m| ObjectKind::of(m).is_some_and(|k| k != ObjectKind::Service));
         for manifest in others {
             match ObjectKind::of(&manifest) {
                 Some(ObjectKind::Service) => self.lab.apply_service(manifest)?,
@@ -104,6 +105,7 @@ impl Backend for LabBackend {
         match kind {
             ObjectKind::NetworkPolicy => self.lab.delete_policy(namespace, name)?,
             ObjectKind::Service => self.lab.delete_service(namespace, name)?,
+            admin => return Err(BackendError::BadInput(format!("the lab does not enforce {} yet", admin.as_str()))),
         }
         Ok(())
     }

@@ -61,16 +61,40 @@ pub struct PodSpec {
 pub enum ObjectKind {
     NetworkPolicy,
     Service,
+    AdminNetworkPolicy,
+    BaselineAdminNetworkPolicy,
+    ClusterNetworkPolicy,
 }
 
 impl ObjectKind {
+    const ALL: [ObjectKind; 5] = [Self::NetworkPolicy, Self::Service, Self::AdminNetworkPolicy, Self::BaselineAdminNetworkPolicy, Self::ClusterNetworkPolicy];
+
     /// The kind of a manifest, from its `kind` field.
     pub fn of(manifest: &serde_json::Value) -> Option<ObjectKind> {
-        match manifest["kind"].as_str()? {
-            "NetworkPolicy" => Some(Self::NetworkPolicy),
-            "Service" => Some(Self::Service),
-            _ => None,
+        let kind = manifest["kind"].as_str()?;
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NetworkPolicy => "NetworkPolicy",
+            Self::Service => "Service",
+            Self::AdminNetworkPolicy => "AdminNetworkPolicy",
+            Self::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            Self::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         }
+    }
+
+    /// Cluster-scoped kinds have no namespace: `delete` takes `""` for it.
+    pub fn namespaced(self) -> bool {
+        matches!(self, Self::NetworkPolicy | Self::Service)
+    }
+
+    /// The (namespace, name) a manifest of this kind is known by.
+    pub fn key(self, manifest: &serde_json::Value) -> (String, String) {
+        let meta = &manifest["metadata"];
+        let namespace = if self.namespaced() { meta["namespace"].as_str().unwrap_or("default") } else { "" };
+        (namespace.to_owned(), meta["name"].as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -83,6 +107,8 @@ pub struct Capabilities {
     pub sctp: bool,
     /// Pods resolve Service names through cluster DNS.
     pub dns: bool,
+    /// AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy are enforced.
+    pub admin_policies: bool,
 }
 
 /// A place to run probes: the lab, a Kubernetes cluster, or a fake. The engine drives every
@@ -98,7 +124,7 @@ pub trait Backend: Sync {
     fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError>;
     fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), BackendError>;
     fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), BackendError>;
-    /// Applies NetworkPolicy and Service manifests (replacing objects of the same name).
+    /// Applies NetworkPolicy, Service and admin policy manifests (replacing objects of the same name).
     fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError>;
     fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError>;
     /// The objects as they are now, as the oracle reads them (pods with addresses and nodes,

@@ -82,6 +82,8 @@ pub enum Requirement {
     Hairpin,
     /// Cluster DNS, for ExternalName Services.
     Dns,
+    /// Enforcement of AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy.
+    AdminPolicies,
 }
 
 impl Requirement {
@@ -91,6 +93,7 @@ impl Requirement {
             Self::Sctp if !capabilities.sctp => Some("the nodes' kernels have no SCTP"),
             Self::Hairpin if !capabilities.hairpin => Some("the dataplane does not promise hairpin traffic"),
             Self::Dns if !capabilities.dns => Some("the backend has no cluster DNS to resolve ExternalName Services"),
+            Self::AdminPolicies if !capabilities.admin_policies => Some("the dataplane does not enforce AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy"),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@
 //! cases:
 //!   - id: mine/frontend-only          # suite/case, matched by --focus and --skip
 //!     labels: {type: custom}
-//!     requires: [sctp]                # sctp, hairpin, dns: skipped with the reason where unmet
+//!     requires: [sctp]                # sctp, hairpin, dns, admin-policies: skipped with the reason where unmet
 //!     steps:
 //!       - name: x/a accepts only pods b
 //!         actions:
@@ -49,11 +49,12 @@ struct CaseDoc {
 }
 
 #[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 enum RequirementDoc {
     Sctp,
     Hairpin,
     Dns,
+    AdminPolicies,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +70,13 @@ struct StepDoc {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 enum ActionDoc {
     Apply(Vec<Value>),
-    Delete { kind: KindDoc, namespace: String, name: String },
+    /// `namespace` is left out for the cluster-scoped admin policy kinds.
+    Delete {
+        kind: KindDoc,
+        #[serde(default)]
+        namespace: String,
+        name: String,
+    },
     SetNamespaceLabels { namespace: String, labels: Labels },
     SetPodLabels { namespace: String, pod: String, labels: Labels },
     RecreatePod { namespace: String, pod: String },
@@ -80,6 +87,9 @@ enum ActionDoc {
 enum KindDoc {
     NetworkPolicy,
     Service,
+    AdminNetworkPolicy,
+    BaselineAdminNetworkPolicy,
+    ClusterNetworkPolicy,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +139,7 @@ pub fn parse(file: &str, text: &str, world: &World) -> Result<Vec<Case>, String>
                 RequirementDoc::Sctp => Requirement::Sctp,
                 RequirementDoc::Hairpin => Requirement::Hairpin,
                 RequirementDoc::Dns => Requirement::Dns,
+                RequirementDoc::AdminPolicies => Requirement::AdminPolicies,
             });
             Ok(Case { id: case.id, labels: case.labels, requires: requires.collect(), steps })
         })
@@ -146,7 +157,7 @@ fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Re
             ActionDoc::Apply(manifests) => {
                 let stream: String = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
                 if let Some(m) = manifests.iter().find(|m| ObjectKind::of(m).is_none()) {
-                    return Err(format!("{}: kind {} cannot be applied (NetworkPolicy or Service)", at(field("apply")), m["kind"]));
+                    return Err(format!("{}: kind {} cannot be applied (NetworkPolicy, Service, AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy)", at(field("apply")), m["kind"]));
                 }
                 // The model's validation names the document and the field of a bad manifest.
                 netmatrix_model::parse_str(&at(field("apply")), &stream).map_err(|e| e.to_string())?;
@@ -156,6 +167,9 @@ fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Re
                 let kind = match kind {
                     KindDoc::NetworkPolicy => ObjectKind::NetworkPolicy,
                     KindDoc::Service => ObjectKind::Service,
+                    KindDoc::AdminNetworkPolicy => ObjectKind::AdminNetworkPolicy,
+                    KindDoc::BaselineAdminNetworkPolicy => ObjectKind::BaselineAdminNetworkPolicy,
+                    KindDoc::ClusterNetworkPolicy => ObjectKind::ClusterNetworkPolicy,
                 };
                 Action::Delete { kind, namespace, name }
             }

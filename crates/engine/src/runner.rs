@@ -83,8 +83,8 @@ impl Created {
     fn manifests(&mut self, manifests: &[serde_json::Value]) {
         for m in manifests {
             if let Some(kind) = ObjectKind::of(m) {
-                let meta = &m["metadata"];
-                self.objects.insert((kind, meta["namespace"].as_str().unwrap_or("default").to_owned(), meta["name"].as_str().unwrap_or_default().to_owned()));
+                let (namespace, name) = kind.key(m);
+                self.objects.insert((kind, namespace, name));
             }
         }
     }
@@ -173,6 +173,7 @@ fn restore(backend: &mut dyn Backend, world: &World, created: &Created) -> Resul
     let present = |kind: ObjectKind, namespace: &str, name: &str| match kind {
         ObjectKind::NetworkPolicy => model.policies.iter().any(|p| p.namespace == namespace && p.name == name),
         ObjectKind::Service => model.services.iter().any(|s| s.namespace == namespace && s.name == name),
+        _ => model.admin_policies.iter().any(|p| p.kind == kind.as_str() && p.name == name),
     };
     for (kind, namespace, name) in &created.objects {
         if present(*kind, namespace, name) {

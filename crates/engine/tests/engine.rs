@@ -10,7 +10,7 @@ use netmatrix_engine::{run, suites, Case, EngineError, Event, ProbeConfig, World
 use netmatrix_report::run::{CaseResult, Check, Comparison, Observed, RunReport};
 
 fn world() -> World {
-    suites::world(3, Capabilities { hairpin: true, sctp: true, dns: false })
+    suites::world(3, Capabilities { hairpin: true, sctp: true, ..Capabilities::default() })
 }
 
 fn netpol(ids: &[&str]) -> Vec<Case> {
@@ -33,6 +33,9 @@ fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
     let batches = fake.batches.lock().unwrap();
     assert_eq!(batches.len(), rows, "one batch per source pod per step, no retry when all cells are right");
     assert!(rows >= 9 * cases.len(), "every pod is a source");
+    for suite in suites::SUITES {
+        assert!(report.cases.iter().filter(|c| c.id.starts_with(&format!("{suite}/"))).count() >= 3, "suite {suite} ran");
+    }
     assert!(report.summary.probes > 0 && report.summary.wrong == 0);
     // Positive and negative controls: every reachability step expects some allowed and some denied cells.
     for case in report.cases.iter().filter(|c| !c.id.starts_with("connectivity/")) {

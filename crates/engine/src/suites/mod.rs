@@ -1,5 +1,6 @@
 //! The built-in suites and the world they share, and how a run selects cases.
 
+mod anp;
 mod connectivity;
 mod netpol;
 mod services;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use crate::case::Case;
 use crate::world::World;
 
-pub const SUITES: [&str; 3] = ["connectivity", "services", "netpol"];
+pub const SUITES: [&str; 4] = ["connectivity", "services", "netpol", "anp"];
 
 /// Namespaces x, y, z with pods a, b, c each, one per node per namespace on three nodes,
 /// serving TCP and UDP 80 and 81 (and SCTP 80 where the kernel has it): the shape of the
@@ -32,6 +33,7 @@ pub fn cases(suites: &[String]) -> Result<Vec<Case>, String> {
             "connectivity" => connectivity::cases(),
             "netpol" => netpol::cases(),
             "services" => services::cases(),
+            "anp" => anp::cases(),
             other => return Err(format!("unknown suite {other:?} (one of {})", SUITES.join(", "))),
         });
     }
