@@ -48,7 +48,7 @@ impl Backend for LabBackend {
 
     fn capabilities(&self) -> Capabilities {
         // The lab's bridges put pod ports in hairpin mode and masquerade hairpin traffic.
-        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false, admin_policies: false }
+        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false, admin_policies: true }
     }
 
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
@@ -105,7 +105,7 @@ impl Backend for LabBackend {
         match kind {
             ObjectKind::NetworkPolicy => self.lab.delete_policy(namespace, name)?,
             ObjectKind::Service => self.lab.delete_service(namespace, name)?,
-            admin => return Err(BackendError::BadInput(format!("the lab does not enforce {} yet", admin.as_str()))),
+            admin => self.lab.delete_admin_policy(admin.as_str(), name)?,
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ pub enum FaultKind {
     CrossNode,
     /// A node whose dataplane drops every forwarded UDP datagram.
     DropUdp,
-    /// A node whose policy agent is dead: NetworkPolicy is not enforced there.
+    /// A node whose policy agent is dead: NetworkPolicy and admin policies are not enforced there.
     IgnorePolicy,
     /// A node whose service proxy is dead: its pods' traffic to Service addresses is not
     /// translated (and node ports and LoadBalancer IPs on it do not answer).

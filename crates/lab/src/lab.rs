@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, Pod, Protocol, Service, WorkloadRef};
+use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, Pod, Protocol, Service, WorkloadRef};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{self, Fault, FaultKind};
@@ -86,6 +86,8 @@ struct State {
     pods: Vec<PodState>,
     /// NetworkPolicy manifests as applied, read through the model once per process.
     policies: Vec<serde_json::Value>,
+    /// AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy manifests.
+    admin_policies: Vec<serde_json::Value>,
     /// Service manifests as applied, with the addresses and node ports the lab allocated.
     services: Vec<serde_json::Value>,
     faults: Vec<Fault>,
@@ -107,10 +109,12 @@ pub struct Lab {
     in_kernel: Vec<Option<String>>,
 }
 
-/// Policies and Services by (namespace, name), the order in which the model lists them.
+/// Policies and Services by (namespace, name), the order in which the model lists them; admin
+/// policies by (kind, name).
 #[derive(Default)]
 struct Objects {
     policies: BTreeMap<(String, String), NetworkPolicy>,
+    admin_policies: BTreeMap<(String, String), AdminPolicy>,
     services: BTreeMap<(String, String), Service>,
 }
 
@@ -168,7 +172,7 @@ impl Lab {
         let text = std::fs::read_to_string(state_file(name)).map_err(|_| LabError::NotFound(name.to_owned()))?;
         let state: State = serde_json::from_str(&text).map_err(|e| LabError::BadInput(format!("{}: {e}", state_file(name).display())))?;
         // A YAML stream of the stored manifests (JSON documents are YAML).
-        let stream: String = state.policies.iter().chain(&state.services).map(|m| format!("---\n{m}\n")).collect();
+        let stream: String = state.policies.iter().chain(&state.admin_policies).chain(&state.services).map(|m| format!("---\n{m}\n")).collect();
         let loaded = parse_objects(name, &stream)?;
         let mut objects = Objects::default();
         objects.add(loaded);
@@ -387,22 +391,30 @@ impl Lab {
         self.save()
     }
 
-    /// Applies a NetworkPolicy manifest (replacing one of the same namespace and name).
-    /// Validated through the model first: an invalid policy changes nothing.
+    /// Applies a NetworkPolicy manifest (replacing one of the same namespace and name), or an
+    /// AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy one (replacing one
+    /// of the same kind and name). Validated through the model first: an invalid policy changes
+    /// nothing.
     pub fn apply_policy(&mut self, manifest: serde_json::Value) -> Result<(), LabError> {
         self.apply_policies(vec![manifest])
     }
 
-    /// Applies several NetworkPolicy manifests with one rule update; all or nothing.
+    /// Applies several policy manifests (as [`Lab::apply_policy`]) with one rule update; all or
+    /// nothing.
     pub fn apply_policies(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), LabError> {
         let stream: String = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
         let loaded = parse_objects(&self.name, &stream)?;
-        if loaded.policies.len() != manifests.len() {
-            return Err(LabError::BadInput(format!("expected {} NetworkPolicy objects, found {}", manifests.len(), loaded.policies.len())));
+        let found = loaded.policies.len() + loaded.admin_policies.len();
+        if found != manifests.len() {
+            return Err(LabError::BadInput(format!("expected {} policy objects (NetworkPolicy or admin policies), found {found}", manifests.len())));
         }
         let keys: Vec<(String, String)> = loaded.policies.iter().map(|p| (p.namespace.clone(), p.name.clone())).collect();
+        let admin_keys: Vec<(String, String)> = loaded.admin_policies.iter().map(|p| (p.kind.clone(), p.name.clone())).collect();
         self.state.policies.retain(|m| !keys.contains(&object_key(m)));
-        self.state.policies.extend(manifests);
+        self.state.admin_policies.retain(|m| !admin_keys.contains(&admin_key(m)));
+        let (admin, policies): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|m| admin_keys.contains(&admin_key(m)));
+        self.state.policies.extend(policies);
+        self.state.admin_policies.extend(admin);
         self.objects.add(loaded);
         self.sync()?;
         self.save()
@@ -470,6 +482,16 @@ impl Lab {
         self.save()
     }
 
+    /// Deletes the admin policy of `kind` (AdminNetworkPolicy, BaselineAdminNetworkPolicy or
+    /// ClusterNetworkPolicy) and `name`; they are cluster-scoped.
+    pub fn delete_admin_policy(&mut self, kind: &str, name: &str) -> Result<(), LabError> {
+        let key = (kind.to_owned(), name.to_owned());
+        self.state.admin_policies.retain(|m| admin_key(m) != key);
+        self.objects.admin_policies.remove(&key);
+        self.sync()?;
+        self.save()
+    }
+
     fn find(&self, namespace: &str, name: &str) -> Option<usize> {
         self.state.pods.iter().position(|p| p.namespace == namespace && p.name == name)
     }
@@ -485,6 +507,9 @@ impl Lab {
             namespaces.entry(ns.clone()).or_default();
         }
         cluster.policies = self.objects.policies.values().cloned().collect();
+        cluster.admin_policies = self.objects.admin_policies.values().cloned().collect();
+        // The model's evaluation order.
+        cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces
             .into_iter()
@@ -612,7 +637,7 @@ impl Lab {
 
     /// A person's view: nodes, pods, policies.
     pub fn status(&self) -> String {
-        let mut out = format!("lab {}: {} nodes, {} pods, {} policies, {} services\n", self.name, self.state.nodes, self.state.pods.len(), self.state.policies.len(), self.state.services.len());
+        let mut out = format!("lab {}: {} nodes, {} pods, {} policies, {} services\n", self.name, self.state.nodes, self.state.pods.len(), self.state.policies.len() + self.state.admin_policies.len(), self.state.services.len());
         for node in 0..self.state.nodes {
             out.push_str(&format!("  node{node}  ip {}  pods {}\n", topology::node_ip(node), topology::pod_cidr(node)));
         }
@@ -623,6 +648,10 @@ impl Lab {
         for m in &self.state.policies {
             let (ns, name) = object_key(m);
             out.push_str(&format!("  policy {ns}/{name}\n"));
+        }
+        for m in &self.state.admin_policies {
+            let (kind, name) = admin_key(m);
+            out.push_str(&format!("  policy {kind} {name}\n"));
         }
         if let Ok(model) = self.model() {
             for svc in &model.services {
@@ -706,6 +735,7 @@ fn parse_objects(lab: &str, stream: &str) -> Result<Cluster, LabError> {
 impl Objects {
     fn add(&mut self, loaded: Cluster) {
         self.policies.extend(loaded.policies.into_iter().map(|p| ((p.namespace.clone(), p.name.clone()), p)));
+        self.admin_policies.extend(loaded.admin_policies.into_iter().map(|p| ((p.kind.clone(), p.name.clone()), p)));
         self.services.extend(loaded.services.into_iter().map(|s| ((s.namespace.clone(), s.name.clone()), s)));
     }
 }
@@ -714,4 +744,9 @@ impl Objects {
 fn object_key(manifest: &serde_json::Value) -> (String, String) {
     let meta = &manifest["metadata"];
     (meta["namespace"].as_str().unwrap_or("default").to_owned(), meta["name"].as_str().unwrap_or_default().to_owned())
+}
+
+/// (kind, name) of a stored manifest: the key of cluster-scoped admin policies.
+fn admin_key(manifest: &serde_json::Value) -> (String, String) {
+    (manifest["kind"].as_str().unwrap_or_default().to_owned(), manifest["metadata"]["name"].as_str().unwrap_or_default().to_owned())
 }

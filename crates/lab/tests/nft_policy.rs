@@ -582,3 +582,78 @@ fn packets_are_allowed_and_denied_as_the_policies_say() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     drop(listeners);
 }
+
+/// Admin and baseline tiers over [`CLUSTER`]: web's pods deny db on `http` (resolved on each
+/// web pod), pass everything else on to NetworkPolicy, and may send to `http` in 10.244.0.0/16;
+/// the baseline denies web's egress to pods and admits ops on ingress.
+const ADMIN: &str = r#"
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: guard}
+spec:
+  priority: 5
+  subject: {namespaces: {matchLabels: {team: web}}}
+  ingress:
+  - {action: Deny, from: [{namespaces: {matchLabels: {team: db}}}], ports: [{namedPort: http}]}
+  - {action: Pass, from: [{namespaces: {}}]}
+  egress:
+  - {action: Allow, to: [{networks: [10.244.0.0/16]}], ports: [{namedPort: http}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  ingress:
+  - {action: Allow, from: [{namespaces: {matchLabels: {team: ops}}}]}
+  egress:
+  - {action: Deny, to: [{pods: {namespaceSelector: {}, podSelector: {}}}]}
+"#;
+
+fn admin_cluster() -> Cluster {
+    parse_str("cluster.yaml", &format!("{CLUSTER}---\n{ADMIN}")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn admin_tiers_come_before_and_after_networkpolicy() {
+    let text = rendered(&admin_cluster(), "n0");
+    let p = parse(&text);
+    let pod_chain = |direction: &str, pod: &str| {
+        let found = p.chains.iter().find(|(n, l)| n.starts_with(&format!("{direction}-")) && l.contains(&format!("# {pod}")));
+        found.unwrap_or_else(|| panic!("no {direction} chain for {pod}:\n{text}")).1.clone()
+    };
+    let jumps = |lines: &[String]| lines.iter().filter_map(|l| l.strip_prefix("jump ")).map(|c| c.split('-').next().unwrap().to_owned()).collect::<Vec<_>>();
+    // web/api is isolated for ingress: the admin tier, then its NetworkPolicies, then deny.
+    let api = pod_chain("ingress", "web/api");
+    assert_eq!(jumps(&api)[0], "admin");
+    assert!(jumps(&api)[1..].iter().all(|j| j == "np") && api.last().unwrap().starts_with("reject"), "{api:?}");
+    // ... and not for egress: the admin tier, then the baseline, then allowed.
+    let api_out = pod_chain("egress", "web/api");
+    assert_eq!(jumps(&api_out), ["admin", "baseline"]);
+    assert!(!api_out.iter().any(|l| l.starts_with("reject")), "{api_out:?}");
+    // db/cache: not the ANP's subject; isolated for both directions, so the baseline never applies.
+    assert!(jumps(&pod_chain("ingress", "db/cache")).iter().all(|j| j == "np"));
+    // The named port resolves on each web pod (the destination of ingress): 80 on api, 8080 on front.
+    let admin_of = |pod: &str| pod_chain("ingress", pod).iter().find_map(|l| l.strip_prefix("jump admin-").map(|h| format!("admin-{h}"))).unwrap();
+    assert!(p.rules_for(&admin_of("web/api"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 80 reject with icmpx admin-prohibited".to_owned()), "{text}");
+    assert!(p.rules_for(&admin_of("web/front"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 8080 reject with icmpx admin-prohibited".to_owned()), "{text}");
+    assert!(p.chains[&admin_of("web/api")].last().unwrap().ends_with(" return"), "Pass returns to the next tier");
+    // Egress to `networks` with a named port: only pods there with that port, by their IPv4 address.
+    let egress_admin = pod_chain("egress", "web/api").iter().find_map(|l| l.strip_prefix("jump admin-").map(|h| format!("admin-{h}"))).unwrap();
+    assert_eq!(p.rules_for(&egress_admin, "10.244.0.10"), ["ip daddr 10.244.0.10 tcp dport 8080 accept"]);
+    assert!(!p.chains[&egress_admin].iter().any(|l| l.contains("fd00::a")), "the IPv6 address is outside the network");
+    // Without admin policies nothing of this is rendered (the snapshot shows the rest).
+    assert!(!rendered(&cluster(), "n0").contains("chain admin-"));
+}
+
+#[test]
+fn the_kernel_accepts_rulesets_with_admin_policies() {
+    if !privileged() {
+        return;
+    }
+    let ns = Namespace::new("admin");
+    let c = admin_cluster();
+    for node in ["n0", "n1"] {
+        assert_kernel_accepts(&ns, &format!("admin cluster, {node}"), &table(&c, node));
+    }
+}

@@ -55,7 +55,8 @@ fn position(docs: &[Value], kind: &str, nth: usize) -> usize {
 }
 
 /// Rulesets of node n0 after each of a sequence of changes: policies changed, added and
-/// deleted, pods relabelled and removed, Services changed and deleted, faults on and off.
+/// deleted, pods relabelled and removed, Services changed and deleted, faults on and off,
+/// admin policies added, changed and deleted.
 fn steps() -> Vec<(&'static str, String)> {
     let mut docs = documents();
     let mut steps = vec![("start", render(&docs, &[]))];
@@ -83,7 +84,41 @@ fn steps() -> Vec<(&'static str, String)> {
     step("ignore-policy cleared, drop-udp", &docs, &[fault(FaultKind::DropUdp)]);
     step("drop-services", &docs, &[fault(FaultKind::DropUdp), fault(FaultKind::DropServices)]);
     step("faults cleared", &docs, &[]);
+    let anp = |name: &str, priority: u32, deny_port: u16| {
+        json!({"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy", "metadata": {"name": name}, "spec": {"priority": priority, "subject": {"namespaces": {}},
+            "ingress": [{"action": "Deny", "from": [{"namespaces": {}}], "ports": [{"portNumber": {"protocol": "TCP", "port": deny_port}}]}, {"action": "Pass", "from": [{"namespaces": {}}]}],
+            "egress": [{"action": "Allow", "to": [{"networks": ["10.0.0.0/8"]}], "ports": [{"namedPort": "http"}]}]}})
+    };
+    docs.push(anp("anp", 10, 22));
+    step("an AdminNetworkPolicy is added", &docs, &[]);
+    docs.push(json!({"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "BaselineAdminNetworkPolicy", "metadata": {"name": "default"},
+        "spec": {"subject": {"namespaces": {}}, "ingress": [{"action": "Deny", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {}}}]}],
+            "egress": [{"action": "Deny", "to": [{"pods": {"namespaceSelector": {}, "podSelector": {}}}]}]}}));
+    step("a BaselineAdminNetworkPolicy is added", &docs, &[]);
+    let a = position(&docs, "AdminNetworkPolicy", 0);
+    docs[a] = anp("anp", 10, 23);
+    step("an admin policy's rules change", &docs, &[]);
+    let (policies, rest): (Vec<Value>, Vec<Value>) = docs.into_iter().partition(|d| d["kind"] == "NetworkPolicy");
+    docs = rest;
+    step("the NetworkPolicies are deleted: the baseline decides", &docs, &[]);
+    docs.extend(policies);
+    step("the NetworkPolicies are back", &docs, &[]);
+    docs.retain(|d| !matches!(d["kind"].as_str(), Some("AdminNetworkPolicy" | "BaselineAdminNetworkPolicy")));
+    step("the admin policies are deleted", &docs, &[]);
     steps
+}
+
+#[test]
+fn admin_policies_render_their_tier_chains() {
+    let steps = steps();
+    let find = |what: &str| &steps.iter().find(|(w, _)| *w == what).unwrap().1;
+    let anp = find("an AdminNetworkPolicy is added");
+    assert!(anp.contains("\tchain admin-ingress-") && anp.contains("\tchain admin-egress-") && !anp.contains("chain baseline-"), "{anp}");
+    // The baseline only for pods that no NetworkPolicy isolates for the direction: here every pod is.
+    assert!(!find("a BaselineAdminNetworkPolicy is added").contains("chain baseline-"));
+    let banp = find("the NetworkPolicies are deleted: the baseline decides");
+    assert!(banp.contains("\tchain baseline-ingress-") && banp.contains("\tchain baseline-egress-"), "{banp}");
+    assert_eq!(find("the admin policies are deleted"), find("faults cleared"), "without admin policies, the ruleset is what it was");
 }
 
 #[test]

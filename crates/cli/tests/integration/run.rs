@@ -68,7 +68,7 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     let summary = &report["summary"];
     assert_eq!((summary["failed"].as_u64(), summary["errors"].as_u64(), summary["flaky"].as_u64(), summary["wrong"].as_u64()), (Some(0), Some(0), Some(0), Some(0)), "{summary}");
     let cases = report["cases"].as_array().unwrap();
-    for suite in ["connectivity/", "services/", "netpol/"] {
+    for suite in ["connectivity/", "services/", "netpol/", "anp/"] {
         assert!(cases.iter().any(|c| c["id"].as_str().unwrap().starts_with(suite) && c["result"] == "pass"), "a passing {suite} case");
     }
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testcase"));

@@ -1,7 +1,9 @@
-//! NetworkPolicy enforcement for one node, as chains of the lab's `inet` table.
+//! NetworkPolicy and admin policy (AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+//! ClusterNetworkPolicy) enforcement for one node, as chains of the lab's `inet` table.
 //!
 //! Semantics come from the oracle (`peer_matches`, `resolve_ports`, selection by namespace and
-//! `podSelector`), so the lab enforces what the oracle predicts. Layout:
+//! `podSelector`, and their `admin` counterparts), so the lab enforces what the oracle
+//! predicts. Layout:
 //!
 //! - Base chains `policy-egress` (hook forward, priority filter), `policy-ingress` (hook forward,
 //!   priority filter + 1) and `policy-input` (hook input: a pod talking to its own node, egress
@@ -12,6 +14,13 @@
 //!   chain.
 //! - Allow chains `np-<namespace>/<name>-egress` / `-ingress`: the policy's rules, each an
 //!   `accept`.
+//! - With admin policies, a pod chain first jumps to `admin-<direction>-<h>` (h: a hash of the
+//!   body): the admin tier's rules for that pod in evaluation order, Allow `accept`, Deny
+//!   reject, Pass `return`, so the first matching rule decides each port and what passes or
+//!   matches nothing goes on to the NetworkPolicy jumps. A pod no NetworkPolicy isolates has no
+//!   deny; its chain ends with a jump to `baseline-<direction>-<h>`, the baseline tier's rules,
+//!   and what that leaves is accepted. Tier chains are per pod (named ports of ingress rules
+//!   resolve on it), shared by pods with the same rules.
 //! - Sets `pods-<h>` (h: a hash of the addresses): pod addresses a rule names, deduplicated
 //!   across rules.
 //!
@@ -37,7 +46,10 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use netmatrix_model::{Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule};
+use ipnet::IpNet;
+
+use netmatrix_model::{AdminAction, AdminPeer, AdminRule, Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule, Tier};
+use netmatrix_oracle::admin;
 use netmatrix_oracle::explain::{peer_matches, Endpoint};
 use netmatrix_oracle::reach::resolve_ports;
 use netmatrix_oracle::{ConnSet, Options};
@@ -92,7 +104,7 @@ fn has_named_port(rule: &Rule) -> bool {
     rule.ports.iter().any(|p| matches!(p.port, Some(PortRef::Named(_))))
 }
 
-/// Appends the NetworkPolicy chains of `node` to an open `table inet ... {` block.
+/// Appends the NetworkPolicy and admin policy chains of `node` to an open `table inet ... {` block.
 pub fn render(out: &mut String, cluster: &Cluster, node: &str) {
     Policies::new(cluster).render(out, node);
 }
@@ -137,7 +149,7 @@ impl<'c> Policies<'c> {
         found
     }
 
-    /// Appends the NetworkPolicy chains of `node` to an open `table inet ... {` block.
+    /// Appends the NetworkPolicy and admin policy chains of `node` to an open `table inet ... {` block.
     pub fn render(&mut self, out: &mut String, node: &str) {
         let pods = &self.r.pods;
         let local: Vec<usize> = (0..pods.len()).filter(|&i| pods[i].node.as_deref() == Some(node) && !pods[i].host_network).collect();
@@ -176,18 +188,53 @@ impl<'c> Policies<'c> {
             }
         }
 
+        // Per direction and local pod: the chains of its admin and baseline tier rules, if any.
+        let mut tiers: [Vec<[Option<String>; 2]>; 2] = [vec![[None, None]; local.len()], vec![[None, None]; local.len()]];
+        let mut tier_chains = String::new();
+        let mut tier_names = HashSet::new();
+        for direction in Direction::BOTH {
+            for (l, &pod) in local.iter().enumerate() {
+                for (t, tier) in [Tier::Admin, Tier::Baseline].into_iter().enumerate() {
+                    // The baseline tier only sees traffic that no NetworkPolicy decides.
+                    if tier == Tier::Baseline && isolation[direction_index(direction)][l].is_some() {
+                        continue;
+                    }
+                    self.r.used.clear();
+                    let body = self.r.tier_rules(tier, direction, pod);
+                    if body.is_empty() {
+                        continue;
+                    }
+                    for &set in self.r.used.iter().filter(|&&set| declared.insert(set)) {
+                        sets.push_str(&self.r.set_declarations[set]);
+                    }
+                    let kind = if tier == Tier::Admin { "admin" } else { "baseline" };
+                    let name = format!("{kind}-{direction}-{:016x}", super::fnv1a(body.as_bytes()));
+                    if tier_names.insert(name.clone()) {
+                        let _ = write!(tier_chains, "\tchain {name} {{\n{body}\t}}\n");
+                    }
+                    tiers[direction_index(direction)][l][t] = Some(name);
+                }
+            }
+        }
+
         // Per direction: the verdict-map lines that send a local pod's packets to its chain.
         let mut dispatch: [String; 2] = Default::default();
         let mut pod_chains = String::new();
         for direction in Direction::BOTH {
-            // Chains keyed by their jump list, in order of their first pod.
-            let mut chains: Vec<(&[String], Vec<usize>)> = Vec::new();
-            let mut chain_of: HashMap<&[String], usize> = HashMap::new();
+            let d = direction_index(direction);
+            // Chains keyed by what they jump to, in order of their first pod.
+            let mut chains: Vec<(PodChain, Vec<usize>)> = Vec::new();
+            let mut chain_of: HashMap<PodChain, usize> = HashMap::new();
             let mut vmap: [BTreeMap<IpAddr, usize>; 2] = [BTreeMap::new(), BTreeMap::new()];
-            for (l, jumps) in isolation[direction_index(direction)].iter().enumerate() {
-                let Some(jumps) = jumps else { continue };
-                let n = *chain_of.entry(jumps).or_insert_with(|| {
-                    chains.push((jumps, Vec::new()));
+            for l in 0..local.len() {
+                let jumps = isolation[d][l].as_deref();
+                let [admin, baseline] = &tiers[d][l];
+                let key = PodChain { admin: admin.as_deref(), jumps, baseline: baseline.as_deref() };
+                if key.admin.is_none() && key.jumps.is_none() && key.baseline.is_none() {
+                    continue;
+                }
+                let n = *chain_of.entry(key).or_insert_with(|| {
+                    chains.push((key, Vec::new()));
                     chains.len() - 1
                 });
                 chains[n].1.push(local[l]);
@@ -196,16 +243,20 @@ impl<'c> Policies<'c> {
                     vmap[Family::of(ip) as usize].entry(*ip).or_insert(n);
                 }
             }
-            let names: Vec<String> = chains.iter().map(|(jumps, _)| format!("{direction}-{:016x}", super::fnv1a(jumps.join(" ").as_bytes()))).collect();
-            for ((jumps, pods), name) in chains.iter().zip(&names) {
+            let names: Vec<String> = chains.iter().map(|(key, _)| format!("{direction}-{:016x}", key.hash())).collect();
+            for ((key, pods), name) in chains.iter().zip(&names) {
                 let _ = writeln!(pod_chains, "\tchain {name} {{");
                 for &p in pods {
                     let _ = writeln!(pod_chains, "\t\t# {}/{}", self.r.pods[p].namespace, self.r.pods[p].name);
                 }
-                for jump in *jumps {
+                for jump in key.admin.into_iter().chain(key.jumps.unwrap_or_default().iter().map(String::as_str)).chain(key.baseline) {
                     let _ = writeln!(pod_chains, "\t\tjump {jump}");
                 }
-                let _ = writeln!(pod_chains, "\t\t{DENY}\n\t}}");
+                // Not isolated by NetworkPolicy: what the tiers leave is allowed.
+                if key.jumps.is_some() {
+                    let _ = writeln!(pod_chains, "\t\t{DENY}");
+                }
+                pod_chains.push_str("\t}\n");
             }
             let field = match direction {
                 Direction::Egress => "saddr",
@@ -232,7 +283,30 @@ impl<'c> Policies<'c> {
             }
         }
         out.push_str(&pod_chains);
+        out.push_str(&tier_chains);
         out.push_str(&allow);
+    }
+}
+
+/// What a pod chain jumps to, in order: the admin tier, the NetworkPolicy allow chains (then
+/// deny), or else the baseline tier.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct PodChain<'a> {
+    admin: Option<&'a str>,
+    /// `Some` when NetworkPolicy isolates the pod.
+    jumps: Option<&'a [String]>,
+    baseline: Option<&'a str>,
+}
+
+impl PodChain<'_> {
+    /// A hash for the chain's name: of the jump list alone without admin policies, as it was
+    /// before them, so that such rulesets keep their names.
+    fn hash(&self) -> u64 {
+        let jumps = self.jumps.unwrap_or_default().join(" ");
+        if self.admin.is_none() && self.baseline.is_none() {
+            return super::fnv1a(jumps.as_bytes());
+        }
+        super::fnv1a(format!("{:?} {:?} {jumps} {:?}", self.admin, self.jumps.is_some(), self.baseline).as_bytes())
     }
 }
 
@@ -378,6 +452,73 @@ impl<'c> Renderer<'c> {
         out
     }
 
+    /// The `direction` rules of the `tier` policies whose subject is the local pod `owner`, in
+    /// evaluation order: Allow accepts, Deny rejects, Pass returns (on to the next tier), so
+    /// that the first matching rule decides each port.
+    fn tier_rules(&mut self, tier: Tier, direction: Direction, owner: usize) -> String {
+        let (cluster, pod) = (self.cluster, self.pods[owner]);
+        let mut out = String::new();
+        for policy in cluster.admin_policies.iter().filter(|p| p.tier == tier && admin::selects_pod(cluster, &p.subject, pod)) {
+            for (r, rule) in policy.rules(direction).iter().enumerate() {
+                let start = out.len();
+                self.admin_rule(&mut out, rule, direction, owner);
+                if out.len() > start {
+                    out.insert_str(start, &format!("\t\t# {} {} {direction} rule {r}\n", policy.kind, policy.name));
+                }
+            }
+        }
+        out
+    }
+
+    /// One admin rule for the local pod `owner`. Ports resolve against the destination: the
+    /// owner for ingress, each peer pod for egress (addresses have no container ports).
+    fn admin_rule(&mut self, out: &mut String, rule: &AdminRule, direction: Direction, owner: usize) {
+        let verdict = match rule.action {
+            AdminAction::Allow => "accept",
+            AdminAction::Deny => DENY,
+            AdminAction::Pass => "return",
+        };
+        let field = match direction {
+            Direction::Ingress => "saddr",
+            Direction::Egress => "daddr",
+        };
+        let place = |out: &mut String, m: &Match, conns: &ConnSet| match direction {
+            Direction::Ingress => emit_verdict(out, None, Some(m), conns, verdict),
+            Direction::Egress => emit_verdict(out, Some(m), None, conns, verdict),
+        };
+        let external = admin::resolve_ports(&rule.ports, if direction == Direction::Ingress { &self.pods[owner].ports } else { &[] });
+        for peer in &rule.peers {
+            // The addresses `networks` and `nodes` name; pods among them match by those.
+            let nets: Vec<IpNet> = match peer {
+                AdminPeer::Pods { .. } => Vec::new(),
+                AdminPeer::Networks(nets) => nets.clone(),
+                AdminPeer::Nodes(sel) => self.cluster.nodes.iter().filter(|n| sel.matches(&n.labels)).flat_map(|n| &n.addresses).map(|&ip| ip.into()).collect(),
+            };
+            for &cidr in &nets {
+                place(out, &block_match(field, &IpBlock { cidr, except: Vec::new() }), &external);
+            }
+            let pods: Vec<usize> = (0..self.pods.len()).filter(|&p| admin::peer_matches(self.cluster, OPTIONS, peer, Endpoint::Pod(self.pods[p]))).collect();
+            let mut groups: BTreeMap<ConnSet, Vec<usize>> = BTreeMap::new();
+            for p in pods {
+                let conns = if direction == Direction::Egress { admin::resolve_ports(&rule.ports, &self.pods[p].ports) } else { external.clone() };
+                groups.entry(conns).or_default().push(p);
+            }
+            for (conns, group) in groups {
+                let matches = if nets.is_empty() {
+                    self.pod_matches(field, &group)
+                } else if conns != external {
+                    // Named ports add to what the addresses already have.
+                    self.matching(field, &group, |ip| nets.iter().any(|n| n.contains(ip)))
+                } else {
+                    continue;
+                };
+                for m in matches {
+                    place(out, &m, &conns);
+                }
+            }
+        }
+    }
+
     /// Sources are the rule's peers; ports resolve against the destination, the selected pod.
     fn ingress_rule(&mut self, out: &mut String, policy: &'c NetworkPolicy, rule: &'c Rule, selected: &[usize]) {
         let sources: Vec<Option<Match>> = if rule.peers.is_empty() {
@@ -488,6 +629,11 @@ fn block_match(field: &str, block: &IpBlock) -> Match {
 /// One `accept` line per protocol of `conns` (one line without a port match when `conns` is
 /// everything, none when it is empty); nothing when the matches name different families.
 fn emit(out: &mut String, destination: Option<&Match>, source: Option<&Match>, conns: &ConnSet) {
+    emit_verdict(out, destination, source, conns, "accept");
+}
+
+/// [`emit`] with another verdict than `accept`.
+fn emit_verdict(out: &mut String, destination: Option<&Match>, source: Option<&Match>, conns: &ConnSet, verdict: &str) {
     if destination.zip(source).is_some_and(|(d, s)| d.family != s.family) {
         return;
     }
@@ -495,7 +641,7 @@ fn emit(out: &mut String, destination: Option<&Match>, source: Option<&Match>, c
     let prefix = addresses.join(" ");
     let sep = if prefix.is_empty() { "" } else { " " };
     if conns.is_all() {
-        let _ = writeln!(out, "\t\t{prefix}{sep}accept");
+        let _ = writeln!(out, "\t\t{prefix}{sep}{verdict}");
         return;
     }
     for protocol in Protocol::ALL {
@@ -521,7 +667,7 @@ fn emit(out: &mut String, destination: Option<&Match>, source: Option<&Match>, c
                 let _ = write!(out, "{name} dport {{ {} }}", list.join(", "));
             }
         }
-        out.push_str(" accept\n");
+        let _ = writeln!(out, " {verdict}");
     }
 }
 
