@@ -12,35 +12,9 @@ use serde_json::{json, Value};
 #[path = "support/listing.rs"]
 mod listing;
 
-fn root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("SKIPPED: the lab needs root to create network namespaces (CI runs as root)");
-    }
-    root
-}
-
-/// `cargo test -p netmatrix-lab` alone does not build the agent the pods run: build it.
-fn ensure_agent() {
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netmatrix-agent");
-    if !target.is_file() {
-        let status = std::process::Command::new(env!("CARGO")).args(["build", "-q", "-p", "netmatrix-agent"]).status().unwrap();
-        assert!(status.success(), "building netmatrix-agent");
-    }
-}
-
-/// Removes the lab when the test ends, passed or not.
-struct Guard(&'static str);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Lab::down(self.0);
-    }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
+#[path = "support/lab.rs"]
+mod support_lab;
+use support_lab::{ensure_agent, labels, root, Guard};
 
 fn tcp(port: u16) -> PortState {
     PortState { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
