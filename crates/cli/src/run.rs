@@ -172,6 +172,20 @@ pub fn run(args: RunArgs) -> Outcome {
         // A name of its own, so that runs side by side do not collide.
         None => (format!("r{}", std::process::id() % 100_000), false),
     };
+    let remove_lab = (!existed && !args.keep).then(|| name.clone());
+    // The first Ctrl-C stops the run after its current step; the main thread then restores and
+    // removes what it made (doing that here would race with its own writes). A second one quits
+    // at once, removing the run's own lab.
+    let _ = ctrlc::set_handler(move || {
+        if !CANCEL.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted: stopping after this step and removing what the run created (Ctrl-C again to quit at once)");
+            return;
+        }
+        if let Some(lab) = &remove_lab {
+            let _ = Lab::down(lab);
+        }
+        std::process::exit(130);
+    });
     let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes) };
     let mut backend = match backend {
         Ok(b) => b,
@@ -184,18 +198,6 @@ pub fn run(args: RunArgs) -> Outcome {
         }
     };
     let guard = LabGuard { name: name.clone(), remove: !existed && !args.keep };
-    let remove_lab = (!existed && !args.keep).then(|| name.clone());
-    let _ = ctrlc::set_handler(move || match &remove_lab {
-        // The lab is the run's own: removing it removes everything at once.
-        Some(lab) => {
-            eprintln!("\ninterrupted: removing lab {lab}");
-            let _ = Lab::down(lab);
-            std::process::exit(130);
-        }
-        // Somebody's lab: stop after the current step, restored, and remove the probe pods.
-        None if !CANCEL.swap(true, Ordering::SeqCst) => eprintln!("\ninterrupted: stopping after this step and removing what the run created (Ctrl-C again to quit at once)"),
-        None => std::process::exit(130),
-    });
     eprintln!("lab {name}: {} nodes{}", backend.nodes().len(), if existed { " (existing)" } else { "" });
     let world = suites::world(backend.nodes().len(), backend.capabilities());
     let outcome = execute(&mut backend, &world, &config, &args);
@@ -208,7 +210,7 @@ pub fn run(args: RunArgs) -> Outcome {
     if CANCEL.load(Ordering::SeqCst) { Outcome::Interrupted } else { outcome }
 }
 
-/// Set by Ctrl-C when the run drives a lab it did not create.
+/// Set by the first Ctrl-C: the engine stops after the current step.
 static CANCEL: AtomicBool = AtomicBool::new(false);
 
 fn execute(backend: &mut LabBackend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Outcome {

@@ -43,6 +43,9 @@ pub fn run(backend: &mut dyn Backend, world: &World, cases: &[Case], config: Pro
     setup(backend, world).map_err(EngineError::Setup)?;
     let mut reports = Vec::new();
     for (index, case) in cases.iter().enumerate() {
+        if config.cancelled() {
+            return Err(EngineError::Interrupted { done: index, total: cases.len() });
+        }
         on_event(Event::CaseStarted { id: &case.id, index, total: cases.len() });
         let mut created = Created::default();
         let report = run_case(backend, world, case, config, &mut created, on_event);

@@ -186,17 +186,14 @@ fn cases_of_ones_own_run_from_a_file() {
     assert_eq!((cell("y/b", "x/a", 80), cell("y/a", "x/a", 80), cell("y/b", "x/a", 81), cell("x/a", "x/b", 80)), ("allow".into(), "deny".into(), "deny".into(), "deny".into()));
 }
 
-#[test]
-fn ctrl_c_removes_the_lab_of_the_run() {
-    if !root() {
-        return;
-    }
+/// Starts `netmatrix run --suite netpol`, interrupts it once namespaces named `nm-<its lab>-<part>`
+/// number `count`, and checks that the run removed all of its lab.
+fn interrupt_run_when(part: &str, count: usize) {
     let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["run", "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let prefix = format!("nm-r{}-", child.id() % 100_000);
     let start = std::time::Instant::now();
-    // Interrupt once the probe pods exist (the run is then in its cases).
-    while namespaces(&format!("{prefix}p")).len() < 9 && start.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    while namespaces(&format!("{prefix}{part}")).len() < count && start.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     assert!(!namespaces(&prefix).is_empty(), "the run made its lab");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
@@ -206,6 +203,16 @@ fn ctrl_c_removes_the_lab_of_the_run() {
     assert!(namespaces(&prefix).is_empty(), "left behind: {:?}", namespaces(&prefix));
     let lab = prefix.trim_start_matches("nm-").trim_end_matches('-');
     assert!(!Path::new(&format!("/run/netmatrix/{lab}.json")).exists(), "the state file is removed");
+}
+
+#[test]
+fn ctrl_c_removes_the_lab_of_the_run() {
+    if !root() {
+        return;
+    }
+    // While the lab is being built (its router exists), then while cases run (every pod exists).
+    interrupt_run_when("router", 1);
+    interrupt_run_when("p", 9);
 }
 
 #[test]
