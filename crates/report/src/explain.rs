@@ -33,6 +33,9 @@ fn write_side(out: &mut impl Write, side: &Side, endpoint: &str, one_port: bool)
             return writeln!(out, "  not isolated (no NetworkPolicy selects it for {}): all connections allowed", side.direction);
         }
         writeln!(out, "  no NetworkPolicy selects it for {}", side.direction)?;
+    } else if !side.tiers.is_empty() && !side.tiers.iter().any(|s| s.tag == "NP") {
+        // The admin tier decided every port: what NetworkPolicy would say does not matter.
+        writeln!(out, "  isolated by: {} (not consulted: the admin tier decided)", side.selected_by.join(", "))?;
     } else {
         writeln!(out, "  isolated by: {}", side.selected_by.join(", "))?;
         if side.allowing_rules.is_empty() {

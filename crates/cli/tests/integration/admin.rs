@@ -134,3 +134,14 @@ fn invalid_admin_policy_is_rejected_with_its_location() {
         ]
     );
 }
+
+#[test]
+fn networkpolicy_is_not_explained_where_the_admin_tier_decided() {
+    // db-guard denies TCP 5432 from db itself: the NetworkPolicy of db/store is never asked.
+    let text = ok_stdout("not-consulted", &["--explain", "db/cache", "db/store", "5432/TCP"]);
+    assert!(text.contains("  isolated by: db/store (not consulted: the admin tier decided)\n"), "{text}");
+    assert!(!text.contains("no rule of these policies allows it"), "{text}");
+    // Where Pass hands the port over, the NetworkPolicy lines stay.
+    let text = ok_stdout("consulted", &["--explain", "web/front", "db/store", "5432/TCP"]);
+    assert!(text.contains("  isolated by: db/store\n") && text.contains("allowed by db/store ingress rule 0"), "{text}");
+}
