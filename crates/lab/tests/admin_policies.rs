@@ -4,7 +4,6 @@
 //! some denied. Needs root (CI runs as root); otherwise it says why and checks nothing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use netmatrix_lab::{topology, Lab, PodSpec, PortState};
 use netmatrix_model::Protocol;
@@ -13,7 +12,7 @@ use serde_json::{json, Value};
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, root, Guard};
+use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
 
 /// What every pod serves, each port named `serve-<port>-<protocol>`.
 const SERVED: [(u16, Protocol); 3] = [(80, Protocol::Tcp), (81, Protocol::Tcp), (80, Protocol::Udp)];
@@ -47,21 +46,12 @@ type Cell = (String, String, u16, &'static str);
 /// once. Two tries of 1 s each, so that a loaded machine does not turn a slow answer into a
 /// blocked cell.
 fn observe(lab: &Lab) -> BTreeMap<Cell, bool> {
-    let rows: Vec<(String, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = lab
-            .pods()
+    let rows = probe_rows(lab, |src| {
+        lab.pods()
             .iter()
-            .map(|src| {
-                let batch: Vec<Value> = lab
-                    .pods()
-                    .iter()
-                    .filter(|d| d.id != src.id)
-                    .flat_map(|d| SERVED.iter().map(move |&(port, protocol)| json!({"id": format!("{}/{} {port} {}", d.namespace, d.name, protocol_name(protocol)), "target": d.ip.to_string(), "port": port, "protocol": protocol_name(protocol), "timeout": "1s", "tries": 2})))
-                    .collect();
-                s.spawn(move || (format!("{}/{}", src.namespace, src.name), lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap()))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+            .filter(|d| d.id != src.id)
+            .flat_map(|d| SERVED.iter().map(move |&(port, protocol)| json!({"id": format!("{}/{} {port} {}", d.namespace, d.name, protocol_name(protocol)), "target": d.ip.to_string(), "port": port, "protocol": protocol_name(protocol), "timeout": "1s", "tries": 2})))
+            .collect()
     });
     let mut cells = BTreeMap::new();
     for (src, out) in rows {

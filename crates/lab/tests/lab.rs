@@ -14,7 +14,7 @@ mod listing;
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, root, Guard};
+use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
 
 fn tcp(port: u16) -> PortState {
     PortState { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
@@ -42,17 +42,7 @@ fn observe(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
 /// One agent invocation per row, all rows at once. Two tries of 1 s each, so that a loaded
 /// machine (lab tests run in parallel) does not turn a slow answer into a blocked cell.
 fn observe_protocol(lab: &Lab, port: u16, protocol: &str) -> BTreeMap<(String, String), bool> {
-    let rows: Vec<(String, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = lab
-            .pods()
-            .iter()
-            .map(|src| {
-                let batch: Vec<Value> = lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "1s", "tries": 2})).collect();
-                s.spawn(move || (format!("{}/{}", src.namespace, src.name), lab.probe(&src.namespace, &src.name, &Value::Array(batch).to_string(), Duration::from_secs(30)).unwrap()))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let rows = probe_rows(lab, |src| lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "1s", "tries": 2})).collect());
     let mut cells = BTreeMap::new();
     for (src, out) in rows {
         for line in out.lines() {

@@ -6,8 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use netmatrix_lab::netns;
 use netmatrix_lab::nft::policy::render;
@@ -390,46 +389,9 @@ fn synthetic_clusters_render_rules_for_their_local_pods() {
     }
 }
 
-/// Whether kernel tests can run; if not, why, on stderr.
-fn privileged() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: loading rulesets needs root to create network namespaces (CI runs as root)");
-        return false;
-    }
-    if !Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: `nft` not found (Debian package nftables)");
-        return false;
-    }
-    true
-}
-
-/// A network namespace for the test, deleted when dropped (also on panic).
-struct Namespace(String);
-
-impl Namespace {
-    fn new(tag: &str) -> Self {
-        let name = format!("nm-nfttest-{tag}-{}", std::process::id());
-        netns::create(&name).unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-        Namespace(name)
-    }
-
-    /// Runs `nft args...` inside the namespace, with `script` on stdin.
-    fn nft(&self, args: &[&str], script: Option<&str>) -> std::process::Output {
-        let mut command = Command::new("nft");
-        command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = netns::enter(&self.0, || command.spawn()).unwrap().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script.unwrap_or_default().as_bytes()).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = netns::delete(&self.0);
-    }
-}
+#[path = "support/kernel.rs"]
+mod kernel;
+use kernel::{privileged, Namespace};
 
 fn assert_kernel_accepts(ns: &Namespace, what: &str, script: &str) {
     let out = ns.nft(&["-c", "-f", "-"], Some(script));
@@ -441,7 +403,7 @@ fn the_kernel_accepts_the_rulesets() {
     if !privileged() {
         return;
     }
-    let ns = Namespace::new("check");
+    let ns = Namespace::new("nfttest", "check");
     let small = cluster();
     for node in ["n0", "n1"] {
         assert_kernel_accepts(&ns, &format!("snapshot cluster, {node}"), &table(&small, node));
@@ -532,8 +494,8 @@ fn packets_are_allowed_and_denied_as_the_policies_say() {
         eprintln!("SKIPPED: `ip` not found (Debian package iproute2)");
         return;
     }
-    let node = Namespace::new("node");
-    let pods = [("a", "10.99.0.10", Some("fd99::10")), ("b", "10.99.0.11", Some("fd99::11")), ("c", "10.99.0.12", None)].map(|(name, v4, v6)| (Namespace::new(name), v4, v6));
+    let node = Namespace::new("nfttest", "node");
+    let pods = [("a", "10.99.0.10", Some("fd99::10")), ("b", "10.99.0.11", Some("fd99::11")), ("c", "10.99.0.12", None)].map(|(name, v4, v6)| (Namespace::new("nfttest", name), v4, v6));
     ip(&["-n", &node.0, "link", "add", "br0", "type", "bridge"]);
     ip(&["-n", &node.0, "link", "set", "br0", "up"]);
     // The node needs an address of each family towards the pods to send them its rejects.
@@ -651,7 +613,7 @@ fn the_kernel_accepts_rulesets_with_admin_policies() {
     if !privileged() {
         return;
     }
-    let ns = Namespace::new("admin");
+    let ns = Namespace::new("nfttest", "admin");
     let c = admin_cluster();
     for node in ["n0", "n1"] {
         assert_kernel_accepts(&ns, &format!("admin cluster, {node}"), &table(&c, node));

@@ -5,12 +5,10 @@
 //! Kernel tests need root and `nft` (CI runs as root); without them they say why on stderr and
 //! check nothing.
 
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::process::{Command, Stdio};
 
 use netmatrix_lab::nft::{script, update};
-use netmatrix_lab::{netns, Fault, FaultKind};
+use netmatrix_lab::{Fault, FaultKind};
 use netmatrix_model::{parse_str, Cluster};
 use serde_json::{json, Value};
 
@@ -156,50 +154,22 @@ fn a_chain_changing_its_hook_needs_the_whole_table() {
     assert_eq!(update(TABLE, &old, "not a script"), None);
 }
 
-/// Whether kernel tests can run; if not, why, on stderr.
-fn privileged() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIPPED: loading rulesets needs root to create network namespaces (CI runs as root)");
-        return false;
-    }
-    if !Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: `nft` not found (Debian package nftables)");
-        return false;
-    }
-    true
-}
-
-/// A network namespace for the test, deleted when dropped (also on panic).
-struct Namespace(String);
+#[path = "support/kernel.rs"]
+mod kernel;
+use kernel::{privileged, Namespace};
 
 impl Namespace {
-    fn new(tag: &str) -> Self {
-        let name = format!("nm-updtest-{tag}-{}", std::process::id());
-        netns::create(&name).unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
-        Namespace(name)
-    }
-
     /// `nft -f -` of `script`: its stderr on failure.
     fn apply(&self, script: &str) -> Result<(), String> {
-        let mut command = Command::new("nft");
-        command.args(["-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = netns::enter(&self.0, || command.spawn()).unwrap().unwrap();
-        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = self.nft(&["-f", "-"], Some(script));
         if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
     }
 
     /// The kernel's table as [`listing::items`].
     fn listing(&self) -> Vec<String> {
-        let out = netns::enter(&self.0, || Command::new("nft").args(["list", "table", "inet", TABLE]).output()).unwrap().unwrap();
+        let out = self.nft(&["list", "table", "inet", TABLE], None);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         listing::items(&String::from_utf8(out.stdout).unwrap())
-    }
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = netns::delete(&self.0);
     }
 }
 
@@ -208,7 +178,7 @@ fn a_sequence_of_updates_leaves_what_a_full_apply_gives() {
     if !privileged() {
         return;
     }
-    let (updated, fresh) = (Namespace::new("inc"), Namespace::new("full"));
+    let (updated, fresh) = (Namespace::new("updtest", "inc"), Namespace::new("updtest", "full"));
     let steps = steps();
     updated.apply(&steps[0].1).unwrap();
     for pair in steps.windows(2) {
@@ -225,7 +195,7 @@ fn a_failed_update_changes_nothing() {
     if !privileged() {
         return;
     }
-    let ns = Namespace::new("fail");
+    let ns = Namespace::new("updtest", "fail");
     let steps = steps();
     ns.apply(&steps[0].1).unwrap();
     let before = ns.listing();

@@ -19,7 +19,7 @@ const COPIES: usize = 6;
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, root, Guard};
+use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
 
 fn http(port: u16) -> Vec<PortState> {
     vec![PortState { name: Some("http".into()), port, protocol: Protocol::Tcp }]
@@ -66,30 +66,21 @@ fn assert_agrees(lab: &Lab, what: &str) -> Tally {
         .iter()
         .flat_map(|f| std::iter::repeat_n(json!({"target": f.address.unwrap().to_string(), "port": f.dst_port, "protocol": "tcp", "timeout": "1s", "tries": 2}), COPIES))
         .collect();
-    let batch = Value::Array(batch).to_string();
-    let rows: Vec<(usize, Vec<Answer>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = lab
-            .pods()
-            .iter()
-            .map(|p| {
-                let index = cluster.pods.iter().position(|q| q.namespace == p.namespace && q.name == p.name).unwrap();
-                let batch = &batch;
-                s.spawn(move || {
-                    let out = lab.probe(&p.namespace, &p.name, batch, Duration::from_secs(60)).unwrap();
-                    let answers = out
-                        .lines()
-                        .map(|l| {
-                            let r: Value = serde_json::from_str(l).unwrap();
-                            let text = |k: &str| r[k].as_str().map(str::to_owned);
-                            (text("outcome").unwrap(), text("answered_by"), text("client_ip"))
-                        })
-                        .collect();
-                    (index, answers)
+    let rows: Vec<(usize, Vec<Answer>)> = probe_rows(lab, |_| batch.clone())
+        .into_iter()
+        .map(|(src, out)| {
+            let index = cluster.pods.iter().position(|q| format!("{}/{}", q.namespace, q.name) == src).unwrap();
+            let answers = out
+                .lines()
+                .map(|l| {
+                    let r: Value = serde_json::from_str(l).unwrap();
+                    let text = |k: &str| r[k].as_str().map(str::to_owned);
+                    (text("outcome").unwrap(), text("answered_by"), text("client_ip"))
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+                .collect();
+            (index, answers)
+        })
+        .collect();
 
     let mut tally = Tally::default();
     let mut wrong = Vec::new();

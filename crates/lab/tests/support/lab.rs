@@ -34,3 +34,17 @@ impl Drop for Guard {
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+/// One probe batch from every pod of the lab, all rows at once (`batch` gives a row's
+/// probes): each row's source `ns/pod` and the agent's output.
+pub fn probe_rows(lab: &Lab, batch: impl Fn(&netmatrix_lab::PodState) -> Vec<serde_json::Value> + Sync) -> Vec<(String, String)> {
+    std::thread::scope(|s| {
+        let batch = &batch;
+        let handles: Vec<_> = lab
+            .pods()
+            .iter()
+            .map(|src| s.spawn(move || (format!("{}/{}", src.namespace, src.name), lab.probe(&src.namespace, &src.name, &serde_json::Value::Array(batch(src)).to_string(), std::time::Duration::from_secs(60)).unwrap())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
