@@ -4,16 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn example() -> PathBuf {
+pub fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop")
 }
 
-fn netmatrix(args: &[&str]) -> Output {
+pub fn netmatrix(args: &[&str]) -> Output {
     // Run from the example's parent so that file names in messages are relative and stable.
     Command::new(env!("CARGO_BIN_EXE_netmatrix")).current_dir(example().parent().unwrap()).args(args).output().expect("running netmatrix")
 }
 
-fn ok_stdout(args: &[&str]) -> String {
+pub fn ok_stdout(args: &[&str]) -> String {
     let out = netmatrix(args);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()

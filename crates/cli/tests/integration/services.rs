@@ -1,21 +1,7 @@
 //! `netmatrix analyze --services` and `--explain SRC svc:...` end to end on the shipped example.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop")
-}
-
-fn netmatrix(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_netmatrix")).current_dir(example().parent().unwrap()).args(args).output().expect("running netmatrix")
-}
-
-fn ok_stdout(args: &[&str]) -> String {
-    let out = netmatrix(args);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+// The shipped example, run from its parent so that file names in messages are stable.
+use crate::analyze::{netmatrix, ok_stdout};
 
 #[test]
 fn services_of_the_example() {
