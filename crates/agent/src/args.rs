@@ -50,9 +50,7 @@ impl Protocol {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
             "sctp" => Ok(Protocol::Sctp),
-            _ => Err(format!(
-                "unknown protocol {text:?} (expected tcp, udp or sctp)"
-            )),
+            _ => Err(format!("unknown protocol {text:?} (expected tcp, udp or sctp)")),
         }
     }
 
@@ -118,18 +116,14 @@ pub struct ProbeArgs {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
     let mut words = VecDeque::new();
     for arg in args {
-        let arg = arg
-            .into_string()
-            .map_err(|bad| format!("argument {bad:?} is not valid UTF-8"))?;
+        let arg = arg.into_string().map_err(|bad| format!("argument {bad:?} is not valid UTF-8"))?;
         words.push_back(arg);
     }
     let Some(command) = words.pop_front() else {
         return Err("missing command (connect, serve or probe)".into());
     };
     // Help anywhere wins, so `connect --help` prints usage and exits 0.
-    if ["help", "-h", "--help"].contains(&command.as_str())
-        || words.iter().any(|w| w == "-h" || w == "--help")
-    {
+    if ["help", "-h", "--help"].contains(&command.as_str()) || words.iter().any(|w| w == "-h" || w == "--help") {
         return Ok(Command::Help);
     }
     let mut words = Words { words };
@@ -137,9 +131,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
         "connect" => parse_connect(&mut words).map(Command::Connect),
         "serve" => parse_serve(&mut words).map(Command::Serve),
         "probe" => parse_probe(&mut words).map(Command::Probe),
-        other => Err(format!(
-            "unknown command {other:?} (expected connect, serve or probe)"
-        )),
+        other => Err(format!("unknown command {other:?} (expected connect, serve or probe)")),
     }
 }
 
@@ -169,10 +161,7 @@ impl Words {
     fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, String> {
         match inline {
             Some(value) => Ok(value),
-            None => self
-                .words
-                .pop_front()
-                .ok_or_else(|| format!("{flag} needs a value")),
+            None => self.words.pop_front().ok_or_else(|| format!("{flag} needs a value")),
         }
     }
 }
@@ -198,14 +187,7 @@ fn parse_connect(words: &mut Words) -> Result<ConnectArgs, String> {
     }
     let dest = dest.ok_or("connect: missing HOST:PORT")?;
     let (host, port) = parse_host_port(&dest)?;
-    Ok(ConnectArgs {
-        host,
-        port,
-        protocol,
-        timeout,
-        source_port,
-        resolv_conf,
-    })
+    Ok(ConnectArgs { host, port, protocol, timeout, source_port, resolv_conf })
 }
 
 fn parse_serve(words: &mut Words) -> Result<ServeArgs, String> {
@@ -219,31 +201,19 @@ fn parse_serve(words: &mut Words) -> Result<ServeArgs, String> {
             "--name" => {
                 let name = words.value(&flag, inline)?;
                 if name.is_empty() || name.chars().any(char::is_control) {
-                    return Err(
-                        "serve: --name must be non-empty text without control characters".into(),
-                    );
+                    return Err("serve: --name must be non-empty text without control characters".into());
                 }
                 args.name = Some(name);
             }
             "--bind" => {
                 let text = words.value(&flag, inline)?;
-                let ip = text
-                    .parse()
-                    .map_err(|_| format!("serve: --bind {text:?} is not an IP address"))?;
+                let ip = text.parse().map_err(|_| format!("serve: --bind {text:?} is not an IP address"))?;
                 args.binds.push(ip);
             }
-            "--tcp" => args
-                .tcp
-                .extend(parse_port_list(&words.value(&flag, inline)?)?),
-            "--udp" => args
-                .udp
-                .extend(parse_port_list(&words.value(&flag, inline)?)?),
-            "--sctp" => args
-                .sctp
-                .extend(parse_port_list(&words.value(&flag, inline)?)?),
-            "--http" => args
-                .http
-                .extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--tcp" => args.tcp.extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--udp" => args.udp.extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--sctp" => args.sctp.extend(parse_port_list(&words.value(&flag, inline)?)?),
+            "--http" => args.http.extend(parse_port_list(&words.value(&flag, inline)?)?),
             _ => return Err(format!("serve: unknown flag {flag}")),
         }
     }
@@ -266,20 +236,14 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
         match flag.as_str() {
             "--batch" => {
                 let value = words.value(&flag, inline)?;
-                batch = Some(if value == "-" {
-                    BatchSource::Stdin
-                } else {
-                    BatchSource::File(value.into())
-                });
+                batch = Some(if value == "-" { BatchSource::Stdin } else { BatchSource::File(value.into()) });
             }
             "--parallel" => {
                 let text = words.value(&flag, inline)?;
                 parallel = match text.parse::<usize>() {
                     Ok(n) if (1..=MAX_PARALLEL).contains(&n) => n,
                     _ => {
-                        return Err(format!(
-                            "probe: --parallel {text:?} must be an integer 1..={MAX_PARALLEL}"
-                        ));
+                        return Err(format!("probe: --parallel {text:?} must be an integer 1..={MAX_PARALLEL}"));
                     }
                 };
             }
@@ -289,24 +253,13 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
         }
     }
     let batch = batch.ok_or("probe: missing --batch FILE|-")?;
-    Ok(ProbeArgs {
-        batch,
-        parallel,
-        timeout,
-        resolv_conf,
-    })
+    Ok(ProbeArgs { batch, parallel, timeout, resolv_conf })
 }
 
 /// Parses `500ms`, `5s`, `2m` or `1h` (whole numbers, one unit, > 0, at most a day).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration {text:?}: expected a whole number with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)"
-        )
-    };
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let bad = || format!("invalid duration {text:?}: expected a whole number with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)");
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let n: u64 = number.parse().map_err(|_| bad())?;
     let millis = match unit {
@@ -317,9 +270,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     match millis {
-        Some(0) => Err(format!(
-            "invalid duration {text:?}: must be greater than zero"
-        )),
+        Some(0) => Err(format!("invalid duration {text:?}: must be greater than zero")),
         Some(ms) if ms <= 86_400_000 => Ok(Duration::from_millis(ms)),
         _ => Err(format!("invalid duration {text:?}: at most 24h")),
     }
@@ -329,20 +280,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_port(text: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        _ => Err(format!(
-            "invalid port {text:?}: must be an integer 1..65535"
-        )),
+        _ => Err(format!("invalid port {text:?}: must be an integer 1..65535")),
     }
 }
 
 /// Parses a serve port list; 0 asks the kernel for a free port.
 fn parse_port_list(text: &str) -> Result<Vec<u16>, String> {
-    text.split(',')
-        .map(|p| {
-            p.parse::<u16>()
-                .map_err(|_| format!("invalid port {p:?} in {text:?}: must be an integer 0..65535"))
-        })
-        .collect()
+    text.split(',').map(|p| p.parse::<u16>().map_err(|_| format!("invalid port {p:?} in {text:?}: must be an integer 0..65535"))).collect()
 }
 
 /// Parses a probe host: an IP literal (IPv6 with or without brackets) or a
@@ -350,21 +294,12 @@ fn parse_port_list(text: &str) -> Result<Vec<u16>, String> {
 pub fn parse_host(text: &str) -> Result<Host, String> {
     let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
     if let Some(inner) = unbracketed {
-        return inner
-            .parse::<Ipv6Addr>()
-            .map(|ip| Host::Ip(IpAddr::V6(ip)))
-            .map_err(|_| format!("invalid IPv6 address {text:?}"));
+        return inner.parse::<Ipv6Addr>().map(|ip| Host::Ip(IpAddr::V6(ip))).map_err(|_| format!("invalid IPv6 address {text:?}"));
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
-    if is_dns_name(text) {
-        Ok(Host::Name(text.to_string()))
-    } else {
-        Err(format!(
-            "invalid host {text:?}: not an IP address or DNS name"
-        ))
-    }
+    if is_dns_name(text) { Ok(Host::Name(text.to_string())) } else { Err(format!("invalid host {text:?}: not an IP address or DNS name")) }
 }
 
 /// Splits `HOST:PORT` / `[IPv6]:PORT` as agnhost's `connect` takes it.
@@ -373,9 +308,7 @@ pub fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
         return Err(format!("invalid destination {text:?}: expected HOST:PORT"));
     };
     if host.contains(':') && !host.starts_with('[') {
-        return Err(format!(
-            "invalid destination {text:?}: write IPv6 addresses as [ADDR]:PORT"
-        ));
+        return Err(format!("invalid destination {text:?}: write IPv6 addresses as [ADDR]:PORT"));
     }
     Ok((parse_host(host)?, parse_port(port)?))
 }
@@ -385,13 +318,7 @@ fn is_dns_name(text: &str) -> bool {
     let name = text.strip_suffix('.').unwrap_or(text);
     !name.is_empty()
         && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+        && name.split('.').all(|label| !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 #[cfg(test)]
@@ -408,19 +335,7 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "1.5s",
-            "-1s",
-            "5 s",
-            "5sec",
-            "1m30s",
-            "0s",
-            "25h",
-            "99999999999999999999h",
-        ] {
+        for bad in ["", "5", "s", "1.5s", "-1s", "5 s", "5sec", "1m30s", "0s", "25h", "99999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -433,98 +348,46 @@ mod tests {
         }
         assert_eq!(parse_host("::1"), Ok(Host::Ip("::1".parse().unwrap())));
         assert_eq!(parse_host("[::1]"), Ok(Host::Ip("::1".parse().unwrap())));
-        assert_eq!(
-            parse_host("svc.ns.svc.cluster.local."),
-            Ok(Host::Name("svc.ns.svc.cluster.local.".into()))
-        );
+        assert_eq!(parse_host("svc.ns.svc.cluster.local."), Ok(Host::Name("svc.ns.svc.cluster.local.".into())));
         for bad in ["", "a..b", "a b", "[1.2.3.4]", &"x".repeat(64), "ex!ample"] {
             assert!(parse_host(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(
-            parse_host_port("[::1]:80"),
-            Ok((Host::Ip("::1".parse().unwrap()), 80))
-        );
-        assert_eq!(
-            parse_host_port("10.0.0.1:53"),
-            Ok((Host::Ip("10.0.0.1".parse().unwrap()), 53))
-        );
-        assert!(
-            parse_host_port("::1:80")
-                .unwrap_err()
-                .contains("[ADDR]:PORT")
-        );
+        assert_eq!(parse_host_port("[::1]:80"), Ok((Host::Ip("::1".parse().unwrap()), 80)));
+        assert_eq!(parse_host_port("10.0.0.1:53"), Ok((Host::Ip("10.0.0.1".parse().unwrap()), 53)));
+        assert!(parse_host_port("::1:80").unwrap_err().contains("[ADDR]:PORT"));
         assert!(parse_host_port("host").unwrap_err().contains("HOST:PORT"));
         assert!(parse_host_port("host:0").unwrap_err().contains("1..65535"));
     }
 
     #[test]
     fn connect_command() {
-        let Ok(Command::Connect(c)) =
-            cmd("connect 127.0.0.1:80 --protocol=udp --timeout 500ms --source-port 4000")
-        else {
-            panic!("not parsed")
-        };
+        let Ok(Command::Connect(c)) = cmd("connect 127.0.0.1:80 --protocol=udp --timeout 500ms --source-port 4000") else { panic!("not parsed") };
         assert_eq!(c.protocol, Protocol::Udp);
         assert_eq!(c.timeout, Duration::from_millis(500));
         assert_eq!(c.source_port, Some(4000));
         assert_eq!(c.port, 80);
-        let Ok(Command::Connect(c)) = cmd("connect example:443") else {
-            panic!("not parsed")
-        };
-        assert_eq!(
-            (c.protocol, c.timeout),
-            (Protocol::Tcp, DEFAULT_CONNECT_TIMEOUT)
-        );
-        assert!(
-            cmd("connect 1.2.3.4:80 --protocol icmp")
-                .unwrap_err()
-                .contains("unknown protocol \"icmp\"")
-        );
+        let Ok(Command::Connect(c)) = cmd("connect example:443") else { panic!("not parsed") };
+        assert_eq!((c.protocol, c.timeout), (Protocol::Tcp, DEFAULT_CONNECT_TIMEOUT));
+        assert!(cmd("connect 1.2.3.4:80 --protocol icmp").unwrap_err().contains("unknown protocol \"icmp\""));
         assert!(cmd("connect").unwrap_err().contains("missing HOST:PORT"));
-        assert!(
-            cmd("connect a:1 b:2")
-                .unwrap_err()
-                .contains("unexpected argument")
-        );
-        assert!(
-            cmd("connect a:1 --timeout")
-                .unwrap_err()
-                .contains("--timeout needs a value")
-        );
-        assert!(
-            cmd("connect a:1 --bogus")
-                .unwrap_err()
-                .contains("unknown flag --bogus")
-        );
+        assert!(cmd("connect a:1 b:2").unwrap_err().contains("unexpected argument"));
+        assert!(cmd("connect a:1 --timeout").unwrap_err().contains("--timeout needs a value"));
+        assert!(cmd("connect a:1 --bogus").unwrap_err().contains("unknown flag --bogus"));
     }
 
     #[test]
     fn serve_and_probe_commands() {
-        let Ok(Command::Serve(s)) =
-            cmd("serve --name a --bind 127.0.0.1 --bind ::1 --tcp 80,0 --udp 53 --http 8080")
-        else {
-            panic!("not parsed")
-        };
+        let Ok(Command::Serve(s)) = cmd("serve --name a --bind 127.0.0.1 --bind ::1 --tcp 80,0 --udp 53 --http 8080") else { panic!("not parsed") };
         assert_eq!(s.binds.len(), 2);
         assert_eq!((s.tcp, s.udp, s.http), (vec![80, 0], vec![53], vec![8080]));
         assert!(cmd("serve").unwrap_err().contains("at least one"));
         assert!(cmd("serve --tcp 70000").unwrap_err().contains("0..65535"));
-        assert!(
-            cmd("serve --tcp 80 --bind nowhere")
-                .unwrap_err()
-                .contains("not an IP")
-        );
+        assert!(cmd("serve --tcp 80 --bind nowhere").unwrap_err().contains("not an IP"));
 
-        let Ok(Command::Probe(p)) = cmd("probe --batch - --parallel 8") else {
-            panic!("not parsed")
-        };
+        let Ok(Command::Probe(p)) = cmd("probe --batch - --parallel 8") else { panic!("not parsed") };
         assert_eq!((p.batch, p.parallel), (BatchSource::Stdin, 8));
         assert!(cmd("probe").unwrap_err().contains("--batch"));
-        assert!(
-            cmd("probe --batch x --parallel 0")
-                .unwrap_err()
-                .contains("1..=4096")
-        );
+        assert!(cmd("probe --batch x --parallel 0").unwrap_err().contains("1..=4096"));
         assert!(matches!(cmd("help"), Ok(Command::Help)));
         assert!(matches!(cmd("connect --help"), Ok(Command::Help)));
         assert!(cmd("frobnicate").unwrap_err().contains("unknown command"));

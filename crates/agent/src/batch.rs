@@ -19,17 +19,7 @@ use crate::json::{self, ObjectWriter, Value};
 use crate::probe::{self, Attempt, Spec};
 
 pub const SCHEMA_VERSION: u64 = 1;
-const FIELDS: [&str; 9] = [
-    "v",
-    "id",
-    "target",
-    "port",
-    "protocol",
-    "timeout",
-    "tries",
-    "source_port",
-    "identify",
-];
+const FIELDS: [&str; 9] = ["v", "id", "target", "port", "protocol", "timeout", "tries", "source_port", "identify"];
 const MAX_TRIES: u64 = 100;
 const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
@@ -50,10 +40,7 @@ pub fn main(args: ProbeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("netmatrix-agent: probe: cannot start the async runtime: {e}");
@@ -75,13 +62,10 @@ fn read_batch(source: &BatchSource) -> Result<String, String> {
     match source {
         BatchSource::Stdin => {
             let mut text = String::new();
-            io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("reading the batch from stdin: {e}"))?;
+            io::stdin().read_to_string(&mut text).map_err(|e| format!("reading the batch from stdin: {e}"))?;
             Ok(text)
         }
-        BatchSource::File(path) => std::fs::read_to_string(path)
-            .map_err(|e| format!("reading the batch {}: {e}", path.display())),
+        BatchSource::File(path) => std::fs::read_to_string(path).map_err(|e| format!("reading the batch {}: {e}", path.display())),
     }
 }
 
@@ -89,87 +73,53 @@ fn read_batch(source: &BatchSource) -> Result<String, String> {
 pub fn parse_batch(text: &str, default_timeout: Duration) -> Result<Vec<BatchProbe>, String> {
     let value = json::parse(text).map_err(|e| format!("batch is not valid JSON: {e}"))?;
     let Value::Array(items) = value else {
-        return Err(format!(
-            "batch must be a JSON array of probe objects, got {}",
-            value.kind()
-        ));
+        return Err(format!("batch must be a JSON array of probe objects, got {}", value.kind()));
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| {
-            parse_probe(item, default_timeout).map_err(|e| format!("probe {index}: {e}"))
-        })
-        .collect()
+    items.iter().enumerate().map(|(index, item)| parse_probe(item, default_timeout).map_err(|e| format!("probe {index}: {e}"))).collect()
 }
 
 fn parse_probe(item: &Value, default_timeout: Duration) -> Result<BatchProbe, String> {
     let Value::Object(members) = item else {
         return Err(format!("must be an object, got {}", item.kind()));
     };
-    if let Some((key, _)) = members
-        .iter()
-        .find(|(key, _)| !FIELDS.contains(&key.as_str()))
-    {
-        return Err(format!(
-            "unknown field {key:?} (known: {})",
-            FIELDS.join(", ")
-        ));
+    if let Some((key, _)) = members.iter().find(|(key, _)| !FIELDS.contains(&key.as_str())) {
+        return Err(format!("unknown field {key:?} (known: {})", FIELDS.join(", ")));
     }
     let field = |key: &str| members.iter().find(|(k, _)| k == key).map(|(_, v)| v);
 
     if let Some(v) = field("v") {
         if v.as_u64() != Some(SCHEMA_VERSION) {
-            return Err(format!(
-                "field \"v\": unsupported schema version {}, expected {SCHEMA_VERSION}",
-                show(v)
-            ));
+            return Err(format!("field \"v\": unsupported schema version {}, expected {SCHEMA_VERSION}", show(v)));
         }
     }
     let id = match field("id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id.clone()),
         Some(other) => {
-            return Err(format!(
-                "field \"id\": must be a string, got {}",
-                show(other)
-            ));
+            return Err(format!("field \"id\": must be a string, got {}", show(other)));
         }
     };
     let target = match field("target") {
         Some(Value::String(target)) => target.clone(),
         Some(other) => {
-            return Err(format!(
-                "field \"target\": must be a string, got {}",
-                show(other)
-            ));
+            return Err(format!("field \"target\": must be a string, got {}", show(other)));
         }
         None => return Err("missing field \"target\"".into()),
     };
     let host = args::parse_host(&target).map_err(|e| format!("field \"target\": {e}"))?;
     let port = integer(field("port"), "port", 1, 65535)?.ok_or("missing field \"port\"")?;
     let protocol = match field("protocol") {
-        Some(Value::String(p)) => {
-            Protocol::parse(p).map_err(|e| format!("field \"protocol\": {e}"))?
-        }
+        Some(Value::String(p)) => Protocol::parse(p).map_err(|e| format!("field \"protocol\": {e}"))?,
         Some(other) => {
-            return Err(format!(
-                "field \"protocol\": must be a string, got {}",
-                show(other)
-            ));
+            return Err(format!("field \"protocol\": must be a string, got {}", show(other)));
         }
         None => return Err("missing field \"protocol\"".into()),
     };
     let timeout = match field("timeout") {
         None => default_timeout,
-        Some(Value::String(t)) => {
-            args::parse_duration(t).map_err(|e| format!("field \"timeout\": {e}"))?
-        }
+        Some(Value::String(t)) => args::parse_duration(t).map_err(|e| format!("field \"timeout\": {e}"))?,
         Some(other) => {
-            return Err(format!(
-                "field \"timeout\": must be a duration string like \"500ms\", got {}",
-                show(other)
-            ));
+            return Err(format!("field \"timeout\": must be a duration string like \"500ms\", got {}", show(other)));
         }
     };
     let tries = integer(field("tries"), "tries", 1, MAX_TRIES)?.unwrap_or(1);
@@ -178,23 +128,13 @@ fn parse_probe(item: &Value, default_timeout: Duration) -> Result<BatchProbe, St
         None => true,
         Some(Value::Bool(identify)) => *identify,
         Some(other) => {
-            return Err(format!(
-                "field \"identify\": must be true or false, got {}",
-                show(other)
-            ));
+            return Err(format!("field \"identify\": must be true or false, got {}", show(other)));
         }
     };
     Ok(BatchProbe {
         id,
         target,
-        spec: Spec {
-            host,
-            port: port as u16,
-            protocol,
-            timeout,
-            source_port: source_port.map(|p| p as u16),
-            identify,
-        },
+        spec: Spec { host, port: port as u16, protocol, timeout, source_port: source_port.map(|p| p as u16), identify },
         tries: tries as u32,
     })
 }
@@ -205,10 +145,7 @@ fn integer(value: Option<&Value>, key: &str, min: u64, max: u64) -> Result<Optio
         None => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(format!(
-                "field {key:?}: must be an integer {min}..{max}, got {}",
-                show(v)
-            )),
+            _ => Err(format!("field {key:?}: must be an integer {min}..{max}, got {}", show(v))),
         },
     }
 }
@@ -224,23 +161,13 @@ fn show(value: &Value) -> String {
 }
 
 /// Runs the probes on `parallel` workers and writes the result lines.
-pub async fn run(
-    probes: Vec<BatchProbe>,
-    parallel: usize,
-    resolver: Resolver,
-    out: &mut impl Write,
-) -> io::Result<()> {
+pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Resolver, out: &mut impl Write) -> io::Result<()> {
     let probes = Arc::new(probes);
     let resolver = Arc::new(resolver);
     let next = Arc::new(AtomicUsize::new(0));
     let (results, mut done) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..parallel.min(probes.len()) {
-        let (probes, resolver, next, results) = (
-            probes.clone(),
-            resolver.clone(),
-            next.clone(),
-            results.clone(),
-        );
+        let (probes, resolver, next, results) = (probes.clone(), resolver.clone(), next.clone(), results.clone());
         tokio::spawn(async move {
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -248,10 +175,7 @@ pub async fn run(
                     break;
                 };
                 let (attempt, attempts) = probe::run(&probe.spec, probe.tries, &resolver).await;
-                if results
-                    .send((index, result_line(index, probe, &attempt, attempts)))
-                    .is_err()
-                {
+                if results.send((index, result_line(index, probe, &attempt, attempts))).is_err() {
                     break;
                 }
             }
@@ -296,10 +220,7 @@ pub fn result_line(index: usize, probe: &BatchProbe, attempt: &Attempt, attempts
         .str("protocol", probe.spec.protocol.as_str())
         .str("outcome", outcome)
         .opt_str("address", attempt.address.map(|a| a.to_string()).as_deref())
-        .u64(
-            "latency_us",
-            u64::try_from(attempt.latency.as_micros()).unwrap_or(u64::MAX),
-        )
+        .u64("latency_us", u64::try_from(attempt.latency.as_micros()).unwrap_or(u64::MAX))
         .u64("attempts", u64::from(attempts))
         .opt_str("answered_by", answer.and_then(|a| a.name.as_deref()))
         .opt_str("client_ip", client.map(|c| c.ip().to_string()).as_deref())
@@ -331,23 +252,13 @@ mod tests {
         .unwrap();
         assert_eq!(probes.len(), 2);
         assert_eq!(probes[0].spec.host, Host::Ip("10.0.0.1".parse().unwrap()));
-        assert_eq!(
-            (
-                probes[0].tries,
-                probes[0].spec.timeout,
-                probes[0].spec.source_port
-            ),
-            (1, T, None)
-        );
+        assert_eq!((probes[0].tries, probes[0].spec.timeout, probes[0].spec.source_port), (1, T, None));
         assert!(probes[0].spec.identify);
         let b = &probes[1];
         assert_eq!(b.id.as_deref(), Some("b"));
         assert_eq!(b.spec.host, Host::Name("web.ns".into()));
         assert_eq!(b.spec.protocol, Protocol::Udp);
-        assert_eq!(
-            (b.tries, b.spec.timeout, b.spec.source_port),
-            (3, Duration::from_millis(250), Some(40000))
-        );
+        assert_eq!((b.tries, b.spec.timeout, b.spec.source_port), (3, Duration::from_millis(250), Some(40000)));
         assert!(!b.spec.identify);
         assert!(parse_batch("[]", T).unwrap().is_empty());
     }
@@ -356,128 +267,50 @@ mod tests {
     fn errors_name_the_probe_and_field() {
         let ok = r#"{"target":"10.0.0.1","port":80,"protocol":"tcp"}"#;
         let cases = [
-            (
-                "{}".to_string(),
-                "batch must be a JSON array of probe objects, got an object",
-            ),
-            (
-                "[1,]".to_string(),
-                "batch is not valid JSON: line 1 column 4",
-            ),
-            (
-                format!("[{ok}, 3]"),
-                "probe 1: must be an object, got a number",
-            ),
-            (
-                format!("[{ok}, {{\"target\":\"a\",\"port\":80,\"protocol\":\"icmp\"}}]"),
-                "probe 1: field \"protocol\": unknown protocol \"icmp\"",
-            ),
-            (
-                r#"[{"target":"a","port":0,"protocol":"tcp"}]"#.into(),
-                "probe 0: field \"port\": must be an integer 1..65535, got 0",
-            ),
-            (
-                r#"[{"target":"a","port":65536,"protocol":"tcp"}]"#.into(),
-                "probe 0: field \"port\": must be an integer 1..65535, got 65536",
-            ),
-            (
-                r#"[{"target":"a","port":"80","protocol":"tcp"}]"#.into(),
-                "got \"80\"",
-            ),
-            (
-                r#"[{"target":"a","port":80.5,"protocol":"tcp"}]"#.into(),
-                "got 80.5",
-            ),
-            (
-                r#"[{"target":"a","protocol":"tcp"}]"#.into(),
-                "probe 0: missing field \"port\"",
-            ),
-            (
-                r#"[{"port":1,"protocol":"tcp"}]"#.into(),
-                "probe 0: missing field \"target\"",
-            ),
-            (
-                r#"[{"target":"a","port":1}]"#.into(),
-                "probe 0: missing field \"protocol\"",
-            ),
-            (
-                r#"[{"target":"a b","port":1,"protocol":"tcp"}]"#.into(),
-                "probe 0: field \"target\": invalid host",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","prot":"x"}]"#.into(),
-                "probe 0: unknown field \"prot\"",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","timeout":5}]"#.into(),
-                "field \"timeout\": must be a duration string",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","timeout":"5"}]"#.into(),
-                "field \"timeout\": invalid duration",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","tries":0}]"#.into(),
-                "field \"tries\": must be an integer 1..100",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","source_port":0}]"#.into(),
-                "field \"source_port\"",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","v":2}]"#.into(),
-                "unsupported schema version 2",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","id":7}]"#.into(),
-                "field \"id\": must be a string",
-            ),
-            (
-                r#"[{"target":"a","port":1,"protocol":"tcp","identify":"no"}]"#.into(),
-                "field \"identify\": must be true or false",
-            ),
+            ("{}".to_string(), "batch must be a JSON array of probe objects, got an object"),
+            ("[1,]".to_string(), "batch is not valid JSON: line 1 column 4"),
+            (format!("[{ok}, 3]"), "probe 1: must be an object, got a number"),
+            (format!("[{ok}, {{\"target\":\"a\",\"port\":80,\"protocol\":\"icmp\"}}]"), "probe 1: field \"protocol\": unknown protocol \"icmp\""),
+            (r#"[{"target":"a","port":0,"protocol":"tcp"}]"#.into(), "probe 0: field \"port\": must be an integer 1..65535, got 0"),
+            (r#"[{"target":"a","port":65536,"protocol":"tcp"}]"#.into(), "probe 0: field \"port\": must be an integer 1..65535, got 65536"),
+            (r#"[{"target":"a","port":"80","protocol":"tcp"}]"#.into(), "got \"80\""),
+            (r#"[{"target":"a","port":80.5,"protocol":"tcp"}]"#.into(), "got 80.5"),
+            (r#"[{"target":"a","protocol":"tcp"}]"#.into(), "probe 0: missing field \"port\""),
+            (r#"[{"port":1,"protocol":"tcp"}]"#.into(), "probe 0: missing field \"target\""),
+            (r#"[{"target":"a","port":1}]"#.into(), "probe 0: missing field \"protocol\""),
+            (r#"[{"target":"a b","port":1,"protocol":"tcp"}]"#.into(), "probe 0: field \"target\": invalid host"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","prot":"x"}]"#.into(), "probe 0: unknown field \"prot\""),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","timeout":5}]"#.into(), "field \"timeout\": must be a duration string"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","timeout":"5"}]"#.into(), "field \"timeout\": invalid duration"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","tries":0}]"#.into(), "field \"tries\": must be an integer 1..100"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","source_port":0}]"#.into(), "field \"source_port\""),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","v":2}]"#.into(), "unsupported schema version 2"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","id":7}]"#.into(), "field \"id\": must be a string"),
+            (r#"[{"target":"a","port":1,"protocol":"tcp","identify":"no"}]"#.into(), "field \"identify\": must be true or false"),
         ];
         for (input, expected) in cases {
             let e = err(&input);
-            assert!(
-                e.contains(expected),
-                "{input}\n  gave: {e}\n  want: {expected}"
-            );
+            assert!(e.contains(expected), "{input}\n  gave: {e}\n  want: {expected}");
         }
     }
 
     #[test]
     fn result_lines() {
-        let probe = &parse_batch(
-            r#"[{"id":"x","target":"::1","port":80,"protocol":"tcp"}]"#,
-            T,
-        )
-        .unwrap()[0];
+        let probe = &parse_batch(r#"[{"id":"x","target":"::1","port":80,"protocol":"tcp"}]"#, T).unwrap()[0];
         let connected = Attempt {
             address: Some("[::1]:80".parse().unwrap()),
             latency: Duration::from_micros(1234),
-            result: Ok(Answer {
-                name: Some("pod-a".into()),
-                client: Some("[::1]:5000".parse().unwrap()),
-            }),
+            result: Ok(Answer { name: Some("pod-a".into()), client: Some("[::1]:5000".parse().unwrap()) }),
         };
         assert_eq!(
             result_line(4, probe, &connected, 2),
             r#"{"v":1,"index":4,"id":"x","target":"::1","port":80,"protocol":"tcp","outcome":"connected","address":"[::1]:80","latency_us":1234,"attempts":2,"answered_by":"pod-a","client_ip":"::1","client_port":5000,"detail":null}"#
         );
-        let dns = Attempt {
-            address: None,
-            latency: Duration::ZERO,
-            result: Err(Failure::Dns("lookup x: no such host".into())),
-        };
+        let dns = Attempt { address: None, latency: Duration::ZERO, result: Err(Failure::Dns("lookup x: no such host".into())) };
         let line = result_line(0, probe, &dns, 1);
         assert!(line.contains(r#""outcome":"dns","address":null"#), "{line}");
         assert!(line.contains(r#""answered_by":null,"client_ip":null,"client_port":null,"detail":"lookup x: no such host""#), "{line}");
-        let agent = Attempt {
-            address: None,
-            latency: Duration::ZERO,
-            result: Err(Failure::Agent("no socket".into())),
-        };
+        let agent = Attempt { address: None, latency: Duration::ZERO, result: Err(Failure::Agent("no socket".into())) };
         assert!(result_line(0, probe, &agent, 1).contains(r#""outcome":"error""#));
     }
 }

@@ -9,10 +9,7 @@ use crate::probe::{self, Failure, Spec};
 
 pub fn main(args: ConnectArgs) -> ExitCode {
     // One probe needs no worker threads; this keeps process start cheap.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("UNKNOWN: cannot start the async runtime: {e}");
@@ -61,13 +58,8 @@ mod tests {
     fn stderr_prefixes() {
         assert_eq!(stderr_line(&Failure::Timeout), "TIMEOUT");
         assert_eq!(stderr_line(&Failure::Refused), "REFUSED");
-        assert_eq!(
-            stderr_line(&Failure::Dns("x: no such host".into())),
-            "DNS: x: no such host"
-        );
-        assert!(
-            stderr_line(&Failure::Unreachable("No route to host".into())).starts_with("OTHER: ")
-        );
+        assert_eq!(stderr_line(&Failure::Dns("x: no such host".into())), "DNS: x: no such host");
+        assert!(stderr_line(&Failure::Unreachable("No route to host".into())).starts_with("OTHER: "));
         assert!(stderr_line(&Failure::Agent("sctp socket".into())).starts_with("UNKNOWN: "));
     }
 }

@@ -34,13 +34,7 @@ pub struct ResolvConf {
 
 /// Reads resolv.conf the way glibc does, leniently: unknown lines are skipped.
 pub fn parse_resolv_conf(text: &str) -> ResolvConf {
-    let mut conf = ResolvConf {
-        nameservers: Vec::new(),
-        search: Vec::new(),
-        ndots: 1,
-        timeout: Duration::from_secs(5),
-        attempts: 2,
-    };
+    let mut conf = ResolvConf { nameservers: Vec::new(), search: Vec::new(), ndots: 1, timeout: Duration::from_secs(5), attempts: 2 };
     for line in text.lines() {
         let mut words = line.split_whitespace();
         match words.next() {
@@ -52,16 +46,8 @@ pub fn parse_resolv_conf(text: &str) -> ResolvConf {
                 }
             }
             // The last search/domain line wins, as in glibc.
-            Some("search") => {
-                conf.search = words.map(|d| d.trim_end_matches('.').to_string()).collect()
-            }
-            Some("domain") => {
-                conf.search = words
-                    .next()
-                    .map(|d| d.trim_end_matches('.').to_string())
-                    .into_iter()
-                    .collect()
-            }
+            Some("search") => conf.search = words.map(|d| d.trim_end_matches('.').to_string()).collect(),
+            Some("domain") => conf.search = words.next().map(|d| d.trim_end_matches('.').to_string()).into_iter().collect(),
             Some("options") => {
                 for option in words {
                     let (key, value) = option.split_once(':').unwrap_or((option, ""));
@@ -96,11 +82,7 @@ pub fn candidates(name: &str, conf: &ResolvConf) -> Vec<String> {
     }
     let dots = name.matches('.').count();
     let searched = conf.search.iter().map(|domain| format!("{name}.{domain}"));
-    if dots >= conf.ndots {
-        std::iter::once(name.to_string()).chain(searched).collect()
-    } else {
-        searched.chain(std::iter::once(name.to_string())).collect()
-    }
+    if dots >= conf.ndots { std::iter::once(name.to_string()).chain(searched).collect() } else { searched.chain(std::iter::once(name.to_string())).collect() }
 }
 
 /// Builds a recursive query for one name and type.
@@ -161,9 +143,7 @@ pub fn decode_response(msg: &[u8], id: u16, qtype: u16) -> Result<Response, Stri
             continue;
         }
         match (rtype, data.len()) {
-            (TYPE_A, 4) => addresses.push(IpAddr::V4(Ipv4Addr::new(
-                data[0], data[1], data[2], data[3],
-            ))),
+            (TYPE_A, 4) => addresses.push(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))),
             (TYPE_AAAA, 16) => {
                 let mut octets = [0u8; 16];
                 octets.copy_from_slice(data);
@@ -172,11 +152,7 @@ pub fn decode_response(msg: &[u8], id: u16, qtype: u16) -> Result<Response, Stri
             _ => return Err(format!("record of type {rtype} has a bad length {len}")),
         }
     }
-    Ok(Response {
-        rcode: (flags & 0x000f) as u8,
-        truncated: flags & 0x0200 != 0,
-        addresses,
-    })
+    Ok(Response { rcode: (flags & 0x000f) as u8, truncated: flags & 0x0200 != 0, addresses })
 }
 
 struct Reader<'a> {
@@ -186,11 +162,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.msg.len())
-            .ok_or("reply is truncated")?;
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.msg.len()).ok_or("reply is truncated")?;
         let bytes = &self.msg[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -230,16 +202,12 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new(path: &Path) -> Resolver {
-        Resolver {
-            path: path.to_path_buf(),
-            conf: OnceLock::new(),
-        }
+        Resolver { path: path.to_path_buf(), conf: OnceLock::new() }
     }
 
     fn conf(&self) -> &Result<ResolvConf, String> {
         self.conf.get_or_init(|| {
-            let text = std::fs::read_to_string(&self.path)
-                .map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
+            let text = std::fs::read_to_string(&self.path).map_err(|e| format!("cannot read {}: {e}", self.path.display()))?;
             let conf = parse_resolv_conf(&text);
             if conf.nameservers.is_empty() {
                 return Err(format!("no nameserver in {}", self.path.display()));
@@ -291,10 +259,7 @@ async fn query(conf: &ResolvConf, name: &str, qtype: u16) -> Result<Response, St
             if reply.rcode == 0 || reply.rcode == RCODE_NXDOMAIN {
                 return Ok(reply);
             }
-            last_error = format!(
-                "lookup {name} on {server}: server answered rcode {}",
-                reply.rcode
-            );
+            last_error = format!("lookup {name} on {server}: server answered rcode {}", reply.rcode);
         }
     }
     Err(last_error)
@@ -324,28 +289,15 @@ async fn exchange(server: SocketAddr, msg: &[u8], id: u16, qtype: u16) -> Result
 }
 
 /// RFC 1035 4.2.2: the same query over TCP, length-prefixed.
-async fn exchange_tcp(
-    server: SocketAddr,
-    msg: &[u8],
-    id: u16,
-    qtype: u16,
-) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(server)
-        .await
-        .map_err(|e| format!("tcp: {e}"))?;
+async fn exchange_tcp(server: SocketAddr, msg: &[u8], id: u16, qtype: u16) -> Result<Response, String> {
+    let mut stream = TcpStream::connect(server).await.map_err(|e| format!("tcp: {e}"))?;
     let len = u16::try_from(msg.len()).map_err(|_| "query too long".to_string())?;
     let mut framed = len.to_be_bytes().to_vec();
     framed.extend_from_slice(msg);
-    stream
-        .write_all(&framed)
-        .await
-        .map_err(|e| format!("tcp: {e}"))?;
+    stream.write_all(&framed).await.map_err(|e| format!("tcp: {e}"))?;
     let reply_len = stream.read_u16().await.map_err(|e| format!("tcp: {e}"))?;
     let mut reply = vec![0u8; usize::from(reply_len)];
-    stream
-        .read_exact(&mut reply)
-        .await
-        .map_err(|e| format!("tcp: {e}"))?;
+    stream.read_exact(&mut reply).await.map_err(|e| format!("tcp: {e}"))?;
     decode_response(&reply, id, qtype)
 }
 
@@ -353,10 +305,7 @@ async fn exchange_tcp(
 /// the clock and pid, stepped by an odd constant.
 fn next_id() -> u16 {
     static STATE: AtomicU32 = AtomicU32::new(0);
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-        ^ std::process::id();
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) ^ std::process::id();
     let _ = STATE.compare_exchange(0, seed | 1, Ordering::Relaxed, Ordering::Relaxed);
     let value = STATE.fetch_add(0x9E37_79B9, Ordering::Relaxed);
     (value >> 16) as u16
@@ -391,33 +340,17 @@ mod tests {
         m.extend_from_slice(&flags.to_be_bytes());
         m.extend_from_slice(&[0, 1, 0, 2, 0, 0, 0, 0]);
         m.extend_from_slice(&[3, b'w', b'e', b'b', 2, b'n', b's', 0, 0, 1, 0, 1]); // question at offset 12
-        m.extend_from_slice(&[
-            0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 6, 3, b'p', b'o', b'd', 0xc0, 16,
-        ]); // CNAME
-        m.extend_from_slice(&[
-            3, b'p', b'o', b'd', 0xc0, 16, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 1, 2, 3,
-        ]); // A
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 30, 0, 6, 3, b'p', b'o', b'd', 0xc0, 16]); // CNAME
+        m.extend_from_slice(&[3, b'p', b'o', b'd', 0xc0, 16, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 10, 1, 2, 3]); // A
         m
     }
 
     #[test]
     fn decodes_answers_through_compression_and_cnames() {
         let r = decode_response(&reply(7, 0x8180), 7, TYPE_A).unwrap();
-        assert_eq!(
-            r,
-            Response {
-                rcode: 0,
-                truncated: false,
-                addresses: vec!["10.1.2.3".parse().unwrap()]
-            }
-        );
+        assert_eq!(r, Response { rcode: 0, truncated: false, addresses: vec!["10.1.2.3".parse().unwrap()] });
         // The same records asked as AAAA: nothing of that type.
-        assert!(
-            decode_response(&reply(7, 0x8180), 7, TYPE_AAAA)
-                .unwrap()
-                .addresses
-                .is_empty()
-        );
+        assert!(decode_response(&reply(7, 0x8180), 7, TYPE_AAAA).unwrap().addresses.is_empty());
         let nx = decode_response(&reply(7, 0x8383), 7, TYPE_A).unwrap();
         assert_eq!((nx.rcode, nx.truncated), (RCODE_NXDOMAIN, true));
     }
@@ -425,38 +358,19 @@ mod tests {
     #[test]
     fn rejects_malformed_replies() {
         let good = reply(7, 0x8180);
-        assert!(
-            decode_response(&good, 8, TYPE_A)
-                .unwrap_err()
-                .contains("id")
-        );
-        assert!(
-            decode_response(&reply(7, 0x0100), 7, TYPE_A)
-                .unwrap_err()
-                .contains("not a reply")
-        );
+        assert!(decode_response(&good, 8, TYPE_A).unwrap_err().contains("id"));
+        assert!(decode_response(&reply(7, 0x0100), 7, TYPE_A).unwrap_err().contains("not a reply"));
         for cut in [0, 5, 13, good.len() - 1] {
-            assert!(
-                decode_response(&good[..cut], 7, TYPE_A).is_err(),
-                "cut at {cut}"
-            );
+            assert!(decode_response(&good[..cut], 7, TYPE_A).is_err(), "cut at {cut}");
         }
         let mut bad_label = good.clone();
         bad_label[12] = 0x45;
-        assert!(
-            decode_response(&bad_label, 7, TYPE_A)
-                .unwrap_err()
-                .contains("label")
-        );
+        assert!(decode_response(&bad_label, 7, TYPE_A).unwrap_err().contains("label"));
         let mut bad_len = good;
         let last = bad_len.len() - 5; // rdlength low byte of the A record
         bad_len[last] = 3;
         bad_len.pop();
-        assert!(
-            decode_response(&bad_len, 7, TYPE_A)
-                .unwrap_err()
-                .contains("bad length")
-        );
+        assert!(decode_response(&bad_len, 7, TYPE_A).unwrap_err().contains("bad length"));
     }
 
     #[test]
@@ -466,36 +380,17 @@ mod tests {
              nameserver 10.0.0.4\nnameserver bogus\nsearch ns.svc.cluster.local svc.cluster.local.\n\
              options ndots:5 timeout:2 attempts:9 rotate\n",
         );
-        assert_eq!(
-            conf.nameservers,
-            vec![
-                "10.96.0.10:53".parse::<SocketAddr>().unwrap(),
-                "[::1]:5353".parse().unwrap(),
-                "127.0.0.1:53".parse().unwrap()
-            ]
-        );
+        assert_eq!(conf.nameservers, vec!["10.96.0.10:53".parse::<SocketAddr>().unwrap(), "[::1]:5353".parse().unwrap(), "127.0.0.1:53".parse().unwrap()]);
         assert_eq!(conf.search, ["ns.svc.cluster.local", "svc.cluster.local"]);
-        assert_eq!(
-            (conf.ndots, conf.timeout, conf.attempts),
-            (5, Duration::from_secs(2), 5)
-        );
-        assert_eq!(
-            parse_resolv_conf("domain example.org\n").search,
-            ["example.org"]
-        );
+        assert_eq!((conf.ndots, conf.timeout, conf.attempts), (5, Duration::from_secs(2), 5));
+        assert_eq!(parse_resolv_conf("domain example.org\n").search, ["example.org"]);
     }
 
     #[test]
     fn search_order_follows_ndots() {
         let mut conf = parse_resolv_conf("search a.local b.local\noptions ndots:2\n");
-        assert_eq!(
-            candidates("web", &conf),
-            ["web.a.local", "web.b.local", "web"]
-        );
-        assert_eq!(
-            candidates("web.ns.svc", &conf),
-            ["web.ns.svc", "web.ns.svc.a.local", "web.ns.svc.b.local"]
-        );
+        assert_eq!(candidates("web", &conf), ["web.a.local", "web.b.local", "web"]);
+        assert_eq!(candidates("web.ns.svc", &conf), ["web.ns.svc", "web.ns.svc.a.local", "web.ns.svc.b.local"]);
         assert_eq!(candidates("web.", &conf), ["web"]);
         conf.search.clear();
         assert_eq!(candidates("web", &conf), ["web"]);

@@ -15,13 +15,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, name: &str) -> io::
     let mut chunk = [0u8; 1024];
     while !head_complete(&head) {
         if head.len() > MAX_HEAD {
-            return respond(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "request head too large\n",
-                false,
-            )
-            .await;
+            return respond(&mut stream, "431 Request Header Fields Too Large", "request head too large\n", false).await;
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -31,9 +25,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, name: &str) -> io::
     }
     let head = String::from_utf8_lossy(&head);
     let mut parts = head.lines().next().unwrap_or("").split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
     };
     if !version.starts_with("HTTP/1.") {
@@ -48,13 +40,7 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, name: &str) -> io::
         _ => return respond(&mut stream, "404 Not Found", "not found\n", head_only).await,
     };
     if method != "GET" && !head_only {
-        return respond(
-            &mut stream,
-            "405 Method Not Allowed",
-            "method not allowed\n",
-            false,
-        )
-        .await;
+        return respond(&mut stream, "405 Method Not Allowed", "method not allowed\n", false).await;
     }
     respond(&mut stream, "200 OK", &body, head_only).await
 }
@@ -64,16 +50,8 @@ fn head_complete(buf: &[u8]) -> bool {
 }
 
 /// `status` is the code and reason phrase, e.g. "200 OK".
-async fn respond(
-    stream: &mut TcpStream,
-    status: &str,
-    body: &str,
-    head_only: bool,
-) -> io::Result<()> {
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+async fn respond(stream: &mut TcpStream, status: &str, body: &str, head_only: bool) -> io::Result<()> {
+    let mut response = format!("HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
     if !head_only {
         response.push_str(body);
     }

@@ -24,24 +24,16 @@ pub struct Answer {
 /// The agent's own name: `--name`, else `$POD_NAME`, else the kernel
 /// hostname (read from /proc so no libc NSS call is involved).
 pub fn own_name(flag: Option<String>) -> String {
-    flag.or_else(|| {
-        std::env::var("POD_NAME")
-            .ok()
-            .filter(|n| !n.trim().is_empty())
-    })
-    .or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-        Some(host.trim().to_string()).filter(|h| !h.is_empty())
-    })
-    .unwrap_or_else(|| "unknown".to_string())
+    flag.or_else(|| std::env::var("POD_NAME").ok().filter(|n| !n.trim().is_empty()))
+        .or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+            Some(host.trim().to_string()).filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
 }
 
 pub fn line(name: &str, client: SocketAddr) -> String {
-    let mut line = ObjectWriter::new()
-        .u64("v", 1)
-        .str("name", name)
-        .str("client", &client.to_string())
-        .finish();
+    let mut line = ObjectWriter::new().u64("v", 1).str("name", name).str("client", &client.to_string()).finish();
     line.push('\n');
     line
 }
@@ -55,26 +47,17 @@ pub fn parse_reply(bytes: &[u8]) -> Answer {
     }
     if let Ok(Value::Object(members)) = json::parse(first_line) {
         let field = |key: &str| {
-            members
-                .iter()
-                .find(|(k, _)| k == key)
-                .and_then(|(_, v)| match v {
-                    Value::String(s) => Some(s.clone()),
-                    _ => None,
-                })
+            members.iter().find(|(k, _)| k == key).and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            })
         };
         if let Some(name) = field("name") {
             let client = field("client").and_then(|c| c.parse().ok());
-            return Answer {
-                name: Some(name),
-                client,
-            };
+            return Answer { name: Some(name), client };
         }
     }
-    Answer {
-        name: Some(first_line.to_string()),
-        client: None,
-    }
+    Answer { name: Some(first_line.to_string()), client: None }
 }
 
 #[cfg(test)]
@@ -85,36 +68,15 @@ mod tests {
     fn identity_line_round_trips() {
         let client: SocketAddr = "[::1]:40000".parse().unwrap();
         let line = line("pod \"a\"", client);
-        assert_eq!(
-            line,
-            "{\"v\":1,\"name\":\"pod \\\"a\\\"\",\"client\":\"[::1]:40000\"}\n"
-        );
-        assert_eq!(
-            parse_reply(line.as_bytes()),
-            Answer {
-                name: Some("pod \"a\"".into()),
-                client: Some(client)
-            }
-        );
+        assert_eq!(line, "{\"v\":1,\"name\":\"pod \\\"a\\\"\",\"client\":\"[::1]:40000\"}\n");
+        assert_eq!(parse_reply(line.as_bytes()), Answer { name: Some("pod \"a\"".into()), client: Some(client) });
     }
 
     #[test]
     fn plain_text_and_empty_replies() {
-        assert_eq!(
-            parse_reply(b"web-0\n"),
-            Answer {
-                name: Some("web-0".into()),
-                client: None
-            }
-        );
+        assert_eq!(parse_reply(b"web-0\n"), Answer { name: Some("web-0".into()), client: None });
         assert_eq!(parse_reply(b"  \n"), Answer::default());
-        assert_eq!(
-            parse_reply(b"{\"name\":\"x\",\"client\":\"junk\"}"),
-            Answer {
-                name: Some("x".into()),
-                client: None
-            }
-        );
+        assert_eq!(parse_reply(b"{\"name\":\"x\",\"client\":\"junk\"}"), Answer { name: Some("x".into()), client: None });
     }
 
     #[test]

@@ -53,20 +53,13 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {} column {}: {}",
-            self.line, self.column, self.message
-        )
+        write!(f, "line {} column {}: {}", self.line, self.column, self.message)
     }
 }
 
 /// Parses one complete JSON document (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, ParseError> {
-    let mut parser = Parser {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut parser = Parser { bytes: text.as_bytes(), pos: 0 };
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
@@ -85,19 +78,10 @@ impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> ParseError {
         let before = &self.bytes[..self.pos.min(self.bytes.len())];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
-        let line_start = before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         // Columns count characters, not bytes, so they match an editor.
-        let column = 1 + String::from_utf8_lossy(&before[line_start..])
-            .chars()
-            .count();
-        ParseError {
-            line,
-            column,
-            message: message.into(),
-        }
+        let column = 1 + String::from_utf8_lossy(&before[line_start..]).chars().count();
+        ParseError { line, column, message: message.into() }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -322,10 +306,7 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, ParseError> {
-        let digits = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.error("short \\u escape"))?;
+        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
         let text = std::str::from_utf8(digits).map_err(|_| self.error("invalid \\u escape"))?;
         if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(self.error("invalid \\u escape"));
@@ -362,9 +343,7 @@ pub struct ObjectWriter {
 
 impl ObjectWriter {
     pub fn new() -> Self {
-        ObjectWriter {
-            buf: String::from("{"),
-        }
+        ObjectWriter { buf: String::from("{") }
     }
 
     fn key(&mut self, key: &str) {
@@ -428,22 +407,13 @@ mod tests {
         assert_eq!(parse("-12.5e+3").unwrap(), Value::Number("-12.5e+3".into()));
         assert_eq!(
             parse(r#"[{"a":1,"b":"x"},[]]"#).unwrap(),
-            Value::Array(vec![
-                Value::Object(vec![
-                    ("a".into(), Value::Number("1".into())),
-                    ("b".into(), Value::String("x".into())),
-                ]),
-                Value::Array(vec![]),
-            ])
+            Value::Array(vec![Value::Object(vec![("a".into(), Value::Number("1".into())), ("b".into(), Value::String("x".into())),]), Value::Array(vec![]),])
         );
     }
 
     #[test]
     fn decodes_escapes_including_surrogate_pairs() {
-        assert_eq!(
-            parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#).unwrap(),
-            Value::String("a\"\\/\u{8}\u{c}\n\r\té😀".into())
-        );
+        assert_eq!(parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#).unwrap(), Value::String("a\"\\/\u{8}\u{c}\n\r\té😀".into()));
     }
 
     #[test]
@@ -461,11 +431,7 @@ mod tests {
         assert!(err("\"a\nb\"").message.contains("control character"));
         assert!(err(r#""\ud800""#).message.contains("unpaired surrogate"));
         assert!(err(r#""\x""#).message.contains("invalid escape"));
-        assert!(
-            err("// no comments")
-                .message
-                .contains("expected a JSON value")
-        );
+        assert!(err("// no comments").message.contains("expected a JSON value"));
         assert!(err("tru").message.contains("expected a JSON value"));
         assert!(err("").message.contains("unexpected end of input"));
     }
@@ -490,16 +456,9 @@ mod tests {
 
     #[test]
     fn writer_escapes_and_round_trips() {
-        let line = ObjectWriter::new()
-            .u64("v", 1)
-            .str("s", "q\"\\\n\u{1}é")
-            .opt_str("none", None)
-            .opt_u64("n", Some(7))
-            .finish();
+        let line = ObjectWriter::new().u64("v", 1).str("s", "q\"\\\n\u{1}é").opt_str("none", None).opt_u64("n", Some(7)).finish();
         assert_eq!(line, r#"{"v":1,"s":"q\"\\\n\u0001é","none":null,"n":7}"#);
-        let Value::Object(members) = parse(&line).unwrap() else {
-            panic!("not an object")
-        };
+        let Value::Object(members) = parse(&line).unwrap() else { panic!("not an object") };
         assert_eq!(members[1].1, Value::String("q\"\\\n\u{1}é".into()));
     }
 }

@@ -67,9 +67,7 @@ impl Failure {
     pub fn detail(&self) -> Option<&str> {
         match self {
             Failure::Refused | Failure::Timeout => None,
-            Failure::Unreachable(d) | Failure::Dns(d) | Failure::Other(d) | Failure::Agent(d) => {
-                Some(d)
-            }
+            Failure::Unreachable(d) | Failure::Dns(d) | Failure::Other(d) | Failure::Agent(d) => Some(d),
         }
     }
 }
@@ -109,11 +107,7 @@ pub async fn attempt(spec: &Spec, resolver: &Resolver) -> Attempt {
                     Ok(Err(e)) => e,
                     _ => format!("lookup {name}: timed out"),
                 };
-                return Attempt {
-                    address: None,
-                    latency: start.elapsed(),
-                    result: Err(Failure::Dns(error)),
-                };
+                return Attempt { address: None, latency: start.elapsed(), result: Err(Failure::Dns(error)) };
             }
         },
     };
@@ -128,11 +122,7 @@ pub async fn attempt(spec: &Spec, resolver: &Resolver) -> Attempt {
         Ok((latency, answer)) => (latency, Ok(answer)),
         Err(failure) => (connect_start.elapsed(), Err(failure)),
     };
-    Attempt {
-        address: Some(address),
-        latency,
-        result,
-    }
+    Attempt { address: Some(address), latency, result }
 }
 
 /// Errors of the connect itself are verdicts; see `agent` for the others.
@@ -140,13 +130,9 @@ fn classify(e: io::Error) -> Failure {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => Failure::Refused,
         io::ErrorKind::TimedOut => Failure::Timeout,
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
-            Failure::Unreachable(e.to_string())
-        }
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => Failure::Unreachable(e.to_string()),
         // Local: ephemeral ports exhausted, or the source port's 4-tuple is taken.
-        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => {
-            Failure::Agent(format!("local address: {e}"))
-        }
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => Failure::Agent(format!("local address: {e}")),
         _ => Failure::Other(e.to_string()),
     }
 }
@@ -163,24 +149,13 @@ fn local_address(remote: SocketAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-async fn tcp(
-    address: SocketAddr,
-    source_port: Option<u16>,
-    identify: bool,
-    deadline: Instant,
-) -> Result<(Duration, Answer), Failure> {
+async fn tcp(address: SocketAddr, source_port: Option<u16>, identify: bool, deadline: Instant) -> Result<(Duration, Answer), Failure> {
     let start = Instant::now();
-    let socket = if address.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    };
+    let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
     let socket = socket.map_err(agent("tcp socket"))?;
     if let Some(port) = source_port {
         socket.set_reuseaddr(true).map_err(agent("SO_REUSEADDR"))?;
-        socket
-            .bind(local_address(address, port))
-            .map_err(agent("bind source port"))?;
+        socket.bind(local_address(address, port)).map_err(agent("bind source port"))?;
     }
     let mut stream = match timeout_at(deadline, socket.connect(address)).await {
         Err(_) => return Err(Failure::Timeout),
@@ -205,11 +180,7 @@ async fn tcp(
     Ok((latency, parse_reply(&buf[..len])))
 }
 
-async fn udp(
-    address: SocketAddr,
-    source_port: Option<u16>,
-    deadline: Instant,
-) -> Result<(Duration, Answer), Failure> {
+async fn udp(address: SocketAddr, source_port: Option<u16>, deadline: Instant) -> Result<(Duration, Answer), Failure> {
     let start = Instant::now();
     let socket = udp_socket(address, source_port)?;
     // Connecting lets ICMP port-unreachable come back as "refused".
@@ -228,47 +199,28 @@ async fn udp(
 }
 
 fn udp_socket(address: SocketAddr, source_port: Option<u16>) -> Result<UdpSocket, Failure> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM,
-        Some(SockProtocol::UDP),
-    )
-    .map_err(agent("udp socket"))?;
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(SockProtocol::UDP)).map_err(agent("udp socket"))?;
     if source_port.is_some() {
-        socket
-            .set_reuse_address(true)
-            .map_err(agent("SO_REUSEADDR"))?;
+        socket.set_reuse_address(true).map_err(agent("SO_REUSEADDR"))?;
     }
     let local = local_address(address, source_port.unwrap_or(0));
-    socket
-        .bind(&local.into())
-        .map_err(agent("bind local address"))?;
+    socket.bind(&local.into()).map_err(agent("bind local address"))?;
     socket.set_nonblocking(true).map_err(agent("udp socket"))?;
     UdpSocket::from_std(socket.into()).map_err(agent("udp socket"))
 }
 
-async fn sctp(
-    address: SocketAddr,
-    source_port: Option<u16>,
-    deadline: Instant,
-) -> Result<(Duration, Answer), Failure> {
+async fn sctp(address: SocketAddr, source_port: Option<u16>, deadline: Instant) -> Result<(Duration, Answer), Failure> {
     let budget = deadline.saturating_duration_since(Instant::now());
     if budget.is_zero() {
         return Err(Failure::Timeout);
     }
     let source = source_port.map(|port| local_address(address, port));
-    let exchange =
-        tokio::task::spawn_blocking(move || sctp::exchange(address, source, REQUEST, budget));
-    match exchange
-        .await
-        .map_err(|e| Failure::Agent(format!("sctp probe task: {e}")))?
-    {
+    let exchange = tokio::task::spawn_blocking(move || sctp::exchange(address, source, REQUEST, budget));
+    match exchange.await.map_err(|e| Failure::Agent(format!("sctp probe task: {e}")))? {
         Ok((latency, reply)) => Ok((latency, parse_reply(&reply))),
         Err(ClientError::Setup(context, e)) => Err(Failure::Agent(format!("{context}: {e}"))),
         Err(ClientError::Network(e)) => Err(classify(e)),
         Err(ClientError::Timeout) => Err(Failure::Timeout),
-        Err(ClientError::NoReply) => {
-            Err(Failure::Other("association closed without a reply".into()))
-        }
+        Err(ClientError::NoReply) => Err(Failure::Other("association closed without a reply".into())),
     }
 }

@@ -15,11 +15,7 @@ use crate::identity;
 
 /// A blocking SCTP socket of `addr`'s family.
 pub fn socket(addr: &SocketAddr) -> io::Result<Socket> {
-    Socket::new(
-        Domain::for_address(*addr),
-        Type::STREAM,
-        Some(Protocol::SCTP),
-    )
+    Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::SCTP))
 }
 
 /// Phases of a client exchange, so the caller can tell the agent's own
@@ -36,38 +32,19 @@ pub enum ClientError {
 
 /// Connects, sends `request` and waits for one reply, all within `budget`;
 /// returns the time to establish the association and the reply.
-pub fn exchange(
-    address: SocketAddr,
-    source: Option<SocketAddr>,
-    request: &[u8],
-    budget: Duration,
-) -> Result<(Duration, Vec<u8>), ClientError> {
+pub fn exchange(address: SocketAddr, source: Option<SocketAddr>, request: &[u8], budget: Duration) -> Result<(Duration, Vec<u8>), ClientError> {
     let start = Instant::now();
     let setup = |context| move |e| ClientError::Setup(context, e);
-    let socket =
-        socket(&address).map_err(setup("sctp socket (is the kernel's sctp module loaded?)"))?;
+    let socket = socket(&address).map_err(setup("sctp socket (is the kernel's sctp module loaded?)"))?;
     if let Some(source) = source {
-        socket
-            .set_reuse_address(true)
-            .map_err(setup("SO_REUSEADDR"))?;
-        socket
-            .bind(&source.into())
-            .map_err(setup("bind source port"))?;
+        socket.set_reuse_address(true).map_err(setup("SO_REUSEADDR"))?;
+        socket.bind(&source.into()).map_err(setup("bind source port"))?;
     }
-    socket
-        .connect_timeout(&address.into(), budget)
-        .map_err(network)?;
+    socket.connect_timeout(&address.into(), budget).map_err(network)?;
     let latency = start.elapsed();
-    let rest = budget
-        .checked_sub(latency)
-        .filter(|d| !d.is_zero())
-        .ok_or(ClientError::Timeout)?;
-    socket
-        .set_read_timeout(Some(rest))
-        .map_err(setup("SO_RCVTIMEO"))?;
-    socket
-        .set_write_timeout(Some(rest))
-        .map_err(setup("SO_SNDTIMEO"))?;
+    let rest = budget.checked_sub(latency).filter(|d| !d.is_zero()).ok_or(ClientError::Timeout)?;
+    socket.set_read_timeout(Some(rest)).map_err(setup("SO_RCVTIMEO"))?;
+    socket.set_write_timeout(Some(rest)).map_err(setup("SO_SNDTIMEO"))?;
     (&socket).write_all(request).map_err(network)?;
     let mut reply = vec![0u8; identity::MAX_REPLY];
     let n = (&socket).read(&mut reply).map_err(network)?;
@@ -117,13 +94,11 @@ pub fn serve(listener: Socket, name: &str, idle: Duration) {
             continue;
         };
         let line = identity::line(name, peer);
-        let spawned = std::thread::Builder::new()
-            .name("sctp-answer".into())
-            .spawn(move || {
-                if let Err(e) = answer(&association, line.as_bytes(), idle) {
-                    eprintln!("netmatrix-agent: serve: sctp {peer}: {e}");
-                }
-            });
+        let spawned = std::thread::Builder::new().name("sctp-answer".into()).spawn(move || {
+            if let Err(e) = answer(&association, line.as_bytes(), idle) {
+                eprintln!("netmatrix-agent: serve: sctp {peer}: {e}");
+            }
+        });
         if let Err(e) = spawned {
             eprintln!("netmatrix-agent: serve: sctp {peer}: no thread: {e}");
         }

@@ -60,10 +60,7 @@ enum Listener {
 
 pub fn main(args: ServeArgs) -> ExitCode {
     // Only HTTP and signals run on tokio: one thread is plenty.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("netmatrix-agent: serve: cannot start the async runtime: {e}");
@@ -82,26 +79,12 @@ pub fn main(args: ServeArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let name: Arc<str> = identity::own_name(args.name).into();
     let default_binds = args.binds.is_empty();
-    let binds = if default_binds {
-        vec![
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        ]
-    } else {
-        args.binds
-    };
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let binds = if default_binds { vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V6(Ipv6Addr::UNSPECIFIED)] } else { args.binds };
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
 
     let mut listeners = Vec::new();
-    let wanted = [
-        (Kind::Tcp, &args.tcp),
-        (Kind::Udp, &args.udp),
-        (Kind::Sctp, &args.sctp),
-        (Kind::Http, &args.http),
-    ];
+    let wanted = [(Kind::Tcp, &args.tcp), (Kind::Udp, &args.udp), (Kind::Sctp, &args.sctp), (Kind::Http, &args.http)];
     for (kind, ports) in wanted {
         for &port in ports {
             for &ip in &binds {
@@ -113,10 +96,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                     }
                     // A node or pod without IPv6 still serves IPv4 by default.
                     Err(e) if default_binds && ip.is_ipv6() && ipv6_missing(&e) => {
-                        eprintln!(
-                            "netmatrix-agent: serve: skipping {} {address}: {e}",
-                            kind.name()
-                        );
+                        eprintln!("netmatrix-agent: serve: skipping {} {address}: {e}", kind.name());
                     }
                     Err(e) => {
                         return Err(format!("cannot listen on {} {address}: {e}", kind.name()));
@@ -132,20 +112,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         match listener {
             Listener::Tcp(l) => drop(std::thread::spawn(move || tcp_loop(&l, &name))),
             Listener::Udp(s) => drop(std::thread::spawn(move || udp_loop(&s, &name))),
-            Listener::Sctp(l) => drop(std::thread::spawn(move || {
-                sctp::serve(l, &name, CONNECTION_TIMEOUT)
-            })),
+            Listener::Sctp(l) => drop(std::thread::spawn(move || sctp::serve(l, &name, CONNECTION_TIMEOUT))),
             Listener::Http(l) => drop(tokio::spawn(http_loop(l, name))),
         }
     }
-    poll_fn(|cx| {
-        if terminate.poll_recv(cx).is_ready() || interrupt.poll_recv(cx).is_ready() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
+    poll_fn(|cx| if terminate.poll_recv(cx).is_ready() || interrupt.poll_recv(cx).is_ready() { Poll::Ready(()) } else { Poll::Pending }).await;
     Ok(())
 }
 
@@ -156,10 +127,7 @@ fn announce(line: &str) {
 }
 
 fn ipv6_missing(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
-    )
+    matches!(e.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported)
 }
 
 fn bind(kind: Kind, address: SocketAddr) -> io::Result<(Listener, SocketAddr)> {
@@ -237,9 +205,7 @@ async fn http_loop(listener: TcpListener, name: Arc<str>) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let name = Arc::clone(&name);
-                tokio::spawn(timeout(CONNECTION_TIMEOUT, async move {
-                    http::handle(stream, peer, &name).await
-                }));
+                tokio::spawn(timeout(CONNECTION_TIMEOUT, async move { http::handle(stream, peer, &name).await }));
             }
             Err(e) => {
                 eprintln!("netmatrix-agent: serve: http accept: {e}");

@@ -30,21 +30,9 @@ fn probe_ok(batch: &str, extra: &[&str]) -> Vec<std::collections::HashMap<String
 
 #[test]
 fn batch_reports_who_answered_client_and_outcomes() {
-    let a = Serve::start(&[
-        "--name",
-        "pod-a",
-        "--bind",
-        "127.0.0.1",
-        "--tcp",
-        "0",
-        "--udp",
-        "0",
-    ]);
+    let a = Serve::start(&["--name", "pod-a", "--bind", "127.0.0.1", "--tcp", "0", "--udp", "0"]);
     let b = Serve::start(&["--name", "pod-b", "--bind", "127.0.0.1", "--tcp", "0"]);
-    let (a_tcp, a_udp) = (
-        a.addr("tcp", "127.0.0.1").port(),
-        a.addr("udp", "127.0.0.1").port(),
-    );
+    let (a_tcp, a_udp) = (a.addr("tcp", "127.0.0.1").port(), a.addr("udp", "127.0.0.1").port());
     let b_tcp = b.addr("tcp", "127.0.0.1").port();
     let (closed_tcp, closed_udp) = (closed_tcp_port(), closed_udp_port());
     let batch = format!(
@@ -68,35 +56,17 @@ fn batch_reports_who_answered_client_and_outcomes() {
         assert!(r[i]["latency_us"].parse::<u64>().expect("latency") < 5_000_000);
     }
     assert_eq!(r[0]["address"], format!("127.0.0.1:{a_tcp}"));
-    assert_eq!(
-        (r[1]["protocol"].as_str(), r[1]["id"].as_str()),
-        ("udp", "a-udp")
-    );
+    assert_eq!((r[1]["protocol"].as_str(), r[1]["id"].as_str()), ("udp", "a-udp"));
     assert_eq!(r[3]["outcome"], "refused");
     assert_eq!(r[3]["attempts"], "3", "a failure uses every try");
-    assert_eq!(
-        (r[3]["answered_by"].as_str(), r[3]["client_ip"].as_str()),
-        ("null", "null")
-    );
+    assert_eq!((r[3]["answered_by"].as_str(), r[3]["client_ip"].as_str()), ("null", "null"));
     assert_eq!(r[4]["outcome"], "refused");
 }
 
 #[test]
 fn source_port_is_the_client_port_the_server_sees() {
-    let serve = Serve::start(&[
-        "--name",
-        "pod-s",
-        "--bind",
-        "127.0.0.1",
-        "--tcp",
-        "0",
-        "--udp",
-        "0",
-    ]);
-    let (tcp, udp) = (
-        serve.addr("tcp", "127.0.0.1").port(),
-        serve.addr("udp", "127.0.0.1").port(),
-    );
+    let serve = Serve::start(&["--name", "pod-s", "--bind", "127.0.0.1", "--tcp", "0", "--udp", "0"]);
+    let (tcp, udp) = (serve.addr("tcp", "127.0.0.1").port(), serve.addr("udp", "127.0.0.1").port());
     let source = closed_tcp_port();
     let batch = format!(
         r#"[{{"target":"127.0.0.1","port":{tcp},"protocol":"tcp","source_port":{source}}},
@@ -115,14 +85,7 @@ fn source_port_is_the_client_port_the_server_sees() {
 
 #[test]
 fn names_resolve_through_dns_and_ip_literals_skip_it() {
-    let dns = FakeDns::start(
-        &[
-            ("web.ns.test", "127.0.0.1"),
-            ("v6only.test", "::1"),
-            ("big.test", "127.0.0.1"),
-        ],
-        &["big.test"],
-    );
+    let dns = FakeDns::start(&[("web.ns.test", "127.0.0.1"), ("v6only.test", "::1"), ("big.test", "127.0.0.1")], &["big.test"]);
     let dir = TempDir::new();
     let conf = dns.resolv_conf(&dir, "search ns.test\noptions ndots:1 timeout:2\n");
     let serve = Serve::start(&["--name", "pod-d", "--bind", "127.0.0.1", "--tcp", "0"]);
@@ -131,11 +94,7 @@ fn names_resolve_through_dns_and_ip_literals_skip_it() {
     let literal = format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp"}}]"#);
     let r = probe_ok(&literal, &["--resolv-conf", conf.to_str().expect("path")]);
     assert_eq!(r[0]["outcome"], "connected");
-    assert!(
-        dns.queries().is_empty(),
-        "an IP literal went to DNS: {:?}",
-        dns.queries()
-    );
+    assert!(dns.queries().is_empty(), "an IP literal went to DNS: {:?}", dns.queries());
 
     let batch = format!(
         r#"[{{"target":"web","port":{port},"protocol":"tcp"}},
@@ -143,30 +102,15 @@ fn names_resolve_through_dns_and_ip_literals_skip_it() {
             {{"target":"big.test.","port":{port},"protocol":"tcp"}},
             {{"target":"v6only.test.","port":{port},"protocol":"tcp"}}]"#
     );
-    let r = probe_ok(
-        &batch,
-        &[
-            "--resolv-conf",
-            conf.to_str().expect("path"),
-            "--parallel",
-            "1",
-        ],
-    );
-    assert_eq!(
-        (r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()),
-        ("connected", "pod-d")
-    );
+    let r = probe_ok(&batch, &["--resolv-conf", conf.to_str().expect("path"), "--parallel", "1"]);
+    assert_eq!((r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()), ("connected", "pod-d"));
     assert_eq!(r[0]["address"], format!("127.0.0.1:{port}"));
     assert_eq!(r[1]["outcome"], "dns");
     assert_eq!(r[1]["address"], "null");
     assert!(r[1]["detail"].contains("no such host"), "{:?}", r[1]);
     // Truncated over UDP, answered over TCP.
     assert_eq!(r[2]["outcome"], "connected", "{:?}", r[2]);
-    assert!(
-        dns.queries().contains(&"tcp:big.test".to_string()),
-        "{:?}",
-        dns.queries()
-    );
+    assert!(dns.queries().contains(&"tcp:big.test".to_string()), "{:?}", dns.queries());
     // No A record: the AAAA answer is used.
     assert_eq!(r[3]["address"], format!("[::1]:{port}"));
 }
@@ -175,30 +119,19 @@ fn names_resolve_through_dns_and_ip_literals_skip_it() {
 fn dns_server_that_never_answers_is_a_dns_outcome_within_the_timeout() {
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let dir = TempDir::new();
-    let conf = dir.write(
-        "resolv.conf",
-        &format!("nameserver {}\n", silent.local_addr().expect("addr")),
-    );
+    let conf = dir.write("resolv.conf", &format!("nameserver {}\n", silent.local_addr().expect("addr")));
     let start = Instant::now();
-    let r = probe_ok(
-        r#"[{"target":"web.test","port":80,"protocol":"tcp","timeout":"300ms"}]"#,
-        &["--resolv-conf", conf.to_str().expect("path")],
-    );
+    let r = probe_ok(r#"[{"target":"web.test","port":80,"protocol":"tcp","timeout":"300ms"}]"#, &["--resolv-conf", conf.to_str().expect("path")]);
     assert_eq!(r[0]["outcome"], "dns");
     assert!(r[0]["detail"].contains("timed out"), "{:?}", r[0]);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "the probe timeout must bound DNS"
-    );
+    assert!(start.elapsed() < Duration::from_secs(5), "the probe timeout must bound DNS");
 }
 
 #[test]
 fn plain_text_replies_count_as_the_answering_name() {
     // An agnhost-style UDP server: replies to "hostname" with a bare name.
     let server = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    server
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    server.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let port = server.local_addr().expect("addr").port();
     let responder = thread::spawn(move || {
         let mut buf = [0u8; 64];
@@ -208,15 +141,9 @@ fn plain_text_replies_count_as_the_answering_name() {
             }
         }
     });
-    let r = probe_ok(
-        &format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"udp","timeout":"5s"}}]"#),
-        &[],
-    );
+    let r = probe_ok(&format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"udp","timeout":"5s"}}]"#), &[]);
     responder.join().expect("responder");
-    assert_eq!(
-        (r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()),
-        ("connected", "netexec-0")
-    );
+    assert_eq!((r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()), ("connected", "netexec-0"));
     assert_eq!(r[0]["client_ip"], "null");
 }
 
@@ -247,8 +174,7 @@ fn silent_tcp_server() -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn parallelism_is_bounded() {
     let (port, peak) = silent_tcp_server();
-    let probe_line =
-        format!(r#"{{"target":"127.0.0.1","port":{port},"protocol":"tcp","timeout":"300ms"}}"#);
+    let probe_line = format!(r#"{{"target":"127.0.0.1","port":{port},"protocol":"tcp","timeout":"300ms"}}"#);
     let batch = format!("[{}]", vec![probe_line; 6].join(","));
 
     let out = probe(&batch, &["--parallel", "2"]);
@@ -257,43 +183,26 @@ fn parallelism_is_bounded() {
     assert_eq!(results.len(), 6);
     for r in &results {
         // Connected, but a silent server names nobody.
-        assert_eq!(
-            (r["outcome"].as_str(), r["answered_by"].as_str()),
-            ("connected", "null")
-        );
+        assert_eq!((r["outcome"].as_str(), r["answered_by"].as_str()), ("connected", "null"));
     }
     // Each probe holds its connection for its whole 300ms timeout, so two at
     // a time need three rounds.
-    assert!(
-        out.elapsed >= Duration::from_millis(850),
-        "finished too fast for --parallel 2: {:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed >= Duration::from_millis(850), "finished too fast for --parallel 2: {:?}", out.elapsed);
 
     // And with room for all six, all six are open at once.
     let out = probe(&batch, &["--parallel", "6"]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
-    assert_eq!(
-        peak.load(Ordering::SeqCst),
-        6,
-        "probes did not run concurrently"
-    );
+    assert_eq!(peak.load(Ordering::SeqCst), 6, "probes did not run concurrently");
 }
 
 #[test]
 fn identify_false_ends_tcp_probes_at_the_handshake() {
     let (port, _) = silent_tcp_server();
-    let batch = format!(
-        r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp","timeout":"10s","identify":false}}]"#
-    );
+    let batch = format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp","timeout":"10s","identify":false}}]"#);
     let out = probe(&batch, &[]);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.results()[0]["outcome"], "connected");
-    assert!(
-        out.elapsed < Duration::from_secs(5),
-        "waited for an identity anyway: {:?}",
-        out.elapsed
-    );
+    assert!(out.elapsed < Duration::from_secs(5), "waited for an identity anyway: {:?}", out.elapsed);
 }
 
 #[test]
@@ -301,10 +210,7 @@ fn batch_from_a_file_and_an_empty_batch() {
     let serve = Serve::start(&["--bind", "127.0.0.1", "--tcp", "0"]);
     let dir = TempDir::new();
     let port = serve.addr("tcp", "127.0.0.1").port();
-    let file = dir.write(
-        "batch.json",
-        &format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp"}}]"#),
-    );
+    let file = dir.write("batch.json", &format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp"}}]"#));
     let mut cmd = agent();
     cmd.args(["probe", "--batch"]).arg(&file);
     let out = run(cmd, None, RUN_DEADLINE);
@@ -324,42 +230,21 @@ fn bad_batches_exit_2_and_probe_nothing() {
     let port = witness.local_addr().expect("addr").port();
     let good = format!(r#"{{"target":"127.0.0.1","port":{port},"protocol":"tcp"}}"#);
     let cases = [
-        (
-            format!("[{good},"),
-            "batch is not valid JSON: line 1 column",
-        ),
-        (
-            format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":80,\"protocol\":\"icmp\"}}]"),
-            "probe 1: field \"protocol\": unknown protocol \"icmp\"",
-        ),
-        (
-            format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":0,\"protocol\":\"tcp\"}}]"),
-            "probe 1: field \"port\": must be an integer 1..65535, got 0",
-        ),
+        (format!("[{good},"), "batch is not valid JSON: line 1 column"),
+        (format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":80,\"protocol\":\"icmp\"}}]"), "probe 1: field \"protocol\": unknown protocol \"icmp\""),
+        (format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":0,\"protocol\":\"tcp\"}}]"), "probe 1: field \"port\": must be an integer 1..65535, got 0"),
         (
             format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":65536,\"protocol\":\"udp\"}}]"),
             "probe 1: field \"port\": must be an integer 1..65535, got 65536",
         ),
-        (
-            format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":80}}]"),
-            "probe 1: missing field \"protocol\"",
-        ),
-        (
-            format!(
-                "[{good}, {{\"target\":\"127.0.0.1\",\"port\":80,\"protocol\":\"tcp\",\"extra\":1}}]"
-            ),
-            "probe 1: unknown field \"extra\"",
-        ),
+        (format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":80}}]"), "probe 1: missing field \"protocol\""),
+        (format!("[{good}, {{\"target\":\"127.0.0.1\",\"port\":80,\"protocol\":\"tcp\",\"extra\":1}}]"), "probe 1: unknown field \"extra\""),
         (good.clone(), "batch must be a JSON array"),
     ];
     for (batch, message) in cases {
         let out = probe(&batch, &[]);
         assert_eq!(out.code(), Some(2), "{batch}: {}", out.stderr);
-        assert!(
-            out.stderr.contains(message),
-            "{batch}\n  stderr: {}\n  want: {message}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(message), "{batch}\n  stderr: {}\n  want: {message}", out.stderr);
         assert_eq!(out.stdout, "", "nothing is printed");
         assert!(witness.accept().is_err(), "{batch}: a probe was sent");
     }
@@ -367,12 +252,7 @@ fn bad_batches_exit_2_and_probe_nothing() {
     cmd.args(["probe", "--batch", "/nonexistent/batch.json"]);
     let out = run(cmd, None, RUN_DEADLINE);
     assert_eq!(out.code(), Some(2));
-    assert!(
-        out.stderr
-            .contains("reading the batch /nonexistent/batch.json"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("reading the batch /nonexistent/batch.json"), "{}", out.stderr);
     let out = probe("[]", &["--parallel", "0"]);
     assert_eq!(out.code(), Some(2));
 }

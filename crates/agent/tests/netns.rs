@@ -17,10 +17,7 @@ fn skip_reason() -> Option<&'static str> {
         return Some("not root: network namespaces and nftables need root");
     }
     for (program, package) in [("ip", "iproute2"), ("nft", "nftables")] {
-        assert!(
-            have(program),
-            "`{program}` not found: install the Debian package {package}"
-        );
+        assert!(have(program), "`{program}` not found: install the Debian package {package}");
     }
     None
 }
@@ -39,27 +36,8 @@ struct Lab {
 impl Lab {
     fn new() -> Lab {
         let ns = Netns::create();
-        let serve = Serve::start_with(
-            ns.command(AGENT),
-            &[
-                "--name",
-                "lab",
-                "--bind",
-                "127.0.0.1",
-                "--tcp",
-                "0,0,0",
-                "--udp",
-                "0,0",
-            ],
-        );
-        let ports = |proto: &str| {
-            serve
-                .listening
-                .iter()
-                .filter(|(p, _)| p == proto)
-                .map(|(_, a)| a.port())
-                .collect::<Vec<_>>()
-        };
+        let serve = Serve::start_with(ns.command(AGENT), &["--name", "lab", "--bind", "127.0.0.1", "--tcp", "0,0,0", "--udp", "0,0"]);
+        let ports = |proto: &str| serve.listening.iter().filter(|(p, _)| p == proto).map(|(_, a)| a.port()).collect::<Vec<_>>();
         let (tcp, udp) = (ports("tcp"), ports("udp"));
         assert_eq!((tcp.len(), udp.len()), (3, 2));
         // Dropping on input: the send succeeds and nothing ever comes back.
@@ -75,24 +53,12 @@ impl Lab {
              }}",
             tcp[0], udp[0], tcp[1]
         ));
-        Lab {
-            _serve: serve,
-            ns,
-            tcp,
-            udp,
-        }
+        Lab { _serve: serve, ns, tcp, udp }
     }
 
     fn connect(&self, port: u16, protocol: &str) -> Output {
         let mut cmd = self.ns.command(AGENT);
-        cmd.args([
-            "connect",
-            &format!("127.0.0.1:{port}"),
-            "--protocol",
-            protocol,
-            "--timeout",
-            "500ms",
-        ]);
+        cmd.args(["connect", &format!("127.0.0.1:{port}"), "--protocol", protocol, "--timeout", "500ms"]);
         run(cmd, None, RUN_DEADLINE)
     }
 }
@@ -106,34 +72,17 @@ fn connect_times_out_on_blackholed_ports_and_reports_unreachable() {
     let lab = Lab::new();
 
     let out = lab.connect(lab.tcp[2], "tcp");
-    assert_eq!(
-        out.code(),
-        Some(0),
-        "open port inside the namespace: {}",
-        out.stderr
-    );
+    assert_eq!(out.code(), Some(0), "open port inside the namespace: {}", out.stderr);
 
     for (port, protocol) in [(lab.tcp[0], "tcp"), (lab.udp[0], "udp")] {
         let out = lab.connect(port, protocol);
-        assert_eq!(
-            (out.code(), out.stderr.as_str()),
-            (Some(1), "TIMEOUT\n"),
-            "{protocol} {port}"
-        );
-        assert!(
-            out.elapsed >= Duration::from_millis(500),
-            "{protocol}: gave up after {:?}",
-            out.elapsed
-        );
+        assert_eq!((out.code(), out.stderr.as_str()), (Some(1), "TIMEOUT\n"), "{protocol} {port}");
+        assert!(out.elapsed >= Duration::from_millis(500), "{protocol}: gave up after {:?}", out.elapsed);
     }
 
     let out = lab.connect(lab.tcp[1], "tcp");
     assert_eq!(out.code(), Some(1));
-    assert!(
-        out.stderr.starts_with("OTHER: unreachable: "),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.starts_with("OTHER: unreachable: "), "{}", out.stderr);
 }
 
 #[test]
@@ -143,11 +92,7 @@ fn batch_in_a_namespace_reports_every_verdict() {
         return;
     }
     let lab = Lab::new();
-    let probe = |port: u16, protocol: &str, extra: &str| {
-        format!(
-            r#"{{"target":"127.0.0.1","port":{port},"protocol":"{protocol}","timeout":"400ms"{extra}}}"#
-        )
-    };
+    let probe = |port: u16, protocol: &str, extra: &str| format!(r#"{{"target":"127.0.0.1","port":{port},"protocol":"{protocol}","timeout":"400ms"{extra}}}"#);
     let batch = format!(
         "[{}]",
         [
@@ -165,30 +110,14 @@ fn batch_in_a_namespace_reports_every_verdict() {
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let r = out.results();
     assert_eq!(r.len(), 5);
-    assert_eq!(
-        (r[0]["outcome"].as_str(), r[0]["attempts"].as_str()),
-        ("timeout", "2")
-    );
-    assert!(
-        r[0]["latency_us"].parse::<u64>().expect("latency") >= 400_000,
-        "{:?}",
-        r[0]
-    );
-    assert!(
-        out.elapsed >= Duration::from_millis(800),
-        "two 400ms tries took {:?}",
-        out.elapsed
-    );
+    assert_eq!((r[0]["outcome"].as_str(), r[0]["attempts"].as_str()), ("timeout", "2"));
+    assert!(r[0]["latency_us"].parse::<u64>().expect("latency") >= 400_000, "{:?}", r[0]);
+    assert!(out.elapsed >= Duration::from_millis(800), "two 400ms tries took {:?}", out.elapsed);
     assert_eq!(r[1]["outcome"], "timeout");
     assert_eq!(r[2]["outcome"], "unreachable");
     assert!(r[2]["detail"].contains("No route to host"), "{:?}", r[2]);
     for i in [3, 4] {
-        assert_eq!(
-            (r[i]["outcome"].as_str(), r[i]["answered_by"].as_str()),
-            ("connected", "lab"),
-            "{:?}",
-            r[i]
-        );
+        assert_eq!((r[i]["outcome"].as_str(), r[i]["answered_by"].as_str()), ("connected", "lab"), "{:?}", r[i]);
         assert_eq!(r[i]["client_ip"], "127.0.0.1");
     }
 }

@@ -12,29 +12,14 @@ fn sctp_serve_connect_and_batch() {
     if let Some(reason) = sctp_unavailable() {
         eprintln!("skipping the SCTP exchange: this kernel cannot open SCTP sockets ({reason})");
         let mut cmd = agent();
-        cmd.args([
-            "connect",
-            "127.0.0.1:9",
-            "--protocol",
-            "sctp",
-            "--timeout",
-            "1s",
-        ]);
+        cmd.args(["connect", "127.0.0.1:9", "--protocol", "sctp", "--timeout", "1s"]);
         let out = run(cmd, None, RUN_DEADLINE);
         assert_eq!(out.code(), Some(1));
-        assert!(
-            out.stderr.starts_with("UNKNOWN: sctp socket"),
-            "{}",
-            out.stderr
-        );
+        assert!(out.stderr.starts_with("UNKNOWN: sctp socket"), "{}", out.stderr);
 
         let mut cmd = agent();
         cmd.args(["probe", "--batch", "-"]);
-        let out = run(
-            cmd,
-            Some(r#"[{"target":"127.0.0.1","port":9,"protocol":"sctp"}]"#),
-            RUN_DEADLINE,
-        );
+        let out = run(cmd, Some(r#"[{"target":"127.0.0.1","port":9,"protocol":"sctp"}]"#), RUN_DEADLINE);
         assert_eq!(out.code(), Some(0), "{}", out.stderr);
         let r = out.results();
         assert_eq!(r[0]["outcome"], "error", "{:?}", r[0]);
@@ -43,25 +28,14 @@ fn sctp_serve_connect_and_batch() {
         cmd.args(["serve", "--bind", "127.0.0.1", "--sctp", "0"]);
         let out = run(cmd, None, RUN_DEADLINE);
         assert_eq!(out.code(), Some(1));
-        assert!(
-            out.stderr.contains("cannot listen on sctp 127.0.0.1:0"),
-            "{}",
-            out.stderr
-        );
+        assert!(out.stderr.contains("cannot listen on sctp 127.0.0.1:0"), "{}", out.stderr);
         return;
     }
 
     let serve = Serve::start(&["--name", "pod-sctp", "--bind", "127.0.0.1", "--sctp", "0"]);
     let addr = serve.addr("sctp", "127.0.0.1");
     let mut cmd = agent();
-    cmd.args([
-        "connect",
-        &addr.to_string(),
-        "--protocol",
-        "sctp",
-        "--timeout",
-        "5s",
-    ]);
+    cmd.args(["connect", &addr.to_string(), "--protocol", "sctp", "--timeout", "5s"]);
     let out = run(cmd, None, RUN_DEADLINE);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
 
@@ -76,12 +50,7 @@ fn sctp_serve_connect_and_batch() {
     let out = run(cmd, Some(&batch), RUN_DEADLINE);
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let r = out.results();
-    assert_eq!(
-        (r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()),
-        ("connected", "pod-sctp"),
-        "{:?}",
-        r[0]
-    );
+    assert_eq!((r[0]["outcome"].as_str(), r[0]["answered_by"].as_str()), ("connected", "pod-sctp"), "{:?}", r[0]);
     assert_eq!(r[0]["client_ip"], "127.0.0.1");
     // An SCTP INIT to a closed port is answered with ABORT: refused.
     assert_eq!(r[1]["outcome"], "refused", "{:?}", r[1]);

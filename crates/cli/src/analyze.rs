@@ -1,12 +1,12 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use netmatrix_oracle::explain::{explain, find_endpoint, Endpoint};
-use netmatrix_oracle::{admin, connlist, services, Options, Reachability, ServiceOptions};
+use netmatrix_oracle::explain::{Endpoint, explain, find_endpoint};
+use netmatrix_oracle::{Options, Reachability, ServiceOptions, admin, connlist, services};
 use netmatrix_report::connlist::Format;
 
-use crate::args::{parse_port_protocol, AnalyzeArgs, OutputFormat};
 use crate::Outcome;
+use crate::args::{AnalyzeArgs, OutputFormat, parse_port_protocol};
 
 pub fn run(args: AnalyzeArgs) -> Outcome {
     let mut timings = Timings::new(args.timings);
@@ -22,7 +22,13 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
     for w in cluster.warnings.iter().cloned().chain(admin::warnings(&cluster)) {
         eprintln!("warning: {w}");
     }
-    timings.phase(format_args!("load ({} namespaces, {} pods, {} policies, {} admin policies)", cluster.namespaces.len(), cluster.pods.len(), cluster.policies.len(), cluster.admin_policies.len()));
+    timings.phase(format_args!(
+        "load ({} namespaces, {} pods, {} policies, {} admin policies)",
+        cluster.namespaces.len(),
+        cluster.pods.len(),
+        cluster.policies.len(),
+        cluster.admin_policies.len()
+    ));
     let options = Options { ipblocks_match_pods: !args.ipblocks_external_only };
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

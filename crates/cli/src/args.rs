@@ -162,12 +162,19 @@ mod tests {
     fn lab_commands() {
         let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
         assert_eq!((name.as_str(), nodes, pods_per_node), ("lab", 3, 0));
-        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4"]).unwrap().command else { panic!("lab up") };
+        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4"]).unwrap().command
+        else {
+            panic!("lab up")
+        };
         assert_eq!((name.as_str(), nodes, pods_per_node), ("x1", 2, 4));
         assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));
         assert!(matches!(parse(&["lab", "status"]).unwrap().command, Command::Lab(LabCommand::Status { .. })));
         assert!(parse(&["lab", "up", "--nodes", "many"]).is_err());
-        let Command::Lab(LabCommand::Fault { action, name, kind, node, peer }) = parse(&["lab", "fault", "inject", "x1", "cross-node", "--node", "0", "--peer", "2"]).unwrap().command else { panic!("fault") };
+        let Command::Lab(LabCommand::Fault { action, name, kind, node, peer }) =
+            parse(&["lab", "fault", "inject", "x1", "cross-node", "--node", "0", "--peer", "2"]).unwrap().command
+        else {
+            panic!("fault")
+        };
         assert_eq!((action, name.as_str(), kind.as_str(), node, peer), (FaultAction::Inject, "x1", "cross-node", Some(0), Some(2)));
         assert!(parse(&["lab", "fault", "break", "x1", "cross-node"]).is_err());
     }

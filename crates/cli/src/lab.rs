@@ -1,8 +1,8 @@
 use netmatrix_lab::{Fault, FaultKind, Lab, LabError, PodSpec, PortState};
 use netmatrix_model::{Labels, Protocol};
 
-use crate::args::{FaultAction, LabCommand};
 use crate::Outcome;
+use crate::args::{FaultAction, LabCommand};
 
 /// `netmatrix cleanup`: every lab (or one), whatever state it was left in.
 pub fn cleanup(lab: Option<String>) -> Outcome {

@@ -3,15 +3,15 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::Backend;
-use netmatrix_engine::{cases_file, suites, Case, Event, ProbeConfig};
-use netmatrix_lab::{names, Lab, LabError};
+use netmatrix_cluster::lab::LabBackend;
+use netmatrix_engine::{Case, Event, ProbeConfig, cases_file, suites};
+use netmatrix_lab::{Lab, LabError, names};
 use netmatrix_report::run::RunReport;
 use regex::Regex;
 
@@ -123,7 +123,11 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     let focus = regex("--focus", &args.focus)?;
     let skip = regex("--skip", &args.skip)?;
     let wanted = parse_labels(args.labels.as_deref().unwrap_or(""))?;
-    cases.retain(|c| focus.as_ref().is_none_or(|re| re.is_match(&c.id)) && !skip.as_ref().is_some_and(|re| re.is_match(&c.id)) && wanted.iter().all(|(k, v)| c.labels.get(k) == Some(v)));
+    cases.retain(|c| {
+        focus.as_ref().is_none_or(|re| re.is_match(&c.id))
+            && !skip.as_ref().is_some_and(|re| re.is_match(&c.id))
+            && wanted.iter().all(|(k, v)| c.labels.get(k) == Some(v))
+    });
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
     }
@@ -291,11 +295,41 @@ mod tests {
     #[test]
     fn every_flag() {
         let a = parse(&[
-            "--lab", "l1", "--nodes", "2", "--suite", "netpol", "--suite", "services", "--cases", "c.yaml", "--focus", "a", "--skip", "b", "--labels", "type=x", "--timeout", "500ms", "--retries", "0",
-            "--parallel", "4", "--json", "r.json", "--junit", "r.xml", "--html", "r.html", "--keep",
+            "--lab",
+            "l1",
+            "--nodes",
+            "2",
+            "--suite",
+            "netpol",
+            "--suite",
+            "services",
+            "--cases",
+            "c.yaml",
+            "--focus",
+            "a",
+            "--skip",
+            "b",
+            "--labels",
+            "type=x",
+            "--timeout",
+            "500ms",
+            "--retries",
+            "0",
+            "--parallel",
+            "4",
+            "--json",
+            "r.json",
+            "--junit",
+            "r.xml",
+            "--html",
+            "r.html",
+            "--keep",
         ])
         .unwrap();
-        assert_eq!((a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep), (Some("l1"), 2, 2, 1, Duration::from_millis(500), 0, 4, true));
+        assert_eq!(
+            (a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep),
+            (Some("l1"), 2, 2, 1, Duration::from_millis(500), 0, 4, true)
+        );
         assert_eq!((a.focus.as_deref(), a.skip.as_deref(), a.labels.as_deref()), (Some("a"), Some("b"), Some("type=x")));
         assert!(a.json.is_some() && a.junit.is_some() && a.html.is_some());
     }

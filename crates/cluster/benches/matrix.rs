@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::{Backend, ProbeRequest, ServingPort};
-use netmatrix_engine::{runner, Action, Case, ProbeConfig, ProbeSpec, Step, World};
+use netmatrix_engine::{Action, Case, ProbeConfig, ProbeSpec, Step, World, runner};
 use netmatrix_lab::Lab;
 use netmatrix_model::{Labels, Protocol};
 use serde_json::json;
@@ -47,7 +47,15 @@ fn main() {
     let mut backend = LabBackend::up(LAB, nodes).expect("lab up");
     let deny = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "closed", "namespace": "bench"},
         "spec": {"podSelector": {"matchLabels": {"closed": "true"}}, "policyTypes": ["Ingress"]}});
-    let case = Case::new("bench/matrix", &[], vec![Step::new("100 x 99 x TCP+UDP, 10% denied", vec![Action::Apply(vec![deny.clone()])], ProbeSpec::pods(&[(80, Protocol::Tcp), (80, Protocol::Udp)]))]);
+    let case = Case::new(
+        "bench/matrix",
+        &[],
+        vec![Step::new(
+            "100 x 99 x TCP+UDP, 10% denied",
+            vec![Action::Apply(vec![deny.clone()])],
+            ProbeSpec::pods(&[(80, Protocol::Tcp), (80, Protocol::Udp)]),
+        )],
+    );
     let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel, cancel: None };
     let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], config, &|_| {}).expect("run");
     let step = &report.cases[0].steps[0];
@@ -59,9 +67,16 @@ fn main() {
         println!("  {}", finding.summary);
     }
     for c in step.cells.iter().filter(|c| c.comparison() != netmatrix_report::run::Comparison::AsExpected).take(5) {
-        println!("  {} -> {} {}/{}: expected {:?}, observed {:?} {:?} ({:?} -> {:?})", c.src, c.dst, c.port, c.protocol, c.expected, c.observed, c.detail, c.src_node, c.dst_node);
+        println!(
+            "  {} -> {} {}/{}: expected {:?}, observed {:?} {:?} ({:?} -> {:?})",
+            c.src, c.dst, c.port, c.protocol, c.expected, c.observed, c.detail, c.src_node, c.dst_node
+        );
     }
-    println!("batched (one agent run per source pod, {parallel} rows at once): {:.2} s, {:.0} probes/s   (goal: under 10 s)", batched.as_secs_f64(), cells as f64 / batched.as_secs_f64());
+    println!(
+        "batched (one agent run per source pod, {parallel} rows at once): {:.2} s, {:.0} probes/s   (goal: under 10 s)",
+        batched.as_secs_f64(),
+        cells as f64 / batched.as_secs_f64()
+    );
 
     // Baseline: the same kind of cells, one process per probe, one after another.
     backend.apply(vec![deny]).expect("policy");

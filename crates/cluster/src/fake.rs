@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef};
@@ -143,7 +143,11 @@ impl Backend for FakeBackend {
             }
             // A recreated pod gets a new address, as in a cluster; a hostNetwork pod its node's.
             self.created += 1;
-            let ip = if pod.host_network { Ipv4Addr::new(172, 18, pod.node as u8, 2) } else { Ipv4Addr::new(10, 244, pod.node as u8, 10 + (self.created % 240) as u8) };
+            let ip = if pod.host_network {
+                Ipv4Addr::new(172, 18, pod.node as u8, 2)
+            } else {
+                Ipv4Addr::new(10, 244, pod.node as u8, 10 + (self.created % 240) as u8)
+            };
             self.namespaces.entry(pod.namespace.clone()).or_default();
             self.pods.push((pod, ip));
         }
@@ -163,7 +167,11 @@ impl Backend for FakeBackend {
     }
 
     fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), BackendError> {
-        let pod = self.pods.iter_mut().find(|(p, _)| p.namespace == namespace && p.name == name).ok_or_else(|| BackendError::BadInput(format!("no pod {namespace}/{name}")))?;
+        let pod = self
+            .pods
+            .iter_mut()
+            .find(|(p, _)| p.namespace == namespace && p.name == name)
+            .ok_or_else(|| BackendError::BadInput(format!("no pod {namespace}/{name}")))?;
         pod.0.labels = labels;
         Ok(())
     }
@@ -195,10 +203,7 @@ impl Backend for FakeBackend {
         for ns in loaded.policies.iter().map(|p| &p.namespace).chain(loaded.services.iter().map(|s| &s.namespace)) {
             namespaces.entry(ns.clone()).or_default();
         }
-        let namespaces = namespaces
-            .into_iter()
-            .map(|(name, labels)| Namespace::new(name, labels))
-            .collect();
+        let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
         let pods = self
             .pods
             .iter()
@@ -216,8 +221,25 @@ impl Backend for FakeBackend {
                 origin: Origin { file: "fake".into(), document: 0 },
             })
             .collect();
-        let nodes = self.nodes().into_iter().map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: Origin { file: "fake".into(), document: 0 } }).collect();
-        Ok(Cluster { namespaces, pods, policies: loaded.policies, admin_policies: loaded.admin_policies, services: loaded.services, nodes, ..Cluster::default() })
+        let nodes = self
+            .nodes()
+            .into_iter()
+            .map(|n| netmatrix_model::Node {
+                name: n.name,
+                addresses: vec![n.ip],
+                labels: Default::default(),
+                origin: Origin { file: "fake".into(), document: 0 },
+            })
+            .collect();
+        Ok(Cluster {
+            namespaces,
+            pods,
+            policies: loaded.policies,
+            admin_policies: loaded.admin_policies,
+            services: loaded.services,
+            nodes,
+            ..Cluster::default()
+        })
     }
 
     fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], _deadline: Duration) -> Result<Vec<ProbeResult>, BackendError> {
@@ -233,13 +255,15 @@ impl Backend for FakeBackend {
         let model = self.model()?;
         let mut reach = Reachability::compute(&model, Options { ipblocks_match_pods: true });
         let frontends = services::frontends(&model);
-        let src = model.pods.iter().position(|p| p.namespace == namespace && p.name == pod).ok_or_else(|| BackendError::BadInput(format!("no pod {src_key}")))?;
+        let src =
+            model.pods.iter().position(|p| p.namespace == namespace && p.name == pod).ok_or_else(|| BackendError::BadInput(format!("no pod {src_key}")))?;
         let src_node = self.pods.iter().find(|(p, _)| key(&p.namespace, &p.name) == src_key).map(|(p, _)| p.node).unwrap_or_default();
         probes
             .iter()
             .enumerate()
             .map(|(index, probe)| {
-                let protocol = Protocol::parse(&probe.protocol.to_ascii_uppercase()).ok_or_else(|| BackendError::BadInput(format!("protocol {}", probe.protocol)))?;
+                let protocol =
+                    Protocol::parse(&probe.protocol.to_ascii_uppercase()).ok_or_else(|| BackendError::BadInput(format!("protocol {}", probe.protocol)))?;
                 let call = {
                     let mut calls = self.calls.lock().unwrap();
                     let n = calls.entry((src_key.clone(), probe.target.clone(), probe.port, protocol)).or_default();
@@ -249,7 +273,8 @@ impl Backend for FakeBackend {
                 let dst = probe.target.parse().ok().and_then(|ip| self.pod_by_ip(ip));
                 let dst_key = dst.map(|(p, _)| key(&p.namespace, &p.name));
                 let dst_index = dst_key.as_ref().and_then(|k| model.pods.iter().position(|p| &key(&p.namespace, &p.name) == k));
-                let frontend = frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
+                let frontend =
+                    frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
                 // A Service frontend first: a node port shares its address with hostNetwork pods.
                 let (real, answered_by) = match (dst_index, frontend) {
                     (Some(d), None) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),

@@ -114,7 +114,11 @@ impl Backend for LabBackend {
         let mut model = self.lab.model()?;
         if model.nodes.is_empty() {
             let origin = netmatrix_model::Origin { file: format!("lab {}", self.lab.node_name(0)), document: 0 };
-            model.nodes = self.nodes().into_iter().map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: origin.clone() }).collect();
+            model.nodes = self
+                .nodes()
+                .into_iter()
+                .map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: origin.clone() })
+                .collect();
         }
         Ok(model)
     }

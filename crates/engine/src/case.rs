@@ -32,11 +32,25 @@ pub enum Action {
     Apply(Vec<serde_json::Value>),
     /// Manifests that depend on what the backend holds (pod addresses, for ipBlocks).
     ApplyFromModel(fn(&netmatrix_model::Cluster) -> Vec<serde_json::Value>),
-    Delete { kind: ObjectKind, namespace: String, name: String },
-    SetNamespaceLabels { namespace: String, labels: Labels },
-    SetPodLabels { namespace: String, pod: String, labels: Labels },
+    Delete {
+        kind: ObjectKind,
+        namespace: String,
+        name: String,
+    },
+    SetNamespaceLabels {
+        namespace: String,
+        labels: Labels,
+    },
+    SetPodLabels {
+        namespace: String,
+        pod: String,
+        labels: Labels,
+    },
     /// Deletes a world pod and creates it again (same spec; the backend gives it a new address).
-    RecreatePod { namespace: String, pod: String },
+    RecreatePod {
+        namespace: String,
+        pod: String,
+    },
     /// Adds the hostNetwork probe pods ([`crate::World::host_pods`]) for this case.
     AddHostPods,
 }
@@ -93,7 +107,9 @@ impl Requirement {
             Self::Sctp if !capabilities.sctp => Some("the nodes' kernels have no SCTP"),
             Self::Hairpin if !capabilities.hairpin => Some("the dataplane does not promise hairpin traffic"),
             Self::Dns if !capabilities.dns => Some("the backend has no cluster DNS to resolve ExternalName Services"),
-            Self::AdminPolicies if !capabilities.admin_policies => Some("the dataplane does not enforce AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy"),
+            Self::AdminPolicies if !capabilities.admin_policies => {
+                Some("the dataplane does not enforce AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy")
+            }
             _ => None,
         }
     }

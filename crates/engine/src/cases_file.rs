@@ -77,9 +77,19 @@ enum ActionDoc {
         namespace: String,
         name: String,
     },
-    SetNamespaceLabels { namespace: String, labels: Labels },
-    SetPodLabels { namespace: String, pod: String, labels: Labels },
-    RecreatePod { namespace: String, pod: String },
+    SetNamespaceLabels {
+        namespace: String,
+        labels: Labels,
+    },
+    SetPodLabels {
+        namespace: String,
+        pod: String,
+        labels: Labels,
+    },
+    RecreatePod {
+        namespace: String,
+        pod: String,
+    },
     AddHostPods,
 }
 
@@ -134,7 +144,12 @@ pub fn parse(file: &str, text: &str, world: &World) -> Result<Vec<Case>, String>
             if case.steps.is_empty() {
                 return Err(format!("{}: a case needs at least one step", at("steps".into())));
             }
-            let steps = case.steps.into_iter().enumerate().map(|(s, step)| parse_step(step, world, &|field| at(format!("steps[{s}].{field}")))).collect::<Result<_, _>>()?;
+            let steps = case
+                .steps
+                .into_iter()
+                .enumerate()
+                .map(|(s, step)| parse_step(step, world, &|field| at(format!("steps[{s}].{field}"))))
+                .collect::<Result<_, _>>()?;
             let requires = case.requires.into_iter().map(|r| match r {
                 RequirementDoc::Sctp => Requirement::Sctp,
                 RequirementDoc::Hairpin => Requirement::Hairpin,
@@ -157,7 +172,11 @@ fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Re
             ActionDoc::Apply(manifests) => {
                 let stream: String = manifests.iter().map(|m| format!("---\n{m}\n")).collect();
                 if let Some(m) = manifests.iter().find(|m| ObjectKind::of(m).is_none()) {
-                    return Err(format!("{}: kind {} cannot be applied (NetworkPolicy, Service, AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy)", at(field("apply")), m["kind"]));
+                    return Err(format!(
+                        "{}: kind {} cannot be applied (NetworkPolicy, Service, AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy)",
+                        at(field("apply")),
+                        m["kind"]
+                    ));
                 }
                 // The model's validation names the document and the field of a bad manifest.
                 netmatrix_model::parse_str(&at(field("apply")), &stream).map_err(|e| e.to_string())?;
@@ -270,7 +289,10 @@ cases:
             (GOOD.replace("id: mine/b-only", "id: nosuite"), "c.yaml: cases[0].id: \"nosuite\" must be suite/case"),
             (GOOD.replace("pod: c, labels", "pod: q, labels"), "c.yaml: cases[0].steps[1].actions[0].setPodLabels: x/q is not a probe pod"),
             (GOOD.replace("requires: [sctp]", "requires: [ipvs]"), "c.yaml: cases[0].requires[0]: unknown variant `ipvs`"),
-            (GOOD.replace("labels: {type: custom}", "lables: {type: custom}"), "c.yaml: cases[0].lables: unknown field `lables`, expected one of `id`, `labels`"),
+            (
+                GOOD.replace("labels: {type: custom}", "lables: {type: custom}"),
+                "c.yaml: cases[0].lables: unknown field `lables`, expected one of `id`, `labels`",
+            ),
             (GOOD.replace("podSelector: {matchLabels: {pod: a}}", "podSelector: {matchLabels: {pod: [a]}}"), "c.yaml: cases[0].steps[0].actions[0].apply"),
             (GOOD.replace("probe: {ports: [80/TCP, 81/udp]}", "probe: {}"), "c.yaml: cases[0].steps[0].probe: nothing to probe"),
         ];

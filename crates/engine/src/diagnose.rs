@@ -106,11 +106,8 @@ impl Hypothesis {
 /// The likely faults behind the wrong cells of `steps`, most explanatory first, then the cells
 /// nothing explains (`unexplained`) and the probes that failed (`probe-errors`).
 pub fn diagnose(steps: &[StepReport]) -> Vec<Finding> {
-    let candidates: Vec<(Hypothesis, Vec<CellRef>)> = scopes(steps)
-        .into_iter()
-        .filter(|(h, _)| contrasted(h, steps))
-        .filter_map(|(h, scope)| explained(&h, &scope, steps).map(|cells| (h, cells)))
-        .collect();
+    let candidates: Vec<(Hypothesis, Vec<CellRef>)> =
+        scopes(steps).into_iter().filter(|(h, _)| contrasted(h, steps)).filter_map(|(h, scope)| explained(&h, &scope, steps).map(|cells| (h, cells))).collect();
     let mut findings: Vec<Finding> = merge_sets(cover(candidates, steps)).into_iter().map(|(h, cells)| finding(&h, cells, steps)).collect();
     findings.extend(unexplained(steps, &findings));
     findings.extend(probe_errors(steps));
@@ -298,16 +295,25 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
         Hypothesis::TargetNode(n) => format!("nothing on {n} can be reached: every expected connection to {} fails", names(|c| Some(&c.dst))),
         Hypothesis::Target(t) => format!("{t} cannot be reached: every expected connection to it fails"),
         Hypothesis::CrossNode(Pairs::All) => "traffic between pods on different nodes fails between every pair of nodes, while same-node traffic works".into(),
-        Hypothesis::CrossNode(_) => format!("traffic between pods on different nodes fails for {}, while same-node traffic works", list(cells.iter().filter_map(|c| pair(c)))),
+        Hypothesis::CrossNode(_) => {
+            format!("traffic between pods on different nodes fails for {}, while same-node traffic works", list(cells.iter().filter_map(|c| pair(c))))
+        }
         Hypothesis::Protocol(p, None) => format!("only {p} is wrong: every expected {p} connection fails"),
         Hypothesis::Protocol(p, Some(n)) => format!("only {p} is wrong; on {n}: every expected {p} connection from or to {n} fails"),
         Hypothesis::PolicyIgnored(n) => format!("NetworkPolicy is not enforced on {n}: connections that should be denied to or from its pods get through"),
         Hypothesis::ServiceKind(k) => format!("only {} Services are wrong: every expected connection to a {0} address fails", k.as_str()),
         Hypothesis::ServiceProxy(n) => format!("the service proxy on {n} is down: its pods reach no Service address and its node ports do not answer"),
         Hypothesis::NodePortNode(n) => format!("node ports on {n} do not answer: every expected connection to them fails"),
-        Hypothesis::Affinity(_) => format!("session affinity is violated for {}: a client reached more than one backend", names(|c| Some(c.service.as_deref().unwrap_or(&c.dst)))),
-        Hypothesis::Hairpin(_) => format!("hairpin is broken{}: pods cannot reach themselves through their own Service", on(" on", names(|c| c.src_node.as_deref()))),
-        Hypothesis::StaleUdp(_) => format!("UDP{} to a Service fails after its backend was replaced: stale conntrack entries keep sending to the dead backend", on(" from pods on", names(|c| c.src_node.as_deref()))),
+        Hypothesis::Affinity(_) => {
+            format!("session affinity is violated for {}: a client reached more than one backend", names(|c| Some(c.service.as_deref().unwrap_or(&c.dst))))
+        }
+        Hypothesis::Hairpin(_) => {
+            format!("hairpin is broken{}: pods cannot reach themselves through their own Service", on(" on", names(|c| c.src_node.as_deref())))
+        }
+        Hypothesis::StaleUdp(_) => format!(
+            "UDP{} to a Service fails after its backend was replaced: stale conntrack entries keep sending to the dead backend",
+            on(" from pods on", names(|c| c.src_node.as_deref()))
+        ),
     }
 }
 
@@ -321,7 +327,6 @@ fn pair(c: &Cell) -> Option<String> {
 fn on(prefix: &str, nodes: String) -> String {
     if nodes.is_empty() { nodes } else { format!("{prefix} {nodes}") }
 }
-
 
 /// Sorted distinct names, `a, b and c`; past five, the rest counted.
 fn list<S: AsRef<str> + Ord>(names: impl Iterator<Item = S>) -> String {
@@ -350,7 +355,10 @@ fn unexplained(steps: &[StepReport], findings: &[Finding]) -> Option<Finding> {
     let listed: BTreeSet<CellRef> = findings.iter().flat_map(|f| f.cells.iter().copied()).collect();
     let cells: Vec<CellRef> = refs(steps).filter(|r| !listed.contains(r) && symptom(cell(steps, *r))).collect();
     let shown: Vec<&Cell> = cells.iter().map(|&r| cell(steps, r)).collect();
-    let described = list(shown.iter().map(|c| format!("{} -> {} {}/{} (expected {}, observed {})", c.src, c.dst, c.port, c.protocol, expected_word(c.expected), observed_word(c.observed))));
+    let described =
+        list(shown.iter().map(|c| {
+            format!("{} -> {} {}/{} (expected {}, observed {})", c.src, c.dst, c.port, c.protocol, expected_word(c.expected), observed_word(c.observed))
+        }));
     (!cells.is_empty()).then(|| Finding { kind: "unexplained".into(), summary: format!("cells that fit no known fault: {described} {}", count(&shown)), cells })
 }
 
@@ -375,7 +383,11 @@ fn observed_word(o: Observed) -> &'static str {
 fn probe_errors(steps: &[StepReport]) -> Option<Finding> {
     let cells: Vec<CellRef> = refs(steps).filter(|&r| cell(steps, r).comparison() == Comparison::Error).collect();
     let failed: Vec<&Cell> = cells.iter().map(|&r| cell(steps, r)).collect();
-    let summary = format!("the probes from {} could not run, so these cells say nothing about the network {}", list(failed.iter().map(|c| c.src.as_str())), count(&failed));
+    let summary = format!(
+        "the probes from {} could not run, so these cells say nothing about the network {}",
+        list(failed.iter().map(|c| c.src.as_str())),
+        count(&failed)
+    );
     (!cells.is_empty()).then(|| Finding { kind: "probe-errors".into(), summary, cells })
 }
 

@@ -12,5 +12,5 @@ pub mod world;
 
 pub use case::{Action, Case, ProbeSpec, Requirement, Step};
 pub use probe::ProbeConfig;
-pub use runner::{run, EngineError, Event};
+pub use runner::{EngineError, Event, run};
 pub use world::World;

@@ -84,7 +84,15 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
                 let mut c = cell(src, name.clone(), port, protocol, expected, target);
                 c.dst_node = dst.node.clone();
                 c.detail = undefined.then(|| "NetworkPolicy leaves hostNetwork pods undefined".to_owned());
-                planned.push(Planned { cell: c, src_namespace: src.namespace.clone(), src_pod: src.name.clone(), address: address.to_string(), backends: None, source_port: None, repeat: 1 });
+                planned.push(Planned {
+                    cell: c,
+                    src_namespace: src.namespace.clone(),
+                    src_pod: src.name.clone(),
+                    address: address.to_string(),
+                    backends: None,
+                    source_port: None,
+                    repeat: 1,
+                });
             }
         }
     }

@@ -2,8 +2,8 @@
 //! unsettled cells are probed again until two tries in a row agree or the budget is spent.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use netmatrix_cluster::{Backend, Outcome, ProbeRequest, ProbeResult};
@@ -71,7 +71,12 @@ fn observe(result: &ProbeResult, backends: Option<&[String]>) -> Observation {
 fn observe_affinity(results: &[ProbeResult], backends: Option<&[String]>) -> Observation {
     let each: Vec<Observation> = results.iter().map(|r| observe(r, backends)).collect();
     if let Some(failed) = each.iter().find(|o| o.observed != Observed::Allow) {
-        return Observation { observed: failed.observed, latency_ms: None, answered_by: None, detail: Some(format!("a connection failed: {}", failed.detail.as_deref().unwrap_or("no answer"))) };
+        return Observation {
+            observed: failed.observed,
+            latency_ms: None,
+            answered_by: None,
+            detail: Some(format!("a connection failed: {}", failed.detail.as_deref().unwrap_or("no answer"))),
+        };
     }
     let mut who: Vec<&str> = each.iter().filter_map(|o| o.answered_by.as_deref()).collect();
     who.sort_unstable();
@@ -148,7 +153,14 @@ fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: 
                         .iter()
                         .flat_map(|&i| {
                             let p = &cells[i];
-                            let request = ProbeRequest { id: p.cell.dst.clone(), target: p.address.clone(), port: p.cell.port, protocol: protocol_name(p.cell.protocol), timeout: timeout.clone(), source_port: p.source_port };
+                            let request = ProbeRequest {
+                                id: p.cell.dst.clone(),
+                                target: p.address.clone(),
+                                port: p.cell.port,
+                                protocol: protocol_name(p.cell.protocol),
+                                timeout: timeout.clone(),
+                                source_port: p.source_port,
+                            };
                             std::iter::repeat_n(request, p.repeat)
                         })
                         .collect();
@@ -162,11 +174,21 @@ fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: 
                                 .map(|&i| {
                                     let (mine, rest) = answers.split_at(cells[i].repeat);
                                     answers = rest;
-                                    (i, if cells[i].repeat == 1 { observe(&mine[0], cells[i].backends.as_deref()) } else { observe_affinity(mine, cells[i].backends.as_deref()) })
+                                    (
+                                        i,
+                                        if cells[i].repeat == 1 {
+                                            observe(&mine[0], cells[i].backends.as_deref())
+                                        } else {
+                                            observe_affinity(mine, cells[i].backends.as_deref())
+                                        },
+                                    )
                                 })
                                 .collect()
                         }
-                        Err(e) => indices.iter().map(|&i| (i, Observation { observed: Observed::Error, latency_ms: None, answered_by: None, detail: Some(e.to_string()) })).collect(),
+                        Err(e) => indices
+                            .iter()
+                            .map(|&i| (i, Observation { observed: Observed::Error, latency_ms: None, answered_by: None, detail: Some(e.to_string()) }))
+                            .collect(),
                     };
                     on_batch(row.len());
                     results.lock().unwrap().extend(row);

@@ -6,12 +6,12 @@ use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind};
 use netmatrix_model::{Labels, Namespace};
-use netmatrix_report::run::{CaseReport, CaseResult, ClusterInfo, RunReport, StepReport, Summary, SCHEMA};
+use netmatrix_report::run::{CaseReport, CaseResult, ClusterInfo, RunReport, SCHEMA, StepReport, Summary};
 
 use crate::case::{Action, Case, Step};
 use crate::diagnose::diagnose;
 use crate::plan::{self, Planned};
-use crate::probe::{probe_cells, ProbeConfig};
+use crate::probe::{ProbeConfig, probe_cells};
 use crate::world::World;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +30,15 @@ pub enum EngineError {
 
 /// What the engine tells its caller while it runs (progress bars, streamed tables).
 pub enum Event<'a> {
-    CaseStarted { id: &'a str, index: usize, total: usize },
+    CaseStarted {
+        id: &'a str,
+        index: usize,
+        total: usize,
+    },
     /// `count` cells were probed once more.
-    Probed { count: usize },
+    Probed {
+        count: usize,
+    },
     CaseFinished(&'a CaseReport),
 }
 
@@ -93,9 +99,26 @@ impl Created {
     }
 }
 
-fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: ProbeConfig, created: &mut Created, on_event: &(dyn Fn(Event) + Sync)) -> CaseReport {
+fn run_case(
+    backend: &mut dyn Backend,
+    world: &World,
+    case: &Case,
+    config: ProbeConfig,
+    created: &mut Created,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> CaseReport {
     let clock = Instant::now();
-    let mut report = CaseReport { id: case.id.clone(), labels: case.labels.clone(), result: CaseResult::Pass, duration_ms: 0, diagnosis: Vec::new(), steps: Vec::new(), findings: Vec::new(), skip_reason: None, error: None };
+    let mut report = CaseReport {
+        id: case.id.clone(),
+        labels: case.labels.clone(),
+        result: CaseResult::Pass,
+        duration_ms: 0,
+        diagnosis: Vec::new(),
+        steps: Vec::new(),
+        findings: Vec::new(),
+        skip_reason: None,
+        error: None,
+    };
     let capabilities = backend.capabilities();
     if let Some(reason) = case.requires.iter().find_map(|r| r.unmet(capabilities)) {
         report.result = CaseResult::Skipped;
@@ -118,7 +141,14 @@ fn run_case(backend: &mut dyn Backend, world: &World, case: &Case, config: Probe
     report
 }
 
-fn run_step(backend: &mut dyn Backend, world: &World, step: &Step, config: ProbeConfig, created: &mut Created, on_event: &(dyn Fn(Event) + Sync)) -> Result<StepReport, BackendError> {
+fn run_step(
+    backend: &mut dyn Backend,
+    world: &World,
+    step: &Step,
+    config: ProbeConfig,
+    created: &mut Created,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<StepReport, BackendError> {
     for action in &step.actions {
         act(backend, world, action, created)?;
     }

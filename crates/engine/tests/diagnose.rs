@@ -328,7 +328,11 @@ fn all_blocked_and_all_allowed() {
 
 #[test]
 fn a_single_wrong_cell_is_not_over_interpreted() {
-    let f = assert_one(&faulty(&[blocks(|c| c.src == "x/a" && c.dst == "z/b" && c.protocol == Protocol::Tcp)]), "unexplained", &["x/a -> z/b 80/TCP (expected allow, observed deny)"]);
+    let f = assert_one(
+        &faulty(&[blocks(|c| c.src == "x/a" && c.dst == "z/b" && c.protocol == Protocol::Tcp)]),
+        "unexplained",
+        &["x/a -> z/b 80/TCP (expected allow, observed deny)"],
+    );
     assert!(f.summary.ends_with("(1 cell)"), "{}", f.summary);
 }
 
@@ -375,7 +379,10 @@ fn several_faults_are_one_finding_each() {
     type Expectation<'a> = (Vec<Fault>, &'a [(&'a str, &'a str)]);
     let cases: [Expectation; 3] = [
         (vec![blocks(|c| c.src == "x/a"), stale_udp(2)], &[("source-pod", "x/a"), ("stale-udp", "pods on node2 to")]),
-        (vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)], &[("protocol", "node2"), ("cross-node", "for node0<->node1,"), ("policy-ignored", "node1")]),
+        (
+            vec![cross_node(0, Some(1)), drop_udp(2), ignore_policy(1)],
+            &[("protocol", "node2"), ("cross-node", "for node0<->node1,"), ("policy-ignored", "node1")],
+        ),
         (vec![drop_services(0), break_hairpin(2), stale_udp(1)], &[("service-proxy", "node0"), ("hairpin", "on node2:"), ("stale-udp", "pods on node1 to")]),
     ];
     for (faults, expected) in cases {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use netmatrix_cluster::fake::FakeBackend;
 use netmatrix_cluster::{Backend, Capabilities, Outcome};
-use netmatrix_engine::{run, suites, Case, EngineError, Event, ProbeConfig, World};
+use netmatrix_engine::{Case, EngineError, Event, ProbeConfig, World, run, suites};
 use netmatrix_report::run::{CaseResult, Check, Comparison, Observed, RunReport};
 
 fn world() -> World {
@@ -25,7 +25,11 @@ fn run_on(backend: &mut FakeBackend, cases: &[Case]) -> RunReport {
 #[test]
 fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
     let mut fake = FakeBackend::new(3);
-    let cases: Vec<Case> = suites::cases(&suites::SUITES.map(String::from)).unwrap().into_iter().filter(|c| c.requires.iter().all(|r| r.unmet(fake.capabilities).is_none())).collect();
+    let cases: Vec<Case> = suites::cases(&suites::SUITES.map(String::from))
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.requires.iter().all(|r| r.unmet(fake.capabilities).is_none()))
+        .collect();
     let report = run_on(&mut fake, &cases);
     let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass).map(|c| (&c.id, c.result)).collect();
     assert!(failed.is_empty(), "{failed:?}");
@@ -176,7 +180,10 @@ fn cells_of_host_network_pods_are_undefined_under_network_policy() {
     let report = run_on(&mut fake, &[case]);
     let [open, policed] = [0, 1].map(|s| &report.cases[0].steps[s].cells);
     let host = |c: &&netmatrix_report::run::Cell| c.src.starts_with("host/") || c.dst.starts_with("node:");
-    assert!(open.iter().filter(host).count() > 0 && open.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Allow), "defined without policies");
+    assert!(
+        open.iter().filter(host).count() > 0 && open.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Allow),
+        "defined without policies"
+    );
     assert!(policed.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Undefined && c.comparison() == Comparison::Undefined));
     assert!(policed.iter().filter(|c| !host(c)).all(|c| c.expected != netmatrix_report::run::Expected::Undefined));
     assert!(open.iter().any(|c| c.dst == "node:node1" && c.target == netmatrix_report::run::TargetKind::Node));

@@ -3,7 +3,7 @@
 
 use netmatrix_cluster::fake::FakeBackend;
 use netmatrix_cluster::{Capabilities, Outcome};
-use netmatrix_engine::{run, suites, ProbeConfig};
+use netmatrix_engine::{ProbeConfig, run, suites};
 use netmatrix_report::run::RunReport;
 
 fn report() -> RunReport {

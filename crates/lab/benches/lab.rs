@@ -52,7 +52,15 @@ fn policy_change() {
                     name: doc["metadata"]["name"].as_str().unwrap().into(),
                     labels: serde_json::from_value(doc["metadata"]["labels"].clone()).unwrap(),
                     node: specs.len() % 10,
-                    ports: ports.iter().map(|p| serde_json::from_value::<Value>(p.clone()).unwrap()).map(|p| PortState { name: p["name"].as_str().map(str::to_owned), port: p["containerPort"].as_u64().unwrap() as u16, protocol: serde_json::from_value(p["protocol"].clone()).unwrap() }).collect(),
+                    ports: ports
+                        .iter()
+                        .map(|p| serde_json::from_value::<Value>(p.clone()).unwrap())
+                        .map(|p| PortState {
+                            name: p["name"].as_str().map(str::to_owned),
+                            port: p["containerPort"].as_u64().unwrap() as u16,
+                            protocol: serde_json::from_value(p["protocol"].clone()).unwrap(),
+                        })
+                        .collect(),
                 });
             }
             Some("NetworkPolicy") => policies.push(doc),
@@ -80,7 +88,14 @@ fn policy_change() {
     }
     let render = start.elapsed();
     Lab::down(name).expect("lab down");
-    println!("500 pods, 200 policies, 10 nodes: applying all policies {}; one policy change re-rendered and applied on every node: median {} (min {}, max {}; goal < 100 ms); rendering alone, all nodes: {}", ms(all), ms(changes[2]), ms(changes[0]), ms(changes[4]), ms(render));
+    println!(
+        "500 pods, 200 policies, 10 nodes: applying all policies {}; one policy change re-rendered and applied on every node: median {} (min {}, max {}; goal < 100 ms); rendering alone, all nodes: {}",
+        ms(all),
+        ms(changes[2]),
+        ms(changes[0]),
+        ms(changes[4]),
+        ms(render)
+    );
 }
 
 /// Removes the bench lab however the benchmark ends.

@@ -29,7 +29,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [FaultKind::CrossNode, FaultKind::DropUdp, FaultKind::IgnorePolicy, FaultKind::DropServices, FaultKind::BreakHairpin, FaultKind::StaleUdp, FaultKind::Netem];
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::CrossNode,
+        FaultKind::DropUdp,
+        FaultKind::IgnorePolicy,
+        FaultKind::DropServices,
+        FaultKind::BreakHairpin,
+        FaultKind::StaleUdp,
+        FaultKind::Netem,
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.to_string() == s)

@@ -260,7 +260,17 @@ impl Lab {
                 }
                 let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, None)?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
-                self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid, host_network: false });
+                self.state.pods.push(PodState {
+                    id,
+                    namespace: spec.namespace,
+                    name: spec.name,
+                    labels: spec.labels,
+                    node: spec.node,
+                    ip,
+                    ports: spec.ports,
+                    pid,
+                    host_network: false,
+                });
                 Ok(())
             });
             if result.is_err() {
@@ -280,7 +290,8 @@ impl Lab {
         let pods = &self.state.pods;
         let on_bridge = |p: &PodState, node: usize| p.node == node && !p.host_network;
         for (i, pod) in pods.iter().enumerate().filter(|(_, p)| pods[first..].iter().any(|n| on_bridge(p, n.node))) {
-            let peers: Vec<Ipv4Addr> = pods.iter().enumerate().filter(|&(j, q)| on_bridge(q, pod.node) && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
+            let peers: Vec<Ipv4Addr> =
+                pods.iter().enumerate().filter(|&(j, q)| on_bridge(q, pod.node) && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
             topology::set_peers(&self.name, pod.id, &peers, true).map_err(io_err(format!("adding neighbour entries to pod {}/{}", pod.namespace, pod.name)))?;
         }
         Ok(())
@@ -289,7 +300,10 @@ impl Lab {
     /// A pod id and a free address on the pod's node, after checking the spec against the lab.
     fn allocate(&mut self, spec: &PodSpec) -> Result<(u32, Ipv4Addr), LabError> {
         if spec.node >= self.state.nodes {
-            return Err(LabError::BadInput(format!("pod {}/{}: node {} does not exist (the lab has {})", spec.namespace, spec.name, spec.node, self.state.nodes)));
+            return Err(LabError::BadInput(format!(
+                "pod {}/{}: node {} does not exist (the lab has {})",
+                spec.namespace, spec.name, spec.node, self.state.nodes
+            )));
         }
         if self.find(&spec.namespace, &spec.name).is_some() {
             return Err(LabError::BadInput(format!("pod {}/{} exists already", spec.namespace, spec.name)));
@@ -317,9 +331,18 @@ impl Lab {
                 if spec.node >= self.state.nodes || self.find(&spec.namespace, &spec.name).is_some() {
                     return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: no node {} or the name is taken", spec.namespace, spec.name, spec.node)));
                 }
-                let taken = self.state.pods.iter().filter(|p| p.host_network && p.node == spec.node).flat_map(|p| &p.ports).find(|q| spec.ports.iter().any(|s| s.port == q.port && s.protocol == q.protocol));
+                let taken = self
+                    .state
+                    .pods
+                    .iter()
+                    .filter(|p| p.host_network && p.node == spec.node)
+                    .flat_map(|p| &p.ports)
+                    .find(|q| spec.ports.iter().any(|s| s.port == q.port && s.protocol == q.protocol));
                 if let Some(q) = taken {
-                    return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: {}/{} is served on node {} already", spec.namespace, spec.name, q.port, q.protocol, spec.node)));
+                    return Err(LabError::BadInput(format!(
+                        "hostNetwork pod {}/{}: {}/{} is served on node {} already",
+                        spec.namespace, spec.name, q.port, q.protocol, spec.node
+                    )));
                 }
                 let id = self.state.next_pod_id;
                 self.state.next_pod_id += 1;
@@ -328,7 +351,17 @@ impl Lab {
                 // (the node also has its bridge address, which a wildcard socket would answer from).
                 let pid = start_agent(&self.name, &names::node(&self.name, spec.node), id, &spec, Some(ip))?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
-                self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node: spec.node, ip, ports: spec.ports, pid, host_network: true });
+                self.state.pods.push(PodState {
+                    id,
+                    namespace: spec.namespace,
+                    name: spec.name,
+                    labels: spec.labels,
+                    node: spec.node,
+                    ip,
+                    ports: spec.ports,
+                    pid,
+                    host_network: true,
+                });
                 Ok(())
             })();
             if result.is_err() {
@@ -363,9 +396,11 @@ impl Lab {
         // Its peers and node drop their entries for it, so their tables hold only live pods.
         // hostNetwork pods share the node's namespace, whose entry `forget_pod` removes.
         for peer in self.state.pods.iter().filter(|p| p.node == pod.node && !p.host_network) {
-            topology::set_peers(&self.name, peer.id, &[pod.ip], false).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from {}/{}", peer.namespace, peer.name)))?;
+            topology::set_peers(&self.name, peer.id, &[pod.ip], false)
+                .map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from {}/{}", peer.namespace, peer.name)))?;
         }
-        topology::forget_pod(&self.name, pod.node, pod.ip).map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from node {}", pod.node)))?;
+        topology::forget_pod(&self.name, pod.node, pod.ip)
+            .map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from node {}", pod.node)))?;
         self.flush_udp_to(pod.ip)?;
         self.sync()?;
         self.save()
@@ -377,9 +412,14 @@ impl Lab {
         for node in (0..self.state.nodes).filter(|&n| !fault::active(&self.state.faults, FaultKind::StaleUdp, n)) {
             let ip = ip.to_string();
             // Exit 1 with "0 flow entries have been deleted" is not a failure.
-            run_tool(&names::node(&self.name, node), "conntrack", &["-D", "-p", "udp", "--reply-src", &ip], b"", &format!("flushing UDP conntrack on node {node}"), |stderr| {
-                stderr.contains("flow entries have been deleted")
-            })?;
+            run_tool(
+                &names::node(&self.name, node),
+                "conntrack",
+                &["-D", "-p", "udp", "--reply-src", &ip],
+                b"",
+                &format!("flushing UDP conntrack on node {node}"),
+                |stderr| stderr.contains("flow entries have been deleted"),
+            )?;
         }
         Ok(())
     }
@@ -445,11 +485,15 @@ impl Lab {
         let needs_ip = service.cluster_ip.is_none() && !service.headless && service.service_type != ServiceType::ExternalName;
         if needs_ip {
             let used: Vec<IpAddr> = existing.iter().filter_map(|s| s.cluster_ip).collect();
-            let ip = (0..65_000).map(topology::cluster_ip).find(|ip| !used.contains(&IpAddr::V4(*ip))).ok_or_else(|| LabError::BadInput("no ClusterIP left".into()))?;
+            let ip = (0..65_000)
+                .map(topology::cluster_ip)
+                .find(|ip| !used.contains(&IpAddr::V4(*ip)))
+                .ok_or_else(|| LabError::BadInput("no ClusterIP left".into()))?;
             manifest["spec"]["clusterIP"] = serde_json::json!(ip.to_string());
         }
         if matches!(service.service_type, ServiceType::NodePort | ServiceType::LoadBalancer) {
-            let mut used: Vec<u16> = existing.iter().flat_map(|s| s.ports.iter().filter_map(|p| p.node_port)).chain(service.ports.iter().filter_map(|p| p.node_port)).collect();
+            let mut used: Vec<u16> =
+                existing.iter().flat_map(|s| s.ports.iter().filter_map(|p| p.node_port)).chain(service.ports.iter().filter_map(|p| p.node_port)).collect();
             for (i, port) in service.ports.iter().enumerate() {
                 if port.node_port.is_none() {
                     let free = topology::NODE_PORTS.into_iter().find(|p| !used.contains(p)).ok_or_else(|| LabError::BadInput("no node port left".into()))?;
@@ -460,7 +504,10 @@ impl Lab {
         }
         if service.service_type == ServiceType::LoadBalancer && service.load_balancer_ips.is_empty() {
             let used: Vec<IpAddr> = existing.iter().flat_map(|s| s.load_balancer_ips.clone()).collect();
-            let ip = (0..250).map(topology::load_balancer_ip).find(|ip| !used.contains(&IpAddr::V4(*ip))).ok_or_else(|| LabError::BadInput("no LoadBalancer IP left".into()))?;
+            let ip = (0..250)
+                .map(topology::load_balancer_ip)
+                .find(|ip| !used.contains(&IpAddr::V4(*ip)))
+                .ok_or_else(|| LabError::BadInput("no LoadBalancer IP left".into()))?;
             manifest["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}});
         }
         Ok(manifest)
@@ -511,10 +558,7 @@ impl Lab {
         // The model's evaluation order.
         cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
         cluster.services = self.objects.services.values().cloned().collect();
-        cluster.namespaces = namespaces
-            .into_iter()
-            .map(|(name, labels)| Namespace::new(name, labels))
-            .collect();
+        cluster.namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
         cluster.pods = self
             .state
             .pods
@@ -528,7 +572,8 @@ impl Lab {
                 ports: p.ports.iter().map(|q| ContainerPort { name: q.name.clone(), port: q.port, protocol: q.protocol }).collect(),
                 host_network: p.host_network,
                 node: Some(self.node_name(p.node)),
-                ready: true, terminating: false,
+                ready: true,
+                terminating: false,
                 origin: Origin { file: format!("lab {}", self.name), document: 0 },
             })
             .collect();
@@ -546,7 +591,9 @@ impl Lab {
         let faults = &self.state.faults;
         let mut rendering = nft::Scripts::new(&table, &cluster);
         let mut scripts: Vec<(String, String, String)> = (0..nodes)
-            .map(|node| (names::node(&self.name, node), rendering.node(&self.node_name(node), node, &[topology::node_ip(node)], faults), format!("node {node}")))
+            .map(|node| {
+                (names::node(&self.name, node), rendering.node(&self.node_name(node), node, &[topology::node_ip(node)], faults), format!("node {node}"))
+            })
             .collect();
         scripts.push((names::router(&self.name), fault::router_script(&table, faults, nodes), "the router".into()));
         let hashes: Vec<u64> = scripts.iter().map(|(_, script, _)| hash(script)).collect();
@@ -612,7 +659,8 @@ impl Lab {
 
     /// Clears the faults of `kind` on `node` (all of them when `node` is `None`).
     pub fn clear(&mut self, kind: FaultKind, node: Option<usize>) -> Result<(), LabError> {
-        let (cleared, kept): (Vec<Fault>, Vec<Fault>) = std::mem::take(&mut self.state.faults).into_iter().partition(|f| f.kind == kind && node.is_none_or(|n| n == f.node));
+        let (cleared, kept): (Vec<Fault>, Vec<Fault>) =
+            std::mem::take(&mut self.state.faults).into_iter().partition(|f| f.kind == kind && node.is_none_or(|n| n == f.node));
         self.state.faults = kept;
         for f in cleared.iter().filter(|f| f.kind == FaultKind::BreakHairpin) {
             self.set_hairpin(f.node, true)?;
@@ -630,14 +678,24 @@ impl Lab {
         command.args(["probe", "--batch", "-"]);
         let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe").map_err(io_err(format!("probing from {namespace}/{name}")))?;
         if !out.status.success() {
-            return Err(LabError::Io { what: format!("probe from {namespace}/{name} failed ({})", out.status), source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()) });
+            return Err(LabError::Io {
+                what: format!("probe from {namespace}/{name} failed ({})", out.status),
+                source: io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            });
         }
         String::from_utf8(out.stdout).map_err(|e| LabError::BadInput(format!("agent output: {e}")))
     }
 
     /// A person's view: nodes, pods, policies.
     pub fn status(&self) -> String {
-        let mut out = format!("lab {}: {} nodes, {} pods, {} policies, {} services\n", self.name, self.state.nodes, self.state.pods.len(), self.state.policies.len() + self.state.admin_policies.len(), self.state.services.len());
+        let mut out = format!(
+            "lab {}: {} nodes, {} pods, {} policies, {} services\n",
+            self.name,
+            self.state.nodes,
+            self.state.pods.len(),
+            self.state.policies.len() + self.state.admin_policies.len(),
+            self.state.services.len()
+        );
         for node in 0..self.state.nodes {
             out.push_str(&format!("  node{node}  ip {}  pods {}\n", topology::node_ip(node), topology::pod_cidr(node)));
         }
@@ -656,9 +714,17 @@ impl Lab {
         if let Ok(model) = self.model() {
             for svc in &model.services {
                 let ip = svc.cluster_ip.map(|ip| ip.to_string()).unwrap_or_else(|| "None".into());
-                let ports: Vec<String> = svc.ports.iter().map(|p| format!("{}/{}{}", p.port, p.protocol, p.node_port.map(|n| format!(":{n}")).unwrap_or_default())).collect();
+                let ports: Vec<String> =
+                    svc.ports.iter().map(|p| format!("{}/{}{}", p.port, p.protocol, p.node_port.map(|n| format!(":{n}")).unwrap_or_default())).collect();
                 let lb: Vec<String> = svc.load_balancer_ips.iter().map(ToString::to_string).collect();
-                out.push_str(&format!("  service {}/{}  {}  {ip}  [{}]{}\n", svc.namespace, svc.name, svc.service_type, ports.join(","), if lb.is_empty() { String::new() } else { format!("  lb {}", lb.join(",")) }));
+                out.push_str(&format!(
+                    "  service {}/{}  {}  {ip}  [{}]{}\n",
+                    svc.namespace,
+                    svc.name,
+                    svc.service_type,
+                    ports.join(","),
+                    if lb.is_empty() { String::new() } else { format!("  lb {}", lb.join(",")) }
+                ));
             }
         }
         for f in &self.state.faults {
@@ -693,7 +759,6 @@ fn start_agent(lab: &str, ns: &str, id: u32, spec: &PodSpec, bind: Option<Ipv4Ad
     let log = log_dir(lab).join(format!("p{id}.log"));
     process::start_server(ns, &args, &log, AGENT_READY).map_err(io_err(format!("starting the agent of {}/{}", spec.namespace, spec.name)))
 }
-
 
 /// The kernel's SCTP module is loaded (it creates /proc/net/sctp).
 fn sctp_available() -> bool {

@@ -7,7 +7,9 @@ pub const DEFAULT_LAB: &str = "lab";
 
 pub fn validate(lab: &str) -> Result<(), String> {
     if lab.is_empty() || lab.len() > MAX_LAB_NAME || !lab.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
-        return Err(format!("lab name {lab:?}: use 1 to {MAX_LAB_NAME} lower-case letters or digits (names of links derive from it and are limited to 15 bytes)"));
+        return Err(format!(
+            "lab name {lab:?}: use 1 to {MAX_LAB_NAME} lower-case letters or digits (names of links derive from it and are limited to 15 bytes)"
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::netns;
@@ -19,10 +19,12 @@ pub fn agent() -> io::Result<PathBuf> {
     }
     let exe = std::env::current_exe()?;
     let dir = exe.parent().ok_or_else(|| io::Error::other("executable without a directory"))?;
-    [dir.join("netmatrix-agent"), dir.join("../netmatrix-agent")]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("netmatrix-agent not found next to {} (build it with `cargo build -p netmatrix-agent`, or set NETMATRIX_AGENT)", exe.display())))
+    [dir.join("netmatrix-agent"), dir.join("../netmatrix-agent")].into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("netmatrix-agent not found next to {} (build it with `cargo build -p netmatrix-agent`, or set NETMATRIX_AGENT)", exe.display()),
+        )
+    })
 }
 
 /// Runs `command` inside namespace `ns` with `input` on stdin; kills it at `deadline`.

@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use netmatrix_lab::{topology, Lab, PodSpec, PortState};
+use netmatrix_lab::{Lab, PodSpec, PortState, topology};
 use netmatrix_model::Protocol;
 use netmatrix_oracle::{Options, Reachability};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
+use support_lab::{Guard, ensure_agent, labels, probe_rows, root};
 
 /// What every pod serves, each port named `serve-<port>-<protocol>`.
 const SERVED: [(u16, Protocol); 3] = [(80, Protocol::Tcp), (81, Protocol::Tcp), (80, Protocol::Udp)];
@@ -29,11 +29,18 @@ fn protocol_name(protocol: Protocol) -> &'static str {
 fn populate(lab: &mut Lab) {
     lab.set_namespace("x", labels(&[("ns", "x")])).unwrap();
     lab.set_namespace("y", labels(&[("ns", "y")])).unwrap();
-    let ports: Vec<PortState> = SERVED.iter().map(|&(port, protocol)| PortState { name: Some(format!("serve-{port}-{}", protocol_name(protocol))), port, protocol }).collect();
+    let ports: Vec<PortState> =
+        SERVED.iter().map(|&(port, protocol)| PortState { name: Some(format!("serve-{port}-{}", protocol_name(protocol))), port, protocol }).collect();
     let mut specs = Vec::new();
     for ns in ["x", "y"] {
         for pod in ["a", "b", "c"] {
-            specs.push(PodSpec { namespace: ns.into(), name: pod.into(), labels: labels(&[("pod", pod)]), node: specs.len() % lab.nodes(), ports: ports.clone() });
+            specs.push(PodSpec {
+                namespace: ns.into(),
+                name: pod.into(),
+                labels: labels(&[("pod", pod)]),
+                node: specs.len() % lab.nodes(),
+                ports: ports.clone(),
+            });
         }
     }
     lab.add_pods(specs).unwrap();
@@ -79,7 +86,10 @@ fn predict(lab: &Lab) -> BTreeMap<Cell, bool> {
             }
             let id = reach.pair(reach.pod_class[s], reach.pod_class[d]);
             for &(port, protocol) in &SERVED {
-                cells.insert((format!("{}/{}", src.namespace, src.name), format!("{}/{}", dst.namespace, dst.name), port, protocol_name(protocol)), reach.conn(id).allows(protocol, port));
+                cells.insert(
+                    (format!("{}/{}", src.namespace, src.name), format!("{}/{}", dst.namespace, dst.name), port, protocol_name(protocol)),
+                    reach.conn(id).allows(protocol, port),
+                );
             }
         }
     }
@@ -92,7 +102,8 @@ fn scenario(lab: &mut Lab, what: &str, policies: Vec<Value>) -> BTreeMap<Cell, b
     lab.apply_policies(policies.clone()).unwrap_or_else(|e| panic!("{what}: {e}"));
     let observed = observe(lab);
     let expected = predict(lab);
-    let wrong: Vec<String> = expected.iter().filter(|(k, v)| observed.get(*k) != Some(v)).map(|(k, v)| format!("{} => {} {}/{}: expected {v}", k.0, k.1, k.2, k.3)).collect();
+    let wrong: Vec<String> =
+        expected.iter().filter(|(k, v)| observed.get(*k) != Some(v)).map(|(k, v)| format!("{} => {} {}/{}: expected {v}", k.0, k.1, k.2, k.3)).collect();
     assert!(wrong.is_empty(), "{what}: the lab disagrees with the oracle:\n{}", wrong.join("\n"));
     assert!(observed.values().any(|&c| c) && observed.values().any(|&c| !c), "{what}: the scenario should allow some cells and deny others");
     for p in &policies {
@@ -151,45 +162,100 @@ fn admin_policies_enforce_what_the_oracle_predicts() {
     let deny_all_ingress_x = || np("x", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));
 
     // Deny: "Drops the selected traffic. No further ... NetworkPolicy rules will be processed."
-    let c = scenario(&mut lab, "ANP deny beats a NetworkPolicy allow", vec![allow_all_ingress_x(), anp("deny-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]}))]);
+    let c = scenario(
+        &mut lab,
+        "ANP deny beats a NetworkPolicy allow",
+        vec![allow_all_ingress_x(), anp("deny-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]}))],
+    );
     assert!(!cell(&c, "y/a", "x/b", 80, "tcp") && cell(&c, "x/a", "x/b", 80, "tcp"));
 
     // Allow: "No further ... NetworkPolicy rules will be processed."
-    let c = scenario(&mut lab, "ANP allow beats a NetworkPolicy deny", vec![deny_all_ingress_x(), anp("allow-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Allow", "from": [ns("y")]}]}))]);
+    let c = scenario(
+        &mut lab,
+        "ANP allow beats a NetworkPolicy deny",
+        vec![deny_all_ingress_x(), anp("allow-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Allow", "from": [ns("y")]}]}))],
+    );
     assert!(cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "x/a", "x/b", 80, "tcp"));
 
     // Pass: "Skips all further ANP rules ... and passes evaluation to the next tier": NetworkPolicy.
-    let only_a_80 = np("x", "only-a-80", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}], "ports": [{"port": 80}]}]}));
-    let c = scenario(&mut lab, "ANP pass leaves it to NetworkPolicy", vec![only_a_80, anp("pass-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Pass", "from": [ns("y")]}, {"action": "Deny", "from": [ns("y")]}]}))]);
+    let only_a_80 = np(
+        "x",
+        "only-a-80",
+        json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}], "ports": [{"port": 80}]}]}),
+    );
+    let c = scenario(
+        &mut lab,
+        "ANP pass leaves it to NetworkPolicy",
+        vec![
+            only_a_80,
+            anp("pass-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Pass", "from": [ns("y")]}, {"action": "Deny", "from": [ns("y")]}]})),
+        ],
+    );
     assert!(cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "y/b", "x/a", 80, "tcp") && !cell(&c, "y/a", "x/b", 81, "tcp"));
 
     // Without a NetworkPolicy isolating the pod, what passes goes to the baseline.
-    let c = scenario(&mut lab, "ANP pass without NetworkPolicy goes to the BANP deny", vec![
-        anp("pass-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Pass", "from": [ns("y")], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]}]})),
-        banp(json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}, {"action": "Allow", "from": [{"namespaces": {}}]}]})),
-    ]);
+    let c = scenario(
+        &mut lab,
+        "ANP pass without NetworkPolicy goes to the BANP deny",
+        vec![
+            anp(
+                "pass-y",
+                10,
+                json!({"subject": ns("x"), "ingress": [{"action": "Pass", "from": [ns("y")], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]}]}),
+            ),
+            banp(json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}, {"action": "Allow", "from": [{"namespaces": {}}]}]})),
+        ],
+    );
     assert!(!cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "y/a", "x/b", 81, "tcp") && cell(&c, "x/a", "x/b", 80, "tcp"));
 
     // "the lower the number, the higher the precedence".
-    let c = scenario(&mut lab, "priorities: the lower number wins", vec![
-        anp("deny-y", 20, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]})),
-        anp("allow-y-80", 5, json!({"subject": ns("x"), "ingress": [{"action": "Allow", "from": [ns("y")], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]}]})),
-    ]);
+    let c = scenario(
+        &mut lab,
+        "priorities: the lower number wins",
+        vec![
+            anp("deny-y", 20, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]})),
+            anp(
+                "allow-y-80",
+                5,
+                json!({"subject": ns("x"), "ingress": [{"action": "Allow", "from": [ns("y")], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]}]}),
+            ),
+        ],
+    );
     assert!(cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "y/a", "x/b", 81, "tcp"));
 
     // "Rules are evaluated in order ... the first matching rule applies".
-    let c = scenario(&mut lab, "the first matching rule of a policy wins", vec![anp("ordered", 10, json!({"subject": ns("x"), "ingress": [
-        {"action": "Allow", "from": [pods("y", "a")], "ports": [{"portNumber": {"protocol": "TCP", "port": 81}}]},
-        {"action": "Deny", "from": [ns("y")]},
-        {"action": "Allow", "from": [ns("y")]},
-    ]}))]);
+    let c = scenario(
+        &mut lab,
+        "the first matching rule of a policy wins",
+        vec![anp(
+            "ordered",
+            10,
+            json!({"subject": ns("x"), "ingress": [
+                {"action": "Allow", "from": [pods("y", "a")], "ports": [{"portNumber": {"protocol": "TCP", "port": 81}}]},
+                {"action": "Deny", "from": [ns("y")]},
+                {"action": "Allow", "from": [ns("y")]},
+            ]}),
+        )],
+    );
     assert!(cell(&c, "y/a", "x/b", 81, "tcp") && !cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "y/b", "x/b", 81, "tcp"));
 
     // portNumber, portRange and namedPort (resolved on the destination pod), egress and ingress.
-    let c = scenario(&mut lab, "ports, port ranges and named ports", vec![
-        anp("egress-ports", 10, json!({"subject": pods("x", "a"), "egress": [{"action": "Deny", "to": [{"namespaces": {}}], "ports": [{"namedPort": "serve-81-tcp"}, {"portNumber": {"protocol": "UDP", "port": 80}}]}]})),
-        anp("ingress-range", 11, json!({"subject": pods("y", "b"), "ingress": [{"action": "Deny", "from": [ns("x")], "ports": [{"portRange": {"protocol": "TCP", "start": 80, "end": 81}}]}]})),
-    ]);
+    let c = scenario(
+        &mut lab,
+        "ports, port ranges and named ports",
+        vec![
+            anp(
+                "egress-ports",
+                10,
+                json!({"subject": pods("x", "a"), "egress": [{"action": "Deny", "to": [{"namespaces": {}}], "ports": [{"namedPort": "serve-81-tcp"}, {"portNumber": {"protocol": "UDP", "port": 80}}]}]}),
+            ),
+            anp(
+                "ingress-range",
+                11,
+                json!({"subject": pods("y", "b"), "ingress": [{"action": "Deny", "from": [ns("x")], "ports": [{"portRange": {"protocol": "TCP", "start": 80, "end": 81}}]}]}),
+            ),
+        ],
+    );
     assert!(!cell(&c, "x/a", "y/c", 81, "tcp") && !cell(&c, "x/a", "y/c", 80, "udp") && cell(&c, "x/a", "y/c", 80, "tcp"));
     assert!(!cell(&c, "x/b", "y/b", 80, "tcp") && !cell(&c, "x/b", "y/b", 81, "tcp") && cell(&c, "x/b", "y/b", 80, "udp"));
 
@@ -197,19 +263,41 @@ fn admin_policies_enforce_what_the_oracle_predicts() {
     // y/b is on node 1 (pods go round the nodes); y/a on node 0.
     let node1 = topology::pod_cidr(1).to_string();
     let yb = format!("{}/32", lab.pods().iter().find(|p| p.namespace == "y" && p.name == "b").unwrap().ip);
-    let c = scenario(&mut lab, "egress to networks", vec![anp("no-node1-pods", 10, json!({"subject": ns("x"), "egress": [
-        {"action": "Allow", "to": [{"networks": [yb]}], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]},
-        {"action": "Deny", "to": [{"networks": [node1]}]},
-    ]}))]);
+    let c = scenario(
+        &mut lab,
+        "egress to networks",
+        vec![anp(
+            "no-node1-pods",
+            10,
+            json!({"subject": ns("x"), "egress": [
+                {"action": "Allow", "to": [{"networks": [yb]}], "ports": [{"portNumber": {"protocol": "TCP", "port": 80}}]},
+                {"action": "Deny", "to": [{"networks": [node1]}]},
+            ]}),
+        )],
+    );
     assert!(cell(&c, "x/a", "y/b", 80, "tcp") && !cell(&c, "x/a", "y/b", 81, "tcp") && cell(&c, "x/a", "y/a", 81, "tcp") && cell(&c, "y/a", "y/b", 81, "tcp"));
 
     // v1alpha2: "Policy tiers are evaluated in the following order: Admin tier, NetworkPolicy
     // tier, Baseline tier"; actions Accept, Deny and Pass; ports as protocols.
-    let c = scenario(&mut lab, "ClusterNetworkPolicy Admin and Baseline tiers", vec![
-        cnp("accept-a", "Admin", 1, json!({"subject": {"namespaces": {}}, "ingress": [{"action": "Accept", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}}], "protocols": [{"tcp": {"destinationPort": {"number": 80}}}]}]})),
-        cnp("pass-udp", "Admin", 2, json!({"subject": {"namespaces": {}}, "ingress": [{"action": "Pass", "from": [{"namespaces": {}}], "protocols": [{"udp": {"destinationPort": {"range": {"start": 80, "end": 81}}}}]}]})),
-        cnp("deny-rest", "Baseline", 0, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]})),
-    ]);
+    let c = scenario(
+        &mut lab,
+        "ClusterNetworkPolicy Admin and Baseline tiers",
+        vec![
+            cnp(
+                "accept-a",
+                "Admin",
+                1,
+                json!({"subject": {"namespaces": {}}, "ingress": [{"action": "Accept", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}}], "protocols": [{"tcp": {"destinationPort": {"number": 80}}}]}]}),
+            ),
+            cnp(
+                "pass-udp",
+                "Admin",
+                2,
+                json!({"subject": {"namespaces": {}}, "ingress": [{"action": "Pass", "from": [{"namespaces": {}}], "protocols": [{"udp": {"destinationPort": {"range": {"start": 80, "end": 81}}}}]}]}),
+            ),
+            cnp("deny-rest", "Baseline", 0, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]})),
+        ],
+    );
     assert!(cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "y/b", "x/c", 80, "tcp") && !cell(&c, "y/b", "x/c", 80, "udp") && cell(&c, "x/b", "y/c", 81, "tcp"));
 
     // Deleting an admin policy restores what it changed (`scenario` deleted them all).
@@ -218,7 +306,11 @@ fn admin_policies_enforce_what_the_oracle_predicts() {
     assert!(lab.status().contains("0 policies"));
 
     // Two kinds in the state at once, each deleted by (kind, name).
-    lab.apply_policies(vec![anp("deny-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]})), cnp("deny-y", "Baseline", 0, json!({"subject": ns("y"), "ingress": [{"action": "Deny", "from": [ns("x")]}]}))]).unwrap();
+    lab.apply_policies(vec![
+        anp("deny-y", 10, json!({"subject": ns("x"), "ingress": [{"action": "Deny", "from": [ns("y")]}]})),
+        cnp("deny-y", "Baseline", 0, json!({"subject": ns("y"), "ingress": [{"action": "Deny", "from": [ns("x")]}]})),
+    ])
+    .unwrap();
     assert!(lab.status().contains("policy AdminNetworkPolicy deny-y") && lab.status().contains("policy ClusterNetworkPolicy deny-y"));
     assert_eq!(Lab::open("tanp").unwrap().model().unwrap().admin_policies.len(), 2, "kept in the lab's state");
     lab.delete_admin_policy("AdminNetworkPolicy", "deny-y").unwrap();
@@ -226,5 +318,9 @@ fn admin_policies_enforce_what_the_oracle_predicts() {
     let c = observe(&lab);
     assert!(cell(&c, "y/a", "x/b", 80, "tcp") && !cell(&c, "x/a", "y/b", 80, "tcp"));
     lab.delete_admin_policy("ClusterNetworkPolicy", "deny-y").unwrap();
-    assert!(lab.apply_policy(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"}, "spec": {"ports": [{"port": 80}]}})).is_err(), "a Service is no policy");
+    assert!(
+        lab.apply_policy(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"}, "spec": {"ports": [{"port": 80}]}}))
+            .is_err(),
+        "a Service is no policy"
+    );
 }

@@ -4,17 +4,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netmatrix_lab::{names, netns, nft, topology, Fault, FaultKind, Lab, PodSpec, PortState};
+use netmatrix_lab::{Fault, FaultKind, Lab, PodSpec, PortState, names, netns, nft, topology};
 use netmatrix_model::{Labels, Protocol};
 use netmatrix_oracle::{Options, Reachability};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[path = "support/listing.rs"]
 mod listing;
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
+use support_lab::{Guard, ensure_agent, labels, probe_rows, root};
 
 fn tcp(port: u16) -> PortState {
     PortState { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
@@ -28,7 +28,14 @@ fn populate(lab: &mut Lab) {
     let mut node = 0;
     for ns in ["x", "y"] {
         for pod in ["a", "b", "c"] {
-            lab.add_pod(PodSpec { namespace: ns.into(), name: pod.into(), labels: labels(&[("pod", pod)]), node: node % lab.nodes(), ports: vec![tcp(80), tcp(81)] }).unwrap();
+            lab.add_pod(PodSpec {
+                namespace: ns.into(),
+                name: pod.into(),
+                labels: labels(&[("pod", pod)]),
+                node: node % lab.nodes(),
+                ports: vec![tcp(80), tcp(81)],
+            })
+            .unwrap();
             node += 1;
         }
     }
@@ -42,7 +49,9 @@ fn observe(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
 /// One agent invocation per row, all rows at once. Two tries of 1 s each, so that a loaded
 /// machine (lab tests run in parallel) does not turn a slow answer into a blocked cell.
 fn observe_protocol(lab: &Lab, port: u16, protocol: &str) -> BTreeMap<(String, String), bool> {
-    let rows = probe_rows(lab, |src| lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "1s", "tries": 2})).collect());
+    let rows = probe_rows(lab, |src| {
+        lab.pods().iter().filter(|d| d.id != src.id).map(|d| json!({"id": format!("{}/{}", d.namespace, d.name), "target": d.ip.to_string(), "port": port, "protocol": protocol, "timeout": "1s", "tries": 2})).collect()
+    });
     let mut cells = BTreeMap::new();
     for (src, out) in rows {
         for line in out.lines() {
@@ -64,7 +73,8 @@ fn predict(lab: &Lab, port: u16) -> BTreeMap<(String, String), bool> {
         for (d, dst) in model.pods.iter().enumerate() {
             if s != d {
                 let id = reach.pair(reach.pod_class[s], reach.pod_class[d]);
-                cells.insert((format!("{}/{}", src.namespace, src.name), format!("{}/{}", dst.namespace, dst.name)), reach.conn(id).allows(Protocol::Tcp, port));
+                cells
+                    .insert((format!("{}/{}", src.namespace, src.name), format!("{}/{}", dst.namespace, dst.name)), reach.conn(id).allows(Protocol::Tcp, port));
             }
         }
     }
@@ -162,9 +172,19 @@ fn incremental_updates_leave_the_tables_a_full_apply_gives_and_repair_a_tampered
     ])
     .unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "policies applied");
-    lab.apply_policy(policy("x", "allow-a", json!({"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 81}]}]}))).unwrap();
+    lab.apply_policy(policy(
+        "x",
+        "allow-a",
+        json!({"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [{"podSelector": {}}], "ports": [{"port": 81}]}]}),
+    ))
+    .unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "a policy changed");
-    lab.apply_policy(policy("y", "egress", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}]}]}))).unwrap();
+    lab.apply_policy(policy(
+        "y",
+        "egress",
+        json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}]}]}),
+    ))
+    .unwrap();
     lab.set_pod_labels("y", "b", labels(&[("pod", "a")])).unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "a policy added, a pod relabelled");
     lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
@@ -314,14 +334,24 @@ fn services_balance_translate_and_reject_without_endpoints() {
     let mut lab = Lab::up("tsvc", 2).unwrap();
     let web = labels(&[("app", "web")]);
     lab.add_pods(vec![
-        PodSpec { namespace: "x".into(), name: "a".into(), labels: web.clone(), node: 0, ports: vec![PortState { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }] },
-        PodSpec { namespace: "x".into(), name: "b".into(), labels: web, node: 1, ports: vec![PortState { name: Some("http".into()), port: 81, protocol: Protocol::Tcp }] },
+        PodSpec {
+            namespace: "x".into(),
+            name: "a".into(),
+            labels: web.clone(),
+            node: 0,
+            ports: vec![PortState { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+        },
+        PodSpec {
+            namespace: "x".into(),
+            name: "b".into(),
+            labels: web,
+            node: 1,
+            ports: vec![PortState { name: Some("http".into()), port: 81, protocol: Protocol::Tcp }],
+        },
         PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: 0, ports: vec![] },
     ])
     .unwrap();
-    let service = |name: &str, kind: &str, selector: Value, port: u16, target: Value| {
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "x"}, "spec": {"type": kind, "selector": selector, "ports": [{"port": port, "targetPort": target}]}})
-    };
+    let service = |name: &str, kind: &str, selector: Value, port: u16, target: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "x"}, "spec": {"type": kind, "selector": selector, "ports": [{"port": port, "targetPort": target}]}});
     lab.apply_service(service("web", "NodePort", json!({"app": "web"}), 8080, json!("http"))).unwrap();
     lab.apply_service(service("lb", "LoadBalancer", json!({"app": "web"}), 80, json!("http"))).unwrap();
     lab.apply_service(service("empty", "ClusterIP", json!({"app": "none"}), 80, json!(80))).unwrap();
@@ -468,7 +498,11 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
         for pod in bridged(lab) {
             assert_eq!(neighbours(&names::pod("tarp", pod.id), "eth0"), expected(lab, pod.id), "{what}: neighbours of {}", pod.name);
         }
-        assert_eq!(neighbours(&names::node("tarp", 0), &names::bridge("tarp")), permanent(bridged(lab).iter().map(|p| p.ip.to_string()).collect()), "{what}: neighbours of the node");
+        assert_eq!(
+            neighbours(&names::node("tarp", 0), &names::bridge("tarp")),
+            permanent(bridged(lab).iter().map(|p| p.ip.to_string()).collect()),
+            "{what}: neighbours of the node"
+        );
     };
     check(&lab, "after 50 pods");
     // The bridge keeps the MAC the pods' entries name, whatever its ports' MACs.

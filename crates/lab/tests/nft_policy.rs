@@ -10,7 +10,7 @@ use std::process::Command;
 
 use netmatrix_lab::netns;
 use netmatrix_lab::nft::policy::render;
-use netmatrix_model::{parse_str, Cluster};
+use netmatrix_model::{Cluster, parse_str};
 
 /// Two nodes. On n0: web/front (dual-stack, http=8080), web/api (http=80, metrics=9090),
 /// db/cache, ops/sig (SCTP sig=9000), ops/agent (hostNetwork) and web/pending (no IP yet).
@@ -216,7 +216,9 @@ impl Parsed {
     fn isolated(&self, direction: &str) -> BTreeSet<String> {
         self.chains
             .iter()
-            .filter(|(name, _)| name.strip_prefix(direction).and_then(|n| n.strip_prefix('-')).is_some_and(|n| n.len() == 16 && u64::from_str_radix(n, 16).is_ok()))
+            .filter(|(name, _)| {
+                name.strip_prefix(direction).and_then(|n| n.strip_prefix('-')).is_some_and(|n| n.len() == 16 && u64::from_str_radix(n, 16).is_ok())
+            })
             .flat_map(|(_, lines)| lines.iter().filter_map(|l| l.strip_prefix("# ").map(str::to_owned)))
             .collect()
     }
@@ -250,7 +252,9 @@ impl Parsed {
     fn allow_chain(&self, policy: &str, direction: &str) -> &str {
         self.chains
             .iter()
-            .find(|(name, lines)| name.ends_with(&format!("-{direction}")) && name.starts_with("np-") && lines.first().is_some_and(|l| l == &format!("# {policy}")))
+            .find(|(name, lines)| {
+                name.ends_with(&format!("-{direction}")) && name.starts_with("np-") && lines.first().is_some_and(|l| l == &format!("# {policy}"))
+            })
             .map(|(name, _)| name.as_str())
             .unwrap_or_else(|| panic!("no {direction} chain for {policy}"))
     }
@@ -325,7 +329,11 @@ fn named_ports_resolve_per_destination_pod() {
     let metrics: Vec<&String> = p.chains[egress].iter().filter(|l| l.contains("9090")).collect();
     assert_eq!(metrics, ["ip daddr 10.244.0.11 tcp dport 9090 accept"]);
     // The ipBlock rule resolves numeric ports for every address in the block.
-    assert!(p.chains[egress].contains(&"ip daddr 10.0.0.0/8 ip daddr != { 10.1.0.0/16, 10.244.1.0/24 } tcp dport 5000-5010 accept".to_owned()), "{:?}", p.chains[egress]);
+    assert!(
+        p.chains[egress].contains(&"ip daddr 10.0.0.0/8 ip daddr != { 10.1.0.0/16, 10.244.1.0/24 } tcp dport 5000-5010 accept".to_owned()),
+        "{:?}",
+        p.chains[egress]
+    );
 
     // Ingress on `http` resolves against the destination: 8080 on front, 80 on api.
     let ingress = p.allow_chain("web/allow-http", "ingress");
@@ -391,7 +399,7 @@ fn synthetic_clusters_render_rules_for_their_local_pods() {
 
 #[path = "support/kernel.rs"]
 mod kernel;
-use kernel::{privileged, Namespace};
+use kernel::{Namespace, privileged};
 
 fn assert_kernel_accepts(ns: &Namespace, what: &str, script: &str) {
     let out = ns.nft(&["-c", "-f", "-"], Some(script));
@@ -422,7 +430,13 @@ fn the_kernel_accepts_the_rulesets() {
     let out = ns.nft(&["list", "table", "inet", "nm-test"], None);
     assert!(out.status.success(), "nft list: {}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8_lossy(&out.stdout);
-    for expected in ["chain policy-ingress", "type filter hook forward priority filter + 1; policy accept;", "jump ingress-", "reject with icmpx admin-prohibited", "sctp dport 9000 accept"] {
+    for expected in [
+        "chain policy-ingress",
+        "type filter hook forward priority filter + 1; policy accept;",
+        "jump ingress-",
+        "reject with icmpx admin-prohibited",
+        "sctp dport 9000 accept",
+    ] {
         assert!(listed.contains(expected), "{expected:?} not in the kernel's table:\n{listed}");
     }
 }
@@ -495,7 +509,8 @@ fn packets_are_allowed_and_denied_as_the_policies_say() {
         return;
     }
     let node = Namespace::new("nfttest", "node");
-    let pods = [("a", "10.99.0.10", Some("fd99::10")), ("b", "10.99.0.11", Some("fd99::11")), ("c", "10.99.0.12", None)].map(|(name, v4, v6)| (Namespace::new("nfttest", name), v4, v6));
+    let pods = [("a", "10.99.0.10", Some("fd99::10")), ("b", "10.99.0.11", Some("fd99::11")), ("c", "10.99.0.12", None)]
+        .map(|(name, v4, v6)| (Namespace::new("nfttest", name), v4, v6));
     ip(&["-n", &node.0, "link", "add", "br0", "type", "bridge"]);
     ip(&["-n", &node.0, "link", "set", "br0", "up"]);
     // The node needs an address of each family towards the pods to send them its rejects.
@@ -517,7 +532,14 @@ fn packets_are_allowed_and_denied_as_the_policies_say() {
     }
     // Listeners live in their namespace once bound; connects complete in the backlog.
     let mut listeners = Vec::new();
-    for (pod, address) in [(&pods[1].0, "10.99.0.11:80"), (&pods[1].0, "10.99.0.11:81"), (&pods[1].0, "[fd99::11]:80"), (&pods[1].0, "[fd99::11]:81"), (&pods[2].0, "10.99.0.12:80"), (&pods[2].0, "10.99.0.12:8080")] {
+    for (pod, address) in [
+        (&pods[1].0, "10.99.0.11:80"),
+        (&pods[1].0, "10.99.0.11:81"),
+        (&pods[1].0, "[fd99::11]:80"),
+        (&pods[1].0, "[fd99::11]:81"),
+        (&pods[2].0, "10.99.0.12:80"),
+        (&pods[2].0, "10.99.0.12:8080"),
+    ] {
         listeners.push(netns::enter(&pod.0, || std::net::TcpListener::bind(address)).unwrap().unwrap_or_else(|e| panic!("listening on {address}: {e}")));
     }
     let cluster = parse_str("functional.yaml", FUNCTIONAL).unwrap_or_else(|e| panic!("{e}"));
@@ -537,10 +559,13 @@ fn packets_are_allowed_and_denied_as_the_policies_say() {
         (a, "10.99.0.1:22", "prohibited", "a may not send to its node (input hook)"),
         (c, "10.99.0.1:22", "refused", "c may; nothing listens"),
     ];
-    let wrong: Vec<String> = cases.iter().filter_map(|(from, to, expected, why)| {
-        let got = connect(from, to);
-        (got != *expected).then(|| format!("{} -> {to}: {got}, expected {expected} ({why})", from.0))
-    }).collect();
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(from, to, expected, why)| {
+            let got = connect(from, to);
+            (got != *expected).then(|| format!("{} -> {to}: {got}, expected {expected} ({why})", from.0))
+        })
+        .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     drop(listeners);
 }
@@ -597,8 +622,14 @@ fn admin_tiers_come_before_and_after_networkpolicy() {
     assert!(jumps(&pod_chain("ingress", "db/cache")).iter().all(|j| j == "np"));
     // The named port resolves on each web pod (the destination of ingress): 80 on api, 8080 on front.
     let admin_of = |pod: &str| pod_chain("ingress", pod).iter().find_map(|l| l.strip_prefix("jump admin-").map(|h| format!("admin-{h}"))).unwrap();
-    assert!(p.rules_for(&admin_of("web/api"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 80 reject with icmpx admin-prohibited".to_owned()), "{text}");
-    assert!(p.rules_for(&admin_of("web/front"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 8080 reject with icmpx admin-prohibited".to_owned()), "{text}");
+    assert!(
+        p.rules_for(&admin_of("web/api"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 80 reject with icmpx admin-prohibited".to_owned()),
+        "{text}"
+    );
+    assert!(
+        p.rules_for(&admin_of("web/front"), "10.244.0.12").contains(&"ip saddr {10.244.0.12} tcp dport 8080 reject with icmpx admin-prohibited".to_owned()),
+        "{text}"
+    );
     assert!(p.chains[&admin_of("web/api")].last().unwrap().ends_with(" return"), "Pass returns to the next tier");
     // Egress to `networks` with a named port: only pods there with that port, by their IPv4 address.
     let egress_admin = pod_chain("egress", "web/api").iter().find_map(|l| l.strip_prefix("jump admin-").map(|h| format!("admin-{h}"))).unwrap();

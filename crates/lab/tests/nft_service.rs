@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netmatrix_model::{parse_str, Cluster};
+use netmatrix_model::{Cluster, parse_str};
 
 use netmatrix_lab::nft::service::render;
 
@@ -273,7 +273,11 @@ fn cluster_ips_lead_to_every_endpoint_with_the_target_port_resolved_per_pod() {
     assert_eq!(targets(&c, goto(&served["10.96.0.17 . udp . 53"])), set(&["10.244.0.11:5353"]));
     assert_eq!(targets(&c, goto(&served["10.96.0.17 . tcp . 53"])), set(&["10.244.0.11:5353"]));
     // Every endpoint chain masquerades hairpin traffic and DNATs for its protocol.
-    let ep = c.iter().find(|(name, lines)| name.starts_with("ep-") && lines.iter().any(|l| l.ends_with("dnat ip to 10.244.0.11:5353") && l.contains("udp"))).unwrap().1;
+    let ep = c
+        .iter()
+        .find(|(name, lines)| name.starts_with("ep-") && lines.iter().any(|l| l.ends_with("dnat ip to 10.244.0.11:5353") && l.contains("udp")))
+        .unwrap()
+        .1;
     assert_eq!(ep[1..], ["ip saddr 10.244.0.11 meta mark set mark or 0x4000", "meta l4proto udp dnat ip to 10.244.0.11:5353"]);
 }
 
@@ -287,7 +291,10 @@ fn ports_without_endpoints_are_rejected_before_dnat_would_have_happened() {
     }
     assert_eq!(c["service-reject"], ["meta l4proto tcp reject with tcp reset", "reject"]);
     for hook in ["forward", "input", "output"] {
-        assert_eq!(c[&format!("service-filter-{hook}")], [format!("type filter hook {hook} priority filter - 10; policy accept;"), "ct state new jump service-no-endpoints".to_owned()]);
+        assert_eq!(
+            c[&format!("service-filter-{hook}")],
+            [format!("type filter hook {hook} priority filter - 10; policy accept;"), "ct state new jump service-no-endpoints".to_owned()]
+        );
     }
     // Only external keys of ETP Local without a local endpoint are both served (short-circuits
     // for this node's pods and the node) and unserved (dropped for the rest).
@@ -523,7 +530,9 @@ fn the_kernel_accepts_the_rulesets() {
     render(&mut without_node_ips, &c, "node0", &[]);
     scripts.push(("node0 without node IPs".into(), table(&without_node_ips)));
     // Beside the NetworkPolicy chains, as the lab applies them: no name or hook clashes.
-    let policy = parse_str("p.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}}\n").unwrap();
+    let policy =
+        parse_str("p.yaml", "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: shop}\nspec: {podSelector: {}}\n")
+            .unwrap();
     let mut both = c.clone();
     both.policies = policy.policies;
     let mut body = String::new();
@@ -737,20 +746,23 @@ fn packets_follow_the_service_rules() {
     let out = Namespaces::nft(&node, &["-f", "-"], &table(&body));
     assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
 
-    let answers = probe(&pods[0], &[
-        ("tcp", "10.96.0.10", 80, 40, 2.0),
-        ("tcp", "10.96.0.11", 80, 10, 2.0),
-        ("tcp", "10.96.0.12", 80, 3, 2.0),
-        ("tcp", "172.18.0.2", 30080, 3, 2.0),
-        ("tcp", "172.18.0.2", 30081, 3, 2.0),
-        ("tcp", "172.18.255.1", 80, 3, 2.0),
-        ("tcp", "10.96.0.16", 80, 20, 2.0),
-        ("tcp", "10.96.0.17", 80, 10, 2.0),
-        ("tcp", "10.96.0.18", 80, 1, 1.0),
-        ("udp", "10.96.0.19", 53, 3, 2.0),
-        ("tcp", "10.96.0.20", 80, 3, 2.0),
-        ("udp", "10.96.0.20", 53, 3, 2.0),
-    ]);
+    let answers = probe(
+        &pods[0],
+        &[
+            ("tcp", "10.96.0.10", 80, 40, 2.0),
+            ("tcp", "10.96.0.11", 80, 10, 2.0),
+            ("tcp", "10.96.0.12", 80, 3, 2.0),
+            ("tcp", "172.18.0.2", 30080, 3, 2.0),
+            ("tcp", "172.18.0.2", 30081, 3, 2.0),
+            ("tcp", "172.18.255.1", 80, 3, 2.0),
+            ("tcp", "10.96.0.16", 80, 20, 2.0),
+            ("tcp", "10.96.0.17", 80, 10, 2.0),
+            ("tcp", "10.96.0.18", 80, 1, 1.0),
+            ("udp", "10.96.0.19", 53, 3, 2.0),
+            ("tcp", "10.96.0.20", 80, 3, 2.0),
+            ("udp", "10.96.0.20", 53, 3, 2.0),
+        ],
+    );
     let distinct = |key: &str| answers[key].iter().cloned().collect::<BTreeSet<String>>();
     let refused_at_once = |key: &str, answers: &[String]| {
         for answer in answers {
@@ -783,7 +795,10 @@ fn packets_follow_the_service_rules() {
 
     // From the node itself (output hook): the source is the node IP, except through an
     // ETP-Local node port, where it is masqueraded; rejects happen in the output hook.
-    let answers = probe(&node, &[("tcp", "10.96.0.11", 80, 2, 2.0), ("tcp", "172.18.0.2", 30081, 2, 2.0), ("tcp", "10.96.0.17", 80, 2, 2.0), ("tcp", "10.96.0.20", 80, 2, 2.0)]);
+    let answers = probe(
+        &node,
+        &[("tcp", "10.96.0.11", 80, 2, 2.0), ("tcp", "172.18.0.2", 30081, 2, 2.0), ("tcp", "10.96.0.17", 80, 2, 2.0), ("tcp", "10.96.0.20", 80, 2, 2.0)],
+    );
     let distinct = |key: &str| answers[key].iter().cloned().collect::<BTreeSet<String>>();
     assert_eq!(distinct("tcp 10.96.0.11:80"), set(&["ok p11 172.18.0.2"]));
     assert_eq!(distinct("tcp 172.18.0.2:30081"), set(&["ok p11 10.244.0.1"]));

@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmatrix_lab::nft::{script, update};
 use netmatrix_lab::{Fault, FaultKind};
-use netmatrix_model::{parse_str, Cluster};
-use serde_json::{json, Value};
+use netmatrix_model::{Cluster, parse_str};
+use serde_json::{Value, json};
 
 #[path = "support/listing.rs"]
 mod listing;
@@ -148,7 +148,10 @@ fn a_changed_policy_replaces_its_own_chain_and_those_of_the_pods_it_selects() {
 
 #[test]
 fn a_chain_changing_its_hook_needs_the_whole_table() {
-    let old = format!("{}\tchain c {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\taccept\n\t}}\n}}\n", netmatrix_lab::nft::replace_table(TABLE));
+    let old = format!(
+        "{}\tchain c {{\n\t\ttype filter hook forward priority filter; policy accept;\n\t\taccept\n\t}}\n}}\n",
+        netmatrix_lab::nft::replace_table(TABLE)
+    );
     let new = old.replace("priority filter;", "priority filter + 1;");
     assert_eq!(update(TABLE, &old, &new), None);
     assert_eq!(update(TABLE, &old, "not a script"), None);
@@ -156,7 +159,7 @@ fn a_chain_changing_its_hook_needs_the_whole_table() {
 
 #[path = "support/kernel.rs"]
 mod kernel;
-use kernel::{privileged, Namespace};
+use kernel::{Namespace, privileged};
 
 impl Namespace {
     /// `nft -f -` of `script`: its stderr on failure.

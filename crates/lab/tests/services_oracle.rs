@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use netmatrix_lab::{topology, Lab, PodSpec, PortState};
+use netmatrix_lab::{Lab, PodSpec, PortState, topology};
 use netmatrix_model::{Cluster, Node, Origin, Protocol};
-use netmatrix_oracle::{evaluate, frontends, FrontendKind, Options, Reachability, ServiceOptions, Verdict};
-use serde_json::{json, Value};
+use netmatrix_oracle::{FrontendKind, Options, Reachability, ServiceOptions, Verdict, evaluate, frontends};
+use serde_json::{Value, json};
 
 /// Copies of each probe: enough for several backends to show up, and for a wrong one to.
 const COPIES: usize = 6;
 
 #[path = "support/lab.rs"]
 mod support_lab;
-use support_lab::{ensure_agent, labels, probe_rows, root, Guard};
+use support_lab::{Guard, ensure_agent, labels, probe_rows, root};
 
 fn http(port: u16) -> Vec<PortState> {
     vec![PortState { name: Some("http".into()), port, protocol: Protocol::Tcp }]
@@ -32,7 +32,9 @@ fn service(name: &str, spec: Value) -> Value {
 /// The lab's model with its nodes, which `Lab::model` leaves out.
 fn model(lab: &Lab) -> Cluster {
     let mut cluster = lab.model().unwrap();
-    cluster.nodes = (0..lab.nodes()).map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(topology::node_ip(i))], labels: Default::default(), origin: Origin::default() }).collect();
+    cluster.nodes = (0..lab.nodes())
+        .map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(topology::node_ip(i))], labels: Default::default(), origin: Origin::default() })
+        .collect();
     cluster
 }
 
@@ -64,7 +66,9 @@ fn assert_agrees(lab: &Lab, what: &str) -> Tally {
     assert!(!fronts.is_empty(), "{what}: no frontends");
     let batch: Vec<Value> = fronts
         .iter()
-        .flat_map(|f| std::iter::repeat_n(json!({"target": f.address.unwrap().to_string(), "port": f.dst_port, "protocol": "tcp", "timeout": "1s", "tries": 2}), COPIES))
+        .flat_map(|f| {
+            std::iter::repeat_n(json!({"target": f.address.unwrap().to_string(), "port": f.dst_port, "protocol": "tcp", "timeout": "1s", "tries": 2}), COPIES)
+        })
         .collect();
     let rows: Vec<(usize, Vec<Answer>)> = probe_rows(lab, |_| batch.clone())
         .into_iter()
@@ -95,7 +99,8 @@ fn assert_agrees(lab: &Lab, what: &str) -> Tally {
             for (outcome, _, _) in cell {
                 assert_ne!(outcome, "error", "{what}: {label}: the agent could not probe");
             }
-            let backends: BTreeMap<String, usize> = v.backends.iter().map(|&b| (format!("{}/{}", cluster.pods[b].namespace, cluster.pods[b].name), b)).collect();
+            let backends: BTreeMap<String, usize> =
+                v.backends.iter().map(|&b| (format!("{}/{}", cluster.pods[b].namespace, cluster.pods[b].name), b)).collect();
             // The node that translated: masquerading gives its address, or its bridge's to its own pods.
             let dnat_node = match f.kind {
                 FrontendKind::NodePort { node } => node,
@@ -137,7 +142,13 @@ fn assert_agrees(lab: &Lab, what: &str) -> Tally {
                 Verdict::Undefined => tally.undefined += 1,
             }
             if !problems.is_empty() {
-                wrong.push(format!("{label}: oracle {:?} {:?}: {}\n    reasons: {}", v.verdict, backends.keys().collect::<Vec<_>>(), problems.join("; "), v.reasons.join(" | ")));
+                wrong.push(format!(
+                    "{label}: oracle {:?} {:?}: {}\n    reasons: {}",
+                    v.verdict,
+                    backends.keys().collect::<Vec<_>>(),
+                    problems.join("; "),
+                    v.reasons.join(" | ")
+                ));
             }
         }
     }
@@ -194,7 +205,9 @@ fn every_service_frontend_behaves_as_the_oracle_predicts() {
     let doomed = model(&lab).services.iter().find(|s| s.name == "doomed").unwrap().cluster_ip.unwrap();
     lab.delete_pod("x", "doomed").unwrap();
     assert_agrees(&lab, "Services, backend deleted");
-    let out = lab.probe("x", "c0", &json!([{"target": doomed.to_string(), "port": 80, "protocol": "tcp", "timeout": "1s"}]).to_string(), Duration::from_secs(10)).unwrap();
+    let out = lab
+        .probe("x", "c0", &json!([{"target": doomed.to_string(), "port": 80, "protocol": "tcp", "timeout": "1s"}]).to_string(), Duration::from_secs(10))
+        .unwrap();
     let r: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["outcome"], "refused", "no endpoints left: rejected at once");
 }

@@ -63,10 +63,8 @@ fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
         return Ok(vec![path.to_owned()]);
     }
     let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(|e| format!("cannot list directory: {e}"))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(path).map_err(|e| format!("cannot list directory: {e}"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     // Sorted so that results and messages do not depend on directory order.
     entries.sort();
     for entry in entries {
@@ -176,21 +174,24 @@ impl Loader {
         match kind {
             "Namespace" => {
                 if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value)
-                    && let Some(name) = required_name(&mut ctx, &ns.metadata) {
-                        self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default());
-                    }
+                    && let Some(name) = required_name(&mut ctx, &ns.metadata)
+                {
+                    self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default());
+                }
             }
             "Pod" => {
                 if let Some(pod) = typed::<raw::Pod>(&mut ctx, value)
-                    && let Some(pod) = convert_pod(&mut ctx, pod) {
-                        self.add_pod(pod);
-                    }
+                    && let Some(pod) = convert_pod(&mut ctx, pod)
+                {
+                    self.add_pod(pod);
+                }
             }
             "Deployment" | "ReplicaSet" | "ReplicationController" | "StatefulSet" | "DaemonSet" | "Job" => {
                 if let Some(w) = typed::<raw::Workload>(&mut ctx, value)
-                    && let Some(pod) = convert_workload(&mut ctx, kind, w.metadata, w.spec.template, "spec.template") {
-                        self.add_pod(pod);
-                    }
+                    && let Some(pod) = convert_workload(&mut ctx, kind, w.metadata, w.spec.template, "spec.template")
+                {
+                    self.add_pod(pod);
+                }
             }
             "CronJob" => {
                 if let Some(c) = typed::<raw::CronJob>(&mut ctx, value) {
@@ -203,11 +204,12 @@ impl Loader {
             "Service" => {
                 let mut warnings = Vec::new();
                 if let Some(s) = typed::<raw::Service>(&mut ctx, value)
-                    && let Some(s) = convert_service(&mut ctx, s, &mut warnings) {
-                        self.warnings.extend(warnings);
-                        self.referenced_namespaces.insert(s.namespace.clone());
-                        self.services.insert((s.namespace.clone(), s.name.clone()), s);
-                    }
+                    && let Some(s) = convert_service(&mut ctx, s, &mut warnings)
+                {
+                    self.warnings.extend(warnings);
+                    self.referenced_namespaces.insert(s.namespace.clone());
+                    self.services.insert((s.namespace.clone(), s.name.clone()), s);
+                }
             }
             "Node" => {
                 if let Some(n) = typed::<raw::Node>(&mut ctx, value)
@@ -269,10 +271,7 @@ impl Loader {
         for name in self.referenced_namespaces {
             namespaces.entry(name).or_default();
         }
-        let namespaces = namespaces
-            .into_iter()
-            .map(|(name, labels)| Namespace::new(name, labels))
-            .collect();
+        let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
         Ok(Cluster {
             namespaces,
             pods: self.pods.into_values().collect(),
@@ -295,7 +294,11 @@ fn object_label(kind: &str, value: &Value) -> String {
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
     // Namespaces and Nodes are cluster-scoped.
-    if matches!(kind, "Namespace" | "Node" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy") { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
+    if matches!(kind, "Namespace" | "Node" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy") {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -391,8 +394,19 @@ fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut V
             }
         }
         let ready = ep.conditions.ready.unwrap_or(true);
-        let pod = ep.target_ref.as_ref().filter(|t| t.kind.as_deref() == Some("Pod")).and_then(|t| Some((t.namespace.clone().unwrap_or_else(|| namespace_of(&e.metadata)), t.name.clone()?)));
-        endpoints.push(SliceEndpoint { addresses, ready, serving: ep.conditions.serving.unwrap_or(ready), terminating: ep.conditions.terminating.unwrap_or(false), node: ep.node_name.clone(), pod });
+        let pod = ep
+            .target_ref
+            .as_ref()
+            .filter(|t| t.kind.as_deref() == Some("Pod"))
+            .and_then(|t| Some((t.namespace.clone().unwrap_or_else(|| namespace_of(&e.metadata)), t.name.clone()?)));
+        endpoints.push(SliceEndpoint {
+            addresses,
+            ready,
+            serving: ep.conditions.serving.unwrap_or(ready),
+            terminating: ep.conditions.terminating.unwrap_or(false),
+            node: ep.node_name.clone(),
+            pod,
+        });
     }
     let service = e.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)).cloned();
     if ctx.errors.len() > errors_before {
@@ -564,11 +578,22 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
         _ => None,
     };
     let ports = service_ports(ctx, &spec.ports, service_type);
-    let unnamed: Vec<String> = spec.ports.iter().enumerate().filter(|(_, p)| p.name.as_deref().unwrap_or_default().is_empty()).map(|(i, _)| format!("{}spec.ports[{i}]", ctx.prefix)).collect();
+    let unnamed: Vec<String> = spec
+        .ports
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.name.as_deref().unwrap_or_default().is_empty())
+        .map(|(i, _)| format!("{}spec.ports[{i}]", ctx.prefix))
+        .collect();
     if spec.ports.len() > 1 && !unnamed.is_empty() {
         // The API server would refuse this; tools such as netpol-analyzer accept it, and the
         // ports stay distinct by number and protocol.
-        warnings.push(format!("{}: {}: {} without a name, which the API requires when a Service has more than one port; accepted", ctx.origin, ctx.object, unnamed.join(", ")));
+        warnings.push(format!(
+            "{}: {}: {} without a name, which the API requires when a Service has more than one port; accepted",
+            ctx.origin,
+            ctx.object,
+            unnamed.join(", ")
+        ));
     }
     let external_traffic_policy = traffic_policy(ctx, "spec.externalTrafficPolicy", spec.external_traffic_policy.as_deref());
     let internal_traffic_policy = traffic_policy(ctx, "spec.internalTrafficPolicy", spec.internal_traffic_policy.as_deref());
@@ -794,26 +819,21 @@ fn convert_policy(ctx: &mut Ctx, p: raw::NetworkPolicy, warnings: &mut Vec<Strin
         Some(_) => types_given,
         None => (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
     };
-    let ingress: Vec<Rule> = spec
-        .ingress
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, r)| rule(ctx, &format!("spec.ingress[{i}]"), "from", &r.from, &r.ports))
-        .collect();
-    let egress: Vec<Rule> = spec
-        .egress
-        .iter()
-        .flatten()
-        .enumerate()
-        .filter_map(|(i, r)| rule(ctx, &format!("spec.egress[{i}]"), "to", &r.to, &r.ports))
-        .collect();
+    let ingress: Vec<Rule> =
+        spec.ingress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, &format!("spec.ingress[{i}]"), "from", &r.from, &r.ports)).collect();
+    let egress: Vec<Rule> =
+        spec.egress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, &format!("spec.egress[{i}]"), "to", &r.to, &r.ports)).collect();
     if ctx.errors.len() > errors_before {
         return None;
     }
     for (direction, affects, count) in [("ingress", affects_ingress, ingress.len()), ("egress", affects_egress, egress.len())] {
         if !affects && count > 0 {
-            warnings.push(format!("{}: {}: spec.{direction} rules are ignored: spec.policyTypes does not list {}", ctx.origin, ctx.object, capitalise(direction)));
+            warnings.push(format!(
+                "{}: {}: spec.{direction} rules are ignored: spec.policyTypes does not list {}",
+                ctx.origin,
+                ctx.object,
+                capitalise(direction)
+            ));
         }
     }
     Some(NetworkPolicy {
@@ -1001,11 +1021,7 @@ fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Optio
     let baseline_v1 = kind == "BaselineAdminNetworkPolicy";
     let rules = |ctx: &mut Ctx, direction: &str, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
         let peers_field = if direction == "ingress" { "from" } else { "to" };
-        raw_rules
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), peers_field, r, v2, baseline_v1))
-            .collect()
+        raw_rules.iter().enumerate().filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), peers_field, r, v2, baseline_v1)).collect()
     };
     let ingress = rules(ctx, "ingress", &spec.ingress);
     let egress = rules(ctx, "egress", &spec.egress);
@@ -1059,7 +1075,9 @@ fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, 
             Vec::new()
         }
         (false, ports, None) => ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect(),
-        (true, None, protocols) => protocols.iter().flatten().enumerate().filter_map(|(i, p)| admin_protocol_v2(ctx, &format!("{path}.protocols[{i}]"), p)).collect(),
+        (true, None, protocols) => {
+            protocols.iter().flatten().enumerate().filter_map(|(i, p)| admin_protocol_v2(ctx, &format!("{path}.protocols[{i}]"), p)).collect()
+        }
     };
     if ctx.errors.len() > errors_before {
         return None;
@@ -1087,7 +1105,8 @@ fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, egress: bool) -> Op
         // "if empty, it selects all Namespaces/Pods". podSelector is required by the API; a
         // missing one is read as `{}` like netpol-analyzer does (the upstream conformance
         // manifests omit it).
-        let namespaces = pods.namespace_selector.as_ref().map_or(Some(LabelSelector::default()), |s| selector(ctx, &format!("{path}.pods.namespaceSelector"), s));
+        let namespaces =
+            pods.namespace_selector.as_ref().map_or(Some(LabelSelector::default()), |s| selector(ctx, &format!("{path}.pods.namespaceSelector"), s));
         let selected = pods.pod_selector.as_ref().map_or(Some(LabelSelector::default()), |s| selector(ctx, &format!("{path}.pods.podSelector"), s));
         return Some(AdminPeer::Pods { namespaces: namespaces?, pods: selected? });
     }

@@ -44,8 +44,7 @@ impl LabelSelector {
 
     /// "The requirements are ANDed" (LabelSelector API reference); an empty selector selects all.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|r| r.matches(labels))
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) && self.match_expressions.iter().all(|r| r.matches(labels))
     }
 }
 
@@ -92,11 +91,7 @@ mod tests {
     fn expr(key: &str, operator: Operator, values: &[&str]) -> LabelSelector {
         LabelSelector {
             match_labels: Labels::new(),
-            match_expressions: vec![Requirement {
-                key: key.into(),
-                operator,
-                values: values.iter().map(|v| v.to_string()).collect(),
-            }],
+            match_expressions: vec![Requirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }],
         }
     }
 

@@ -3,8 +3,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub use crate::selector::Labels;
 use crate::selector::LabelSelector;
+pub use crate::selector::Labels;
 
 /// Label every namespace carries since Kubernetes 1.21 (set by the API server).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";

@@ -1,6 +1,6 @@
 //! Manifest loading: kinds, defaults, and errors that name file, document and field.
 
-use netmatrix_model::{load_paths, parse_str, Direction, PortRef, Protocol, NAMESPACE_NAME_LABEL};
+use netmatrix_model::{Direction, NAMESPACE_NAME_LABEL, PortRef, Protocol, load_paths, parse_str};
 
 const MIXED: &str = r#"
 apiVersion: v1
@@ -83,7 +83,8 @@ fn lists_and_json() {
     let c = parse_str("list.json", list).unwrap();
     assert_eq!(c.policies.len(), 1);
     assert_eq!(c.pods.len(), 1);
-    let typed_list = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n- metadata: {name: q}\n  kind: NetworkPolicy\n  spec: {podSelector: {}}\n";
+    let typed_list =
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicyList\nitems:\n- metadata: {name: q}\n  kind: NetworkPolicy\n  spec: {podSelector: {}}\n";
     assert_eq!(parse_str("l.yaml", typed_list).unwrap().policies[0].name, "q");
 }
 
@@ -125,7 +126,9 @@ fn policy_types_default_from_rules() {
 
 #[test]
 fn ports_and_ranges() {
-    let c = parse_str("p.yaml", &policy("  podSelector: {}\n  ingress:\n  - ports: [{port: 80, endPort: 90}, {port: http, protocol: SCTP}, {protocol: UDP}]\n")).unwrap();
+    let c =
+        parse_str("p.yaml", &policy("  podSelector: {}\n  ingress:\n  - ports: [{port: 80, endPort: 90}, {port: http, protocol: SCTP}, {protocol: UDP}]\n"))
+            .unwrap();
     let ports = &c.policies[0].ingress.as_ref().unwrap()[0].ports;
     assert_eq!(ports[0].port, Some(PortRef::Range { first: 80, last: 90 }));
     assert_eq!(ports[0].protocol, Protocol::Tcp, "protocol defaults to TCP");
@@ -146,24 +149,51 @@ fn fails_with(file: &str, text: &str, fragments: &[&str]) {
 fn errors_name_file_document_and_field() {
     fails_with("bad.yaml", "a: [1, 2\n", &["bad.yaml", "not valid YAML"]);
     fails_with("bad.json", "{\"kind\": ", &["bad.json", "not valid JSON"]);
-    let two_docs = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: x}}\n---\n{}", policy("  podSelector:\n    matchExpressions: [{key: a, operator: Maybe}]\n"));
+    let two_docs = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: x}}\n---\n{}",
+        policy("  podSelector:\n    matchExpressions: [{key: a, operator: Maybe}]\n")
+    );
     fails_with("p.yaml", &two_docs, &["p.yaml: document 2", "NetworkPolicy ns/p", "spec.podSelector.matchExpressions[0].operator", "\"Maybe\""]);
     fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{ports: \"80\"}]\n"), &["field spec.ingress[0].ports", "sequence"]);
-    fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{ports: [{port: a-very-long-port-name}]}]\n"), &["spec.ingress[0].ports[0].port", "15 characters"]);
-    fails_with("p.yaml", &policy("  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/33}}]}]\n"), &["spec.egress[0].to[0].ipBlock.cidr", "not a CIDR"]);
-    fails_with("p.yaml", &policy("  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}]}]\n"), &["ipBlock.except[0]", "strictly within cidr 10.0.0.0/8"]);
-    fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{ports: [{port: 90, endPort: 80}]}]\n"), &["spec.ingress[0].ports[0].endPort", "greater than or equal"]);
+    fails_with(
+        "p.yaml",
+        &policy("  podSelector: {}\n  ingress: [{ports: [{port: a-very-long-port-name}]}]\n"),
+        &["spec.ingress[0].ports[0].port", "15 characters"],
+    );
+    fails_with(
+        "p.yaml",
+        &policy("  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/33}}]}]\n"),
+        &["spec.egress[0].to[0].ipBlock.cidr", "not a CIDR"],
+    );
+    fails_with(
+        "p.yaml",
+        &policy("  podSelector: {}\n  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}]}]\n"),
+        &["ipBlock.except[0]", "strictly within cidr 10.0.0.0/8"],
+    );
+    fails_with(
+        "p.yaml",
+        &policy("  podSelector: {}\n  ingress: [{ports: [{port: 90, endPort: 80}]}]\n"),
+        &["spec.ingress[0].ports[0].endPort", "greater than or equal"],
+    );
     fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]\n"), &["spec.ingress[0].ports[0].port", "1-65535"]);
     fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{ports: [{port: 80, protocol: tcp}]}]\n"), &["protocol", "unsupported protocol \"tcp\""]);
     fails_with("p.yaml", &policy("  podSelector: {}\n  ingress: [{from: [{}]}]\n"), &["spec.ingress[0].from[0]", "must specify"]);
-    fails_with("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{ports: [{containerPort: 80, name: Http}]}]}\n", &["spec.containers[0].ports[0].name", "lower-case"]);
+    fails_with(
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{ports: [{containerPort: 80, name: Http}]}]}\n",
+        &["spec.containers[0].ports[0].name", "lower-case"],
+    );
     fails_with("pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nstatus: {podIP: 10.0.0.300}\n", &["status.podIP", "not an IP address"]);
     fails_with("l.yaml", "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Pod, metadata: {labels: [a]}}\n", &["items[0].metadata.labels"]);
 }
 
 #[test]
 fn every_error_is_reported_and_nothing_partial_is_returned() {
-    let text = format!("{}\n---\n{}", policy("  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]\n"), policy("  podSelector: {matchExpressions: [{key: a, operator: In}]}\n"));
+    let text = format!(
+        "{}\n---\n{}",
+        policy("  podSelector: {}\n  ingress: [{ports: [{port: 0}]}]\n"),
+        policy("  podSelector: {matchExpressions: [{key: a, operator: In}]}\n")
+    );
     let err = parse_str("two.yaml", &text).unwrap_err();
     assert_eq!(err.0.len(), 2, "{err}");
     assert_eq!(err.0[0].document, Some(1));

@@ -43,9 +43,16 @@ items:
 
 #[test]
 fn bad_node_input_names_file_object_and_field() {
-    let err = parse_str("n.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: [{type: Hostname, address: n1}, {type: InternalIP, address: 172.18.0.300}]}\n").unwrap_err();
+    let err = parse_str(
+        "n.yaml",
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: [{type: Hostname, address: n1}, {type: InternalIP, address: 172.18.0.300}]}\n",
+    )
+    .unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
-    assert_eq!(err.0[0].to_string(), "n.yaml: document 1 (Node n1): field status.addresses[1].address: \"172.18.0.300\" is not an IP address (type InternalIP)");
+    assert_eq!(
+        err.0[0].to_string(),
+        "n.yaml: document 1 (Node n1): field status.addresses[1].address: \"172.18.0.300\" is not an IP address (type InternalIP)"
+    );
     let err = parse_str("n.yaml", "apiVersion: v1\nkind: Node\nmetadata: {}\n").unwrap_err();
     assert_eq!(err.0[0].field.as_deref(), Some("metadata.name"), "{err}");
     let err = parse_str("n.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nstatus: {addresses: {type: InternalIP}}\n").unwrap_err();
@@ -90,7 +97,14 @@ spec: {template: {metadata: {labels: {app: web}}}}
     let state: Vec<(&str, bool, bool)> = c.pods.iter().map(|p| (p.name.as_str(), p.ready, p.terminating)).collect();
     assert_eq!(
         state,
-        [("web", true, false), ("deleted", true, true), ("no-status", true, false), ("ready", true, false), ("starting", false, false), ("unknown", false, false)],
+        [
+            ("web", true, false),
+            ("deleted", true, true),
+            ("no-status", true, false),
+            ("ready", true, false),
+            ("starting", false, false),
+            ("unknown", false, false)
+        ],
         "a template and a pod without conditions stand for running pods"
     );
 }

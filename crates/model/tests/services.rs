@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{parse_str, ContainerPort, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy, DEFAULT_AFFINITY_TIMEOUT_SECONDS};
+use netmatrix_model::{ContainerPort, DEFAULT_AFFINITY_TIMEOUT_SECONDS, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy, parse_str};
 
 fn service(spec_and_status: &str) -> String {
     format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: ns}}\n{spec_and_status}")
@@ -27,7 +27,10 @@ fn fails_with(spec_and_status: &str, expected: &[(&str, &str)]) {
         assert_eq!((e.file.as_str(), e.document, e.object.as_deref()), ("svc.yaml", Some(1), Some("Service ns/s")), "{e}");
     }
     for (field, fragment) in expected {
-        assert!(errors.iter().any(|e| e.field.as_deref() == Some(*field) && e.message.contains(fragment)), "no error on {field} containing {fragment:?} in {errors:#?}");
+        assert!(
+            errors.iter().any(|e| e.field.as_deref() == Some(*field) && e.message.contains(fragment)),
+            "no error on {field} containing {fragment:?} in {errors:#?}"
+        );
     }
     assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }
@@ -169,7 +172,10 @@ fn invalid_values_name_their_field() {
     fails_with("spec: {externalTrafficPolicy: Global}", &[("spec.externalTrafficPolicy", "want Cluster or Local")]);
     fails_with("spec: {internalTrafficPolicy: local}", &[("spec.internalTrafficPolicy", "want Cluster or Local")]);
     fails_with("spec: {sessionAffinity: Cookie}", &[("spec.sessionAffinity", "want None or ClientIP")]);
-    fails_with("spec: {sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}}", &[("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "1-86400")]);
+    fails_with(
+        "spec: {sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 86401}}}",
+        &[("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "1-86400")],
+    );
     fails_with("status: {loadBalancer: {ingress: [{ip: 1.2.3}]}}", &[("status.loadBalancer.ingress[0].ip", "not an IP address")]);
     fails_with("spec: {sessionAffinity: [ClientIP]}", &[("spec.sessionAffinity", "invalid type")]);
 }
@@ -183,7 +189,10 @@ fn invalid_ports_name_their_field() {
     fails_with("spec: {ports: [{name: Web, port: 80}]}", &[("spec.ports[0].name", "lower-case")]);
     fails_with("spec: {ports: [{name: a, port: 80}, {name: a, port: 81}]}", &[("spec.ports[1].name", "\"a\" is used by an earlier port")]);
     fails_with("spec: {ports: [{name: a, port: 80}, {name: b, port: 80}]}", &[("spec.ports[1].port", "80/TCP is used by an earlier port")]);
-    fails_with("spec: {type: NodePort, ports: [{name: a, port: 80, nodePort: 30080}, {name: b, port: 81, nodePort: 30080}]}", &[("spec.ports[1].nodePort", "30080/TCP is used")]);
+    fails_with(
+        "spec: {type: NodePort, ports: [{name: a, port: 80, nodePort: 30080}, {name: b, port: 81, nodePort: 30080}]}",
+        &[("spec.ports[1].nodePort", "30080/TCP is used")],
+    );
     // One port number for two protocols is fine, also as a node port.
     let s = load("spec: {type: NodePort, ports: [{name: a, port: 53, nodePort: 30053}, {name: b, port: 53, protocol: UDP, nodePort: 30053}]}");
     assert_eq!(s.ports.len(), 2);
@@ -195,7 +204,12 @@ fn unnamed_ports_of_a_multi_port_service_are_accepted_with_a_warning() {
     let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: s, namespace: ns}, spec: {ports: [{port: 80}, {name: b, port: 81}, {port: 82, name: \"\"}]}}\n";
     let c = parse_str("svc.yaml", list).unwrap();
     assert_eq!(c.services[0].ports.iter().map(|p| p.name.as_deref()).collect::<Vec<_>>(), [None, Some("b"), None]);
-    assert_eq!(c.warnings, ["svc.yaml: document 1: Service ns/s: items[0].spec.ports[0], items[0].spec.ports[2] without a name, which the API requires when a Service has more than one port; accepted"]);
+    assert_eq!(
+        c.warnings,
+        [
+            "svc.yaml: document 1: Service ns/s: items[0].spec.ports[0], items[0].spec.ports[2] without a name, which the API requires when a Service has more than one port; accepted"
+        ]
+    );
     assert!(parse_str("svc.yaml", &service("spec: {ports: [{port: 80}]}")).unwrap().warnings.is_empty(), "one port needs no name");
 }
 

@@ -33,7 +33,8 @@ pub fn resolve_ports(ports: &[AdminPort], destination: &[ContainerPort]) -> Conn
 
 /// A pod's addresses: its own, or for a hostNetwork pod without any, its node's.
 pub fn pod_addresses<'c>(cluster: &'c Cluster, pod: &'c Pod) -> &'c [IpAddr] {
-    if pod.ips.is_empty() && pod.host_network
+    if pod.ips.is_empty()
+        && pod.host_network
         && let Some(node) = pod.node.as_deref().and_then(|n| cluster.nodes.iter().find(|x| x.name == n))
     {
         return &node.addresses;
@@ -58,7 +59,9 @@ pub fn peer_matches(cluster: &Cluster, options: Options, peer: &AdminPeer, endpo
     match (peer, endpoint) {
         (AdminPeer::Pods { .. }, Endpoint::Pod(pod)) => selects_pod(cluster, peer, pod),
         (AdminPeer::Pods { .. }, Endpoint::External(_)) => false,
-        (AdminPeer::Networks(nets), Endpoint::Pod(pod)) => options.ipblocks_match_pods && pod_addresses(cluster, pod).iter().any(|ip| nets.iter().any(|n| n.contains(ip))),
+        (AdminPeer::Networks(nets), Endpoint::Pod(pod)) => {
+            options.ipblocks_match_pods && pod_addresses(cluster, pod).iter().any(|ip| nets.iter().any(|n| n.contains(ip)))
+        }
         (AdminPeer::Networks(nets), Endpoint::External(ip)) => nets.iter().any(|n| n.contains(&ip)),
         (AdminPeer::Nodes(sel), Endpoint::Pod(pod)) => {
             pod.host_network && pod.node.as_deref().is_some_and(|n| cluster.nodes.iter().any(|x| x.name == n && sel.matches(&x.labels)))

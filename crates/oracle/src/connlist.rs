@@ -80,7 +80,8 @@ pub fn connlist(cluster: &Cluster, reach: &mut Reachability) -> Connlist {
         }
     }
     let (names, classes): (Vec<String>, Vec<Vec<ClassId>>) = workloads.into_iter().map(|(w, c)| (w.to_string(), c)).unzip();
-    let mut b = Builder { reach, list: Connlist { endpoints: names, ..Connlist::default() }, conn_index: FxHashMap::default(), range_index: FxHashMap::default() };
+    let mut b =
+        Builder { reach, list: Connlist { endpoints: names, ..Connlist::default() }, conn_index: FxHashMap::default(), range_index: FxHashMap::default() };
     for (i, src_classes) in classes.iter().enumerate() {
         for (j, dst_classes) in classes.iter().enumerate() {
             if i == j {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::admin;
 use crate::ports::ConnSet;
-use crate::reach::{resolve_ports, Options};
+use crate::reach::{Options, resolve_ports};
 
 /// One end of a connection.
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +142,15 @@ pub fn explain(cluster: &Cluster, options: Options, src: Endpoint, dst: Endpoint
 
 fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoint, peer: Endpoint, query: Option<(u16, Protocol)>) -> (Side, ConnSet) {
     let Endpoint::Pod(pod) = owner else {
-        let side = Side { direction, pod: None, selected_by: Vec::new(), isolated: false, allowing_rules: Vec::new(), tiers: Vec::new(), allowed: ConnSet::all().to_string() };
+        let side = Side {
+            direction,
+            pod: None,
+            selected_by: Vec::new(),
+            isolated: false,
+            allowing_rules: Vec::new(),
+            tiers: Vec::new(),
+            allowed: ConnSet::all().to_string(),
+        };
         return (side, ConnSet::all());
     };
     // Named ports resolve against the destination of the connection.
@@ -151,20 +159,14 @@ fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoi
         (Direction::Egress, Endpoint::Pod(p)) => p.ports.as_slice(),
         (Direction::Egress, Endpoint::External(_)) => &[],
     };
-    let selecting: Vec<&NetworkPolicy> = cluster
-        .policies
-        .iter()
-        .filter(|p| p.namespace == pod.namespace && p.rules(direction).is_some() && p.pod_selector.matches(&pod.labels))
-        .collect();
+    let selecting: Vec<&NetworkPolicy> =
+        cluster.policies.iter().filter(|p| p.namespace == pod.namespace && p.rules(direction).is_some() && p.pod_selector.matches(&pod.labels)).collect();
     let mut allowed = if selecting.is_empty() { ConnSet::all() } else { ConnSet::none() };
     let mut allowing_rules = Vec::new();
     for policy in &selecting {
         for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-            let peer_index = if rule.peers.is_empty() {
-                Some(None)
-            } else {
-                rule.peers.iter().position(|p| peer_matches(cluster, options, policy, p, peer)).map(Some)
-            };
+            let peer_index =
+                if rule.peers.is_empty() { Some(None) } else { rule.peers.iter().position(|p| peer_matches(cluster, options, policy, p, peer)).map(Some) };
             let Some(peer_index) = peer_index else { continue };
             let ports = resolve_ports(&rule.ports, destination_ports);
             allowed = allowed.union(&ports);
@@ -182,7 +184,15 @@ fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoi
         let np = (!selecting.is_empty()).then_some((&allowed, selected_by.as_slice()));
         tier_walk(cluster, options, direction, pod, peer, destination_ports, np, query)
     };
-    let side = Side { direction, pod: Some(format!("{}/{}", pod.namespace, pod.name)), isolated: !selecting.is_empty(), selected_by, allowing_rules, tiers, allowed: allowed.to_string() };
+    let side = Side {
+        direction,
+        pod: Some(format!("{}/{}", pod.namespace, pod.name)),
+        isolated: !selecting.is_empty(),
+        selected_by,
+        allowing_rules,
+        tiers,
+        allowed: allowed.to_string(),
+    };
     (side, allowed)
 }
 

@@ -10,4 +10,4 @@ pub mod services;
 
 pub use ports::{ConnId, ConnSet, ConnTable, PortSet};
 pub use reach::{Options, Reachability};
-pub use services::{evaluate, frontends, Frontend, FrontendKind, ServiceOptions, ServiceVerdict, Verdict};
+pub use services::{Frontend, FrontendKind, ServiceOptions, ServiceVerdict, Verdict, evaluate, frontends};

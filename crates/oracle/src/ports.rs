@@ -193,7 +193,13 @@ impl ConnTable {
     pub const ALL: ConnId = 1;
 
     pub fn new() -> Self {
-        let mut t = Self { sets: Vec::new(), ids: FxHashMap::default(), unions: FxHashMap::default(), intersections: FxHashMap::default(), differences: FxHashMap::default() };
+        let mut t = Self {
+            sets: Vec::new(),
+            ids: FxHashMap::default(),
+            unions: FxHashMap::default(),
+            intersections: FxHashMap::default(),
+            differences: FxHashMap::default(),
+        };
         t.intern(ConnSet::none());
         t.intern(ConnSet::all());
         t
@@ -309,7 +315,9 @@ mod tests {
 
     #[test]
     fn display_orders_protocols_like_connlist() {
-        let c = ConnSet::single(Protocol::Udp, PortSet::range(53, 53)).union(&ConnSet::single(Protocol::Sctp, PortSet::full())).union(&ConnSet::single(Protocol::Tcp, PortSet::range(80, 80)));
+        let c = ConnSet::single(Protocol::Udp, PortSet::range(53, 53))
+            .union(&ConnSet::single(Protocol::Sctp, PortSet::full()))
+            .union(&ConnSet::single(Protocol::Tcp, PortSet::range(80, 80)));
         assert_eq!(c.to_string(), "SCTP 1-65535,TCP 80,UDP 53");
         assert_eq!(ConnSet::all().to_string(), "All Connections");
         assert_eq!(ConnSet::none().to_string(), "No Connections");

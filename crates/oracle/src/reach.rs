@@ -185,7 +185,9 @@ impl<'c> Builder<'c> {
                 for peer in &rule.peers {
                     match peer {
                         AdminPeer::Networks(nets) => nets.iter().for_each(|&cidr| add_block(&IpBlock { cidr, except: Vec::new() })),
-                        AdminPeer::Nodes(_) => cluster.nodes.iter().flat_map(|n| &n.addresses).for_each(|&ip| add_block(&IpBlock { cidr: IpNet::from(ip), except: Vec::new() })),
+                        AdminPeer::Nodes(_) => {
+                            cluster.nodes.iter().flat_map(|n| &n.addresses).for_each(|&ip| add_block(&IpBlock { cidr: IpNet::from(ip), except: Vec::new() }))
+                        }
                         AdminPeer::Pods { .. } => {}
                     }
                 }
@@ -477,7 +479,15 @@ impl<'c> Builder<'c> {
             if applicable.is_empty() {
                 continue;
             }
-            let mut walk = TierWalk { conns: &mut self.conns, resolved: &mut admin_resolved, profiles: &self.profiles, cluster, direction, rules: &admin_rules, applicable };
+            let mut walk = TierWalk {
+                conns: &mut self.conns,
+                resolved: &mut admin_resolved,
+                profiles: &self.profiles,
+                cluster,
+                direction,
+                rules: &admin_rules,
+                applicable,
+            };
             let owner_profile = self.classes[owner].profile;
             for (peer, cell) in row.iter_mut().enumerate() {
                 let destination = if direction == Direction::Ingress { owner_profile } else { self.classes[peer].profile };

@@ -34,7 +34,9 @@ pub struct ServiceOptions {
 pub enum FrontendKind {
     ClusterIp,
     /// The Service's node port on `cluster.nodes[node]`.
-    NodePort { node: usize },
+    NodePort {
+        node: usize,
+    },
     LoadBalancer,
     ExternalName,
 }
@@ -200,7 +202,14 @@ fn endpoints(cluster: &Cluster, service: &Service, port: usize, reasons: &mut Ve
 }
 
 /// The endpoints `slice` gives for Service port `port`, by their conditions.
-fn slice_endpoints(cluster: &Cluster, slice: &EndpointSlice, port: &ServicePort, reasons: &mut Vec<String>, ready: &mut Vec<Endpoint>, terminating: &mut Vec<Endpoint>) {
+fn slice_endpoints(
+    cluster: &Cluster,
+    slice: &EndpointSlice,
+    port: &ServicePort,
+    reasons: &mut Vec<String>,
+    ready: &mut Vec<Endpoint>,
+    terminating: &mut Vec<Endpoint>,
+) {
     // An EndpointSlice port serves the Service port of the same name and protocol.
     let Some(target) = slice.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol).map(|p| p.port) else { return };
     for e in &slice.endpoints {
@@ -249,7 +258,10 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         // "Services of type ExternalName map a Service to a DNS name ... No proxying of any kind
         // is set up" (Service docs, type ExternalName).
         let name = service.external_name.as_deref().unwrap_or_default();
-        return undefined(reasons, format!("ExternalName: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"));
+        return undefined(
+            reasons,
+            format!("ExternalName: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"),
+        );
     }
 
     let Some(scope) = scope(cluster, src, frontend, service, &label, reasons) else {
@@ -262,7 +274,9 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         reasons.push(format!("{label} has no endpoints: rejected"));
         return (Verdict::Deny, Vec::new(), None);
     }
-    let in_scope = |list: &[Endpoint]| -> Vec<Endpoint> { list.iter().copied().filter(|e| !scope.local_only || on_node(&cluster.pods[e.pod], scope.node) == Some(true)).collect() };
+    let in_scope = |list: &[Endpoint]| -> Vec<Endpoint> {
+        list.iter().copied().filter(|e| !scope.local_only || on_node(&cluster.pods[e.pod], scope.node) == Some(true)).collect()
+    };
     let (ready, terminating) = (in_scope(&ready), in_scope(&terminating));
     let where_ = if scope.local_only { format!(" on {}", scope.node.unwrap_or_default()) } else { String::new() };
     // KEP-1669 (Proxy Terminating Endpoints): kube-proxy falls back to terminating endpoints
@@ -276,7 +290,10 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         reasons.push(format!("no endpoint{where_} for this traffic: dropped"));
         return (Verdict::Deny, Vec::new(), None);
     };
-    reasons.push(format!("endpoints{where_}: {}", chosen.iter().map(|e| format!("{} (port {})", pod_name(&cluster.pods[e.pod]), e.target)).collect::<Vec<_>>().join(", ")));
+    reasons.push(format!(
+        "endpoints{where_}: {}",
+        chosen.iter().map(|e| format!("{} (port {})", pod_name(&cluster.pods[e.pod]), e.target)).collect::<Vec<_>>().join(", ")
+    ));
     if chosen.iter().any(|e| e.pod == src_pod) {
         if !options.hairpin {
             // A pod reaching itself through its Service ("hairpin") depends on the node's
@@ -288,21 +305,34 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
     if let SessionAffinity::ClientIp { timeout_seconds } = service.session_affinity {
         // "connections from a particular client are passed to the same Pod each time" (Service
         // docs, session affinity): which one is not known in advance, so any may answer.
-        reasons.push(format!("ClientIP affinity: further connections from this client go to the same endpoint for {timeout_seconds}s (which one is decided by the first)"));
+        reasons.push(format!(
+            "ClientIP affinity: further connections from this client go to the same endpoint for {timeout_seconds}s (which one is decided by the first)"
+        ));
     }
 
     let snat = if scope.masquerade {
         match (scope.node, node_address(cluster, scope.node)) {
             (_, Some(ip)) => Some(ip),
-            (None, None) => return undefined(reasons, format!("the connection is masqueraded by the node of {}, which is unknown (spec.nodeName)", pod_name(src))),
-            (Some(node), None) => return undefined(reasons, format!("the connection is masqueraded by {node}, whose address is unknown (no Node with status.addresses)")),
+            (None, None) => {
+                return undefined(reasons, format!("the connection is masqueraded by the node of {}, which is unknown (spec.nodeName)", pod_name(src)));
+            }
+            (Some(node), None) => {
+                return undefined(reasons, format!("the connection is masqueraded by {node}, whose address is unknown (no Node with status.addresses)"));
+            }
         }
     } else {
         None
     };
 
     if matches!(frontend.kind, FrontendKind::NodePort { .. }) && on_node(src, scope.node).is_none() {
-        return undefined(reasons, format!("whether {} runs on {} decides what its egress policies see, and its node is unknown (spec.nodeName)", pod_name(src), scope.node.unwrap_or_default()));
+        return undefined(
+            reasons,
+            format!(
+                "whether {} runs on {} decides what its egress policies see, and its node is unknown (spec.nodeName)",
+                pod_name(src),
+                scope.node.unwrap_or_default()
+            ),
+        );
     }
     let src_class = reach.pod_class[src_pod];
     let mut allowed = Vec::new();
@@ -327,7 +357,16 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         let seen = match (snat, on_node(backend, scope.node)) {
             (None, _) | (Some(_), Some(true)) => None,
             (Some(ip), Some(false)) => Some(ip),
-            (Some(_), None) => return undefined(reasons, format!("whether {} runs on {} decides the source its policies see, and its node is unknown (spec.nodeName)", pod_name(backend), scope.node.unwrap_or("the translating node"))),
+            (Some(_), None) => {
+                return undefined(
+                    reasons,
+                    format!(
+                        "whether {} runs on {} decides the source its policies see, and its node is unknown (spec.nodeName)",
+                        pod_name(backend),
+                        scope.node.unwrap_or("the translating node")
+                    ),
+                );
+            }
         };
         let ingress = match seen {
             None => (reach.allowed_by(Direction::Ingress, backend_class, src_class), pod_name(src)),
@@ -341,7 +380,16 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
         let name = pod_name(backend);
         match (egress_ok, ingress_ok) {
             (true, true) => {
-                reasons.push(format!("{name}: allowed (egress of {} to {} on {} {}, ingress of {name} from {} on {} {})", pod_name(src), egress.2, port.protocol, egress.1, ingress.1, port.protocol, e.target));
+                reasons.push(format!(
+                    "{name}: allowed (egress of {} to {} on {} {}, ingress of {name} from {} on {} {})",
+                    pod_name(src),
+                    egress.2,
+                    port.protocol,
+                    egress.1,
+                    ingress.1,
+                    port.protocol,
+                    e.target
+                ));
                 allowed.push(e.pod);
             }
             (false, _) => {
@@ -396,7 +444,12 @@ fn scope<'c>(cluster: &'c Cluster, src: &'c Pod, frontend: &Frontend, service: &
             if local_only && src_node.is_none() {
                 return unknown(reasons, "internalTrafficPolicy Local");
             }
-            reasons.push(format!("{label} is the cluster IP {}, internalTrafficPolicy {:?}: {}", frontend.address.map(|a| a.to_string()).unwrap_or_default(), service.internal_traffic_policy, if local_only { "only endpoints on the source's node serve" } else { "any endpoint may serve" }));
+            reasons.push(format!(
+                "{label} is the cluster IP {}, internalTrafficPolicy {:?}: {}",
+                frontend.address.map(|a| a.to_string()).unwrap_or_default(),
+                service.internal_traffic_policy,
+                if local_only { "only endpoints on the source's node serve" } else { "any endpoint may serve" }
+            ));
             Some(Scope { node: src_node, local_only, masquerade: false })
         }
         FrontendKind::NodePort { .. } | FrontendKind::LoadBalancer => {
@@ -420,11 +473,16 @@ fn scope<'c>(cluster: &'c Cluster, src: &'c Pod, frontend: &Frontend, service: &
             // LoadBalancer IP from within the cluster will always get Cluster semantics".
             let local_pod = frontend.kind == FrontendKind::LoadBalancer || on_node(src, node) == Some(true);
             match (src.host_network, local_pod) {
-                (false, true) => cluster_wide(reasons, false, "the source is a pod of the translating node, short-circuited to every endpoint with its own address"),
+                (false, true) => {
+                    cluster_wide(reasons, false, "the source is a pod of the translating node, short-circuited to every endpoint with its own address")
+                }
                 (true, true) => cluster_wide(reasons, true, "the source is the translating node itself: masqueraded, any endpoint may serve"),
                 (_, false) if src_node.is_none() => unknown(reasons, "externalTrafficPolicy Local on a node port"),
                 (_, false) => {
-                    reasons.push(format!("{label}, externalTrafficPolicy Local: only endpoints on {} serve, the client address is kept", node.unwrap_or_default()));
+                    reasons.push(format!(
+                        "{label}, externalTrafficPolicy Local: only endpoints on {} serve, the client address is kept",
+                        node.unwrap_or_default()
+                    ));
                     Some(Scope { node, local_only: true, masquerade: false })
                 }
             }
@@ -491,7 +549,14 @@ pub struct FrontendExplanation {
 
 /// Every frontend of Service `service` (only those of the Service port `port`, if given) as seen
 /// from `src_pod`.
-pub fn explain(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, service: usize, port: Option<(u16, Protocol)>, options: ServiceOptions) -> Vec<FrontendExplanation> {
+pub fn explain(
+    cluster: &Cluster,
+    reach: &mut Reachability,
+    src_pod: usize,
+    service: usize,
+    port: Option<(u16, Protocol)>,
+    options: ServiceOptions,
+) -> Vec<FrontendExplanation> {
     let selected = |f: &Frontend| f.service == service && port.is_none_or(|(n, p)| cluster.services[service].ports[f.port].port == n && f.protocol == p);
     frontends(cluster)
         .into_iter()
@@ -499,7 +564,14 @@ pub fn explain(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, serv
         .map(|f| {
             let v = evaluate(cluster, reach, src_pod, &f, options);
             let backends = v.backends.iter().map(|&b| endpoint_name(&cluster.pods[b])).collect();
-            FrontendExplanation { src: endpoint_name(&cluster.pods[src_pod]), frontend: f.label(cluster), verdict: v.verdict, backends, snat: v.snat, reasons: v.reasons }
+            FrontendExplanation {
+                src: endpoint_name(&cluster.pods[src_pod]),
+                frontend: f.label(cluster),
+                verdict: v.verdict,
+                backends,
+                snat: v.snat,
+                reasons: v.reasons,
+            }
         })
         .collect()
 }

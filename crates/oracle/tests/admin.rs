@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{parse_str, Cluster, Direction, Protocol};
-use netmatrix_oracle::explain::{explain, Endpoint};
-use netmatrix_oracle::{admin, ConnSet, Options, Reachability};
+use netmatrix_model::{Cluster, Direction, Protocol, parse_str};
+use netmatrix_oracle::explain::{Endpoint, explain};
+use netmatrix_oracle::{ConnSet, Options, Reachability, admin};
 
 const POD_IPS: Options = Options { ipblocks_match_pods: true };
 
@@ -231,11 +231,19 @@ fn cluster_network_policy_tiers_and_protocols() {
     // v1alpha2 ClusterNetworkPolicy: "Policy tiers are evaluated in the following order: Admin
     // tier, NetworkPolicy tier, Baseline tier"; actions Accept, Deny and Pass.
     let cnp = |name: &str, tier: &str, priority: u32, rules: &str| {
-        format!("apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  tier: {tier}\n  priority: {priority}\n{SUBJECT_A}\n{rules}\n---\n")
+        format!(
+            "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  tier: {tier}\n  priority: {priority}\n{SUBJECT_A}\n{rules}\n---\n"
+        )
     };
-    let policies = cnp("accept-udp", "Admin", 1, "  ingress: [{action: Accept, from: [{namespaces: {}}], protocols: [{udp: {destinationPort: {number: 53}}}]}]")
-        + &cnp("pass-tcp", "Admin", 2, "  ingress: [{action: Pass, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 80, end: 81}}}}]}]")
-        + &cnp("deny-rest", "Baseline", 0, "  ingress: [{action: Deny, from: [{namespaces: {}}]}]");
+    let policies =
+        cnp("accept-udp", "Admin", 1, "  ingress: [{action: Accept, from: [{namespaces: {}}], protocols: [{udp: {destinationPort: {number: 53}}}]}]")
+            + &cnp(
+                "pass-tcp",
+                "Admin",
+                2,
+                "  ingress: [{action: Pass, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {range: {start: 80, end: 81}}}}]}]",
+            )
+            + &cnp("deny-rest", "Baseline", 0, "  ingress: [{action: Deny, from: [{namespaces: {}}]}]");
     let mut w = world(&policies);
     assert_eq!(w.conn("x/b", "x/a").to_string(), "UDP 53", "TCP 80-81 passes to the baseline, which denies");
     let mut w = world(&(policies + &np("tcp", "x", "  podSelector: {matchLabels: {app: a}}\n  ingress: [{ports: [{port: 80}]}]")));

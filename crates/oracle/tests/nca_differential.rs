@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netmatrix_model::{parse_str, Protocol};
+use netmatrix_model::{Protocol, parse_str};
 use netmatrix_oracle::{ConnSet, Options, PortSet, Reachability};
-use netmatrix_synth::{documents, Params};
-use serde_json::{json, Value};
+use netmatrix_synth::{Params, documents};
+use serde_json::{Value, json};
 
 const CLUSTERS: u64 = 200;
 
@@ -43,9 +43,7 @@ const REWRITES: [(&str, &str); 3] = [
 const ALL_LABEL_VALUES: [&str; 4] = ["a", "b", "c", "d"];
 
 fn nca_path() -> Option<PathBuf> {
-    let candidate = std::env::var_os("NETMATRIX_NCA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nca"));
+    let candidate = std::env::var_os("NETMATRIX_NCA").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nca"));
     candidate.is_file().then_some(candidate)
 }
 
@@ -189,7 +187,13 @@ fn agrees_with_network_config_analyzer_on_200_random_clusters() {
             let keys: std::collections::BTreeSet<_> = ours.keys().chain(theirs.keys()).collect();
             for k in keys {
                 if ours.get(k) != theirs.get(k) {
-                    disagreements.push(format!("seed {seed} {} => {}: netmatrix {:?} NCA {:?}", k.0, k.1, ours.get(k).map(ToString::to_string), theirs.get(k).map(ToString::to_string)));
+                    disagreements.push(format!(
+                        "seed {seed} {} => {}: netmatrix {:?} NCA {:?}",
+                        k.0,
+                        k.1,
+                        ours.get(k).map(ToString::to_string),
+                        theirs.get(k).map(ToString::to_string)
+                    ));
                 }
             }
         }

@@ -1,9 +1,9 @@
 //! Properties of NetworkPolicy semantics over seeded random clusters (netmatrix-synth).
 
-use netmatrix_model::{parse_str, Cluster, Direction, LabelSelector, NetworkPolicy, Origin, Rule};
-use netmatrix_oracle::explain::{explain, Endpoint};
+use netmatrix_model::{Cluster, Direction, LabelSelector, NetworkPolicy, Origin, Rule, parse_str};
+use netmatrix_oracle::explain::{Endpoint, explain};
 use netmatrix_oracle::{ConnSet, Options, Reachability};
-use netmatrix_synth::{generate, Params};
+use netmatrix_synth::{Params, generate};
 use proptest::prelude::*;
 
 const OPTIONS: Options = Options { ipblocks_match_pods: true };

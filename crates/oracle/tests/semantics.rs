@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{parse_str, Cluster, Direction, Protocol};
-use netmatrix_oracle::explain::{explain, find_endpoint, Verdict};
+use netmatrix_model::{Cluster, Direction, Protocol, parse_str};
+use netmatrix_oracle::explain::{Verdict, explain, find_endpoint};
 use netmatrix_oracle::{ConnSet, Options, Reachability};
 
 const POD_IPS: Options = Options { ipblocks_match_pods: true };
@@ -115,8 +115,13 @@ fn policies_are_additive() {
     // "Network policies do not conflict; they are additive. If any policy or policies apply to a
     // given pod for a given direction, the connections allowed in that direction from that pod is
     // the union of what the applicable policies allow."
-    let policies = np("from-b", "x", "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: b}}}], ports: [{port: 80}]}]")
-        + &np("from-y", "x", "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {team: z}}}], ports: [{port: 443}]}]");
+    let policies =
+        np("from-b", "x", "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: b}}}], ports: [{port: 80}]}]")
+            + &np(
+                "from-y",
+                "x",
+                "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {team: z}}}], ports: [{port: 443}]}]",
+            );
     let mut w = world(&policies, POD_IPS);
     assert_eq!(w.conn("x/b", "x/a").to_string(), "TCP 80");
     assert_eq!(w.conn("z/c", "x/a").to_string(), "TCP 443");
@@ -228,7 +233,8 @@ fn named_ports_resolve_per_destination_pod_and_protocol() {
 fn port_ranges_and_protocols() {
     // "endPort indicates that the range of ports from port to endPort if set, inclusive, should be
     // allowed by the policy." "protocol ... If not specified, this field defaults to TCP."
-    let mut w = world(&np("p", "x", "  podSelector: {}\n  ingress: [{ports: [{port: 8000, endPort: 8080}, {port: 53, protocol: UDP}, {protocol: SCTP}]}]"), POD_IPS);
+    let mut w =
+        world(&np("p", "x", "  podSelector: {}\n  ingress: [{ports: [{port: 8000, endPort: 8080}, {port: 53, protocol: UDP}, {protocol: SCTP}]}]"), POD_IPS);
     assert_eq!(w.conn("z/c", "x/a").to_string(), "SCTP 1-65535,TCP 8000-8080,UDP 53");
     assert!(w.allows("z/c", "x/a", 8080, Protocol::Tcp) && !w.allows("z/c", "x/a", 8081, Protocol::Tcp));
     assert!(!w.allows("z/c", "x/a", 53, Protocol::Tcp));
@@ -246,7 +252,10 @@ fn policy_types_default_makes_egress_only_policies_isolate_ingress_too() {
 fn explicit_policy_types_ignore_rules_of_other_directions() {
     // "policyTypes ... If this field is not specified, it will default based on the existence of
     // ingress or egress rules": when specified, only the listed directions are affected.
-    let mut w = world(&np("p", "x", "  podSelector: {}\n  policyTypes: [Egress]\n  ingress: [{from: [{podSelector: {matchLabels: {app: none}}}]}]\n  egress: [{}]"), POD_IPS);
+    let mut w = world(
+        &np("p", "x", "  podSelector: {}\n  policyTypes: [Egress]\n  ingress: [{from: [{podSelector: {matchLabels: {app: none}}}]}]\n  egress: [{}]"),
+        POD_IPS,
+    );
     assert!(w.tcp("z/c", "x/a", 80), "ingress rules are ignored: x/a stays open for ingress");
 }
 
@@ -267,7 +276,11 @@ fn empty_ingress_list_missing_field_and_empty_rule() {
 #[test]
 fn explain_names_policy_rule_and_peer() {
     let policies = np("deny", "x", "  podSelector: {}\n  policyTypes: [Ingress]")
-        + &np("allow", "x", "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: none}}}, {namespaceSelector: {matchLabels: {team: z}}}], ports: [{port: 80}]}]");
+        + &np(
+            "allow",
+            "x",
+            "  podSelector: {matchLabels: {app: a}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: none}}}, {namespaceSelector: {matchLabels: {team: z}}}], ports: [{port: 80}]}]",
+        );
     let w = world(&policies, POD_IPS);
     let src = find_endpoint(&w.cluster, "z/c").unwrap();
     let dst = find_endpoint(&w.cluster, "x/a[Pod]").unwrap();

@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use netmatrix_model::{parse_str, Cluster, Protocol};
+use netmatrix_model::{Cluster, Protocol, parse_str};
 use netmatrix_oracle::services::find_service;
-use netmatrix_oracle::{evaluate, frontends, Frontend, FrontendKind, Options, Reachability, ServiceOptions, ServiceVerdict, Verdict};
+use netmatrix_oracle::{Frontend, FrontendKind, Options, Reachability, ServiceOptions, ServiceVerdict, Verdict, evaluate, frontends};
 
 const NO_HAIRPIN: ServiceOptions = ServiceOptions { hairpin: false };
 
@@ -164,7 +164,13 @@ fn a_cluster_ip_reaches_every_ready_endpoint_on_its_resolved_target_port() {
 fn without_endpoints_nothing_answers() {
     // "If empty or not present, the service is assumed to have an external process managing its
     // endpoints" (ServiceSpec.selector): none are given here.
-    let c = cluster(&[service("none", "{clusterIP: 10.96.0.1, selector: {app: nobody}, ports: [{port: 80}]}"), service("manual", "{clusterIP: 10.96.0.2, ports: [{port: 80}]}")].join("---\n"));
+    let c = cluster(
+        &[
+            service("none", "{clusterIP: 10.96.0.1, selector: {app: nobody}, ports: [{port: 80}]}"),
+            service("manual", "{clusterIP: 10.96.0.2, ports: [{port: 80}]}"),
+        ]
+        .join("---\n"),
+    );
     for svc in ["none", "manual"] {
         let v = eval(&c, "x/c0", &frontend(&c, svc, FrontendKind::ClusterIp), NO_HAIRPIN);
         assert_eq!((v.verdict, v.backends.len()), (Verdict::Deny, 0), "{svc}: {v:#?}");
@@ -176,7 +182,13 @@ fn without_endpoints_nothing_answers() {
 fn internal_traffic_policy_local_keeps_to_the_source_node() {
     // "When it's set to Local, only node local endpoints are considered." and (the note) a pod
     // on a node without endpoints sees the Service as if it had none.
-    let c = cluster(&[service("itp", "{clusterIP: 10.96.0.1, internalTrafficPolicy: Local, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"), service("remote", "{clusterIP: 10.96.0.2, internalTrafficPolicy: Local, selector: {app: web, only: node1}, ports: [{port: 80}]}")].join("---\n"));
+    let c = cluster(
+        &[
+            service("itp", "{clusterIP: 10.96.0.1, internalTrafficPolicy: Local, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"),
+            service("remote", "{clusterIP: 10.96.0.2, internalTrafficPolicy: Local, selector: {app: web, only: node1}, ports: [{port: 80}]}"),
+        ]
+        .join("---\n"),
+    );
     assert_eq!(names(&c, &eval(&c, "x/c0", &frontend(&c, "itp", FrontendKind::ClusterIp), NO_HAIRPIN)), set(&["x/web-0"]));
     assert_eq!(names(&c, &eval(&c, "x/c1", &frontend(&c, "itp", FrontendKind::ClusterIp), NO_HAIRPIN)), set(&["x/web-1"]));
     let mut c = c;
@@ -196,8 +208,15 @@ fn internal_traffic_policy_local_keeps_to_the_source_node() {
 fn external_traffic_policy_cluster_masquerades_node_ports_and_load_balancer_ips() {
     // ETP Cluster "obscures the client source IP and may cause a second hop to another node"
     // (Service docs, external traffic policy): the source becomes the translating node.
-    let c = cluster(&service("np", "{type: LoadBalancer, clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}\nstatus: {loadBalancer: {ingress: [{ip: 172.18.255.1}]}}"));
-    for (src, kind, node_ip) in [("x/c0", FrontendKind::NodePort { node: 1 }, "172.18.1.2"), ("x/c0", FrontendKind::NodePort { node: 0 }, "172.18.0.2"), ("x/c1", FrontendKind::LoadBalancer, "172.18.1.2")] {
+    let c = cluster(&service(
+        "np",
+        "{type: LoadBalancer, clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}\nstatus: {loadBalancer: {ingress: [{ip: 172.18.255.1}]}}",
+    ));
+    for (src, kind, node_ip) in [
+        ("x/c0", FrontendKind::NodePort { node: 1 }, "172.18.1.2"),
+        ("x/c0", FrontendKind::NodePort { node: 0 }, "172.18.0.2"),
+        ("x/c1", FrontendKind::LoadBalancer, "172.18.1.2"),
+    ] {
         let v = eval(&c, src, &frontend(&c, "np", kind), NO_HAIRPIN);
         assert_eq!(v.verdict, Verdict::Allow, "{kind:?}: {v:#?}");
         assert_eq!(names(&c, &v), set(&["x/web-0", "x/web-1"]), "{kind:?}");
@@ -241,7 +260,10 @@ fn local_means_the_node_in_the_model_where_kube_proxy_reads_the_pod_cidr() {
     // from sources inside the node's pod CIDR. A pod of node0 whose address lies in node1's
     // CIDR shows the difference: the oracle follows the lab (every endpoint), kube-proxy would
     // see an external client of node1 (only web-1).
-    let mut c = cluster(&service("local", "{type: NodePort, externalTrafficPolicy: Local, clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}"));
+    let mut c = cluster(&service(
+        "local",
+        "{type: NodePort, externalTrafficPolicy: Local, clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}",
+    ));
     let c1 = pod(&c, "x/c1");
     c.pods[c1].ips = vec![ip("10.244.0.99")];
     let v = eval(&c, "x/c1", &frontend(&c, "local", FrontendKind::NodePort { node: 1 }), NO_HAIRPIN);
@@ -254,7 +276,13 @@ fn readiness_and_terminating_endpoints() {
     // a terminating one unless publishNotReadyAddresses is set; kube-proxy (KEP-1669, Proxy
     // Terminating Endpoints) falls back to terminating endpoints that are still serving only
     // when no endpoint is ready.
-    let mut c = cluster(&[service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"), service("all", "{clusterIP: 10.96.0.2, publishNotReadyAddresses: true, selector: {app: web}, ports: [{port: 80, targetPort: http}]}")].join("---\n"));
+    let mut c = cluster(
+        &[
+            service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"),
+            service("all", "{clusterIP: 10.96.0.2, publishNotReadyAddresses: true, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"),
+        ]
+        .join("---\n"),
+    );
     let (web0, web1) = (pod(&c, "x/web-0"), pod(&c, "x/web-1"));
     c.pods[web0].ready = false;
     let web = frontend(&c, "web", FrontendKind::ClusterIp);
@@ -299,7 +327,8 @@ fn network_policy_applies_to_the_translated_connection() {
     // NetworkPolicy selects pods and ports of pods, not Services: the lab checks it after the
     // Service address was translated, so rules name the target port, not the Service port.
     let svc = service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}");
-    let target = policy("target", "{podSelector: {matchLabels: {app: web}}, ingress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]}");
+    let target =
+        policy("target", "{podSelector: {matchLabels: {app: web}}, ingress: [{from: [{podSelector: {matchLabels: {role: client}}}], ports: [{port: http}]}]}");
     let c = cluster(&[svc.as_str(), &target].join("---\n"));
     let v = eval(&c, "x/c0", &frontend(&c, "web", FrontendKind::ClusterIp), NO_HAIRPIN);
     assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-0", "x/web-1"])), "{v:#?}");
@@ -376,7 +405,13 @@ fn node_ports_need_the_source_node() {
 
 #[test]
 fn service_lines_list_every_cell_that_is_not_denied() {
-    let c = cluster(&[service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"), service("none", "{clusterIP: 10.96.0.2, selector: {app: nobody}, ports: [{port: 80}]}")].join("---\n"));
+    let c = cluster(
+        &[
+            service("web", "{clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}"),
+            service("none", "{clusterIP: 10.96.0.2, selector: {app: nobody}, ports: [{port: 80}]}"),
+        ]
+        .join("---\n"),
+    );
     let mut reach = Reachability::compute(&c, Options { ipblocks_match_pods: true });
     let lines = netmatrix_oracle::services::service_lines(&c, &mut reach, NO_HAIRPIN);
     let shown: Vec<(String, String, Verdict)> = lines.iter().map(|l| (l.src.clone(), l.frontend.clone(), l.verdict)).collect();
@@ -410,19 +445,31 @@ fn endpoint_slices_when_given_replace_the_selector() {
     // endpoints" (ServiceSpec.selector): that process writes EndpointSlices labelled
     // kubernetes.io/service-name, whose port of the Service port's name gives the target port
     // and whose conditions say which endpoints are ready.
-    let slice = |name: &str, endpoints: &str| format!("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: x, labels: {{kubernetes.io/service-name: manual}}}}\naddressType: IPv4\nports: [{{name: http, port: 9090}}]\nendpoints: {endpoints}\n");
-    let c = cluster(&[
-        service("manual", "{clusterIP: 10.96.0.1, ports: [{name: http, port: 80}]}"),
-        slice("manual-a", "[{addresses: [10.244.0.10]}, {addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]"),
-        slice("manual-b", "[{addresses: [10.244.0.11], targetRef: {kind: Pod, name: legacy}, conditions: {ready: false}}, {addresses: [192.0.2.9]}]"),
-    ]
-    .join("---\n"));
+    let slice = |name: &str, endpoints: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}, namespace: x, labels: {{kubernetes.io/service-name: manual}}}}\naddressType: IPv4\nports: [{{name: http, port: 9090}}]\nendpoints: {endpoints}\n"
+        )
+    };
+    let c = cluster(
+        &[
+            service("manual", "{clusterIP: 10.96.0.1, ports: [{name: http, port: 80}]}"),
+            slice("manual-a", "[{addresses: [10.244.0.10]}, {addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]"),
+            slice("manual-b", "[{addresses: [10.244.0.11], targetRef: {kind: Pod, name: legacy}, conditions: {ready: false}}, {addresses: [192.0.2.9]}]"),
+        ]
+        .join("---\n"),
+    );
     let v = eval(&c, "x/c0", &frontend(&c, "manual", FrontendKind::ClusterIp), NO_HAIRPIN);
     assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-0"])), "ready only; a terminating one waits for none to be ready: {v:#?}");
     assert!(v.reasons.iter().any(|r| r.contains("x/web-0 (port 9090)")), "the slice's port: {:?}", v.reasons);
     assert!(v.reasons.iter().any(|r| r.contains("[192.0.2.9] is no pod of the input")), "{:?}", v.reasons);
     // Slices override the selector too: the selected pods are not endpoints then.
-    let c = cluster(&[service("manual", "{clusterIP: 10.96.0.1, selector: {role: client}, ports: [{name: http, port: 80}]}"), slice("manual-a", "[{addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]")].join("---\n"));
+    let c = cluster(
+        &[
+            service("manual", "{clusterIP: 10.96.0.1, selector: {role: client}, ports: [{name: http, port: 80}]}"),
+            slice("manual-a", "[{addresses: [10.244.1.10], conditions: {ready: false, serving: true, terminating: true}}]"),
+        ]
+        .join("---\n"),
+    );
     let v = eval(&c, "x/c0", &frontend(&c, "manual", FrontendKind::ClusterIp), NO_HAIRPIN);
     assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-1"])), "no ready endpoint: the serving terminating one: {v:#?}");
 }

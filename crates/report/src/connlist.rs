@@ -49,11 +49,7 @@ pub fn write<'a>(out: &mut impl Write, lines: impl IntoIterator<Item = Line<'a>>
 
 /// RFC 4180 quoting: only fields with a comma, quote or line break are quoted.
 fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
-    }
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")).into() } else { s.into() }
 }
 
 #[cfg(test)]

@@ -165,13 +165,7 @@ fn write_matrix(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
             match matrix.cells.get(&(row, column)) {
                 Some(cell) => {
                     let comparison = cell.comparison();
-                    write!(
-                        out,
-                        "<td class=\"cell {}\" title=\"{}\">{}</td>",
-                        comparison_class(comparison),
-                        Esc(&cell_title(cell)),
-                        comparison.symbol()
-                    )?;
+                    write!(out, "<td class=\"cell {}\" title=\"{}\">{}</td>", comparison_class(comparison), Esc(&cell_title(cell)), comparison.symbol())?;
                 }
                 None => write!(out, "<td class=\"missing\"></td>")?,
             }

@@ -35,19 +35,11 @@ pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
 }
 
 fn test_case(case: &CaseReport, suite: &str, name: &str) -> io::Result<TestCase> {
-    let cells_with = |wanted: Comparison| -> Vec<&Cell> {
-        case.steps.iter().flat_map(|s| &s.cells).filter(|c| c.comparison() == wanted).collect()
-    };
+    let cells_with = |wanted: Comparison| -> Vec<&Cell> { case.steps.iter().flat_map(|s| &s.cells).filter(|c| c.comparison() == wanted).collect() };
     let status = match case.result {
         CaseResult::Pass => TestCaseStatus::success(),
         CaseResult::Fail => problem(NonSuccessKind::Failure, "wrong", &cells_with(Comparison::Wrong), "wrong", case),
-        CaseResult::Flaky => problem(
-            NonSuccessKind::Failure,
-            "inconclusive",
-            &cells_with(Comparison::Inconclusive),
-            "inconclusive",
-            case,
-        ),
+        CaseResult::Flaky => problem(NonSuccessKind::Failure, "inconclusive", &cells_with(Comparison::Inconclusive), "inconclusive", case),
         CaseResult::Error => match &case.error {
             Some(error) => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -74,14 +66,10 @@ fn test_case(case: &CaseReport, suite: &str, name: &str) -> io::Result<TestCase>
 /// The message names the cells (`2 wrong cells: y/a -> x/b 80/TCP, ...`); the description
 /// describes each, with its tries, then the diagnosis.
 fn problem(kind: NonSuccessKind, ty: &str, cells: &[&Cell], what: &str, case: &CaseReport) -> TestCaseStatus {
-    let names: Vec<String> =
-        cells.iter().map(|c| format!("{} -> {} {}/{}", c.src, c.dst, c.port, c.protocol)).collect();
+    let names: Vec<String> = cells.iter().map(|c| format!("{} -> {} {}/{}", c.src, c.dst, c.port, c.protocol)).collect();
     let mut description: Vec<String> = cells.iter().map(|c| describe_cell(c)).collect();
     description.extend(case.diagnosis.iter().map(|d| format!("diagnosis: {d}")));
     let mut status = TestCaseStatus::non_success(kind);
-    status
-        .set_type(ty)
-        .set_message(format!("{} {what} cells: {}", cells.len(), names.join(", ")))
-        .set_description(description.join("\n"));
+    status.set_type(ty).set_message(format!("{} {what} cells: {}", cells.len(), names.join(", "))).set_description(description.join("\n"));
     status
 }

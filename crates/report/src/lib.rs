@@ -2,10 +2,10 @@
 
 pub mod connlist;
 pub mod explain;
+pub mod html;
+pub mod json_report;
+pub mod junit;
+mod matrix;
 pub mod run;
 pub mod services;
 pub mod tables;
-pub mod json_report;
-pub mod junit;
-pub mod html;
-mod matrix;

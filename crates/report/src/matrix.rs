@@ -86,7 +86,6 @@ fn address_label(cell: &Cell) -> String {
     if cell.dst.ends_with(&port_suffix) { cell.dst.clone() } else { format!("{}{port_suffix}", cell.dst) }
 }
 
-
 pub(crate) fn check_name(check: Check) -> &'static str {
     match check {
         Check::Reach => "reach",

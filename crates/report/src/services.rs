@@ -3,9 +3,9 @@
 
 use std::io::{self, Write};
 
+use netmatrix_oracle::Verdict;
 use netmatrix_oracle::connlist::Line;
 use netmatrix_oracle::services::{FrontendExplanation, ServiceLine};
-use netmatrix_oracle::Verdict;
 
 use crate::connlist::{self, Format};
 
@@ -62,9 +62,30 @@ mod tests {
 
     fn lines() -> Vec<ServiceLine> {
         vec![
-            ServiceLine { src: "x/a[Pod]".into(), frontend: "svc:x/web:80/TCP".into(), verdict: Verdict::Allow, backends: vec!["x/b[Pod]".into(), "x/c[Pod]".into()], snat: None, reason: None },
-            ServiceLine { src: "x/a[Pod]".into(), frontend: "svc:x/web:80/TCP[NodePort node0 172.18.0.2:30080]".into(), verdict: Verdict::Allow, backends: vec!["x/b[Pod]".into()], snat: Some("172.18.0.2".parse().unwrap()), reason: None },
-            ServiceLine { src: "x/b[Pod]".into(), frontend: "svc:x/web:80/TCP".into(), verdict: Verdict::Undefined, backends: vec![], snat: None, reason: Some("hairpin, not promised".into()) },
+            ServiceLine {
+                src: "x/a[Pod]".into(),
+                frontend: "svc:x/web:80/TCP".into(),
+                verdict: Verdict::Allow,
+                backends: vec!["x/b[Pod]".into(), "x/c[Pod]".into()],
+                snat: None,
+                reason: None,
+            },
+            ServiceLine {
+                src: "x/a[Pod]".into(),
+                frontend: "svc:x/web:80/TCP[NodePort node0 172.18.0.2:30080]".into(),
+                verdict: Verdict::Allow,
+                backends: vec!["x/b[Pod]".into()],
+                snat: Some("172.18.0.2".parse().unwrap()),
+                reason: None,
+            },
+            ServiceLine {
+                src: "x/b[Pod]".into(),
+                frontend: "svc:x/web:80/TCP".into(),
+                verdict: Verdict::Undefined,
+                backends: vec![],
+                snat: None,
+                reason: Some("hairpin, not promised".into()),
+            },
         ]
     }
 

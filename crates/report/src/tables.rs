@@ -70,8 +70,7 @@ fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usi
     for matrix in matrices(step) {
         let columns = column_headers(&matrix);
         if columns.numbered {
-            let legend: Vec<String> =
-                matrix.columns.iter().enumerate().map(|(i, name)| format!("{}={name}", i + 1)).collect();
+            let legend: Vec<String> = matrix.columns.iter().enumerate().map(|(i, name)| format!("{}={name}", i + 1)).collect();
             writeln!(out, "{} columns: {}", matrix.title, legend.join(", "))?;
         }
         writeln!(out, "{} expected:", matrix.title)?;
@@ -85,14 +84,7 @@ fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usi
         })?;
     }
     let tally = Tally::of(&step.cells);
-    write!(
-        out,
-        "reachability: correct:{}, incorrect:{}, inconclusive:{}, result={}",
-        tally.correct,
-        tally.incorrect,
-        tally.inconclusive,
-        tally.ok()
-    )?;
+    write!(out, "reachability: correct:{}, incorrect:{}, inconclusive:{}, result={}", tally.correct, tally.incorrect, tally.inconclusive, tally.ok())?;
     // Appended only when present, so the common line is exactly the upstream e2e one.
     if tally.errors > 0 || tally.undefined > 0 {
         write!(out, ", errors:{}, undefined:{}", tally.errors, tally.undefined)?;
@@ -130,12 +122,7 @@ fn column_headers(matrix: &Matrix) -> ColumnHeaders {
 }
 
 /// `symbol` gives a cell's character and, when colouring, its ANSI colour.
-fn write_table(
-    out: &mut impl Write,
-    matrix: &Matrix,
-    headers: &ColumnHeaders,
-    symbol: impl Fn(&Cell) -> (char, Option<&'static str>),
-) -> io::Result<()> {
+fn write_table(out: &mut impl Write, matrix: &Matrix, headers: &ColumnHeaders, symbol: impl Fn(&Cell) -> (char, Option<&'static str>)) -> io::Result<()> {
     let widths: Vec<usize> = headers.labels.iter().map(|l| l.chars().count()).collect();
     let mut line = format!("{:<w$}", "-", w = headers.corner_width);
     for label in &headers.labels {
@@ -164,10 +151,7 @@ fn write_table(
 
 /// The cells a reader has to look at: wrong, inconclusive, or whose probe failed.
 pub(crate) fn not_as_expected(step: &StepReport) -> Vec<&Cell> {
-    step.cells
-        .iter()
-        .filter(|c| matches!(c.comparison(), Comparison::Wrong | Comparison::Inconclusive | Comparison::Error))
-        .collect()
+    step.cells.iter().filter(|c| matches!(c.comparison(), Comparison::Wrong | Comparison::Inconclusive | Comparison::Error)).collect()
 }
 
 /// `x/a -> y/b 80/TCP: expected allow, observed deny, tries: deny deny; answered by ...`.

@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -37,7 +37,8 @@ const KEYS: [&str; 4] = ["app", "tier", "env", "team"];
 const VALUES: [&str; 4] = ["a", "b", "c", "d"];
 const NAMESPACE_KEYS: [&str; 2] = ["env", "team"];
 /// (name, protocol, candidate numbers): the same name maps to different numbers on different pods.
-const NAMED_PORTS: [(&str, &str, [u16; 2]); 4] = [("http", "TCP", [80, 8080]), ("metrics", "TCP", [9090, 9091]), ("dns", "UDP", [53, 5353]), ("sig", "SCTP", [9000, 9001])];
+const NAMED_PORTS: [(&str, &str, [u16; 2]); 4] =
+    [("http", "TCP", [80, 8080]), ("metrics", "TCP", [9090, 9091]), ("dns", "UDP", [53, 5353]), ("sig", "SCTP", [9000, 9001])];
 const PLAIN_PORTS: [u16; 6] = [53, 80, 5353, 8080, 9090, 9001];
 const CIDRS: [&str; 5] = ["0.0.0.0/0", "10.0.0.0/8", "192.168.0.0/16", "172.16.0.0/12", "fd00::/8"];
 

@@ -21,11 +21,7 @@ pub const RUN_DEADLINE: Duration = Duration::from_secs(30);
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 pub fn agent() -> Command {
@@ -53,11 +49,7 @@ impl Output {
 /// Runs `cmd` to completion with `stdin`, killing it (and failing the test)
 /// after `deadline`.
 pub fn run(mut cmd: Command, stdin: Option<&str>, deadline: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().expect("spawn agent");
@@ -83,12 +75,7 @@ pub fn run(mut cmd: Command, stdin: Option<&str>, deadline: Duration) -> Output 
         thread::sleep(Duration::from_millis(5));
     };
     let elapsed = start.elapsed();
-    Output {
-        status,
-        stdout: join(stdout),
-        stderr: join(stderr),
-        elapsed,
-    }
+    Output { status, stdout: join(stdout), stderr: join(stderr), elapsed }
 }
 
 fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
@@ -118,17 +105,10 @@ impl Serve {
 
     /// As `start`, with a prepared command (e.g. `ip netns exec ... agent`).
     pub fn start_with(mut cmd: Command, args: &[&str]) -> Serve {
-        cmd.arg("serve")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.arg("serve").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("spawn serve");
         let lines = line_reader(child.stdout.take().expect("stdout pipe"));
-        let mut serve = Serve {
-            child,
-            listening: Vec::new(),
-        };
+        let mut serve = Serve { child, listening: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -136,19 +116,12 @@ impl Serve {
                 Ok(line) if line == "ready" => return serve,
                 Ok(line) => {
                     let mut words = line.split(' ');
-                    assert_eq!(
-                        words.next(),
-                        Some("listening"),
-                        "unexpected serve output {line:?}"
-                    );
+                    assert_eq!(words.next(), Some("listening"), "unexpected serve output {line:?}");
                     let proto = words.next().expect("protocol").to_string();
                     let addr = words.next().expect("address").parse().expect("address");
                     serve.listening.push((proto, addr));
                 }
-                Err(_) => panic!(
-                    "serve {args:?} did not become ready within 10s (exited: {:?})",
-                    serve.child.try_wait()
-                ),
+                Err(_) => panic!("serve {args:?} did not become ready within 10s (exited: {:?})", serve.child.try_wait()),
             }
         }
     }
@@ -202,19 +175,11 @@ fn line_reader(pipe: impl Read + Send + 'static) -> Receiver<String> {
 
 /// A loopback TCP port with nothing listening (bound, then released).
 pub fn closed_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub fn closed_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub fn ipv6_loopback_available() -> bool {
@@ -224,31 +189,21 @@ pub fn ipv6_loopback_available() -> bool {
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 
 /// Why SCTP cannot be tested here, if it cannot.
 pub fn sctp_unavailable() -> Option<String> {
     use socket2::{Domain, Protocol, Socket, Type};
-    Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::SCTP))
-        .err()
-        .map(|e| e.to_string())
+    Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::SCTP)).err().map(|e| e.to_string())
 }
 
 /// Reads one flat JSON object line of string/number/null/bool values into
 /// strings (null as "null"). Deliberately independent of the agent's JSON
 /// module, so a bug there cannot hide itself.
 pub fn parse_flat_object(line: &str) -> HashMap<String, String> {
-    let body = line
-        .trim()
-        .strip_prefix('{')
-        .and_then(|l| l.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("not an object: {line}"));
+    let body = line.trim().strip_prefix('{').and_then(|l| l.strip_suffix('}')).unwrap_or_else(|| panic!("not an object: {line}"));
     let chars: Vec<char> = body.chars().collect();
     let mut map = HashMap::new();
     let mut i = 0;
@@ -284,10 +239,7 @@ pub fn parse_flat_object(line: &str) -> HashMap<String, String> {
             }
             chars[start..i].iter().collect()
         };
-        assert!(
-            map.insert(key.clone(), value).is_none(),
-            "duplicate key {key} in {line}"
-        );
+        assert!(map.insert(key.clone(), value).is_none(), "duplicate key {key} in {line}");
         if i < chars.len() {
             assert_eq!(chars[i], ',', "expected ',' in {line}");
             i += 1;
@@ -339,38 +291,26 @@ impl FakeDns {
     pub fn start(records: &[(&str, &str)], truncated: &[&str]) -> FakeDns {
         let mut table: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for (name, ip) in records {
-            table
-                .entry(name.to_string())
-                .or_default()
-                .push(ip.parse().expect("record ip"));
+            table.entry(name.to_string()).or_default().push(ip.parse().expect("record ip"));
         }
         let table: Records = Arc::new(table);
-        let truncated: Arc<Vec<String>> =
-            Arc::new(truncated.iter().map(|s| s.to_string()).collect());
+        let truncated: Arc<Vec<String>> = Arc::new(truncated.iter().map(|s| s.to_string()).collect());
         let udp = UdpSocket::bind("127.0.0.1:0").expect("bind dns udp");
         let addr = udp.local_addr().expect("addr");
         let tcp = TcpListener::bind(addr).expect("bind dns tcp on the same port");
-        udp.set_read_timeout(Some(Duration::from_millis(50)))
-            .expect("timeout");
+        udp.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
         tcp.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let queries = Arc::new(Mutex::new(Vec::new()));
 
-        let (t, q, s, tr) = (
-            table.clone(),
-            queries.clone(),
-            stop.clone(),
-            truncated.clone(),
-        );
+        let (t, q, s, tr) = (table.clone(), queries.clone(), stop.clone(), truncated.clone());
         let udp_thread = thread::spawn(move || {
             let mut buf = [0u8; 512];
             while !s.load(Ordering::Relaxed) {
                 let Ok((n, peer)) = udp.recv_from(&mut buf) else {
                     continue;
                 };
-                if let Some((name, reply)) =
-                    answer(&buf[..n], &t, |name| tr.contains(&name.to_string()))
-                {
+                if let Some((name, reply)) = answer(&buf[..n], &t, |name| tr.contains(&name.to_string())) {
                     q.lock().unwrap().push(name);
                     let _ = udp.send_to(&reply, peer);
                 }
@@ -401,21 +341,13 @@ impl FakeDns {
                 }
             }
         });
-        FakeDns {
-            addr,
-            queries,
-            stop,
-            threads: vec![udp_thread, tcp_thread],
-        }
+        FakeDns { addr, queries, stop, threads: vec![udp_thread, tcp_thread] }
     }
 
     /// A resolv.conf pointing at this server (port via the agent's
     /// `nameserver ADDR:PORT` extension).
     pub fn resolv_conf(&self, dir: &TempDir, extra: &str) -> PathBuf {
-        dir.write(
-            &unique("resolv.conf"),
-            &format!("nameserver {}\n{extra}", self.addr),
-        )
+        dir.write(&unique("resolv.conf"), &format!("nameserver {}\n{extra}", self.addr))
     }
 
     pub fn queries(&self) -> Vec<String> {
@@ -433,11 +365,7 @@ impl Drop for FakeDns {
 }
 
 /// Builds the reply to `query`: (asked name, reply bytes).
-fn answer(
-    query: &[u8],
-    table: &Records,
-    truncate: impl Fn(&str) -> bool,
-) -> Option<(String, Vec<u8>)> {
+fn answer(query: &[u8], table: &Records, truncate: impl Fn(&str) -> bool) -> Option<(String, Vec<u8>)> {
     let mut pos = 12;
     let mut labels = Vec::new();
     loop {
@@ -455,10 +383,7 @@ fn answer(
     let records = table.get(&name);
     let truncated = records.is_some() && truncate(&name);
     let answers: Vec<&IpAddr> = match records {
-        Some(ips) if !truncated => ips
-            .iter()
-            .filter(|ip| matches!((ip, qtype), (IpAddr::V4(_), 1) | (IpAddr::V6(_), 28)))
-            .collect(),
+        Some(ips) if !truncated => ips.iter().filter(|ip| matches!((ip, qtype), (IpAddr::V4(_), 1) | (IpAddr::V6(_), 28))).collect(),
         _ => Vec::new(),
     };
     let mut flags: u16 = 0x8180;
@@ -527,19 +452,13 @@ impl Netns {
             Duration::from_secs(10),
         );
         let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "nft -f failed: {}\n{ruleset}",
-            out.stderr
-        );
+        assert!(out.status.success(), "nft -f failed: {}\n{ruleset}", out.stderr);
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -548,16 +467,10 @@ pub fn sh(program: &str, args: &[&str]) {
     let mut cmd = Command::new(program);
     cmd.args(args);
     let out = run(cmd, None, Duration::from_secs(10));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        out.stderr
-    );
+    assert!(out.status.success(), "{program} {args:?} failed: {}", out.stderr);
 }
 
 /// Whether `program` is on PATH (for tests needing iproute2/nftables).
 pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file())).unwrap_or(false)
 }

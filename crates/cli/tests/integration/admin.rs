@@ -81,7 +81,8 @@ fn input(test: &str, manifests: &str) -> PathBuf {
 fn netmatrix(test: &str, manifests: &str, args: &[&str]) -> Output {
     let dir = input(test, manifests);
     // Run inside the directory so that file names in messages are relative and stable.
-    let out = Command::new(env!("CARGO_BIN_EXE_netmatrix")).current_dir(&dir).args(["analyze", "-f", "admin.yaml"]).args(args).output().expect("running netmatrix");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_netmatrix")).current_dir(&dir).args(["analyze", "-f", "admin.yaml"]).args(args).output().expect("running netmatrix");
     std::fs::remove_dir_all(&dir).unwrap();
     out
 }

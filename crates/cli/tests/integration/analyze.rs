@@ -30,7 +30,10 @@ fn example_in_every_format() {
 fn explain_text_and_json() {
     insta::assert_snapshot!("explain_allowed", ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/frontend", "shop/cart", "9000/TCP"]));
     insta::assert_snapshot!("explain_denied", ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/cart", "shop/redis", "6380"]));
-    insta::assert_snapshot!("explain_external_json", ok_stdout(&["analyze", "-f", "shop", "--explain", "203.0.113.7", "shop/frontend[Deployment]", "8080/TCP", "-o", "json"]));
+    insta::assert_snapshot!(
+        "explain_external_json",
+        ok_stdout(&["analyze", "-f", "shop", "--explain", "203.0.113.7", "shop/frontend[Deployment]", "8080/TCP", "-o", "json"])
+    );
 }
 
 #[test]
@@ -63,7 +66,10 @@ fn bad_input_exits_2_with_located_errors() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {matchExpressions: [{key: a, operator: Equals, values: [b]}]}\n  ingress: [{ports: [{port: 99999}]}]\n").unwrap();
     let bad = bad.to_str().unwrap();
-    rejects(&["analyze", "-f", bad], &["bad.yaml: document 1 (NetworkPolicy default/p): field spec.podSelector.matchExpressions[0].operator", "field spec.ingress[0].ports[0].port"]);
+    rejects(
+        &["analyze", "-f", bad],
+        &["bad.yaml: document 1 (NetworkPolicy default/p): field spec.podSelector.matchExpressions[0].operator", "field spec.ingress[0].ports[0].port"],
+    );
     rejects(&["analyze", "-f", "no-such-dir"], &["no-such-dir: cannot read"]);
     rejects(&["analyze", "-f", "shop", "--explain", "shop/nope", "shop/cart"], &["--explain", "shop/nope"]);
     rejects(&["analyze", "-f", "shop", "--explain", "shop/frontend", "shop/cart", "80/ICMP"], &["\"ICMP\" is not a protocol"]);
@@ -79,5 +85,8 @@ fn non_kubernetes_documents_are_skipped_with_a_warning() {
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("warning:") && stderr.contains("notes.yaml: document 1: not a Kubernetes object"), "{stderr}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "0.0.0.0-255.255.255.255[External] => default/a[Pod] : All Connections\ndefault/a[Pod] => 0.0.0.0-255.255.255.255[External] : All Connections\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0.0.0.0-255.255.255.255[External] => default/a[Pod] : All Connections\ndefault/a[Pod] => 0.0.0.0-255.255.255.255[External] : All Connections\n"
+    );
 }

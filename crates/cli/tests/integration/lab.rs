@@ -16,7 +16,9 @@ fn root() -> bool {
 }
 
 fn namespaces(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/run/netns").map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()).unwrap_or_default()
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -41,7 +43,12 @@ fn down_after_a_killed_up_leaves_nothing() {
     if !root() {
         return;
     }
-    let mut up = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["lab", "up", "clikil", "--nodes", "3", "--pods-per-node", "5"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+        .args(["lab", "up", "clikil", "--nodes", "3", "--pods-per-node", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Kill it once it is half-way: some namespaces exist, the pods are not all there.
     let start = Instant::now();
     while namespaces("nm-clikil-p").len() < 3 && start.elapsed() < Duration::from_secs(30) {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use netmatrix_oracle::{connlist, Options, Reachability};
+use netmatrix_oracle::{Options, Reachability, connlist};
 
 fn suite_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peer-suites/netpol-analyzer");
@@ -186,7 +186,12 @@ fn netpol_analyzer_goldens() {
             failures.push(format!("{name}: {e}"));
         }
     }
-    eprintln!("netpol-analyzer suite: {checked} cases compared ({} with admin policies), {} failing, {} known divergences", admin_cases, failures.len(), DIVERGENCES.len());
+    eprintln!(
+        "netpol-analyzer suite: {checked} cases compared ({} with admin policies), {} failing, {} known divergences",
+        admin_cases,
+        failures.len(),
+        DIVERGENCES.len()
+    );
     assert!(checked >= 40, "only {checked} cases found in {}", dir.display());
     assert!(failures.is_empty(), "{} of {checked} cases differ:\n{}", failures.len(), failures.join("\n"));
 }

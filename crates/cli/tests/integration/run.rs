@@ -19,7 +19,9 @@ fn root() -> bool {
 }
 
 fn namespaces(prefix: &str) -> Vec<String> {
-    std::fs::read_dir("/run/netns").map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect()).unwrap_or_default()
+    std::fs::read_dir("/run/netns")
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect())
+        .unwrap_or_default()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -66,7 +68,11 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     assert_eq!(report["schema"], "netmatrix.run/v1");
     assert_eq!(report["backend"], "lab");
     let summary = &report["summary"];
-    assert_eq!((summary["failed"].as_u64(), summary["errors"].as_u64(), summary["flaky"].as_u64(), summary["wrong"].as_u64()), (Some(0), Some(0), Some(0), Some(0)), "{summary}");
+    assert_eq!(
+        (summary["failed"].as_u64(), summary["errors"].as_u64(), summary["flaky"].as_u64(), summary["wrong"].as_u64()),
+        (Some(0), Some(0), Some(0), Some(0)),
+        "{summary}"
+    );
     let cases = report["cases"].as_array().unwrap();
     for suite in ["connectivity/", "services/", "netpol/", "anp/"] {
         assert!(cases.iter().any(|c| c["id"].as_str().unwrap().starts_with(suite) && c["result"] == "pass"), "a passing {suite} case");
@@ -99,7 +105,13 @@ fn run_with_fault(name: &'static str, fault: &[&str], focus: &str) -> (Option<i3
     let json = dir.path().join("run.json").to_string_lossy().into_owned();
     let out = netmatrix(&["run", "--lab", name, "--focus", focus, "--json", &json]);
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_else(|_| panic!("no report: {}", text(&out.stderr)))).unwrap();
-    let findings = report["cases"].as_array().unwrap().iter().flat_map(|c| c["findings"].as_array().unwrap().clone()).map(|f| (f["kind"].as_str().unwrap().to_owned(), f["summary"].as_str().unwrap().to_owned())).collect();
+    let findings = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap().clone())
+        .map(|f| (f["kind"].as_str().unwrap().to_owned(), f["summary"].as_str().unwrap().to_owned()))
+        .collect();
     assert!(Path::new(&format!("/run/netmatrix/{name}.json")).exists(), "an existing lab is kept");
     (out.status.code(), findings)
 }
@@ -182,8 +194,13 @@ fn cases_of_ones_own_run_from_a_file() {
     let ids: Vec<&str> = report["cases"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["custom/frontend-tier", "custom/web-service"], "only the file's cases run");
     let step = &report["cases"][0]["steps"][0]["cells"];
-    let cell = |src: &str, dst: &str, port: u64| step.as_array().unwrap().iter().find(|c| c["src"] == src && c["dst"] == dst && c["port"] == port).unwrap()["expected"].clone();
-    assert_eq!((cell("y/b", "x/a", 80), cell("y/a", "x/a", 80), cell("y/b", "x/a", 81), cell("x/a", "x/b", 80)), ("allow".into(), "deny".into(), "deny".into(), "deny".into()));
+    let cell = |src: &str, dst: &str, port: u64| {
+        step.as_array().unwrap().iter().find(|c| c["src"] == src && c["dst"] == dst && c["port"] == port).unwrap()["expected"].clone()
+    };
+    assert_eq!(
+        (cell("y/b", "x/a", 80), cell("y/a", "x/a", 80), cell("y/b", "x/a", 81), cell("x/a", "x/b", 80)),
+        ("allow".into(), "deny".into(), "deny".into(), "deny".into())
+    );
 }
 
 /// Starts `netmatrix run --suite netpol`, interrupts it once namespaces named `nm-<its lab>-<part>`
@@ -223,7 +240,12 @@ fn ctrl_c_in_an_existing_lab_removes_only_what_the_run_created() {
     let _lab = Lab("tint");
     let up = netmatrix(&["lab", "up", "tint", "--nodes", "3", "--pods-per-node", "1"]);
     assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
-    let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["run", "--lab", "tint", "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+        .args(["run", "--lab", "tint", "--suite", "netpol"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = std::time::Instant::now();
     // The lab's own 3 pods, then the run's 9.
     while namespaces("nm-tint-p").len() < 12 && start.elapsed() < std::time::Duration::from_secs(60) {

@@ -21,7 +21,8 @@ fn explain_a_service_frontend() {
     let denied = ok_stdout(&["analyze", "-f", "shop", "--explain", "monitoring/prometheus", "svc:shop/cart"]);
     assert!(denied.starts_with("monitoring/prometheus[DaemonSet] => svc:shop/cart:80/TCP: DENIED\n"), "{denied}");
     assert!(denied.contains("shop/cart: denied by its ingress policies (TCP 9000 from monitoring/prometheus)"), "{denied}");
-    let json: serde_json::Value = serde_json::from_str(&ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/frontend", "-o", "json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok_stdout(&["analyze", "-f", "shop", "--explain", "shop/frontend", "svc:shop/frontend", "-o", "json"])).unwrap();
     let verdicts: Vec<&str> = json.as_array().unwrap().iter().map(|e| e["verdict"].as_str().unwrap()).collect();
     assert_eq!(verdicts, ["undefined", "undefined"], "a pod to itself through its Service (cluster IP and load balancer)");
 }

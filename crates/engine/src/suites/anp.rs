@@ -6,7 +6,7 @@
 
 use netmatrix_cluster::ObjectKind;
 use netmatrix_model::{Cluster, Protocol};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::policy;
 use crate::case::{Action, Case, ProbeSpec, Requirement, Step};
@@ -89,7 +89,11 @@ pub fn cases() -> Vec<Case> {
             "the baseline denies ingress to x, a NetworkPolicy of x allows pods b: NetworkPolicy decides",
             vec![
                 banp(json!({"subject": subject_x(), "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]})),
-                policy("x", "from-b", json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "b"}}}]}]})),
+                policy(
+                    "x",
+                    "from-b",
+                    json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
+                ),
             ],
         ),
         single(
@@ -105,14 +109,17 @@ pub fn cases() -> Vec<Case> {
             "first-matching-rule-wins",
             "rule-order",
             "one ANP: deny pods a of any namespace, then allow every namespace, to x",
-            vec![anp(
-                "ordered",
-                5,
-                json!({"subject": subject_x(), "ingress": [
-                    {"action": "Deny", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}}]},
-                    {"action": "Allow", "from": [{"namespaces": {}}]}
-                ]}),
-            ), deny_all_in_x],
+            vec![
+                anp(
+                    "ordered",
+                    5,
+                    json!({"subject": subject_x(), "ingress": [
+                        {"action": "Deny", "from": [{"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "a"}}}}]},
+                        {"action": "Allow", "from": [{"namespaces": {}}]}
+                    ]}),
+                ),
+                deny_all_in_x,
+            ],
         ),
         single(
             "ports",
@@ -139,14 +146,28 @@ pub fn cases() -> Vec<Case> {
                 ]}),
             )],
         ),
-        single("egress-deny", "egress", "ANP denies egress from x to z", vec![anp("x-not-z", 5, json!({"subject": subject_x(), "egress": [{"action": "Deny", "to": [namespace("z")]}]}))]),
-        case("egress-networks", "networks", vec![Step::new("ANP denies egress from x to the addresses of z's pods (networks)", vec![Action::ApplyFromModel(deny_networks_of_z)], tcp())]),
+        single(
+            "egress-deny",
+            "egress",
+            "ANP denies egress from x to z",
+            vec![anp("x-not-z", 5, json!({"subject": subject_x(), "egress": [{"action": "Deny", "to": [namespace("z")]}]}))],
+        ),
+        case(
+            "egress-networks",
+            "networks",
+            vec![Step::new("ANP denies egress from x to the addresses of z's pods (networks)", vec![Action::ApplyFromModel(deny_networks_of_z)], tcp())],
+        ),
         single(
             "cluster-network-policy-tiers",
             "cluster-network-policy",
             "ClusterNetworkPolicy: Admin accepts y -> x on TCP 80, Baseline denies every namespace -> x",
             vec![
-                cnp("accept-y-80", "Admin", 1, json!({"subject": subject_x(), "ingress": [{"action": "Accept", "from": [namespace("y")], "protocols": [{"tcp": {"destinationPort": {"number": 80}}}]}]})),
+                cnp(
+                    "accept-y-80",
+                    "Admin",
+                    1,
+                    json!({"subject": subject_x(), "ingress": [{"action": "Accept", "from": [namespace("y")], "protocols": [{"tcp": {"destinationPort": {"number": 80}}}]}]}),
+                ),
                 cnp("deny-rest", "Baseline", 0, json!({"subject": subject_x(), "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]})),
             ],
         ),
@@ -154,7 +175,11 @@ pub fn cases() -> Vec<Case> {
             "delete",
             "update",
             vec![
-                Step::new("ANP denies y -> x", vec![Action::Apply(vec![anp("deny-y", 10, json!({"subject": subject_x(), "ingress": [{"action": "Deny", "from": [namespace("y")]}]}))])], tcp()),
+                Step::new(
+                    "ANP denies y -> x",
+                    vec![Action::Apply(vec![anp("deny-y", 10, json!({"subject": subject_x(), "ingress": [{"action": "Deny", "from": [namespace("y")]}]}))])],
+                    tcp(),
+                ),
                 Step::new(
                     "deleted, and a baseline denies z -> x instead",
                     vec![

@@ -7,7 +7,7 @@ mod services;
 
 use netmatrix_cluster::Capabilities;
 use netmatrix_model::Protocol;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::case::Case;
 use crate::world::World;

@@ -4,7 +4,7 @@
 
 use netmatrix_cluster::ObjectKind;
 use netmatrix_model::{Cluster, Labels, Protocol};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::policy;
 use crate::case::{Action, Case, ProbeSpec, Requirement, Step};
@@ -53,29 +53,56 @@ fn a_from(pod: &str) -> Value {
 pub fn cases() -> Vec<Case> {
     vec![
         single("deny-all-ingress", "default-deny", "x isolated for ingress, no rule", vec![deny_ingress("x")]),
-        single("deny-all-egress", "default-deny", "x isolated for egress, no rule", vec![policy("x", "deny-egress", json!({"podSelector": {}, "policyTypes": ["Egress"]}))]),
-        single("deny-all", "default-deny", "x isolated both ways", vec![policy("x", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))]),
+        single(
+            "deny-all-egress",
+            "default-deny",
+            "x isolated for egress, no rule",
+            vec![policy("x", "deny-egress", json!({"podSelector": {}, "policyTypes": ["Egress"]}))],
+        ),
+        single(
+            "deny-all",
+            "default-deny",
+            "x isolated both ways",
+            vec![policy("x", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))],
+        ),
         case(
             "allow-all-ingress-stacked",
             "stacked",
             vec![
                 Step::new("deny ingress to x and y", apply(vec![deny_ingress("x"), deny_ingress("y")]), tcp()),
-                Step::new("a second policy allows all ingress to x: policies are additive", apply(vec![policy("x", "allow-all", json!({"podSelector": {}, "ingress": [{}]}))]), tcp()),
+                Step::new(
+                    "a second policy allows all ingress to x: policies are additive",
+                    apply(vec![policy("x", "allow-all", json!({"podSelector": {}, "ingress": [{}]}))]),
+                    tcp(),
+                ),
             ],
         ),
         single("pod-selector", "pod-selector", "x/a from pods b of its own namespace", vec![a_from("b")]),
-        single("namespace-selector", "namespace-selector", "x/a from every pod of namespace y", vec![ingress_to_a("from-y", json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]), json!([]))]),
+        single(
+            "namespace-selector",
+            "namespace-selector",
+            "x/a from every pod of namespace y",
+            vec![ingress_to_a("from-y", json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]), json!([]))],
+        ),
         single(
             "namespace-and-pod-selector",
             "selector-and",
             "x/a from pods b of namespace y (both selectors in one peer)",
-            vec![ingress_to_a("from-y-b", json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}, "podSelector": {"matchLabels": {"pod": "b"}}}]), json!([]))],
+            vec![ingress_to_a(
+                "from-y-b",
+                json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}, "podSelector": {"matchLabels": {"pod": "b"}}}]),
+                json!([]),
+            )],
         ),
         single(
             "namespace-or-pod-selector",
             "selector-or",
             "x/a from namespace y or from pods b of x (two peers)",
-            vec![ingress_to_a("from-y-or-b", json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}}, {"podSelector": {"matchLabels": {"pod": "b"}}}]), json!([]))],
+            vec![ingress_to_a(
+                "from-y-or-b",
+                json!([{"namespaceSelector": {"matchLabels": {"ns": "y"}}}, {"podSelector": {"matchLabels": {"pod": "b"}}}]),
+                json!([]),
+            )],
         ),
         single(
             "match-expressions",
@@ -93,9 +120,24 @@ pub fn cases() -> Vec<Case> {
             "x/a from pods b of every namespace (empty namespaceSelector)",
             vec![ingress_to_a("from-all-b", json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"pod": "b"}}}]), json!([]))],
         ),
-        single("port-number", "ports", "x/a from anywhere on TCP 81 only", vec![ingress_to_a("port-81", json!([{"namespaceSelector": {}}]), json!([{"port": 81, "protocol": "TCP"}]))]),
-        single("named-port", "named-port", "x/a from anywhere on its port named serve-81-tcp", vec![ingress_to_a("named-81", json!([{"namespaceSelector": {}}]), json!([{"port": "serve-81-tcp"}]))]),
-        single("port-range", "end-port", "x/a from anywhere on TCP 81-90 (endPort)", vec![ingress_to_a("range", json!([{"namespaceSelector": {}}]), json!([{"port": 81, "endPort": 90, "protocol": "TCP"}]))]),
+        single(
+            "port-number",
+            "ports",
+            "x/a from anywhere on TCP 81 only",
+            vec![ingress_to_a("port-81", json!([{"namespaceSelector": {}}]), json!([{"port": 81, "protocol": "TCP"}]))],
+        ),
+        single(
+            "named-port",
+            "named-port",
+            "x/a from anywhere on its port named serve-81-tcp",
+            vec![ingress_to_a("named-81", json!([{"namespaceSelector": {}}]), json!([{"port": "serve-81-tcp"}]))],
+        ),
+        single(
+            "port-range",
+            "end-port",
+            "x/a from anywhere on TCP 81-90 (endPort)",
+            vec![ingress_to_a("range", json!([{"namespaceSelector": {}}]), json!([{"port": 81, "endPort": 90, "protocol": "TCP"}]))],
+        ),
         case(
             "protocol-udp",
             "protocol",
@@ -115,25 +157,58 @@ pub fn cases() -> Vec<Case> {
             )],
         )
         .requires(Requirement::Sctp),
-        single("egress-to-namespace", "egress", "x may send only to namespace y", vec![policy("x", "to-y", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}))]),
-        single("egress-port", "egress", "x may send only to TCP 80", vec![policy("x", "to-80", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 80, "protocol": "TCP"}]}]}))]),
+        single(
+            "egress-to-namespace",
+            "egress",
+            "x may send only to namespace y",
+            vec![policy(
+                "x",
+                "to-y",
+                json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}),
+            )],
+        ),
+        single(
+            "egress-port",
+            "egress",
+            "x may send only to TCP 80",
+            vec![policy("x", "to-80", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": 80, "protocol": "TCP"}]}]}))],
+        ),
         single(
             "ingress-and-egress",
             "both-directions",
             "x/a may send only to y, and y/b accepts only from x: a connection needs both",
             vec![
-                policy("x", "a-to-y", json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]})),
-                policy("y", "b-from-x", json!({"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}]}]})),
+                policy(
+                    "x",
+                    "a-to-y",
+                    json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]}),
+                ),
+                policy(
+                    "y",
+                    "b-from-x",
+                    json!({"podSelector": {"matchLabels": {"pod": "b"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "x"}}}]}]}),
+                ),
             ],
         ),
         single(
             "deny-all-namespaces-allow-within",
             "default-deny",
             "every namespace isolated for ingress, pods of a namespace allowed among themselves",
-            ["x", "y", "z"].iter().flat_map(|ns| [deny_ingress(ns), policy(ns, "within", json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}))]).collect(),
+            ["x", "y", "z"]
+                .iter()
+                .flat_map(|ns| [deny_ingress(ns), policy(ns, "within", json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}))])
+                .collect(),
         ),
-        case("ipblock-except", "ipblock", vec![Step::new("x/a from every pod address but y/b's (ipBlock with except)", vec![Action::ApplyFromModel(ipblock_except)], tcp())]),
-        case("egress-ipblock", "ipblock", vec![Step::new("x may send only to the addresses of z's pods (ipBlock /32s)", vec![Action::ApplyFromModel(egress_to_z_addresses)], tcp())]),
+        case(
+            "ipblock-except",
+            "ipblock",
+            vec![Step::new("x/a from every pod address but y/b's (ipBlock with except)", vec![Action::ApplyFromModel(ipblock_except)], tcp())],
+        ),
+        case(
+            "egress-ipblock",
+            "ipblock",
+            vec![Step::new("x may send only to the addresses of z's pods (ipBlock /32s)", vec![Action::ApplyFromModel(egress_to_z_addresses)], tcp())],
+        ),
         case(
             "update-policy",
             "update",
@@ -147,7 +222,11 @@ pub fn cases() -> Vec<Case> {
             "update",
             vec![
                 Step::new("deny ingress to x and y", apply(vec![deny_ingress("x"), deny_ingress("y")]), tcp()),
-                Step::new("x's policy deleted: x open again, y still isolated", vec![Action::Delete { kind: ObjectKind::NetworkPolicy, namespace: "x".into(), name: "deny-ingress".into() }], tcp()),
+                Step::new(
+                    "x's policy deleted: x open again, y still isolated",
+                    vec![Action::Delete { kind: ObjectKind::NetworkPolicy, namespace: "x".into(), name: "deny-ingress".into() }],
+                    tcp(),
+                ),
             ],
         ),
         case(
@@ -159,7 +238,11 @@ pub fn cases() -> Vec<Case> {
                     apply(vec![ingress_to_a("from-blue", json!([{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]), json!([]))]),
                     tcp(),
                 ),
-                Step::new("namespace y labelled team=blue", vec![Action::SetNamespaceLabels { namespace: "y".into(), labels: labels(&[("ns", "y"), ("team", "blue")]) }], tcp()),
+                Step::new(
+                    "namespace y labelled team=blue",
+                    vec![Action::SetNamespaceLabels { namespace: "y".into(), labels: labels(&[("ns", "y"), ("team", "blue")]) }],
+                    tcp(),
+                ),
                 Step::new("the label removed again", vec![Action::SetNamespaceLabels { namespace: "y".into(), labels: labels(&[("ns", "y")]) }], tcp()),
             ],
         ),
@@ -168,7 +251,11 @@ pub fn cases() -> Vec<Case> {
             "pod-labels",
             vec![
                 Step::new("x/a from pods b", apply(vec![a_from("b")]), tcp()),
-                Step::new("x/c relabelled pod=b", vec![Action::SetPodLabels { namespace: "x".into(), pod: "c".into(), labels: labels(&[("pod", "b"), crate::world::WORLD_LABEL])}], tcp()),
+                Step::new(
+                    "x/c relabelled pod=b",
+                    vec![Action::SetPodLabels { namespace: "x".into(), pod: "c".into(), labels: labels(&[("pod", "b"), crate::world::WORLD_LABEL]) }],
+                    tcp(),
+                ),
             ],
         ),
         case(
@@ -176,7 +263,11 @@ pub fn cases() -> Vec<Case> {
             "pod-churn",
             vec![
                 Step::new("x/a from pods b", apply(vec![a_from("b")]), tcp()),
-                Step::new("x/b and x/a recreated (new addresses): the policy follows the labels", vec![Action::RecreatePod { namespace: "x".into(), pod: "b".into() }, Action::RecreatePod { namespace: "x".into(), pod: "a".into() }], tcp()),
+                Step::new(
+                    "x/b and x/a recreated (new addresses): the policy follows the labels",
+                    vec![Action::RecreatePod { namespace: "x".into(), pod: "b".into() }, Action::RecreatePod { namespace: "x".into(), pod: "a".into() }],
+                    tcp(),
+                ),
             ],
         ),
     ]

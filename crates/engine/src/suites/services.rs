@@ -6,11 +6,11 @@
 
 use netmatrix_model::Protocol;
 use netmatrix_report::run::Check;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::policy;
 use crate::case::{Action, Case, ProbeSpec, Requirement, Step};
-use crate::world::{port_name, WORLD_LABEL};
+use crate::world::{WORLD_LABEL, port_name};
 
 /// A Service in x with `spec` (type, ports, policies) and the given selector.
 fn service(name: &str, selector: Value, spec: Value) -> Value {
@@ -42,7 +42,11 @@ fn no_endpoints() -> Value {
 fn case(name: &str, feature: &str, what: &str, services: Vec<Value>) -> Case {
     let mut objects = services;
     objects.push(no_endpoints());
-    Case::new(format!("services/{name}"), &[("type", "services"), ("feature", feature)], vec![Step::new(what, vec![Action::Apply(objects)], ProbeSpec::services())])
+    Case::new(
+        format!("services/{name}"),
+        &[("type", "services"), ("feature", feature)],
+        vec![Step::new(what, vec![Action::Apply(objects)], ProbeSpec::services())],
+    )
 }
 
 pub fn cases() -> Vec<Case> {

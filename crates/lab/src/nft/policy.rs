@@ -48,9 +48,11 @@ use std::rc::Rc;
 
 use ipnet::IpNet;
 
-use netmatrix_model::{AdminAction, AdminPeer, AdminRule, Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule, Tier};
+use netmatrix_model::{
+    AdminAction, AdminPeer, AdminRule, Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule, Tier,
+};
 use netmatrix_oracle::admin;
-use netmatrix_oracle::explain::{peer_matches, Endpoint};
+use netmatrix_oracle::explain::{Endpoint, peer_matches};
 use netmatrix_oracle::reach::resolve_ports;
 use netmatrix_oracle::{ConnSet, Options};
 
@@ -168,7 +170,8 @@ impl<'c> Policies<'c> {
                     continue;
                 }
                 let pods = &self.r.pods;
-                let selected: Vec<usize> = (0..local.len()).filter(|&l| pods[local[l]].namespace == policy.namespace && policy.pod_selector.matches(&pods[local[l]].labels)).collect();
+                let selected: Vec<usize> =
+                    (0..local.len()).filter(|&l| pods[local[l]].namespace == policy.namespace && policy.pod_selector.matches(&pods[local[l]].labels)).collect();
                 if selected.is_empty() {
                     continue;
                 }
@@ -277,7 +280,9 @@ impl<'c> Policies<'c> {
         out.push_str(&sets);
         let [egress, ingress] = &dispatch;
         // Without isolated pods a base chain would only cost every packet a few lookups.
-        for (name, hook, priority, lines) in [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)] {
+        for (name, hook, priority, lines) in
+            [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)]
+        {
             if !lines.is_empty() {
                 let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
             }
@@ -352,7 +357,19 @@ impl<'c> Renderer<'c> {
             });
             classes[c].1.push(i);
         }
-        Renderer { cluster, pods, profile_of, profiles, classes, peers: HashMap::new(), set_ids: HashMap::new(), set_names: Vec::new(), set_declarations: Vec::new(), used: Vec::new(), matches: HashMap::new() }
+        Renderer {
+            cluster,
+            pods,
+            profile_of,
+            profiles,
+            classes,
+            peers: HashMap::new(),
+            set_ids: HashMap::new(),
+            set_names: Vec::new(),
+            set_declarations: Vec::new(),
+            used: Vec::new(),
+            matches: HashMap::new(),
+        }
     }
 
     /// The pods that a `Pods` peer of `policy` selects.
@@ -360,7 +377,12 @@ impl<'c> Renderer<'c> {
         if let Some(found) = self.peers.get(&(policy.namespace.as_str(), peer)) {
             return found.clone();
         }
-        let selected: Rc<[usize]> = self.classes.iter().filter(|(rep, _)| peer_matches(self.cluster, OPTIONS, policy, peer, Endpoint::Pod(self.pods[*rep]))).flat_map(|(_, members)| members.iter().copied()).collect();
+        let selected: Rc<[usize]> = self
+            .classes
+            .iter()
+            .filter(|(rep, _)| peer_matches(self.cluster, OPTIONS, policy, peer, Endpoint::Pod(self.pods[*rep])))
+            .flat_map(|(_, members)| members.iter().copied())
+            .collect();
         self.peers.insert((&policy.namespace, peer), selected.clone());
         selected
     }
@@ -396,7 +418,8 @@ impl<'c> Renderer<'c> {
     /// Matches of `field` on the addresses of `pods` that pass `keep`: one per family present,
     /// each naming a deduplicated set.
     fn matching(&mut self, field: &str, pods: &[usize], keep: impl Fn(&IpAddr) -> bool) -> Vec<Match> {
-        let (mut v4, mut v6): (Vec<IpAddr>, Vec<IpAddr>) = pods.iter().flat_map(|&p| self.pods[p].ips.iter().copied()).filter(|ip| keep(ip)).partition(IpAddr::is_ipv4);
+        let (mut v4, mut v6): (Vec<IpAddr>, Vec<IpAddr>) =
+            pods.iter().flat_map(|&p| self.pods[p].ips.iter().copied()).filter(|ip| keep(ip)).partition(IpAddr::is_ipv4);
         let mut matches = Vec::new();
         for (family, ips) in [(Family::V4, &mut v4), (Family::V6, &mut v6)] {
             if ips.is_empty() {
@@ -539,7 +562,8 @@ impl<'c> Renderer<'c> {
         if sources.is_empty() {
             return;
         }
-        let groups = if has_named_port(rule) { self.by_resolution(rule, selected) } else { BTreeMap::from([(resolve_ports(&rule.ports, &[]), selected.to_vec())]) };
+        let groups =
+            if has_named_port(rule) { self.by_resolution(rule, selected) } else { BTreeMap::from([(resolve_ports(&rule.ports, &[]), selected.to_vec())]) };
         // Destinations need telling apart only where selected pods resolve a named port differently.
         let split = groups.len() > 1;
         for (conns, pods) in &groups {

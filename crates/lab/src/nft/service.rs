@@ -272,7 +272,8 @@ fn render_port(r: &mut Rendering, n: usize, service: &Service, port: &ServicePor
         SessionAffinity::ClientIp { timeout_seconds } => Some(timeout_seconds),
         SessionAffinity::None => None,
     };
-    let sets: Option<Vec<String>> = affinity.map(|_| endpoints.iter().map(|e| format!("affinity-{:016x}", super::fnv1a(format!("{label} {}:{}", e.ip, e.port).as_bytes()))).collect());
+    let sets: Option<Vec<String>> =
+        affinity.map(|_| endpoints.iter().map(|e| format!("affinity-{:016x}", super::fnv1a(format!("{label} {}:{}", e.ip, e.port).as_bytes()))).collect());
     let sets = sets.as_deref();
     let all: Vec<usize> = (0..endpoints.len()).collect();
     if cluster_chain {
@@ -354,7 +355,10 @@ fn write(out: &mut String, r: &Rendering, node_addresses: &str) {
     let (unserved, unserved_node_ports) = (r.map(Map::Unserved), r.map(Map::UnservedNodePorts));
     if !unserved.is_empty() || !unserved_node_ports.is_empty() {
         for hook in ["forward", "input", "output"] {
-            let _ = write!(out, "\tchain service-filter-{hook} {{\n\t\ttype filter hook {hook} priority filter - 10; policy accept;\n\t\tct state new jump service-no-endpoints\n\t}}\n");
+            let _ = write!(
+                out,
+                "\tchain service-filter-{hook} {{\n\t\ttype filter hook {hook} priority filter - 10; policy accept;\n\t\tct state new jump service-no-endpoints\n\t}}\n"
+            );
         }
         out.push_str("\tchain service-no-endpoints {\n");
         vmap(out, BY_ADDRESS, unserved);

@@ -43,7 +43,14 @@ pub fn probe_rows(lab: &Lab, batch: impl Fn(&netmatrix_lab::PodState) -> Vec<ser
         let handles: Vec<_> = lab
             .pods()
             .iter()
-            .map(|src| s.spawn(move || (format!("{}/{}", src.namespace, src.name), lab.probe(&src.namespace, &src.name, &serde_json::Value::Array(batch(src)).to_string(), std::time::Duration::from_secs(60)).unwrap())))
+            .map(|src| {
+                s.spawn(move || {
+                    (
+                        format!("{}/{}", src.namespace, src.name),
+                        lab.probe(&src.namespace, &src.name, &serde_json::Value::Array(batch(src)).to_string(), std::time::Duration::from_secs(60)).unwrap(),
+                    )
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     })

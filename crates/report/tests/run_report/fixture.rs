@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use netmatrix_model::Protocol;
 use netmatrix_report::run::{
-    CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Finding, Observed, RunReport, SCHEMA, StepReport,
-    Summary, TargetKind,
+    CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Finding, Observed, RunReport, SCHEMA, StepReport, Summary, TargetKind,
 };
 
 pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expected, observed: Observed) -> Cell {
@@ -55,8 +54,7 @@ fn policy_step() -> StepReport {
                 if (src, dst, port) == (&pods[0], &pods[0], 81) {
                     continue;
                 }
-                let expected =
-                    if src.starts_with("y/") && dst.starts_with("x/") { Expected::Deny } else { Expected::Allow };
+                let expected = if src.starts_with("y/") && dst.starts_with("x/") { Expected::Deny } else { Expected::Allow };
                 let observed = if expected == Expected::Allow { Observed::Allow } else { Observed::Deny };
                 let mut c = cell(src, dst, port, protocol, expected, observed);
                 c.src_node = Some(node_of(src));
@@ -65,9 +63,8 @@ fn policy_step() -> StepReport {
             }
         }
     }
-    let find = |cells: &[Cell], src: &str, dst: &str, port: u16| -> usize {
-        cells.iter().position(|c| c.src == src && c.dst == dst && c.port == port).unwrap()
-    };
+    let find =
+        |cells: &[Cell], src: &str, dst: &str, port: u16| -> usize { cells.iter().position(|c| c.src == src && c.dst == dst && c.port == port).unwrap() };
     let wrong_allow = find(&cells, "y/a", "x/b", 80);
     cells[wrong_allow].observed = Observed::Allow;
     cells[wrong_allow].history = vec![Observed::Allow, Observed::Allow, Observed::Allow];
@@ -141,11 +138,7 @@ fn policy_case() -> CaseReport {
         .iter()
         .enumerate()
         .flat_map(|(s, step)| {
-            step.cells
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.observed == Observed::Deny && c.expected == Expected::Allow)
-                .map(move |(i, _)| (s, i))
+            step.cells.iter().enumerate().filter(|(_, c)| c.observed == Observed::Deny && c.expected == Expected::Allow).map(move |(i, _)| (s, i))
         })
         .collect();
     let diagnosis = "2 allowed connections are dropped: x/c -> y/c 80/TCP and y/a -> node:n2:30080".to_string();

@@ -18,28 +18,21 @@ fn one_testcase_per_case_with_tables_failures_errors_and_skips() {
     let doc = roxmltree::Document::parse(&xml).unwrap();
     let cases: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 4);
-    let suites: Vec<&str> =
-        doc.descendants().filter(|n| n.has_tag_name("testsuite")).filter_map(|n| n.attribute("name")).collect();
+    let suites: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).filter_map(|n| n.attribute("name")).collect();
     assert_eq!(suites, ["netpol", "services"]);
     let case = |name: &str| *cases.iter().find(|c| c.attribute("name") == Some(name)).unwrap();
 
     let failed = case("deny-ingress-from-y");
     assert_eq!(failed.attribute("classname"), Some("netpol"));
     let failure = child(failed, "failure").expect("a failure");
-    assert_eq!(
-        failure.attribute("message"),
-        Some("3 wrong cells: x/c -> y/c 80/TCP, y/a -> x/b 80/TCP, y/a -> node:n2:30080 30080/TCP")
-    );
+    assert_eq!(failure.attribute("message"), Some("3 wrong cells: x/c -> y/c 80/TCP, y/a -> x/b 80/TCP, y/a -> node:n2:30080 30080/TCP"));
     let description = failure.text().unwrap();
     assert!(description.contains("3 tries: allow allow allow; answered by x/b"), "{description}");
     assert!(description.contains("diagnosis: 2 allowed connections are dropped"), "{description}");
     let out = child(failed, "system-out").unwrap().text().unwrap();
     assert!(out.contains("80/TCP expected:\n-   x/a x/b x/c y/a y/b y/c\n"), "{out}");
     assert!(out.contains("80/TCP observed:") && out.contains("80/TCP comparison:"), "{out}");
-    assert!(
-        out.contains("exec: netmatrix-agent not found in y/c <container \"agent\">"),
-        "escaped and read back: {out}"
-    );
+    assert!(out.contains("exec: netmatrix-agent not found in y/c <container \"agent\">"), "escaped and read back: {out}");
     assert!(!out.contains('\x1b'), "no colour in JUnit");
 
     let passed = case("allow-all");

@@ -97,7 +97,11 @@ fn long_target_names_become_numbered_columns_with_a_legend() {
 #[test]
 fn a_long_list_of_wrong_cells_is_cut_after_twelve() {
     let pods = pods(&["x", "y", "z"], &["a", "b", "c"]);
-    let cells: Vec<_> = pods.iter().filter(|d| *d != &pods[0]).flat_map(|dst| [80, 81].map(|port| cell(&pods[0], dst, port, Protocol::Tcp, Expected::Allow, Observed::Deny))).collect();
+    let cells: Vec<_> = pods
+        .iter()
+        .filter(|d| *d != &pods[0])
+        .flat_map(|dst| [80, 81].map(|port| cell(&pods[0], dst, port, Protocol::Tcp, Expected::Allow, Observed::Deny)))
+        .collect();
     assert_eq!(cells.len(), 16);
     let text = render_case(&case_of(vec![StepReport { name: "row".into(), tries: 2, cells }]));
     assert_eq!(text.lines().filter(|l| l.starts_with("  X ")).count(), 12, "{text}");
