@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --release -p netmatrix-agent
-NETMATRIX_AGENT="$PWD/target/release/netmatrix-agent" cargo bench -q -p netmatrix-cluster --bench matrix
+NETMATRIX_AGENT="$PWD/target/release/netmatrix-agent" cargo bench -q -p netmatrix-engine --bench matrix

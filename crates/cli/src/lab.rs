@@ -1,11 +1,13 @@
-use netmatrix_lab::{Fault, FaultKind, Lab, LabError, PodSpec, PortState};
+use netmatrix_lab::{Fault, FaultKind, Lab, LabError};
+use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_model::{Labels, Protocol};
 
-use crate::Outcome;
 use crate::args::{FaultAction, LabCommand};
+use crate::{CliError, Outcome};
 
-/// `netmatrix cleanup`: every lab (or one), whatever state it was left in.
-pub fn cleanup(lab: Option<String>) -> Outcome {
+/// `netmatrix cleanup`: every lab (or one), whatever state it was left in. Goes on after a
+/// failure, printing each; the last one decides the exit code.
+pub fn cleanup(lab: Option<String>) -> Result<Outcome, CliError> {
     let labs = lab.map_or_else(Lab::list, |l| vec![l]);
     if labs.is_empty() {
         println!("nothing to clean up");
@@ -16,34 +18,21 @@ pub fn cleanup(lab: Option<String>) -> Outcome {
             Ok(()) => println!("lab {name} removed"),
             Err(e) => {
                 eprintln!("error: lab {name}: {e}");
-                outcome = report(&e);
+                outcome = CliError::from(e).outcome();
             }
         }
     }
-    outcome
+    Ok(outcome)
 }
 
-fn report(e: &LabError) -> Outcome {
-    match e {
-        LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
-        LabError::NotRoot | LabError::NftMissing | LabError::Io { .. } => Outcome::Failure,
+pub fn run(command: LabCommand) -> Result<Outcome, CliError> {
+    match command {
+        LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node)?,
+        LabCommand::Down { name } => Lab::down(&name).map(|()| println!("lab {name} removed"))?,
+        LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status()))?,
+        LabCommand::Fault { action, name, kind, node, peer } => fault(action, &name, &kind, node, peer)?,
     }
-}
-
-pub fn run(command: LabCommand) -> Outcome {
-    let result = match command {
-        LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node),
-        LabCommand::Down { name } => Lab::down(&name).map(|()| println!("lab {name} removed")),
-        LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status())),
-        LabCommand::Fault { action, name, kind, node, peer } => fault(action, &name, &kind, node, peer),
-    };
-    match result {
-        Ok(()) => Outcome::Ok,
-        Err(e) => {
-            eprintln!("error: {e}");
-            report(&e)
-        }
-    }
+    Ok(Outcome::Ok)
 }
 
 fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer: Option<usize>) -> Result<(), LabError> {
@@ -68,8 +57,8 @@ fn up(name: &str, nodes: usize, pods_per_node: usize) -> Result<(), LabError> {
             for k in 0..pods_per_node {
                 let pod = format!("pod-{node}-{k}");
                 let labels = Labels::from([("app".to_owned(), pod.clone())]);
-                let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| PortState { name: None, port: 80, protocol }).to_vec();
-                lab.add_pod(PodSpec { namespace: "default".into(), name: pod, labels, node, ports })?;
+                let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| ContainerPort { name: None, port: 80, protocol }).to_vec();
+                lab.add_pod(PodSpec { namespace: "default".into(), name: pod, labels, node: format!("node{node}"), ports, host_network: false })?;
             }
         }
         Ok(())

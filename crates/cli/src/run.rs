@@ -4,18 +4,17 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use netmatrix_cluster::Backend;
 use netmatrix_cluster::lab::LabBackend;
+use netmatrix_cluster::{Backend, BackendError};
 use netmatrix_engine::{Case, Event, ProbeConfig, cases_file, suites};
 use netmatrix_lab::{Lab, LabError, names};
-use netmatrix_report::run::RunReport;
+use netmatrix_results::{RunReport, Verdict};
 use regex::Regex;
 
-use crate::Outcome;
+use crate::{CliError, Outcome, signals};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -31,7 +30,7 @@ pub struct RunArgs {
     /// Nodes of a lab the run creates.
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
-    /// Suites to run (repeatable): connectivity, netpol. Default: all.
+    /// Suites to run (repeatable): connectivity, services, netpol, anp. Default: all.
     #[arg(long = "suite", value_name = "S")]
     pub suites: Vec<String>,
     /// Cases of your own, in YAML (repeatable; the format is in crates/engine/src/cases_file.rs).
@@ -53,6 +52,9 @@ pub struct RunArgs {
     /// Tries after the first for cells that are wrong or changed.
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+    /// Pause before each retry (`100ms`, `1s`), so a dataplane still converging gets time to.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub retry_interval: Duration,
     /// Source pods probing at once.
     #[arg(long, default_value_t = 9)]
     pub parallel: usize,
@@ -110,7 +112,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     };
     let mut cases = suites::cases(&suites).map_err(|e| format!("--suite: {e}"))?;
     // The pods' names and namespaces do not depend on the backend: validate against any world.
-    let world = suites::world(args.nodes, Default::default());
+    let world = suites::world(&netmatrix_engine::world::node_names(args.nodes), true);
     for path in &args.cases {
         let text = std::fs::read_to_string(path).map_err(|e| format!("--cases {}: {e}", path.display()))?;
         let mine = cases_file::parse(&path.display().to_string(), &text, &world)?;
@@ -137,7 +139,15 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
             return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
         }
     }
-    Ok(Config { cases, probe: ProbeConfig { timeout: args.timeout, retries: args.retries, parallel: args.parallel, cancel: Some(&CANCEL) } })
+    let probe = ProbeConfig {
+        timeout: args.timeout,
+        retries: args.retries,
+        retry_interval: args.retry_interval,
+        parallel: args.parallel,
+        cancel: Some(&signals::CANCEL),
+        ..ProbeConfig::default()
+    };
+    Ok(Config { cases, probe })
 }
 
 fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -147,77 +157,77 @@ fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// A lab the run made and must remove: on drop (errors, panics) and on Ctrl-C.
-struct LabGuard {
-    name: String,
-    remove: bool,
+/// The run's backend, torn down when dropped (also on errors and panics) unless kept.
+struct Teardown {
+    backend: Box<dyn Backend>,
+    keep: bool,
+    done: bool,
 }
 
-impl Drop for LabGuard {
+impl Teardown {
+    /// Removes what the run created, or says how to, when kept; returns every failure.
+    fn finish(mut self, kept: &str) -> Vec<BackendError> {
+        self.done = true;
+        if self.keep {
+            eprintln!("{kept}");
+            return Vec::new();
+        }
+        self.backend.teardown()
+    }
+}
+
+impl Drop for Teardown {
     fn drop(&mut self) {
-        if self.remove
-            && let Err(e) = Lab::down(&self.name)
-        {
-            eprintln!("error: removing lab {}: {e}", self.name);
+        if !self.done && !self.keep {
+            for e in self.backend.teardown() {
+                eprintln!("error: cleaning up: {e}");
+            }
         }
     }
 }
 
-pub fn run(args: RunArgs) -> Outcome {
-    let config = match validate(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::BadInput;
-        }
-    };
+pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
+    let config = validate(&args).map_err(CliError::Usage)?;
     let (name, existed) = match &args.lab {
         Some(name) => (name.clone(), Lab::list().contains(name)),
         // A name of its own, so that runs side by side do not collide.
         None => (format!("r{}", std::process::id() % 100_000), false),
     };
-    let remove_lab = (!existed && !args.keep).then(|| name.clone());
-    // The first Ctrl-C stops the run after its current step; the main thread then restores and
-    // removes what it made (doing that here would race with its own writes). A second one quits
-    // at once, removing the run's own lab.
-    let _ = ctrlc::set_handler(move || {
-        if !CANCEL.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted: stopping after this step and removing what the run created (Ctrl-C again to quit at once)");
-            return;
-        }
-        if let Some(lab) = &remove_lab {
-            let _ = Lab::down(lab);
-        }
-        std::process::exit(130);
-    });
-    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes) };
-    let mut backend = match backend {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: lab {name}: {e}");
-            return match e {
-                LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_) => Outcome::BadInput,
-                _ => Outcome::Failure,
-            };
-        }
-    };
-    let guard = LabGuard { name: name.clone(), remove: !existed && !args.keep };
-    eprintln!("lab {name}: {} nodes{}", backend.nodes().len(), if existed { " (existing)" } else { "" });
-    let world = suites::world(backend.nodes().len(), backend.capabilities());
-    let outcome = execute(&mut backend, &world, &config, &args);
-    if existed && !args.keep {
-        for pod in &world.pods {
-            let _ = backend.lab_mut().delete_pod(&pod.namespace, &pod.name);
-        }
+    signals::install().map_err(|source| CliError::Io { what: "installing signal handlers".into(), source })?;
+    // Until the backend exists, a second signal removes the lab being built (if the run makes it).
+    if !existed && !args.keep {
+        let lab = name.clone();
+        signals::on_abort(Some(Box::new(move || {
+            let _ = Lab::down(&lab);
+        })));
     }
-    drop(guard);
-    if CANCEL.load(Ordering::SeqCst) { Outcome::Interrupted } else { outcome }
+    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes) };
+    let backend: Box<dyn Backend> = Box::new(backend.map_err(|e| match e {
+        LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
+        other => other,
+    })?);
+    signals::on_abort(if args.keep { None } else { backend.abort_handle() });
+    let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
+    eprintln!("lab {name}: {} nodes{}", nodes.len(), if existed { " (existing)" } else { "" });
+    let world = suites::world(&nodes, backend.capabilities().sctp.is_yes());
+    let mut run = Teardown { backend, keep: args.keep, done: false };
+    let outcome = execute(run.backend.as_mut(), &world, &config, &args);
+    let kept = if existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
+    let errors = run.finish(&kept);
+    if let Some(signal) = signals::received() {
+        for e in &errors {
+            eprintln!("error: cleaning up: {e}");
+        }
+        return Ok(Outcome::Interrupted(signal));
+    }
+    let outcome = outcome?;
+    if !errors.is_empty() {
+        return Err(CliError::Teardown(errors));
+    }
+    Ok(outcome)
 }
 
-/// Set by the first Ctrl-C: the engine stops after the current step.
-static CANCEL: AtomicBool = AtomicBool::new(false);
-
-fn execute(backend: &mut LabBackend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Outcome {
+fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
     let color = std::io::stdout().is_terminal();
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes").expect("valid template"));
@@ -234,29 +244,20 @@ fn execute(backend: &mut LabBackend, world: &netmatrix_engine::World, config: &C
             let _ = out.flush();
         }),
     };
-    let report = netmatrix_engine::run(backend, world, &config.cases, config.probe, &on_event);
+    let report = netmatrix_engine::run(backend, world, &config.cases, &config.probe, &on_event);
     bar.finish_and_clear();
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Failure;
-        }
-    };
+    let report = report?;
     let mut out = std::io::stdout();
     let _ = netmatrix_report::tables::write_summary(&mut out, &report, color);
-    if let Err(e) = write_reports(&report, args) {
-        eprintln!("error: {e}");
-        return Outcome::Failure;
-    }
-    match report.summary.exit_code() {
-        0 => Outcome::Ok,
-        1 => Outcome::Wrong,
-        _ => Outcome::Failure,
-    }
+    write_reports(&report, args)?;
+    Ok(match report.summary.verdict() {
+        Verdict::AsExpected => Outcome::Ok,
+        Verdict::Wrong => Outcome::Wrong,
+        Verdict::Incomplete => Outcome::Failure,
+    })
 }
 
-fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), String> {
+fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), CliError> {
     type Writer = fn(&mut std::fs::File, &RunReport) -> std::io::Result<()>;
     let writers: [(&Option<PathBuf>, Writer); 3] = [
         (&args.json, |f, r| netmatrix_report::json_report::write_json(f, r)),
@@ -265,8 +266,9 @@ fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), String> {
     ];
     for (path, write) in writers {
         if let Some(path) = path {
-            let mut file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            write(&mut file, report).map_err(|e| format!("{}: {e}", path.display()))?;
+            let io = |source| CliError::Io { what: format!("writing {}", path.display()), source };
+            let mut file = std::fs::File::create(path).map_err(io)?;
+            write(&mut file, report).map_err(io)?;
         }
     }
     Ok(())

@@ -8,11 +8,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use netmatrix_model::{Cluster, ContainerPort, Labels, Namespace, Origin, Pod, Protocol, WorkloadRef};
+use netmatrix_model::{Cluster, Labels, Namespace, Origin, PodKey, Protocol};
 use netmatrix_oracle::services::{self, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 
-use crate::{Backend, BackendError, Capabilities, Node, ObjectKind, Outcome, PodSpec, ProbeRequest, ProbeResult};
+use crate::{
+    Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, Outcome, PodSpec, ProbeResult, Row, RowResult, probe_rows_on_threads,
+};
 
 /// One probe as a fault rule sees it.
 #[derive(Debug, Clone)]
@@ -32,11 +34,17 @@ pub struct Probed<'a> {
 /// A fault: the outcome to report instead of the dataplane's, or `None` to leave it.
 pub type Fault = Box<dyn Fn(&Probed) -> Option<Outcome> + Send + Sync>;
 
-#[derive(Default)]
+/// A pod the fake runs: its spec, its node's index and its address.
+struct Running {
+    spec: PodSpec,
+    node: usize,
+    ip: Ipv4Addr,
+}
+
 pub struct FakeBackend {
-    nodes: usize,
+    nodes: Vec<Node>,
     namespaces: BTreeMap<String, Labels>,
-    pods: Vec<(PodSpec, Ipv4Addr)>,
+    pods: Vec<Running>,
     manifests: Vec<serde_json::Value>,
     created: usize,
     allocated: usize,
@@ -49,16 +57,37 @@ pub struct FakeBackend {
     calls: Mutex<HashMap<(String, String, u16, Protocol), usize>>,
     /// Every batch run, as (`ns/pod`, probes in it).
     pub batches: Mutex<Vec<(String, usize)>>,
-    /// How long a batch takes, so that tests see rows overlap.
+    /// How long a batch takes (an exec's cost), so that tests see rows overlap.
     pub batch_time: Duration,
     in_flight: AtomicUsize,
     /// The most batches that ran at once.
     pub max_in_flight: AtomicUsize,
+    /// Teardowns asked of the fake.
+    pub teardowns: usize,
 }
 
 impl FakeBackend {
     pub fn new(nodes: usize) -> FakeBackend {
-        FakeBackend { nodes, capabilities: Capabilities { hairpin: true, sctp: true, dns: false, admin_policies: true }, ..FakeBackend::default() }
+        let mut capabilities = Capabilities::all("the fake backend has it");
+        capabilities.dns = Capability::no("the fake backend has no cluster DNS");
+        FakeBackend {
+            nodes: (0..nodes).map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(Ipv4Addr::new(172, 18, i as u8, 2))] }).collect(),
+            namespaces: BTreeMap::new(),
+            pods: Vec::new(),
+            manifests: Vec::new(),
+            created: 0,
+            allocated: 0,
+            faults: Vec::new(),
+            failing_execs: BTreeSet::new(),
+            never_ready: BTreeSet::new(),
+            capabilities,
+            calls: Mutex::default(),
+            batches: Mutex::default(),
+            batch_time: Duration::ZERO,
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            teardowns: 0,
+        }
     }
 
     pub fn inject(&mut self, fault: Fault) {
@@ -90,8 +119,8 @@ impl FakeBackend {
         }
     }
 
-    fn pod_by_ip(&self, ip: Ipv4Addr) -> Option<&(PodSpec, Ipv4Addr)> {
-        self.pods.iter().find(|(_, a)| *a == ip)
+    fn pod_by_ip(&self, ip: Ipv4Addr) -> Option<&Running> {
+        self.pods.iter().find(|p| p.ip == ip)
     }
 
     /// What a perfect dataplane answers: policies allow it and the target serves the port.
@@ -107,10 +136,6 @@ impl FakeBackend {
     }
 }
 
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
 fn object_key(manifest: &serde_json::Value) -> (Option<ObjectKind>, String, String) {
     let kind = ObjectKind::of(manifest);
     let (namespace, name) = kind.map(|k| k.key(manifest)).unwrap_or_default();
@@ -118,16 +143,16 @@ fn object_key(manifest: &serde_json::Value) -> (Option<ObjectKind>, String, Stri
 }
 
 impl Backend for FakeBackend {
-    fn kind(&self) -> &'static str {
-        "lab"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Fake
     }
 
-    fn nodes(&self) -> Vec<Node> {
-        (0..self.nodes).map(|i| Node { name: format!("node{i}"), ip: IpAddr::V4(Ipv4Addr::new(172, 18, i as u8, 2)) }).collect()
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
     }
 
-    fn capabilities(&self) -> Capabilities {
-        self.capabilities
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
@@ -136,20 +161,16 @@ impl Backend for FakeBackend {
     }
 
     fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
-        let stuck: Vec<String> = pods.iter().map(|p| key(&p.namespace, &p.name)).filter(|k| self.never_ready.contains(k)).collect();
-        for pod in pods {
-            if pod.node >= self.nodes {
-                return Err(BackendError::BadInput(format!("pod {}/{}: no node {}", pod.namespace, pod.name, pod.node)));
-            }
+        let stuck: Vec<String> = pods.iter().map(|p| p.key().to_string()).filter(|k| self.never_ready.contains(k)).collect();
+        for spec in pods {
+            let node = self.nodes.iter().position(|n| n.name == spec.node);
+            let node = node.ok_or_else(|| BackendError::BadInput(format!("pod {}: no node {}", spec.key(), spec.node)))?;
             // A recreated pod gets a new address, as in a cluster; a hostNetwork pod its node's.
             self.created += 1;
-            let ip = if pod.host_network {
-                Ipv4Addr::new(172, 18, pod.node as u8, 2)
-            } else {
-                Ipv4Addr::new(10, 244, pod.node as u8, 10 + (self.created % 240) as u8)
-            };
-            self.namespaces.entry(pod.namespace.clone()).or_default();
-            self.pods.push((pod, ip));
+            let ip =
+                if spec.host_network { Ipv4Addr::new(172, 18, node as u8, 2) } else { Ipv4Addr::new(10, 244, node as u8, 10 + (self.created % 240) as u8) };
+            self.namespaces.entry(spec.namespace.clone()).or_default();
+            self.pods.push(Running { spec, node, ip });
         }
         if !stuck.is_empty() {
             return Err(BackendError::NotReady { pods: stuck.join(", "), deadline: Duration::from_secs(10) });
@@ -157,22 +178,18 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), BackendError> {
+    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
         let before = self.pods.len();
-        self.pods.retain(|(p, _)| !(p.namespace == namespace && p.name == name));
+        self.pods.retain(|p| p.spec.key() != *pod);
         if self.pods.len() == before {
-            return Err(BackendError::BadInput(format!("no pod {namespace}/{name}")));
+            return Err(BackendError::BadInput(format!("no pod {pod}")));
         }
         Ok(())
     }
 
-    fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), BackendError> {
-        let pod = self
-            .pods
-            .iter_mut()
-            .find(|(p, _)| p.namespace == namespace && p.name == name)
-            .ok_or_else(|| BackendError::BadInput(format!("no pod {namespace}/{name}")))?;
-        pod.0.labels = labels;
+    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError> {
+        let running = self.pods.iter_mut().find(|p| p.spec.key() == *pod).ok_or_else(|| BackendError::BadInput(format!("no pod {pod}")))?;
+        running.spec.labels = labels;
         Ok(())
     }
 
@@ -204,32 +221,12 @@ impl Backend for FakeBackend {
             namespaces.entry(ns.clone()).or_default();
         }
         let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
-        let pods = self
-            .pods
-            .iter()
-            .map(|(p, ip)| Pod {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                workload: WorkloadRef { namespace: p.namespace.clone(), name: p.name.clone(), kind: "Pod".into() },
-                labels: p.labels.clone(),
-                ips: vec![IpAddr::V4(*ip)],
-                ports: p.ports.iter().map(|q| ContainerPort { name: q.name.clone(), port: q.port, protocol: q.protocol }).collect(),
-                host_network: p.host_network,
-                node: Some(format!("node{}", p.node)),
-                ready: true,
-                terminating: false,
-                origin: Origin { file: "fake".into(), document: 0 },
-            })
-            .collect();
+        let origin = Origin { file: "fake".into(), document: 0 };
+        let pods = self.pods.iter().map(|p| p.spec.to_pod(vec![IpAddr::V4(p.ip)], origin.clone())).collect();
         let nodes = self
-            .nodes()
-            .into_iter()
-            .map(|n| netmatrix_model::Node {
-                name: n.name,
-                addresses: vec![n.ip],
-                labels: Default::default(),
-                origin: Origin { file: "fake".into(), document: 0 },
-            })
+            .nodes
+            .iter()
+            .map(|n| netmatrix_model::Node { name: n.name.clone(), addresses: n.addresses.clone(), labels: Default::default(), origin: origin.clone() })
             .collect();
         Ok(Cluster {
             namespaces,
@@ -242,8 +239,27 @@ impl Backend for FakeBackend {
         })
     }
 
-    fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], _deadline: Duration) -> Result<Vec<ProbeResult>, BackendError> {
-        let src_key = key(namespace, pod);
+    fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        probe_rows_on_threads(rows, parallel, on_row, |row| self.probe_row(row))
+    }
+
+    fn teardown(&mut self) -> Vec<BackendError> {
+        self.teardowns += 1;
+        self.pods.clear();
+        self.namespaces.clear();
+        self.manifests.clear();
+        Vec::new()
+    }
+
+    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        None
+    }
+}
+
+impl FakeBackend {
+    fn probe_row(&self, row: &Row) -> RowResult {
+        let src_key = row.source.to_string();
+        let probes = &row.probes;
         self.batches.lock().unwrap().push((src_key.clone(), probes.len()));
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -255,9 +271,8 @@ impl Backend for FakeBackend {
         let model = self.model()?;
         let mut reach = Reachability::compute(&model, Options { ipblocks_match_pods: true });
         let frontends = services::frontends(&model);
-        let src =
-            model.pods.iter().position(|p| p.namespace == namespace && p.name == pod).ok_or_else(|| BackendError::BadInput(format!("no pod {src_key}")))?;
-        let src_node = self.pods.iter().find(|(p, _)| key(&p.namespace, &p.name) == src_key).map(|(p, _)| p.node).unwrap_or_default();
+        let src = model.pods.iter().position(|p| p.key() == row.source).ok_or_else(|| BackendError::BadInput(format!("no pod {src_key}")))?;
+        let src_node = self.pods.iter().find(|p| p.spec.key() == row.source).map(|p| p.node).unwrap_or_default();
         probes
             .iter()
             .enumerate()
@@ -271,28 +286,28 @@ impl Backend for FakeBackend {
                     *n - 1
                 };
                 let dst = probe.target.parse().ok().and_then(|ip| self.pod_by_ip(ip));
-                let dst_key = dst.map(|(p, _)| key(&p.namespace, &p.name));
-                let dst_index = dst_key.as_ref().and_then(|k| model.pods.iter().position(|p| &key(&p.namespace, &p.name) == k));
+                let dst_key = dst.map(|p| p.spec.key().to_string());
+                let dst_index = dst.and_then(|d| model.pods.iter().position(|p| p.key() == d.spec.key()));
                 let frontend =
                     frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
                 // A Service frontend first: a node port shares its address with hostNetwork pods.
                 let (real, answered_by) = match (dst_index, frontend) {
                     (Some(d), None) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
                     (_, Some(f)) => {
-                        let verdict = services::evaluate(&model, &mut reach, src, f, ServiceOptions { hairpin: self.capabilities.hairpin });
+                        let verdict = services::evaluate(&model, &mut reach, src, f, ServiceOptions { hairpin: self.capabilities.hairpin.is_yes() });
                         // Round robin over the backends the oracle allows this source; under
                         // ClientIP affinity one backend per source.
                         let sticky = matches!(model.services[f.service].session_affinity, netmatrix_model::SessionAffinity::ClientIp { .. });
                         let turn = if sticky { src } else { call };
                         let backend = (!verdict.backends.is_empty()).then(|| &model.pods[verdict.backends[turn % verdict.backends.len()]]);
                         match (verdict.verdict, backend) {
-                            (Verdict::Allow, Some(b)) => (Outcome::Connected, Some(key(&b.namespace, &b.name))),
+                            (Verdict::Allow, Some(b)) => (Outcome::Connected, Some(b.key().to_string())),
                             _ => (Outcome::Refused, None),
                         }
                     }
                     (None, None) => (Outcome::Unreachable, None),
                 };
-                let probed = Probed { src: &src_key, src_node, dst: dst_key.as_deref(), dst_node: dst.map(|(p, _)| p.node), port: probe.port, protocol, call };
+                let probed = Probed { src: &src_key, src_node, dst: dst_key.as_deref(), dst_node: dst.map(|p| p.node), port: probe.port, protocol, call };
                 let outcome = self.faults.iter().find_map(|f| f(&probed)).unwrap_or(real);
                 Ok(ProbeResult {
                     index,

@@ -1,54 +1,71 @@
 //! The local lab as a backend: every operation is one of `netmatrix_lab::Lab`'s.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::path::Path;
 
-use netmatrix_lab::{Lab, LabError, PortState, topology};
-use netmatrix_model::Labels;
+use netmatrix_lab::{Lab, LabError, topology};
+use netmatrix_model::{Labels, PodKey};
 
-use crate::{Backend, BackendError, Capabilities, Node, ObjectKind, PodSpec, ProbeRequest, ProbeResult};
+use crate::{Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, PodSpec, ProbeResult, Row, RowResult, probe_rows_on_threads};
 
 pub struct LabBackend {
     lab: Lab,
-}
-
-impl From<LabError> for BackendError {
-    fn from(e: LabError) -> Self {
-        match e {
-            LabError::BadInput(m) => BackendError::BadInput(m),
-            other => BackendError::Infrastructure(other.to_string()),
-        }
-    }
+    nodes: Vec<Node>,
+    capabilities: Capabilities,
+    /// The run made the lab: teardown removes all of it.
+    owned: bool,
+    /// Pods the run created in a lab it did not make: teardown removes only these.
+    created: BTreeSet<PodKey>,
 }
 
 impl LabBackend {
-    /// Creates lab `name` with `nodes` nodes; it must not exist yet.
+    /// Creates lab `name` with `nodes` nodes for the run; teardown removes it.
     pub fn up(name: &str, nodes: usize) -> Result<LabBackend, LabError> {
-        Ok(LabBackend { lab: Lab::up(name, nodes)? })
+        Ok(LabBackend::new(Lab::up(name, nodes)?, true))
     }
 
-    /// Drives an existing lab (`netmatrix run --lab NAME`).
+    /// Drives an existing lab (`netmatrix run --lab NAME`); teardown removes only the pods the
+    /// run created.
     pub fn open(name: &str) -> Result<LabBackend, LabError> {
-        Ok(LabBackend { lab: Lab::open(name)? })
+        Ok(LabBackend::new(Lab::open(name)?, false))
     }
 
-    pub fn lab_mut(&mut self) -> &mut Lab {
-        &mut self.lab
+    fn new(lab: Lab, owned: bool) -> LabBackend {
+        let nodes = (0..lab.nodes()).map(|i| Node { name: lab.node_name(i), addresses: vec![IpAddr::V4(topology::node_ip(i))] }).collect();
+        LabBackend { lab, nodes, capabilities: detect(), owned, created: BTreeSet::new() }
+    }
+
+    pub fn name(&self) -> &str {
+        self.lab.name()
+    }
+}
+
+fn detect() -> Capabilities {
+    let sctp = if Path::new("/proc/net/sctp").exists() {
+        Capability::yes("the host kernel has SCTP (/proc/net/sctp)")
+    } else {
+        Capability::no("the host kernel has no SCTP (/proc/net/sctp is absent)")
+    };
+    Capabilities {
+        hairpin: Capability::yes("the lab's bridge ports are in hairpin mode and hairpin traffic is masqueraded"),
+        sctp,
+        dns: Capability::no("the lab has no cluster DNS"),
+        admin_policies: Capability::yes("the lab renders admin policies in nftables"),
     }
 }
 
 impl Backend for LabBackend {
-    fn kind(&self) -> &'static str {
-        "lab"
+    fn kind(&self) -> BackendKind {
+        BackendKind::Lab
     }
 
-    fn nodes(&self) -> Vec<Node> {
-        (0..self.lab.nodes()).map(|i| Node { name: self.lab.node_name(i), ip: IpAddr::V4(topology::node_ip(i)) }).collect()
+    fn nodes(&self) -> &[Node] {
+        &self.nodes
     }
 
-    fn capabilities(&self) -> Capabilities {
-        // The lab's bridges put pod ports in hairpin mode and masquerade hairpin traffic.
-        Capabilities { hairpin: true, sctp: std::path::Path::new("/proc/net/sctp").exists(), dns: false, admin_policies: true }
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
     }
 
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
@@ -56,34 +73,18 @@ impl Backend for LabBackend {
     }
 
     fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
-        let (host, pods): (Vec<PodSpec>, Vec<PodSpec>) = pods.into_iter().partition(|p| p.host_network);
-        let specs = |pods: Vec<PodSpec>| -> Vec<netmatrix_lab::PodSpec> {
-            pods.into_iter()
-                .map(|p| netmatrix_lab::PodSpec {
-                    namespace: p.namespace,
-                    name: p.name,
-                    labels: p.labels,
-                    node: p.node,
-                    ports: p.ports.into_iter().map(|q| PortState { name: q.name, port: q.port, protocol: q.protocol }).collect(),
-                })
-                .collect()
-        };
+        // Recorded first: a pod made before a later one failed is still the run's to remove.
+        self.created.extend(pods.iter().map(PodSpec::key));
         // The lab starts each agent and waits for its `ready` line (with a deadline).
-        if !pods.is_empty() {
-            self.lab.add_pods(specs(pods))?;
-        }
-        if !host.is_empty() {
-            self.lab.add_host_pods(specs(host))?;
-        }
-        Ok(())
+        Ok(self.lab.add_pods(pods)?)
     }
 
-    fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), BackendError> {
-        Ok(self.lab.delete_pod(namespace, name)?)
+    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
+        Ok(self.lab.delete_pod(&pod.namespace, &pod.name)?)
     }
 
-    fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), BackendError> {
-        Ok(self.lab.set_pod_labels(namespace, name, labels)?)
+    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError> {
+        Ok(self.lab.set_pod_labels(&pod.namespace, &pod.name, labels)?)
     }
 
     fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
@@ -113,20 +114,47 @@ impl Backend for LabBackend {
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {
         let mut model = self.lab.model()?;
         if model.nodes.is_empty() {
-            let origin = netmatrix_model::Origin { file: format!("lab {}", self.lab.node_name(0)), document: 0 };
+            let origin = netmatrix_model::Origin { file: format!("lab {}", self.lab.name()), document: 0 };
             model.nodes = self
-                .nodes()
-                .into_iter()
-                .map(|n| netmatrix_model::Node { name: n.name, addresses: vec![n.ip], labels: Default::default(), origin: origin.clone() })
+                .nodes
+                .iter()
+                .map(|n| netmatrix_model::Node { name: n.name.clone(), addresses: n.addresses.clone(), labels: Default::default(), origin: origin.clone() })
                 .collect();
         }
         Ok(model)
     }
 
-    fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], deadline: Duration) -> Result<Vec<ProbeResult>, BackendError> {
-        let exec = |reason: String| BackendError::Exec { pod: format!("{namespace}/{pod}"), reason };
-        let batch = serde_json::to_string(probes).expect("probe requests serialise");
-        let out = self.lab.probe(namespace, pod, &batch, deadline).map_err(|e| exec(e.to_string()))?;
-        ProbeResult::parse_lines(&out, probes.len()).map_err(exec)
+    fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        probe_rows_on_threads(rows, parallel, on_row, |row| {
+            let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
+            let batch = serde_json::to_string(&row.probes).expect("probe requests serialise");
+            let out = self.lab.probe(&row.source.namespace, &row.source.name, &batch, row.deadline).map_err(|e| exec(e.to_string()))?;
+            ProbeResult::parse_lines(&out, row.probes.len()).map_err(exec)
+        })
+    }
+
+    fn teardown(&mut self) -> Vec<BackendError> {
+        if self.owned {
+            return Lab::down(self.lab.name()).err().map(BackendError::from).into_iter().collect();
+        }
+        let present: BTreeSet<PodKey> = self.lab.pods().iter().map(|p| PodKey::new(p.namespace.clone(), p.name.clone())).collect();
+        let mut errors = Vec::new();
+        for pod in std::mem::take(&mut self.created).intersection(&present) {
+            if let Err(e) = self.lab.delete_pod(&pod.namespace, &pod.name) {
+                errors.push(e.into());
+            }
+        }
+        errors
+    }
+
+    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        let name = self.lab.name().to_owned();
+        // Pods in a lab the run did not make are left to `netmatrix cleanup`: removing them
+        // needs the lab's state, which the interrupted run may be writing.
+        self.owned.then(|| -> Box<dyn Fn() + Send + Sync> {
+            Box::new(move || {
+                let _ = Lab::down(&name);
+            })
+        })
     }
 }

@@ -1,17 +1,43 @@
 //! One trait for "a place to run probes" ([`Backend`]), the probe schema it speaks
 //! (`netmatrix.probe/v1`, see crates/agent/README.md), and its backends: the local lab
-//! ([`lab::LabBackend`]) and an in-memory fake for engine tests ([`fake::FakeBackend`]).
+//! ([`lab::LabBackend`]) and, with the `fake` feature, an in-memory fake for engine tests.
 
+mod capabilities;
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod lab;
 mod probe;
+mod rows;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use netmatrix_model::{Labels, Protocol};
+use netmatrix_lab::LabError;
+use netmatrix_model::Labels;
 
+pub use capabilities::{Capabilities, Capability, Support};
+pub use netmatrix_model::{ContainerPort, PodKey, PodSpec};
 pub use probe::{Outcome, ProbeRequest, ProbeResult};
+pub use rows::{Row, RowResult, probe_rows_on_threads};
+
+/// Which kind of backend a run drove, as the run report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Lab,
+    Kube,
+    /// The in-memory fake of engine tests.
+    Fake,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lab => "lab",
+            Self::Kube => "kube",
+            Self::Fake => "fake",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
@@ -24,36 +50,27 @@ pub enum BackendError {
     /// Running a probe batch failed (exec error, agent missing): no verdict about the network.
     #[error("probe from {pod}: {reason}")]
     Exec { pod: String, reason: String },
-    /// The backend itself failed (namespaces, nftables, API server).
-    #[error("{0}")]
-    Infrastructure(String),
+    /// The lab failed, or was asked something it cannot do.
+    #[error(transparent)]
+    Lab(#[from] LabError),
 }
 
-/// A node probes can be placed on.
+impl BackendError {
+    /// Whether the user's input was wrong (exit 2) rather than the backend (exit 3).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::BadInput(_) => true,
+            Self::Lab(e) => e.is_bad_input(),
+            Self::NotReady { .. } | Self::Exec { .. } => false,
+        }
+    }
+}
+
+/// A node probes can be placed on, by name, with its addresses (one per IP family).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub name: String,
-    pub ip: IpAddr,
-}
-
-/// A serving port of a probe pod.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServingPort {
-    pub name: Option<String>,
-    pub port: u16,
-    pub protocol: Protocol,
-}
-
-/// A probe pod to create: it runs the agent serving `ports` on node `node` (an index into
-/// [`Backend::nodes`]); a `host_network` pod has the node's address and network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodSpec {
-    pub namespace: String,
-    pub name: String,
-    pub labels: Labels,
-    pub node: usize,
-    pub ports: Vec<ServingPort>,
-    pub host_network: bool,
+    pub addresses: Vec<IpAddr>,
 }
 
 /// Objects a backend applies and deletes by manifest.
@@ -98,38 +115,35 @@ impl ObjectKind {
     }
 }
 
-/// Behaviour Kubernetes leaves to the implementation, as this backend's dataplane does it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Capabilities {
-    /// A pod reaches itself through its own Service (kube-proxy's hairpin masquerade).
-    pub hairpin: bool,
-    /// The nodes' kernels carry SCTP.
-    pub sctp: bool,
-    /// Pods resolve Service names through cluster DNS.
-    pub dns: bool,
-    /// AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy are enforced.
-    pub admin_policies: bool,
-}
-
 /// A place to run probes: the lab, a Kubernetes cluster, or a fake. The engine drives every
-/// backend through this trait alone. `probe` takes `&self` so rows run concurrently.
-pub trait Backend: Sync {
-    /// `lab` or `kube`, as in the run report.
-    fn kind(&self) -> &'static str;
-    fn nodes(&self) -> Vec<Node>;
-    fn capabilities(&self) -> Capabilities;
+/// backend through this trait alone.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// The nodes probe pods may be placed on, in placement order.
+    fn nodes(&self) -> &[Node];
+    /// What this backend's dataplane does where Kubernetes leaves it open, as detected.
+    fn capabilities(&self) -> &Capabilities;
     /// Creates or relabels a namespace.
     fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError>;
     /// Creates pods and waits, within a deadline, until each serves its ports.
     fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError>;
-    fn delete_pod(&mut self, namespace: &str, name: &str) -> Result<(), BackendError>;
-    fn set_pod_labels(&mut self, namespace: &str, name: &str, labels: Labels) -> Result<(), BackendError>;
+    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError>;
+    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError>;
     /// Applies NetworkPolicy, Service and admin policy manifests (replacing objects of the same name).
     fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError>;
     fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError>;
     /// The objects as they are now, as the oracle reads them (pods with addresses and nodes,
     /// Services with the addresses and node ports allocated to them).
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError>;
-    /// Runs one batch of probes from a pod, in one exec of its agent; results in input order.
-    fn probe(&self, namespace: &str, pod: &str, probes: &[ProbeRequest], deadline: Duration) -> Result<Vec<ProbeResult>, BackendError>;
+    /// Runs each row (one source pod's batch, in one exec of its agent), `parallel` rows at a
+    /// time, telling `on_row` each row's index as it finishes; results in row order. A backend
+    /// with an async runtime runs its exec streams concurrently; others use
+    /// [`probe_rows_on_threads`].
+    fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult>;
+    /// Removes everything this backend created for the run (pods, namespaces, or the whole lab
+    /// it made), going on after each failure; returns every failure.
+    fn teardown(&mut self) -> Vec<BackendError>;
+    /// What to call when the process must quit at once (a second Ctrl-C) and cannot tear
+    /// down in order: the quickest removal of what the run made, if any.
+    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>>;
 }

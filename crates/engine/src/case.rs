@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use netmatrix_cluster::{Capabilities, ObjectKind};
-use netmatrix_model::{Labels, Protocol};
-use netmatrix_report::run::Check;
+use netmatrix_cluster::{Capabilities, Capability, ObjectKind, Support};
+use netmatrix_model::{Labels, PodKey, Protocol};
+use netmatrix_results::Check;
 
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -42,15 +42,11 @@ pub enum Action {
         labels: Labels,
     },
     SetPodLabels {
-        namespace: String,
-        pod: String,
+        pod: PodKey,
         labels: Labels,
     },
     /// Deletes a world pod and creates it again (same spec; the backend gives it a new address).
-    RecreatePod {
-        namespace: String,
-        pod: String,
-    },
+    RecreatePod(PodKey),
     /// Adds the hostNetwork probe pods ([`crate::World::host_pods`]) for this case.
     AddHostPods,
 }
@@ -101,16 +97,23 @@ pub enum Requirement {
 }
 
 impl Requirement {
-    /// Why the case cannot run here, if it cannot.
-    pub fn unmet(self, capabilities: Capabilities) -> Option<&'static str> {
+    /// What the case needs, and the backend's capability that provides it.
+    fn need(self, capabilities: &Capabilities) -> (&'static str, &Capability) {
         match self {
-            Self::Sctp if !capabilities.sctp => Some("the nodes' kernels have no SCTP"),
-            Self::Hairpin if !capabilities.hairpin => Some("the dataplane does not promise hairpin traffic"),
-            Self::Dns if !capabilities.dns => Some("the backend has no cluster DNS to resolve ExternalName Services"),
-            Self::AdminPolicies if !capabilities.admin_policies => {
-                Some("the dataplane does not enforce AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy")
-            }
-            _ => None,
+            Self::Sctp => ("SCTP on the nodes", &capabilities.sctp),
+            Self::Hairpin => ("hairpin traffic (a pod reaching itself through its Service)", &capabilities.hairpin),
+            Self::Dns => ("cluster DNS to resolve ExternalName Services", &capabilities.dns),
+            Self::AdminPolicies => ("enforcement of AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy", &capabilities.admin_policies),
+        }
+    }
+
+    /// Why the case cannot run here, if it cannot: what it needs, and what the backend found.
+    pub fn unmet(self, capabilities: &Capabilities) -> Option<String> {
+        let (need, capability) = self.need(capabilities);
+        match capability.support {
+            Support::Yes => None,
+            Support::No => Some(format!("needs {need}: {}", capability.reason)),
+            Support::Unknown => Some(format!("needs {need}, which could not be detected: {}", capability.reason)),
         }
     }
 }

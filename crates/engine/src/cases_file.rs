@@ -23,8 +23,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use netmatrix_cluster::ObjectKind;
-use netmatrix_model::{Labels, Protocol};
-use netmatrix_report::run::Check;
+use netmatrix_model::{Labels, PodKey, Protocol};
+use netmatrix_results::Check;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -163,7 +163,10 @@ pub fn parse(file: &str, text: &str, world: &World) -> Result<Vec<Case>, String>
 
 fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Result<Step, String> {
     let pod = |field: String, namespace: &str, pod: &str| {
-        world.pod(namespace, pod).map(|_| ()).ok_or_else(|| format!("{}: {namespace}/{pod} is not a probe pod (namespaces x, y, z; pods a, b, c)", at(field)))
+        world
+            .pod(&PodKey::new(namespace, pod))
+            .map(|_| ())
+            .ok_or_else(|| format!("{}: {namespace}/{pod} is not a probe pod (namespaces x, y, z; pods a, b, c)", at(field)))
     };
     let mut actions = Vec::new();
     for (a, action) in step.actions.into_iter().enumerate() {
@@ -200,11 +203,11 @@ fn parse_step(step: StepDoc, world: &World, at: &dyn Fn(String) -> String) -> Re
             }
             ActionDoc::SetPodLabels { namespace, pod: name, labels } => {
                 pod(field("setPodLabels"), &namespace, &name)?;
-                Action::SetPodLabels { namespace, pod: name, labels }
+                Action::SetPodLabels { pod: PodKey::new(namespace, name), labels }
             }
             ActionDoc::RecreatePod { namespace, pod: name } => {
                 pod(field("recreatePod"), &namespace, &name)?;
-                Action::RecreatePod { namespace, pod: name }
+                Action::RecreatePod(PodKey::new(namespace, name))
             }
             ActionDoc::AddHostPods => Action::AddHostPods,
         });
@@ -239,10 +242,9 @@ fn parse_port(text: &str) -> Result<(u16, Protocol), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netmatrix_cluster::Capabilities;
 
     fn world() -> World {
-        crate::suites::world(3, Capabilities::default())
+        crate::suites::world(&crate::world::node_names(3), false)
     }
 
     const GOOD: &str = r#"

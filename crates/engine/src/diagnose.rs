@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use netmatrix_model::Protocol;
-use netmatrix_report::run::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
+use netmatrix_results::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
 
 /// `(step index, cell index)`.
 type CellRef = (usize, usize);

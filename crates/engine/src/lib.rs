@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod cases_file;
+pub mod clock;
 pub mod diagnose;
 pub mod plan;
 pub mod probe;
@@ -11,6 +12,7 @@ pub mod suites;
 pub mod world;
 
 pub use case::{Action, Case, ProbeSpec, Requirement, Step};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use probe::ProbeConfig;
 pub use runner::{EngineError, Event, run};
 pub use world::World;

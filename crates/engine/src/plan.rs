@@ -1,9 +1,9 @@
 //! The cells of a step and what the oracle expects of each.
 
-use netmatrix_model::{Cluster, Protocol, SessionAffinity};
+use netmatrix_model::{Cluster, PodKey, Protocol, SessionAffinity};
 use netmatrix_oracle::services::{self, FrontendKind, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
-use netmatrix_report::run::{Cell, Check, Expected, Observed, TargetKind};
+use netmatrix_results::{Cell, Check, Expected, Observed, TargetKind};
 
 use crate::case::ProbeSpec;
 
@@ -11,8 +11,7 @@ use crate::case::ProbeSpec;
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub cell: Cell,
-    pub src_namespace: String,
-    pub src_pod: String,
+    pub source: PodKey,
     /// The address to connect to.
     pub address: String,
     /// For Service targets: `ns/pod` of every pod that may answer this source.
@@ -45,6 +44,8 @@ fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, 
         latency_ms: None,
         answered_by: None,
         history: Vec::new(),
+        tried_at_ms: Vec::new(),
+        expected_before: None,
         src_node: src.node.clone(),
         dst_node: None,
         target,
@@ -55,11 +56,23 @@ fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, 
     }
 }
 
+/// The cells of a step's probe set, with the oracle computed once for all of them.
+pub fn cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
+    let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
+    let mut cells = Vec::new();
+    if spec.pods {
+        cells.extend(pod_cells(model, &mut reach, spec));
+    }
+    if spec.services {
+        cells.extend(service_cells(model, &mut reach, spec, hairpin));
+    }
+    cells
+}
+
 /// Every pod to every other pod (a pod's connection to itself is not a NetworkPolicy
 /// question) on each port of `spec`. Expected allow: the policies allow it and the target
 /// serves the port.
-pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
-    let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
+fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec) -> Vec<Planned> {
     let mut planned = Vec::new();
     for (s, src) in model.pods.iter().enumerate() {
         for (d, dst) in model.pods.iter().enumerate() {
@@ -84,15 +97,7 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
                 let mut c = cell(src, name.clone(), port, protocol, expected, target);
                 c.dst_node = dst.node.clone();
                 c.detail = undefined.then(|| "NetworkPolicy leaves hostNetwork pods undefined".to_owned());
-                planned.push(Planned {
-                    cell: c,
-                    src_namespace: src.namespace.clone(),
-                    src_pod: src.name.clone(),
-                    address: address.to_string(),
-                    backends: None,
-                    source_port: None,
-                    repeat: 1,
-                });
+                planned.push(Planned { cell: c, source: src.key(), address: address.to_string(), backends: None, source_port: None, repeat: 1 });
             }
         }
     }
@@ -101,8 +106,7 @@ pub fn pod_cells(model: &Cluster, spec: &ProbeSpec) -> Vec<Planned> {
 
 /// Every pod to every Service frontend with an address (ExternalName needs DNS: the suite's
 /// ExternalName case says so). The oracle gives the verdict and the backends that may answer.
-pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
-    let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
+fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
     let frontends = services::frontends(model);
     // Fixed source ports follow the pod's name, not its place in the model, which changes
     // when a pod is recreated.
@@ -113,7 +117,7 @@ pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Pl
         for frontend in &frontends {
             let Some(address) = frontend.address else { continue };
             let service = &model.services[frontend.service];
-            let verdict = services::evaluate(model, &mut reach, s, frontend, ServiceOptions { hairpin });
+            let verdict = services::evaluate(model, reach, s, frontend, ServiceOptions { hairpin });
             let (dst, target, dst_node) = match frontend.kind {
                 FrontendKind::ClusterIp => (format!("svc:{}/{}", service.namespace, service.name), TargetKind::ClusterIp, None),
                 FrontendKind::NodePort { node } => {
@@ -141,8 +145,7 @@ pub fn service_cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Pl
             c.detail = (expected == Expected::Undefined).then(|| verdict.reasons.join("; "));
             planned.push(Planned {
                 cell: c,
-                src_namespace: src.namespace.clone(),
-                src_pod: src.name.clone(),
+                source: src.key(),
                 address: address.to_string(),
                 backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
                 source_port: spec.fixed_source_port.then(|| FIXED_SOURCE_PORT + names.binary_search(&pod_key(src)).unwrap_or_default() as u16),
@@ -180,7 +183,7 @@ status: {podIP: 10.244.1.10}
     fn cells_follow_policy_and_serving_ports() {
         let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {matchLabels: {pod: b}}, policyTypes: [Ingress]}\n";
         let model = cluster(&format!("{PODS}{policy}"));
-        let cells = pod_cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp), (81, Protocol::Tcp)]));
+        let cells = cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp), (81, Protocol::Tcp)]), true);
         let find = |src: &str, dst: &str, port: u16| cells.iter().find(|p| p.cell.src == src && p.cell.dst == dst && p.cell.port == port).unwrap();
         assert_eq!(cells.len(), 4, "two ordered pairs, two ports, no self cells");
         assert_eq!(find("x/b", "x/a", 80).cell.expected, Expected::Allow);

@@ -2,30 +2,43 @@
 //! unsettled cells are probed again until two tries in a row agree or the budget is spent.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netmatrix_cluster::{Backend, Outcome, ProbeRequest, ProbeResult};
-use netmatrix_report::run::{Expected, Observed};
+use netmatrix_cluster::{Backend, Outcome, ProbeRequest, ProbeResult, Row};
+use netmatrix_model::PodKey;
+use netmatrix_results::{Expected, Observed};
 
+use crate::clock::{Clock, SystemClock};
 use crate::plan::Planned;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct ProbeConfig {
     /// Per probe attempt.
     pub timeout: Duration,
     /// Tries after the first for cells that are wrong or changed.
     pub retries: u32,
+    /// The pause before each retry, so a dataplane still converging gets time to.
+    pub retry_interval: Duration,
     /// Source pods probing at once.
     pub parallel: usize,
     /// Set (by a Ctrl-C handler) to stop the run after the current step, restored.
     pub cancel: Option<&'static AtomicBool>,
+    /// When tries happen, and the pause between them.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig { timeout: Duration::from_secs(1), retries: 2, parallel: 8, cancel: None }
+        ProbeConfig {
+            timeout: Duration::from_secs(1),
+            retries: 2,
+            retry_interval: Duration::from_millis(200),
+            parallel: 8,
+            cancel: None,
+            clock: Arc::new(SystemClock::new()),
+        }
     }
 }
 
@@ -99,20 +112,25 @@ fn settled(history: &[Observed], expected: Expected) -> bool {
     }
 }
 
-/// Probes every cell, retrying as configured; fills `observed`, `history`, `tries`, latency,
-/// answer and detail. Returns the probe attempts made. `on_batch` is told each batch's size.
-pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: ProbeConfig, on_batch: &(dyn Fn(usize) + Sync)) -> usize {
+/// Probes every cell, retrying as configured; fills `observed`, `history` (with each try's
+/// time), `tries`, latency, answer and detail. Returns the probe attempts made. `on_batch` is
+/// told each batch's size.
+pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: &ProbeConfig, on_batch: &(dyn Fn(usize) + Sync)) -> usize {
     let mut sent = 0;
-    for _try in 0..=config.retries {
+    for attempt in 0..=config.retries {
         let pending: Vec<usize> = (0..cells.len()).filter(|&i| !settled(&cells[i].cell.history, cells[i].cell.expected)).collect();
         if pending.is_empty() {
             break;
         }
+        if attempt > 0 {
+            config.clock.sleep(config.retry_interval);
+        }
         sent += pending.len();
-        let observations = run_try(backend, cells, &pending, config, on_batch);
-        for (i, o) in observations {
+        let at = config.clock.elapsed().as_millis() as u64;
+        for (i, o) in run_try(backend, cells, &pending, config, on_batch) {
             let c = &mut cells[i].cell;
             c.history.push(o.observed);
+            c.tried_at_ms.push(at);
             c.latency_ms = o.latency_ms;
             c.answered_by = o.answered_by;
             c.detail = o.detail;
@@ -132,71 +150,58 @@ pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: ProbeCo
     sent
 }
 
-/// One try of the `pending` cells: rows grouped by source, `config.parallel` rows at a time.
-fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: ProbeConfig, on_batch: &(dyn Fn(usize) + Sync)) -> Vec<(usize, Observation)> {
-    let mut rows: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+/// What the agent is asked for one cell (several connections for an affinity check).
+fn requests(p: &Planned, timeout: Duration) -> impl Iterator<Item = ProbeRequest> {
+    let request = ProbeRequest {
+        id: p.cell.dst.clone(),
+        target: p.address.clone(),
+        port: p.cell.port,
+        protocol: protocol_name(p.cell.protocol),
+        timeout: format!("{}ms", timeout.as_millis().max(1)),
+        source_port: p.source_port,
+    };
+    std::iter::repeat_n(request, p.repeat)
+}
+
+/// One try of the `pending` cells: one row per source, handed to the backend at once.
+fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: &ProbeConfig, on_batch: &(dyn Fn(usize) + Sync)) -> Vec<(usize, Observation)> {
+    let mut by_source: BTreeMap<&PodKey, Vec<usize>> = BTreeMap::new();
     for &i in pending {
-        rows.entry((&cells[i].src_namespace, &cells[i].src_pod)).or_default().push(i);
+        by_source.entry(&cells[i].source).or_default().push(i);
     }
-    let queue = Mutex::new(rows.into_iter().collect::<Vec<_>>());
-    let results = Mutex::new(Vec::new());
-    let timeout = format!("{}ms", config.timeout.as_millis().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..config.parallel.max(1) {
-            s.spawn(|| {
-                loop {
-                    // Taken in its own statement: a guard in the loop condition would be held
-                    // for the whole row, and rows would run one at a time.
-                    let next = queue.lock().unwrap().pop();
-                    let Some(((ns, pod), indices)) = next else { break };
-                    let requests: Vec<ProbeRequest> = indices
-                        .iter()
-                        .flat_map(|&i| {
-                            let p = &cells[i];
-                            let request = ProbeRequest {
-                                id: p.cell.dst.clone(),
-                                target: p.address.clone(),
-                                port: p.cell.port,
-                                protocol: protocol_name(p.cell.protocol),
-                                timeout: timeout.clone(),
-                                source_port: p.source_port,
-                            };
-                            std::iter::repeat_n(request, p.repeat)
-                        })
-                        .collect();
-                    // The agent runs up to 256 probes at once; a batch ends within a few timeouts.
-                    let deadline = config.timeout * (2 + requests.len() as u32 / 256) + Duration::from_secs(10);
-                    let row: Vec<(usize, Observation)> = match backend.probe(ns, pod, &requests, deadline) {
-                        Ok(answers) => {
-                            let mut answers = answers.as_slice();
-                            indices
-                                .iter()
-                                .map(|&i| {
-                                    let (mine, rest) = answers.split_at(cells[i].repeat);
-                                    answers = rest;
-                                    (
-                                        i,
-                                        if cells[i].repeat == 1 {
-                                            observe(&mine[0], cells[i].backends.as_deref())
-                                        } else {
-                                            observe_affinity(mine, cells[i].backends.as_deref())
-                                        },
-                                    )
-                                })
-                                .collect()
-                        }
-                        Err(e) => indices
-                            .iter()
-                            .map(|&i| (i, Observation { observed: Observed::Error, latency_ms: None, answered_by: None, detail: Some(e.to_string()) }))
-                            .collect(),
-                    };
-                    on_batch(row.len());
-                    results.lock().unwrap().extend(row);
+    let (rows, members): (Vec<Row>, Vec<Vec<usize>>) = by_source
+        .into_iter()
+        .map(|(source, indices)| {
+            let probes: Vec<ProbeRequest> = indices.iter().flat_map(|&i| requests(&cells[i], config.timeout)).collect();
+            // The agent runs up to 256 probes at once; a batch ends within a few timeouts.
+            let deadline = config.timeout * (2 + probes.len() as u32 / 256) + Duration::from_secs(10);
+            (Row { source: source.clone(), probes, deadline }, indices)
+        })
+        .unzip();
+    let results = backend.probe_rows(&rows, config.parallel, &|row| on_batch(members[row].len())).into_iter().map(|r| r.map_err(|e| e.to_string()));
+    let mut observed = Vec::with_capacity(pending.len());
+    for ((indices, result), row) in members.into_iter().zip(results).zip(&rows) {
+        // Cells take their answers by position: a short answer would hand them another's.
+        let result = result.and_then(|answers| match answers.len() == row.probes.len() {
+            true => Ok(answers),
+            false => Err(format!("the backend answered {} of {} probes", answers.len(), row.probes.len())),
+        });
+        match result {
+            Ok(answers) => {
+                let mut answers = answers.as_slice();
+                for i in indices {
+                    let (mine, rest) = answers.split_at(cells[i].repeat);
+                    answers = rest;
+                    let backends = cells[i].backends.as_deref();
+                    observed.push((i, if cells[i].repeat == 1 { observe(&mine[0], backends) } else { observe_affinity(mine, backends) }));
                 }
-            });
+            }
+            Err(e) => observed.extend(
+                indices.into_iter().map(|i| (i, Observation { observed: Observed::Error, latency_ms: None, answered_by: None, detail: Some(e.clone()) })),
+            ),
         }
-    });
-    results.into_inner().unwrap()
+    }
+    observed
 }
 
 fn protocol_name(p: netmatrix_model::Protocol) -> &'static str {

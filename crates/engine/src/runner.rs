@@ -1,12 +1,12 @@
 //! Runs cases on a backend: the world once, then per case its steps (actions, oracle, probes)
 //! and a restore of the world, so that every case starts from the same objects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind};
-use netmatrix_model::{Labels, Namespace};
-use netmatrix_report::run::{CaseReport, CaseResult, ClusterInfo, RunReport, SCHEMA, StepReport, Summary};
+use netmatrix_model::{Labels, Namespace, PodKey, Protocol};
+use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Expected, RunReport, SCHEMA, StepReport, Summary};
 
 use crate::case::{Action, Case, Step};
 use crate::diagnose::diagnose;
@@ -43,7 +43,13 @@ pub enum Event<'a> {
 }
 
 /// Runs `cases` on `backend` after creating `world` there.
-pub fn run(backend: &mut dyn Backend, world: &World, cases: &[Case], config: ProbeConfig, on_event: &(dyn Fn(Event) + Sync)) -> Result<RunReport, EngineError> {
+pub fn run(
+    backend: &mut dyn Backend,
+    world: &World,
+    cases: &[Case],
+    config: &ProbeConfig,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<RunReport, EngineError> {
     let started = SystemTime::now();
     let clock = Instant::now();
     setup(backend, world).map_err(EngineError::Setup)?;
@@ -64,10 +70,10 @@ pub fn run(backend: &mut dyn Backend, world: &World, cases: &[Case], config: Pro
     }
     Ok(RunReport {
         schema: SCHEMA.to_owned(),
-        backend: backend.kind().to_owned(),
+        backend: backend.kind().as_str().to_owned(),
         started: humantime::format_rfc3339_seconds(started).to_string(),
         duration_ms: clock.elapsed().as_millis() as u64,
-        cluster: ClusterInfo { nodes: backend.nodes().into_iter().map(|n| n.name).collect(), server_version: String::new() },
+        cluster: ClusterInfo { nodes: backend.nodes().iter().map(|n| n.name.clone()).collect(), server_version: String::new() },
         summary: Summary::of(&reports),
         cases: reports,
     })
@@ -85,7 +91,7 @@ fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
 #[derive(Default)]
 struct Created {
     objects: BTreeSet<(ObjectKind, String, String)>,
-    pods: BTreeSet<(String, String)>,
+    pods: BTreeSet<PodKey>,
 }
 
 impl Created {
@@ -103,7 +109,7 @@ fn run_case(
     backend: &mut dyn Backend,
     world: &World,
     case: &Case,
-    config: ProbeConfig,
+    config: &ProbeConfig,
     created: &mut Created,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> CaseReport {
@@ -119,14 +125,14 @@ fn run_case(
         skip_reason: None,
         error: None,
     };
-    let capabilities = backend.capabilities();
-    if let Some(reason) = case.requires.iter().find_map(|r| r.unmet(capabilities)) {
+    if let Some(reason) = case.requires.iter().find_map(|r| r.unmet(backend.capabilities())) {
         report.result = CaseResult::Skipped;
-        report.skip_reason = Some(reason.to_owned());
+        report.skip_reason = Some(reason);
         return report;
     }
+    let mut before = Expectations::new();
     for step in case.steps.iter().take_while(|_| !config.cancelled()) {
-        match run_step(backend, world, step, config, created, on_event) {
+        match run_step(backend, world, step, config, created, &mut before, on_event) {
             Ok(s) => report.steps.push(s),
             Err(e) => {
                 report.error = Some(format!("step {:?}: {e}", step.name));
@@ -141,24 +147,28 @@ fn run_case(
     report
 }
 
+/// Each cell's expectation in the last step that probed it.
+type Expectations = HashMap<(String, String, u16, Protocol, Check), Expected>;
+
 fn run_step(
     backend: &mut dyn Backend,
     world: &World,
     step: &Step,
-    config: ProbeConfig,
+    config: &ProbeConfig,
     created: &mut Created,
+    before: &mut Expectations,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<StepReport, BackendError> {
     for action in &step.actions {
         act(backend, world, action, created)?;
     }
     let model = backend.model()?;
-    let mut cells: Vec<Planned> = Vec::new();
-    if step.probe.pods {
-        cells.extend(plan::pod_cells(&model, &step.probe));
-    }
-    if step.probe.services {
-        cells.extend(plan::service_cells(&model, &step.probe, backend.capabilities().hairpin));
+    let mut cells: Vec<Planned> = plan::cells(&model, &step.probe, backend.capabilities().hairpin.is_yes());
+    // What the step changed: the cells whose verdict moved (what convergence is measured on).
+    for p in &mut cells {
+        let c = &mut p.cell;
+        let previous = before.insert((c.src.clone(), c.dst.clone(), c.port, c.protocol, c.check), c.expected);
+        c.expected_before = previous.filter(|&e| e != c.expected);
     }
     if cells.is_empty() {
         // A step without cells would pass whatever the dataplane does.
@@ -183,16 +193,16 @@ fn act(backend: &mut dyn Backend, world: &World, action: &Action, created: &mut 
         }
         Action::Delete { kind, namespace, name } => backend.delete(*kind, namespace, name),
         Action::SetNamespaceLabels { namespace, labels } => backend.set_namespace(namespace, labels.clone()),
-        Action::SetPodLabels { namespace, pod, labels } => backend.set_pod_labels(namespace, pod, labels.clone()),
+        Action::SetPodLabels { pod, labels } => backend.set_pod_labels(pod, labels.clone()),
         Action::AddHostPods => {
-            let nodes: Vec<String> = backend.nodes().into_iter().map(|n| n.name).collect();
+            let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
             let pods = World::host_pods(&nodes);
-            created.pods.extend(pods.iter().map(|p| (p.namespace.clone(), p.name.clone())));
+            created.pods.extend(pods.iter().map(|p| p.key()));
             backend.create_pods(pods)
         }
-        Action::RecreatePod { namespace, pod } => {
-            let spec = world.pod(namespace, pod).ok_or_else(|| BackendError::BadInput(format!("{namespace}/{pod} is not a probe pod of this run")))?;
-            backend.delete_pod(namespace, pod)?;
+        Action::RecreatePod(pod) => {
+            let spec = world.pod(pod).ok_or_else(|| BackendError::BadInput(format!("{pod} is not a probe pod of this run")))?;
+            backend.delete_pod(pod)?;
             backend.create_pods(vec![spec.clone()])
         }
     }
@@ -219,13 +229,13 @@ fn restore(backend: &mut dyn Backend, world: &World, created: &Created) -> Resul
             backend.set_namespace(name, labels.clone())?;
         }
     }
-    for extra in model.pods.iter().filter(|p| created.pods.contains(&(p.namespace.clone(), p.name.clone()))) {
-        backend.delete_pod(&extra.namespace, &extra.name)?;
+    for extra in model.pods.iter().map(|p| p.key()).filter(|k| created.pods.contains(k)) {
+        backend.delete_pod(&extra)?;
     }
     let mut missing = Vec::new();
     for spec in &world.pods {
         match model.pods.iter().find(|p| p.namespace == spec.namespace && p.name == spec.name) {
-            Some(p) if p.labels != spec.labels => backend.set_pod_labels(&spec.namespace, &spec.name, spec.labels.clone())?,
+            Some(p) if p.labels != spec.labels => backend.set_pod_labels(&spec.key(), spec.labels.clone())?,
             Some(_) => {}
             None => missing.push(spec.clone()),
         }

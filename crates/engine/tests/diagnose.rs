@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use netmatrix_engine::diagnose::diagnose;
 use netmatrix_model::Protocol;
-use netmatrix_report::run::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
+use netmatrix_results::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
 use proptest::prelude::*;
 
 const NAMESPACES: [&str; 3] = ["x", "y", "z"];
@@ -56,6 +56,8 @@ fn cell(src: &str, dst: &str, protocol: Protocol, target: TargetKind, backend: O
         latency_ms: None,
         answered_by: None,
         history: vec![Observed::Allow],
+        tried_at_ms: vec![0],
+        expected_before: None,
         src_node: Some(node(node_of(src))),
         dst_node: dst_node.map(node),
         target,

@@ -2,15 +2,21 @@
 //! injects one kind of trouble (wrong cells, flaky cells, late convergence, failing execs,
 //! pods that never become ready) and checks what the engine makes of it.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use netmatrix_cluster::fake::FakeBackend;
-use netmatrix_cluster::{Backend, Capabilities, Outcome};
-use netmatrix_engine::{Case, EngineError, Event, ProbeConfig, World, run, suites};
-use netmatrix_report::run::{CaseResult, Check, Comparison, Observed, RunReport};
+use netmatrix_cluster::{Backend, Capability, Outcome};
+use netmatrix_engine::{Case, EngineError, Event, ManualClock, ProbeConfig, World, run, suites, world::node_names};
+use netmatrix_results::{CaseResult, Check, Comparison, Observed, RunReport};
 
 fn world() -> World {
-    suites::world(3, Capabilities { hairpin: true, sctp: true, ..Capabilities::default() })
+    suites::world(&node_names(3), true)
+}
+
+/// The default configuration on a clock that never waits.
+fn config() -> ProbeConfig {
+    ProbeConfig { clock: Arc::new(ManualClock::default()), ..ProbeConfig::default() }
 }
 
 fn netpol(ids: &[&str]) -> Vec<Case> {
@@ -19,7 +25,7 @@ fn netpol(ids: &[&str]) -> Vec<Case> {
 }
 
 fn run_on(backend: &mut FakeBackend, cases: &[Case]) -> RunReport {
-    run(backend, &world(), cases, ProbeConfig::default(), &|_| {}).unwrap()
+    run(backend, &world(), cases, &config(), &|_| {}).unwrap()
 }
 
 #[test]
@@ -28,7 +34,7 @@ fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
     let cases: Vec<Case> = suites::cases(&suites::SUITES.map(String::from))
         .unwrap()
         .into_iter()
-        .filter(|c| c.requires.iter().all(|r| r.unmet(fake.capabilities).is_none()))
+        .filter(|c| c.requires.iter().all(|r| r.unmet(&fake.capabilities).is_none()))
         .collect();
     let report = run_on(&mut fake, &cases);
     let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass).map(|c| (&c.id, c.result)).collect();
@@ -69,7 +75,7 @@ fn a_wrong_cell_is_confirmed_by_a_second_try_and_fails_the_case() {
     assert_eq!(wrong.len(), 1);
     assert_eq!((wrong[0].src.as_str(), wrong[0].dst.as_str(), wrong[0].port), ("x/b", "x/a", 80));
     assert_eq!(wrong[0].history, [Observed::Deny, Observed::Deny]);
-    assert_eq!(report.summary.exit_code(), 1);
+    assert_eq!(report.summary.verdict(), netmatrix_results::Verdict::Wrong);
     assert!(!case.findings.is_empty(), "the wrong cell is listed by a finding");
 }
 
@@ -107,14 +113,14 @@ fn a_failing_exec_is_an_error_not_a_verdict() {
     let row: Vec<_> = case.steps[0].cells.iter().filter(|c| c.src == "y/c").collect();
     assert!(!row.is_empty() && row.iter().all(|c| c.observed == Observed::Error && c.detail.as_deref().unwrap().contains("exec failed")));
     assert!(case.steps[0].cells.iter().filter(|c| c.src != "y/c").all(|c| c.comparison() == Comparison::AsExpected));
-    assert_eq!(report.summary.exit_code(), 3);
+    assert_eq!(report.summary.verdict(), netmatrix_results::Verdict::Incomplete);
 }
 
 #[test]
 fn pods_that_never_become_ready_stop_the_run_with_their_names() {
     let mut fake = FakeBackend::new(3);
     fake.never_ready.insert("z/b".into());
-    let err = run(&mut fake, &world(), &netpol(&["deny-all"]), ProbeConfig::default(), &|_| {}).unwrap_err();
+    let err = run(&mut fake, &world(), &netpol(&["deny-all"]), &config(), &|_| {}).unwrap_err();
     assert!(matches!(err, EngineError::Setup(_)));
     assert!(err.to_string().contains("z/b"), "{err}");
 }
@@ -124,7 +130,7 @@ fn every_case_starts_from_the_world() {
     let mut fake = FakeBackend::new(3);
     let cases = netpol(&["relabel-namespace", "relabel-pod", "recreate-pod", "delete-policy", "deny-all"]);
     let starts = Mutex::new(Vec::new());
-    run(&mut fake, &world(), &cases, ProbeConfig::default(), &|e| {
+    run(&mut fake, &world(), &cases, &config(), &|e| {
         if let Event::CaseFinished(c) = e {
             starts.lock().unwrap().push(c.id.clone());
         }
@@ -145,7 +151,7 @@ fn every_case_starts_from_the_world() {
 #[test]
 fn unmet_requirements_skip_the_case_with_the_reason() {
     let mut fake = FakeBackend::new(3);
-    fake.capabilities.sctp = false;
+    fake.capabilities.sctp = Capability::no("the test's nodes have no SCTP");
     let report = run_on(&mut fake, &netpol(&["protocol-sctp"]));
     assert_eq!(report.cases[0].result, CaseResult::Skipped);
     assert!(report.cases[0].skip_reason.as_deref().unwrap().contains("SCTP"));
@@ -157,8 +163,8 @@ fn rows_are_probed_concurrently_up_to_the_limit() {
     for parallel in [1, 4] {
         let mut fake = FakeBackend::new(3);
         fake.batch_time = std::time::Duration::from_millis(50);
-        let config = ProbeConfig { parallel, ..ProbeConfig::default() };
-        run(&mut fake, &world(), &netpol(&["deny-all"]), config, &|_| {}).unwrap();
+        let config = ProbeConfig { parallel, ..config() };
+        run(&mut fake, &world(), &netpol(&["deny-all"]), &config, &|_| {}).unwrap();
         assert_eq!(fake.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), parallel, "--parallel {parallel}");
     }
 }
@@ -179,14 +185,14 @@ fn cells_of_host_network_pods_are_undefined_under_network_policy() {
     let mut fake = FakeBackend::new(3);
     let report = run_on(&mut fake, &[case]);
     let [open, policed] = [0, 1].map(|s| &report.cases[0].steps[s].cells);
-    let host = |c: &&netmatrix_report::run::Cell| c.src.starts_with("host/") || c.dst.starts_with("node:");
+    let host = |c: &&netmatrix_results::Cell| c.src.starts_with("host/") || c.dst.starts_with("node:");
     assert!(
-        open.iter().filter(host).count() > 0 && open.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Allow),
+        open.iter().filter(host).count() > 0 && open.iter().filter(host).all(|c| c.expected == netmatrix_results::Expected::Allow),
         "defined without policies"
     );
-    assert!(policed.iter().filter(host).all(|c| c.expected == netmatrix_report::run::Expected::Undefined && c.comparison() == Comparison::Undefined));
-    assert!(policed.iter().filter(|c| !host(c)).all(|c| c.expected != netmatrix_report::run::Expected::Undefined));
-    assert!(open.iter().any(|c| c.dst == "node:node1" && c.target == netmatrix_report::run::TargetKind::Node));
+    assert!(policed.iter().filter(host).all(|c| c.expected == netmatrix_results::Expected::Undefined && c.comparison() == Comparison::Undefined));
+    assert!(policed.iter().filter(|c| !host(c)).all(|c| c.expected != netmatrix_results::Expected::Undefined));
+    assert!(open.iter().any(|c| c.dst == "node:node1" && c.target == netmatrix_results::TargetKind::Node));
     assert_eq!(fake.model().unwrap().pods.len(), 9, "the case's hostNetwork pods are removed after it");
 }
 
@@ -199,8 +205,38 @@ fn objects_the_run_did_not_create_are_left_alone() {
     let report = run_on(&mut fake, &netpol(&["pod-selector", "delete-policy"]));
     assert!(report.cases.iter().all(|c| c.result == CaseResult::Pass), "{:?}", report.cases.iter().map(|c| (&c.id, c.result)).collect::<Vec<_>>());
     let into_z = report.cases[0].steps[0].cells.iter().find(|c| c.src == "y/a" && c.dst == "z/b").unwrap();
-    assert_eq!(into_z.expected, netmatrix_report::run::Expected::Deny, "their policy counts");
+    assert_eq!(into_z.expected, netmatrix_results::Expected::Deny, "their policy counts");
     let model = fake.model().unwrap();
     let names: Vec<&str> = model.policies.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["theirs"], "the cases' policies are gone, theirs is not");
+}
+
+#[test]
+fn retries_wait_the_interval_and_every_try_keeps_its_time() {
+    let mut fake = FakeBackend::new(3);
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
+    let clock = Arc::new(ManualClock::default());
+    let config = ProbeConfig { retry_interval: Duration::from_millis(300), clock: clock.clone(), ..ProbeConfig::default() };
+    let report = run(&mut fake, &world(), &netpol(&["pod-selector"]), &config, &|_| {}).unwrap();
+    let cell = report.cases[0].steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
+    assert_eq!(cell.history, [Observed::Deny, Observed::Deny]);
+    assert_eq!(cell.tried_at_ms, [0, 300], "the second try comes one interval after the first");
+    assert_eq!(clock.sleeps(), [Duration::from_millis(300)], "one pause: only the wrong cell was retried, once");
+    let right = report.cases[0].steps[0].cells.iter().find(|c| c.comparison() == Comparison::AsExpected).unwrap();
+    assert_eq!(right.tried_at_ms, [0]);
+}
+
+#[test]
+fn each_step_marks_the_cells_whose_expectation_it_changed() {
+    use netmatrix_results::Expected;
+    let mut fake = FakeBackend::new(3);
+    // Step 1 denies ingress to x and y; step 2 deletes x's policy: only cells into x change.
+    let report = run_on(&mut fake, &netpol(&["delete-policy"]));
+    let steps = &report.cases[0].steps;
+    assert!(steps[0].cells.iter().all(|c| c.expected_before.is_none()), "a first step has nothing to compare with");
+    let changed: Vec<_> = steps[1].cells.iter().filter(|c| c.expected_before.is_some()).collect();
+    assert!(!changed.is_empty(), "deleting the policy opens cells");
+    assert!(changed.iter().all(|c| c.dst.starts_with("x/") && c.expected_before == Some(Expected::Deny) && c.expected == Expected::Allow));
+    let unchanged = steps[1].cells.iter().filter(|c| c.expected_before.is_none()).count();
+    assert_eq!(changed.len() + unchanged, steps[1].cells.len());
 }

@@ -2,17 +2,19 @@
 //! cell: the tables, the JUnit XML and the JSON report, times redacted.
 
 use netmatrix_cluster::fake::FakeBackend;
-use netmatrix_cluster::{Capabilities, Outcome};
-use netmatrix_engine::{ProbeConfig, run, suites};
-use netmatrix_report::run::RunReport;
+use std::sync::Arc;
+
+use netmatrix_cluster::Outcome;
+use netmatrix_engine::{ManualClock, ProbeConfig, run, suites, world::node_names};
+use netmatrix_results::RunReport;
 
 fn report() -> RunReport {
     let mut fake = FakeBackend::new(3);
     // x/b's connection to x/a on 80 is lost: the one wrong cell.
     fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
-    let world = suites::world(3, Capabilities::default());
+    let world = suites::world(&node_names(3), false);
     let cases: Vec<_> = suites::cases(&["netpol".into()]).unwrap().into_iter().filter(|c| c.id == "netpol/pod-selector").collect();
-    run(&mut fake, &world, &cases, ProbeConfig::default(), &|_| {}).unwrap()
+    run(&mut fake, &world, &cases, &ProbeConfig { clock: Arc::new(ManualClock::default()), ..ProbeConfig::default() }, &|_| {}).unwrap()
 }
 
 /// Durations differ from run to run.
@@ -51,6 +53,7 @@ fn json() {
         ".duration_ms" => "[time]",
         ".cases[].duration_ms" => "[time]",
         ".cases[].steps[].cells[].latency_ms" => "[latency]",
+        ".cases[].steps[].cells[].tried_at_ms" => "[times]",
         ".cases[].findings[].cells" => "[cells]",
     });
 }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use netmatrix_lab::{Lab, PodSpec, PortState};
+use netmatrix_lab::Lab;
+use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_model::{Labels, Protocol};
 use serde_json::Value;
 
@@ -14,8 +15,9 @@ fn pods(nodes: usize, per_node: usize) -> Vec<PodSpec> {
             namespace: "default".into(),
             name: format!("p{i}"),
             labels: Labels::from([("app".to_owned(), format!("a{}", i % 7))]),
-            node: i % nodes,
-            ports: vec![PortState { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+            node: format!("node{}", i % nodes),
+            ports: vec![ContainerPort { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+            host_network: false,
         })
         .collect()
 }
@@ -51,16 +53,17 @@ fn policy_change() {
                     namespace: doc["metadata"]["namespace"].as_str().unwrap().into(),
                     name: doc["metadata"]["name"].as_str().unwrap().into(),
                     labels: serde_json::from_value(doc["metadata"]["labels"].clone()).unwrap(),
-                    node: specs.len() % 10,
+                    node: format!("node{}", specs.len() % 10),
                     ports: ports
                         .iter()
                         .map(|p| serde_json::from_value::<Value>(p.clone()).unwrap())
-                        .map(|p| PortState {
+                        .map(|p| ContainerPort {
                             name: p["name"].as_str().map(str::to_owned),
                             port: p["containerPort"].as_u64().unwrap() as u16,
                             protocol: serde_json::from_value(p["protocol"].clone()).unwrap(),
                         })
                         .collect(),
+                    host_network: false,
                 });
             }
             Some("NetworkPolicy") => policies.push(doc),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, Pod, Protocol, Service, WorkloadRef};
+use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, PodSpec, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{self, Fault, FaultKind};
@@ -38,6 +38,24 @@ pub enum LabError {
         #[source]
         source: io::Error,
     },
+    #[error("the state file {path} is corrupt (netmatrix cleanup removes the lab): {source}")]
+    CorruptState {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Removing a lab went on after each failure; these are all of them.
+    #[error("{}", .0.join("; "))]
+    Teardown(Vec<String>),
+    #[error("{0} panicked")]
+    Panicked(String),
+}
+
+impl LabError {
+    /// Whether the user's input was wrong (exit 2), rather than the host or the lab (exit 3).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, LabError::BadInput(_) | LabError::Exists(_) | LabError::NotFound(_))
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
@@ -53,29 +71,12 @@ pub struct PodState {
     pub labels: Labels,
     pub node: usize,
     pub ip: Ipv4Addr,
-    pub ports: Vec<PortState>,
+    pub ports: Vec<ContainerPort>,
     /// The agent serving the pod's ports; 0 when it serves none.
     pub pid: u32,
     /// A hostNetwork pod: its agent runs in the node's namespace, with the node's address.
     #[serde(default)]
     pub host_network: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PortState {
-    pub name: Option<String>,
-    pub port: u16,
-    pub protocol: Protocol,
-}
-
-/// What a pod to create looks like.
-#[derive(Debug, Clone)]
-pub struct PodSpec {
-    pub namespace: String,
-    pub name: String,
-    pub labels: Labels,
-    pub node: usize,
-    pub ports: Vec<PortState>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -170,7 +171,7 @@ impl Lab {
     pub fn open(name: &str) -> Result<Lab, LabError> {
         preflight(name)?;
         let text = std::fs::read_to_string(state_file(name)).map_err(|_| LabError::NotFound(name.to_owned()))?;
-        let state: State = serde_json::from_str(&text).map_err(|e| LabError::BadInput(format!("{}: {e}", state_file(name).display())))?;
+        let state: State = serde_json::from_str(&text).map_err(|source| LabError::CorruptState { path: state_file(name).display().to_string(), source })?;
         // A YAML stream of the stored manifests (JSON documents are YAML).
         let stream: String = state.policies.iter().chain(&state.admin_policies).chain(&state.services).map(|m| format!("---\n{m}\n")).collect();
         let loaded = parse_objects(name, &stream)?;
@@ -214,7 +215,11 @@ impl Lab {
                 errors.push(format!("removing {}: {e}", path.display()));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(LabError::BadInput(errors.join("; "))) }
+        if errors.is_empty() { Ok(()) } else { Err(LabError::Teardown(errors)) }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn nodes(&self) -> usize {
@@ -249,14 +254,22 @@ impl Lab {
     /// Creates pods, then applies the rules once for all of them. Pods that were made are kept
     /// even if a later one fails. (Creating them on several threads was measured: no faster,
     /// the kernel serialises namespace and link creation.)
+    /// hostNetwork pods go to [`Lab::add_host_pods`].
     pub fn add_pods(&mut self, specs: Vec<PodSpec>) -> Result<(), LabError> {
+        let (host, specs): (Vec<PodSpec>, Vec<PodSpec>) = specs.into_iter().partition(|p| p.host_network);
+        if !host.is_empty() {
+            self.add_host_pods(host)?;
+        }
+        if specs.is_empty() {
+            return Ok(());
+        }
         let first = self.state.pods.len();
         let mut result = Ok(());
         for spec in specs {
-            result = self.allocate(&spec).and_then(|(id, ip)| {
-                topology::create_pod(&self.name, spec.node, id, ip).map_err(io_err(format!("creating pod {}/{}", spec.namespace, spec.name)))?;
-                if fault::active(&self.state.faults, FaultKind::BreakHairpin, spec.node) {
-                    topology::set_hairpin(&self.name, spec.node, &[id], false).map_err(io_err("breaking hairpin"))?;
+            result = self.allocate(&spec).and_then(|(node, id, ip)| {
+                topology::create_pod(&self.name, node, id, ip).map_err(io_err(format!("creating pod {}/{}", spec.namespace, spec.name)))?;
+                if fault::active(&self.state.faults, FaultKind::BreakHairpin, node) {
+                    topology::set_hairpin(&self.name, node, &[id], false).map_err(io_err("breaking hairpin"))?;
                 }
                 let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, None)?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
@@ -265,7 +278,7 @@ impl Lab {
                     namespace: spec.namespace,
                     name: spec.name,
                     labels: spec.labels,
-                    node: spec.node,
+                    node,
                     ip,
                     ports: spec.ports,
                     pid,
@@ -297,29 +310,33 @@ impl Lab {
         Ok(())
     }
 
-    /// A pod id and a free address on the pod's node, after checking the spec against the lab.
-    fn allocate(&mut self, spec: &PodSpec) -> Result<(u32, Ipv4Addr), LabError> {
-        if spec.node >= self.state.nodes {
-            return Err(LabError::BadInput(format!(
-                "pod {}/{}: node {} does not exist (the lab has {})",
-                spec.namespace, spec.name, spec.node, self.state.nodes
-            )));
-        }
+    /// The index of the node named `name` (`node0`, `node1`, ...).
+    pub fn node_index(&self, name: &str) -> Result<usize, LabError> {
+        name.strip_prefix("node")
+            .and_then(|i| i.parse().ok())
+            .filter(|&i: &usize| i < self.state.nodes && self.node_name(i) == name)
+            .ok_or_else(|| LabError::BadInput(format!("node {name:?} does not exist (the lab has node0 to node{})", self.state.nodes - 1)))
+    }
+
+    /// The pod's node, a pod id and a free address on the node, after checking the spec
+    /// against the lab.
+    fn allocate(&mut self, spec: &PodSpec) -> Result<(usize, u32, Ipv4Addr), LabError> {
+        let node = self.node_index(&spec.node).map_err(|e| LabError::BadInput(format!("pod {}/{}: {e}", spec.namespace, spec.name)))?;
         if self.find(&spec.namespace, &spec.name).is_some() {
             return Err(LabError::BadInput(format!("pod {}/{} exists already", spec.namespace, spec.name)));
         }
-        let used: Vec<Ipv4Addr> = self.state.pods.iter().filter(|p| p.node == spec.node).map(|p| p.ip).collect();
+        let used: Vec<Ipv4Addr> = self.state.pods.iter().filter(|p| p.node == node).map(|p| p.ip).collect();
         let free = |ip: &Ipv4Addr| !used.contains(ip);
         // Like a cluster's IPAM, a recreated pod gets another address than the one just freed
         // (while there is one), so that flows to the old pod cannot reach the new one.
         let ip = (0..topology::MAX_PODS_PER_NODE)
-            .map(|slot| topology::pod_ip(spec.node, slot))
+            .map(|slot| topology::pod_ip(node, slot))
             .find(|ip| free(ip) && !self.state.retired.contains(ip))
-            .or_else(|| (0..topology::MAX_PODS_PER_NODE).map(|slot| topology::pod_ip(spec.node, slot)).find(free))
+            .or_else(|| (0..topology::MAX_PODS_PER_NODE).map(|slot| topology::pod_ip(node, slot)).find(free))
             .ok_or_else(|| LabError::BadInput(format!("node {} is full ({} pods)", spec.node, topology::MAX_PODS_PER_NODE)))?;
         let id = self.state.next_pod_id;
         self.state.next_pod_id += 1;
-        Ok((id, ip))
+        Ok((node, id, ip))
     }
 
     /// Creates hostNetwork pods: each agent serves its ports in its node's namespace, on the
@@ -328,14 +345,15 @@ impl Lab {
         let mut result = Ok(());
         for spec in specs {
             result = (|| {
-                if spec.node >= self.state.nodes || self.find(&spec.namespace, &spec.name).is_some() {
-                    return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: no node {} or the name is taken", spec.namespace, spec.name, spec.node)));
+                let node = self.node_index(&spec.node).map_err(|e| LabError::BadInput(format!("hostNetwork pod {}/{}: {e}", spec.namespace, spec.name)))?;
+                if self.find(&spec.namespace, &spec.name).is_some() {
+                    return Err(LabError::BadInput(format!("hostNetwork pod {}/{}: the name is taken", spec.namespace, spec.name)));
                 }
                 let taken = self
                     .state
                     .pods
                     .iter()
-                    .filter(|p| p.host_network && p.node == spec.node)
+                    .filter(|p| p.host_network && p.node == node)
                     .flat_map(|p| &p.ports)
                     .find(|q| spec.ports.iter().any(|s| s.port == q.port && s.protocol == q.protocol));
                 if let Some(q) = taken {
@@ -346,17 +364,17 @@ impl Lab {
                 }
                 let id = self.state.next_pod_id;
                 self.state.next_pod_id += 1;
-                let ip = topology::node_ip(spec.node);
+                let ip = topology::node_ip(node);
                 // Bound to the node address, so that UDP answers leave from the address asked
                 // (the node also has its bridge address, which a wildcard socket would answer from).
-                let pid = start_agent(&self.name, &names::node(&self.name, spec.node), id, &spec, Some(ip))?;
+                let pid = start_agent(&self.name, &names::node(&self.name, node), id, &spec, Some(ip))?;
                 self.state.namespaces.entry(spec.namespace.clone()).or_default();
                 self.state.pods.push(PodState {
                     id,
                     namespace: spec.namespace,
                     name: spec.name,
                     labels: spec.labels,
-                    node: spec.node,
+                    node,
                     ip,
                     ports: spec.ports,
                     pid,
@@ -539,6 +557,18 @@ impl Lab {
         self.save()
     }
 
+    /// The spec a pod was made from.
+    fn spec_of(&self, pod: &PodState) -> PodSpec {
+        PodSpec {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            labels: pod.labels.clone(),
+            node: self.node_name(pod.node),
+            ports: pod.ports.clone(),
+            host_network: pod.host_network,
+        }
+    }
+
     fn find(&self, namespace: &str, name: &str) -> Option<usize> {
         self.state.pods.iter().position(|p| p.namespace == namespace && p.name == name)
     }
@@ -559,24 +589,8 @@ impl Lab {
         cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
-        cluster.pods = self
-            .state
-            .pods
-            .iter()
-            .map(|p| Pod {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                workload: WorkloadRef { namespace: p.namespace.clone(), name: p.name.clone(), kind: "Pod".into() },
-                labels: p.labels.clone(),
-                ips: vec![IpAddr::V4(p.ip)],
-                ports: p.ports.iter().map(|q| ContainerPort { name: q.name.clone(), port: q.port, protocol: q.protocol }).collect(),
-                host_network: p.host_network,
-                node: Some(self.node_name(p.node)),
-                ready: true,
-                terminating: false,
-                origin: Origin { file: format!("lab {}", self.name), document: 0 },
-            })
-            .collect();
+        let origin = Origin { file: format!("lab {}", self.name), document: 0 };
+        cluster.pods = self.state.pods.iter().map(|p| self.spec_of(p).to_pod(vec![IpAddr::V4(p.ip)], origin.clone())).collect();
         Ok(cluster)
     }
 
@@ -620,7 +634,7 @@ impl Lab {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError::BadInput("nft thread panicked".into())))).collect()
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError::Panicked("applying nftables rules".into())))).collect()
         });
         for (i, ((_, script, _), result)) in scripts.into_iter().zip(&results).enumerate() {
             self.in_kernel[i] = result.is_ok().then_some(script);

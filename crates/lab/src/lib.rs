@@ -10,4 +10,4 @@ mod process;
 pub mod topology;
 
 pub use fault::{Fault, FaultKind};
-pub use lab::{Lab, LabError, PodSpec, PodState, PortState};
+pub use lab::{Lab, LabError, PodState};

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use netmatrix_lab::{Lab, PodSpec, PortState, topology};
+use netmatrix_lab::{Lab, topology};
 use netmatrix_model::Protocol;
+use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_oracle::{Options, Reachability};
 use serde_json::{Value, json};
 
@@ -29,8 +30,8 @@ fn protocol_name(protocol: Protocol) -> &'static str {
 fn populate(lab: &mut Lab) {
     lab.set_namespace("x", labels(&[("ns", "x")])).unwrap();
     lab.set_namespace("y", labels(&[("ns", "y")])).unwrap();
-    let ports: Vec<PortState> =
-        SERVED.iter().map(|&(port, protocol)| PortState { name: Some(format!("serve-{port}-{}", protocol_name(protocol))), port, protocol }).collect();
+    let ports: Vec<ContainerPort> =
+        SERVED.iter().map(|&(port, protocol)| ContainerPort { name: Some(format!("serve-{port}-{}", protocol_name(protocol))), port, protocol }).collect();
     let mut specs = Vec::new();
     for ns in ["x", "y"] {
         for pod in ["a", "b", "c"] {
@@ -38,8 +39,9 @@ fn populate(lab: &mut Lab) {
                 namespace: ns.into(),
                 name: pod.into(),
                 labels: labels(&[("pod", pod)]),
-                node: specs.len() % lab.nodes(),
+                node: format!("node{}", specs.len() % lab.nodes()),
                 ports: ports.clone(),
+                host_network: false,
             });
         }
     }

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use netmatrix_lab::{Fault, FaultKind, Lab, PodSpec, PortState, names, netns, nft, topology};
+use netmatrix_lab::{Fault, FaultKind, Lab, names, netns, nft, topology};
+use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_model::{Labels, Protocol};
 use netmatrix_oracle::{Options, Reachability};
 use serde_json::{Value, json};
@@ -16,8 +17,8 @@ mod listing;
 mod support_lab;
 use support_lab::{Guard, ensure_agent, labels, probe_rows, root};
 
-fn tcp(port: u16) -> PortState {
-    PortState { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
+fn tcp(port: u16) -> ContainerPort {
+    ContainerPort { name: Some(format!("serve-{port}")), port, protocol: Protocol::Tcp }
 }
 
 /// Namespaces x and y; pods a, b, c in each, spread over the nodes so that every pod has peers
@@ -32,8 +33,9 @@ fn populate(lab: &mut Lab) {
                 namespace: ns.into(),
                 name: pod.into(),
                 labels: labels(&[("pod", pod)]),
-                node: node % lab.nodes(),
+                node: format!("node{}", node % lab.nodes()),
                 ports: vec![tcp(80), tcp(81)],
+                host_network: false,
             })
             .unwrap();
             node += 1;
@@ -234,7 +236,15 @@ fn two_labs_coexist_and_down_removes_everything() {
     let mut b = Lab::up("tcb", 2).unwrap();
     for lab in [&mut a, &mut b] {
         for (pod, node) in [("p", 0), ("q", 1)] {
-            lab.add_pod(PodSpec { namespace: "default".into(), name: pod.into(), labels: Labels::new(), node, ports: vec![tcp(80)] }).unwrap();
+            lab.add_pod(PodSpec {
+                namespace: "default".into(),
+                name: pod.into(),
+                labels: Labels::new(),
+                node: format!("node{node}"),
+                ports: vec![tcp(80)],
+                host_network: false,
+            })
+            .unwrap();
         }
     }
     // Both labs use the same addresses, each in its own namespaces.
@@ -270,8 +280,16 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     let mut lab = Lab::up("tflt", 3).unwrap();
     for node in 0..3 {
         for k in 0..2 {
-            let ports = vec![tcp(80), PortState { name: None, port: 80, protocol: Protocol::Udp }];
-            lab.add_pod(PodSpec { namespace: "default".into(), name: format!("n{node}-{k}"), labels: Labels::new(), node, ports }).unwrap();
+            let ports = vec![tcp(80), ContainerPort { name: None, port: 80, protocol: Protocol::Udp }];
+            lab.add_pod(PodSpec {
+                namespace: "default".into(),
+                name: format!("n{node}-{k}"),
+                labels: Labels::new(),
+                node: format!("node{node}"),
+                ports,
+                host_network: false,
+            })
+            .unwrap();
         }
     }
     let node_of = |name: &str| name.as_bytes()["default/n".len()] - b'0';
@@ -338,17 +356,19 @@ fn services_balance_translate_and_reject_without_endpoints() {
             namespace: "x".into(),
             name: "a".into(),
             labels: web.clone(),
-            node: 0,
-            ports: vec![PortState { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+            node: "node0".into(),
+            ports: vec![ContainerPort { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+            host_network: false,
         },
         PodSpec {
             namespace: "x".into(),
             name: "b".into(),
             labels: web,
-            node: 1,
-            ports: vec![PortState { name: Some("http".into()), port: 81, protocol: Protocol::Tcp }],
+            node: "node1".into(),
+            ports: vec![ContainerPort { name: Some("http".into()), port: 81, protocol: Protocol::Tcp }],
+            host_network: false,
         },
-        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: 0, ports: vec![] },
+        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: "node0".into(), ports: vec![], host_network: false },
     ])
     .unwrap();
     let service = |name: &str, kind: &str, selector: Value, port: u16, target: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "x"}, "spec": {"type": kind, "selector": selector, "ports": [{"port": port, "targetPort": target}]}});
@@ -395,10 +415,10 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     let web = labels(&[("app", "web")]);
     let http = || vec![tcp(80)];
     lab.add_pods(vec![
-        PodSpec { namespace: "x".into(), name: "a".into(), labels: web.clone(), node: 0, ports: http() },
-        PodSpec { namespace: "x".into(), name: "b".into(), labels: web, node: 1, ports: http() },
-        PodSpec { namespace: "x".into(), name: "c0".into(), labels: Labels::new(), node: 0, ports: vec![] },
-        PodSpec { namespace: "x".into(), name: "c1".into(), labels: Labels::new(), node: 1, ports: vec![] },
+        PodSpec { namespace: "x".into(), name: "a".into(), labels: web.clone(), node: "node0".into(), ports: http(), host_network: false },
+        PodSpec { namespace: "x".into(), name: "b".into(), labels: web, node: "node1".into(), ports: http(), host_network: false },
+        PodSpec { namespace: "x".into(), name: "c0".into(), labels: Labels::new(), node: "node0".into(), ports: vec![], host_network: false },
+        PodSpec { namespace: "x".into(), name: "c1".into(), labels: Labels::new(), node: "node1".into(), ports: vec![], host_network: false },
     ])
     .unwrap();
     lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
@@ -434,10 +454,10 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
     let _guard = Guard("tudp");
     let mut lab = Lab::up("tudp", 2).unwrap();
     let dns = labels(&[("app", "dns")]);
-    let udp = || vec![PortState { name: None, port: 53, protocol: Protocol::Udp }];
+    let udp = || vec![ContainerPort { name: None, port: 53, protocol: Protocol::Udp }];
     lab.add_pods(vec![
-        PodSpec { namespace: "x".into(), name: "old".into(), labels: dns.clone(), node: 1, ports: udp() },
-        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: 0, ports: vec![] },
+        PodSpec { namespace: "x".into(), name: "old".into(), labels: dns.clone(), node: "node1".into(), ports: udp(), host_network: false },
+        PodSpec { namespace: "x".into(), name: "client".into(), labels: Labels::new(), node: "node0".into(), ports: vec![], host_network: false },
     ])
     .unwrap();
     lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dns", "namespace": "x"}, "spec": {"selector": {"app": "dns"}, "ports": [{"port": 53, "protocol": "UDP"}]}})).unwrap();
@@ -449,7 +469,7 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
         r["answered_by"].as_str().map(str::to_owned)
     };
     let replace = |lab: &mut Lab, old: &str, new: &str| {
-        lab.add_pod(PodSpec { namespace: "x".into(), name: new.into(), labels: dns.clone(), node: 1, ports: udp() }).unwrap();
+        lab.add_pod(PodSpec { namespace: "x".into(), name: new.into(), labels: dns.clone(), node: "node1".into(), ports: udp(), host_network: false }).unwrap();
         lab.delete_pod("x", old).unwrap();
     };
     assert_eq!(ask(&lab, 40000).as_deref(), Some("x/old"));
@@ -483,7 +503,8 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
     ensure_agent();
     let _guard = Guard("tarp");
     let mut lab = Lab::up("tarp", 1).unwrap();
-    let spec = |name: String| PodSpec { namespace: "default".into(), name, labels: Labels::new(), node: 0, ports: vec![tcp(80)] };
+    let spec =
+        |name: String| PodSpec { namespace: "default".into(), name, labels: Labels::new(), node: "node0".into(), ports: vec![tcp(80)], host_network: false };
     lab.add_pods((0..50).map(|i| spec(format!("p{i}"))).collect()).unwrap();
     let cells = observe(&lab, 80);
     let failed: Vec<_> = cells.iter().filter(|&(_, &c)| !c).map(|(k, _)| format!("{} => {}", k.0, k.1)).collect();

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use netmatrix_lab::{Lab, PodSpec, PortState, topology};
+use netmatrix_lab::{Lab, topology};
 use netmatrix_model::{Cluster, Node, Origin, Protocol};
+use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_oracle::{FrontendKind, Options, Reachability, ServiceOptions, Verdict, evaluate, frontends};
 use serde_json::{Value, json};
 
@@ -21,8 +22,8 @@ const COPIES: usize = 6;
 mod support_lab;
 use support_lab::{Guard, ensure_agent, labels, probe_rows, root};
 
-fn http(port: u16) -> Vec<PortState> {
-    vec![PortState { name: Some("http".into()), port, protocol: Protocol::Tcp }]
+fn http(port: u16) -> Vec<ContainerPort> {
+    vec![ContainerPort { name: Some("http".into()), port, protocol: Protocol::Tcp }]
 }
 
 fn service(name: &str, spec: Value) -> Value {
@@ -168,13 +169,34 @@ fn every_service_frontend_behaves_as_the_oracle_predicts() {
     let client = labels(&[("role", "client")]);
     lab.add_pods(vec![
         // The named targetPort "http" is 8080 on web-0 and 8081 on web-1.
-        PodSpec { namespace: "x".into(), name: "web-0".into(), labels: labels(&[("app", "web")]), node: 0, ports: http(8080) },
-        PodSpec { namespace: "x".into(), name: "web-1".into(), labels: labels(&[("app", "web")]), node: 1, ports: http(8081) },
+        PodSpec {
+            namespace: "x".into(),
+            name: "web-0".into(),
+            labels: labels(&[("app", "web")]),
+            node: "node0".into(),
+            ports: http(8080),
+            host_network: false,
+        },
+        PodSpec {
+            namespace: "x".into(),
+            name: "web-1".into(),
+            labels: labels(&[("app", "web")]),
+            node: "node1".into(),
+            ports: http(8081),
+            host_network: false,
+        },
         // The only endpoint of the traffic-policy-Local Services, on node1.
-        PodSpec { namespace: "x".into(), name: "solo".into(), labels: labels(&[("app", "solo")]), node: 1, ports: http(80) },
-        PodSpec { namespace: "x".into(), name: "doomed".into(), labels: labels(&[("app", "doomed")]), node: 0, ports: http(80) },
-        PodSpec { namespace: "x".into(), name: "c0".into(), labels: client.clone(), node: 0, ports: vec![] },
-        PodSpec { namespace: "x".into(), name: "c1".into(), labels: client, node: 1, ports: vec![] },
+        PodSpec { namespace: "x".into(), name: "solo".into(), labels: labels(&[("app", "solo")]), node: "node1".into(), ports: http(80), host_network: false },
+        PodSpec {
+            namespace: "x".into(),
+            name: "doomed".into(),
+            labels: labels(&[("app", "doomed")]),
+            node: "node0".into(),
+            ports: http(80),
+            host_network: false,
+        },
+        PodSpec { namespace: "x".into(), name: "c0".into(), labels: client.clone(), node: "node0".into(), ports: vec![], host_network: false },
+        PodSpec { namespace: "x".into(), name: "c1".into(), labels: client, node: "node1".into(), ports: vec![], host_network: false },
     ])
     .unwrap();
     let web = || json!({"app": "web"});

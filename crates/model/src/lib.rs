@@ -7,9 +7,11 @@ mod error;
 mod load;
 mod raw;
 mod selector;
+mod spec;
 mod types;
 
 pub use error::{InputError, InputErrors};
 pub use load::{load_paths, parse_str};
 pub use selector::{LabelSelector, Operator, Requirement};
+pub use spec::{PodKey, PodSpec};
 pub use types::*;

@@ -113,7 +113,7 @@ impl fmt::Display for WorkloadRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ContainerPort {
     pub name: Option<String>,
     pub port: u16,

@@ -6,8 +6,8 @@ use std::fmt;
 use std::io::{self, Write};
 
 use crate::matrix::{Matrix, check_name, matrices};
-use crate::run::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
+use netmatrix_results::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
 
 /// Cells listed openly under a step; longer lists are folded.
 const FOLD_AFTER: usize = 12;

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use crate::run::RunReport;
+use netmatrix_results::RunReport;
 
 /// Writes `report` as it is: its `schema` field is the `run::SCHEMA` the engine set.
 pub fn write_json(out: &mut impl Write, report: &RunReport) -> io::Result<()> {

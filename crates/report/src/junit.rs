@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::run::{CaseReport, CaseResult, Cell, Comparison, RunReport};
 use crate::tables::{describe_cell, write_case};
+use netmatrix_results::{CaseReport, CaseResult, Cell, Comparison, RunReport};
 
 pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     // Suites in the order their first case ran, each with its cases' total time.

@@ -6,6 +6,5 @@ pub mod html;
 pub mod json_report;
 pub mod junit;
 mod matrix;
-pub mod run;
 pub mod services;
 pub mod tables;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use netmatrix_model::Protocol;
 
-use crate::run::{Cell, Check, StepReport, TargetKind};
+use netmatrix_results::{Cell, Check, StepReport, TargetKind};
 
 /// What puts cells into the same matrix; the derived order is the order tables are printed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use crate::matrix::{Matrix, check_name, matrices};
-use crate::run::{CaseReport, CaseResult, Cell, Check, Comparison, Expected, Observed, RunReport, StepReport, Tally};
+use netmatrix_results::{CaseReport, CaseResult, Cell, Check, Comparison, Expected, Observed, RunReport, StepReport, Tally};
 
 /// Tables wider than this get numbered columns and a legend, so they fit a terminal.
 const MAX_WIDTH: usize = 100;

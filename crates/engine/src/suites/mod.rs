@@ -5,7 +5,6 @@ mod connectivity;
 mod netpol;
 mod services;
 
-use netmatrix_cluster::Capabilities;
 use netmatrix_model::Protocol;
 use serde_json::{Value, json};
 
@@ -15,11 +14,11 @@ use crate::world::World;
 pub const SUITES: [&str; 4] = ["connectivity", "services", "netpol", "anp"];
 
 /// Namespaces x, y, z with pods a, b, c each, one per node per namespace on three nodes,
-/// serving TCP and UDP 80 and 81 (and SCTP 80 where the kernel has it): the shape of the
+/// serving TCP and UDP 80 and 81 (and SCTP 80 where the nodes have it): the shape of the
 /// upstream NetworkPolicy e2e tests.
-pub fn world(nodes: usize, capabilities: Capabilities) -> World {
+pub fn world(nodes: &[String], sctp: bool) -> World {
     let mut ports = vec![(80, Protocol::Tcp), (81, Protocol::Tcp), (80, Protocol::Udp), (81, Protocol::Udp)];
-    if capabilities.sctp {
+    if sctp {
         ports.push((80, Protocol::Sctp));
     }
     World::spread(&["x", "y", "z"], &["a", "b", "c"], nodes, &ports)

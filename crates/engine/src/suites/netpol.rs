@@ -3,7 +3,7 @@
 //! Every case probes the x/y/z × a/b/c world; the oracle says what to expect.
 
 use netmatrix_cluster::ObjectKind;
-use netmatrix_model::{Cluster, Labels, Protocol};
+use netmatrix_model::{Cluster, Labels, PodKey, Protocol};
 use serde_json::{Value, json};
 
 use super::policy;
@@ -253,7 +253,7 @@ pub fn cases() -> Vec<Case> {
                 Step::new("x/a from pods b", apply(vec![a_from("b")]), tcp()),
                 Step::new(
                     "x/c relabelled pod=b",
-                    vec![Action::SetPodLabels { namespace: "x".into(), pod: "c".into(), labels: labels(&[("pod", "b"), crate::world::WORLD_LABEL]) }],
+                    vec![Action::SetPodLabels { pod: PodKey::new("x", "c"), labels: labels(&[("pod", "b"), crate::world::WORLD_LABEL]) }],
                     tcp(),
                 ),
             ],
@@ -265,7 +265,7 @@ pub fn cases() -> Vec<Case> {
                 Step::new("x/a from pods b", apply(vec![a_from("b")]), tcp()),
                 Step::new(
                     "x/b and x/a recreated (new addresses): the policy follows the labels",
-                    vec![Action::RecreatePod { namespace: "x".into(), pod: "b".into() }, Action::RecreatePod { namespace: "x".into(), pod: "a".into() }],
+                    vec![Action::RecreatePod(PodKey::new("x", "b")), Action::RecreatePod(PodKey::new("x", "a"))],
                     tcp(),
                 ),
             ],

@@ -4,8 +4,8 @@
 //! a client. Every step also probes a Service without endpoints, the negative control: its
 //! connections must fail ("a Service without ready endpoints rejects").
 
-use netmatrix_model::Protocol;
-use netmatrix_report::run::Check;
+use netmatrix_model::{PodKey, Protocol};
+use netmatrix_results::Check;
 use serde_json::{Value, json};
 
 use super::policy;
@@ -116,7 +116,7 @@ pub fn cases() -> Vec<Case> {
                 ),
                 Step::new(
                     "x/a replaced (new address): the same flows reach the new backend",
-                    vec![Action::RecreatePod { namespace: "x".into(), pod: "a".into() }],
+                    vec![Action::RecreatePod(PodKey::new("x", "a"))],
                     ProbeSpec::services().fixed_source_port().check(Check::UdpAfterReplace),
                 ),
             ],

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 
 use netmatrix_model::Protocol;
-use netmatrix_report::run::{
-    CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Finding, Observed, RunReport, SCHEMA, StepReport, Summary, TargetKind,
-};
+use netmatrix_results::{CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Finding, Observed, RunReport, SCHEMA, StepReport, Summary, TargetKind};
 
 pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expected, observed: Observed) -> Cell {
     Cell {
@@ -21,6 +19,8 @@ pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expec
         latency_ms: matches!(observed, Observed::Allow).then_some(0.4),
         answered_by: matches!(observed, Observed::Allow).then(|| dst.into()),
         history: vec![observed],
+        tried_at_ms: vec![0],
+        expected_before: None,
         src_node: None,
         dst_node: None,
         target: TargetKind::Pod,

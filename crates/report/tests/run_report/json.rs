@@ -1,5 +1,5 @@
 use netmatrix_report::json_report::write_json;
-use netmatrix_report::run::{RunReport, SCHEMA};
+use netmatrix_results::{RunReport, SCHEMA};
 
 use crate::fixture::report;
 

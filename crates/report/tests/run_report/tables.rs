@@ -1,6 +1,6 @@
 use netmatrix_model::Protocol;
-use netmatrix_report::run::{CaseReport, CaseResult, Expected, Observed, StepReport};
 use netmatrix_report::tables::{write_case, write_summary};
+use netmatrix_results::{CaseReport, CaseResult, Expected, Observed, StepReport};
 
 use crate::fixture::{allow_all_step, cell, pods, report};
 

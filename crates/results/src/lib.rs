@@ -1,8 +1,9 @@
 //! The run report: what `netmatrix run` found, as the JSON schema `netmatrix.run/v1`
 //! (../shared/DESIGN.md) and as the input of every run renderer (tables, JUnit, HTML).
 //!
-//! Fields beyond the DESIGN.md shape (`history`, `src_node`, `dst_node`, `target`, `service`,
-//! `hairpin`, `check`, `detail`, `skip_reason`, `error`, `findings`) are additions: readers ignore what they do not know.
+//! Fields beyond the DESIGN.md shape (`history`, `tried_at_ms`, `expected_before`, `src_node`,
+//! `dst_node`, `target`, `service`, `hairpin`, `check`, `detail`, `skip_reason`, `error`,
+//! `findings`) are additions: readers ignore what they do not know.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +43,14 @@ pub struct Summary {
     pub probes: usize,
     /// Cells that were wrong (`X`) after every retry.
     pub wrong: usize,
+}
+
+/// What a whole run amounts to (the cli maps it onto exit codes 0, 1 and 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    AsExpected,
+    Wrong,
+    Incomplete,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -161,6 +170,12 @@ pub struct Cell {
     /// The observation of every try, in order.
     #[serde(default)]
     pub history: Vec<Observed>,
+    /// When each try of `history` was sent, in milliseconds since the run started.
+    #[serde(default)]
+    pub tried_at_ms: Vec<u64>,
+    /// The cell's expectation in the previous step, where the step changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_before: Option<Expected>,
     #[serde(default)]
     pub src_node: Option<String>,
     /// The target pod's node; for `node-port` and `node` targets, the node addressed.
@@ -318,17 +333,17 @@ impl Summary {
         s
     }
 
-    /// Exit code of the contract: 0 all as expected; 1 some cell wrong (or, with none wrong,
-    /// inconclusive); 3 when, with none wrong, a case could not be carried out.
-    pub fn exit_code(&self) -> u8 {
+    /// What the run amounts to: as expected; some cell wrong (or, with none wrong,
+    /// inconclusive); or incomplete, when with none wrong a case could not be carried out.
+    pub fn verdict(&self) -> Verdict {
         if self.failed > 0 {
-            1
+            Verdict::Wrong
         } else if self.errors > 0 {
-            3
+            Verdict::Incomplete
         } else if self.flaky > 0 {
-            1
+            Verdict::Wrong
         } else {
-            0
+            Verdict::AsExpected
         }
     }
 }

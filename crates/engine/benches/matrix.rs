@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use netmatrix_cluster::lab::LabBackend;
-use netmatrix_cluster::{Backend, ProbeRequest, ServingPort};
+use netmatrix_cluster::{Backend, ContainerPort, PodKey, ProbeRequest, Row};
 use netmatrix_engine::{Action, Case, ProbeConfig, ProbeSpec, Step, World, runner};
 use netmatrix_lab::Lab;
 use netmatrix_model::{Labels, Protocol};
@@ -22,13 +22,13 @@ fn knob(name: &str, default: usize) -> usize {
 const SAMPLE: usize = 200;
 
 fn world(pods: usize, closed: usize, nodes: usize) -> World {
-    let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| ServingPort { name: None, port: 80, protocol }).to_vec();
+    let ports = [Protocol::Tcp, Protocol::Udp].map(|protocol| ContainerPort { name: None, port: 80, protocol }).to_vec();
     let pods = (0..pods)
         .map(|i| netmatrix_cluster::PodSpec {
             namespace: "bench".into(),
             name: format!("p{i:03}"),
             labels: Labels::from([("closed".to_owned(), (i < closed).to_string())]),
-            node: i % nodes,
+            node: format!("node{}", i % nodes),
             ports: ports.clone(),
             host_network: false,
         })
@@ -56,17 +56,17 @@ fn main() {
             ProbeSpec::pods(&[(80, Protocol::Tcp), (80, Protocol::Udp)]),
         )],
     );
-    let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel, cancel: None };
-    let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], config, &|_| {}).expect("run");
+    let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel, ..ProbeConfig::default() };
+    let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], &config, &|_| {}).expect("run");
     let step = &report.cases[0].steps[0];
     let cells = step.cells.len();
-    let denied = step.cells.iter().filter(|c| c.expected == netmatrix_report::run::Expected::Deny).count();
+    let denied = step.cells.iter().filter(|c| c.expected == netmatrix_results::Expected::Deny).count();
     let batched = Duration::from_millis(report.cases[0].duration_ms);
     println!("matrix: {cells} cells ({denied} denied by policy), result {:?}, wrong {}", report.cases[0].result, report.summary.wrong);
     for finding in &report.cases[0].findings {
         println!("  {}", finding.summary);
     }
-    for c in step.cells.iter().filter(|c| c.comparison() != netmatrix_report::run::Comparison::AsExpected).take(5) {
+    for c in step.cells.iter().filter(|c| c.comparison() != netmatrix_results::Comparison::AsExpected).take(5) {
         println!(
             "  {} -> {} {}/{}: expected {:?}, observed {:?} {:?} ({:?} -> {:?})",
             c.src, c.dst, c.port, c.protocol, c.expected, c.observed, c.detail, c.src_node, c.dst_node
@@ -89,12 +89,14 @@ fn main() {
     let mut count = [0u32; 2];
     for cell in &sample {
         let (ns, pod) = cell.src.split_once('/').unwrap();
+        let source = PodKey::new(ns, pod);
         let dst = model.pods.iter().find(|p| format!("{}/{}", p.namespace, p.name) == cell.dst).unwrap();
         let protocol = if cell.protocol == Protocol::Tcp { "tcp" } else { "udp" };
         let probe = ProbeRequest { id: cell.dst.clone(), target: dst.ips[0].to_string(), port: 80, protocol, timeout: "1s".into(), source_port: None };
-        let class = usize::from(cell.expected == netmatrix_report::run::Expected::Deny);
+        let class = usize::from(cell.expected == netmatrix_results::Expected::Deny);
         let start = Instant::now();
-        backend.probe(ns, pod, &[probe], Duration::from_secs(10)).expect("probe");
+        let row = Row { source, probes: vec![probe], deadline: Duration::from_secs(10) };
+        backend.probe_rows(&[row], 1, &|_| {}).pop().unwrap().expect("probe");
         spent[class] += start.elapsed();
         count[class] += 1;
     }
@@ -109,5 +111,5 @@ fn main() {
         baseline.as_secs_f64()
     );
     println!("ratio: {:.0}x", baseline.as_secs_f64() / batched.as_secs_f64());
-    Lab::down(LAB).expect("lab down");
+    assert!(backend.teardown().is_empty(), "lab down");
 }
