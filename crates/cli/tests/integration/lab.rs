@@ -54,6 +54,7 @@ fn down_after_a_killed_up_leaves_nothing() {
     while namespaces("nm-clikil-p").len() < 3 && start.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
     }
+    assert!(namespaces("nm-clikil-p").len() >= 3, "up made 3 pods within 30 s");
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(!namespaces("nm-clikil-").is_empty(), "the killed up had created something");

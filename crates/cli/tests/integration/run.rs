@@ -203,19 +203,20 @@ fn cases_of_ones_own_run_from_a_file() {
     );
 }
 
-/// Starts `netmatrix run --suite netpol`, interrupts it once namespaces named `nm-<its lab>-<part>`
-/// number `count`, and checks that the run removed all of its lab.
-fn interrupt_run_when(part: &str, count: usize) {
+/// Starts `netmatrix run --suite netpol`, sends it `signal` once namespaces named
+/// `nm-<its lab>-<part>` number `count`, and checks that the run removed all of its lab and
+/// exited 128 + the signal.
+fn interrupt_run_when(part: &str, count: usize, signal: nix::sys::signal::Signal) {
     let child = Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["run", "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let prefix = format!("nm-r{}-", child.id() % 100_000);
     let start = std::time::Instant::now();
     while namespaces(&format!("{prefix}{part}")).len() < count && start.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    assert!(!namespaces(&prefix).is_empty(), "the run made its lab");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(namespaces(&format!("{prefix}{part}")).len() >= count, "the run made {count} namespaces {prefix}{part}* within 60 s");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(128 + signal as i32), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("interrupted"), "{}", text(&out.stderr));
     assert!(namespaces(&prefix).is_empty(), "left behind: {:?}", namespaces(&prefix));
     let lab = prefix.trim_start_matches("nm-").trim_end_matches('-');
@@ -227,9 +228,20 @@ fn ctrl_c_removes_the_lab_of_the_run() {
     if !root() {
         return;
     }
+    use nix::sys::signal::Signal;
     // While the lab is being built (its router exists), then while cases run (every pod exists).
-    interrupt_run_when("router", 1);
-    interrupt_run_when("p", 9);
+    interrupt_run_when("router", 1, Signal::SIGINT);
+    interrupt_run_when("p", 9, Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_and_sighup_clean_up_like_ctrl_c() {
+    if !root() {
+        return;
+    }
+    use nix::sys::signal::Signal;
+    interrupt_run_when("p", 9, Signal::SIGTERM);
+    interrupt_run_when("p", 9, Signal::SIGHUP);
 }
 
 #[test]
@@ -251,6 +263,7 @@ fn ctrl_c_in_an_existing_lab_removes_only_what_the_run_created() {
     while namespaces("nm-tint-p").len() < 12 && start.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert_eq!(namespaces("nm-tint-p").len(), 12, "the run made its 9 probe pods within 60 s");
     std::thread::sleep(std::time::Duration::from_millis(300));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let out = child.wait_with_output().unwrap();
