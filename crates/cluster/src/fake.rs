@@ -322,3 +322,57 @@ impl FakeBackend {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProbeRequest;
+
+    fn pod(namespace: &str, name: &str, node: &str) -> PodSpec {
+        let ports = vec![netmatrix_model::ContainerPort { name: None, port: 80, protocol: Protocol::Tcp }];
+        PodSpec { namespace: namespace.into(), name: name.into(), labels: Labels::new(), node: node.into(), ports, host_network: false }
+    }
+
+    fn request(target: IpAddr, port: u16) -> ProbeRequest {
+        ProbeRequest { id: format!("{target}"), target: target.to_string(), port, protocol: "tcp", timeout: "1s".into(), source_port: None }
+    }
+
+    /// Probes from x/a to each of `targets` on `port`, in one row.
+    fn outcomes(fake: &FakeBackend, targets: &[IpAddr], port: u16) -> Vec<Outcome> {
+        let row = Row { source: PodKey::new("x", "a"), probes: targets.iter().map(|&t| request(t, port)).collect(), deadline: Duration::from_secs(1) };
+        fake.probe_rows(&[row], 1, &|_| {}).pop().unwrap().unwrap().into_iter().map(|r| r.outcome).collect()
+    }
+
+    #[test]
+    fn answers_as_the_oracle_and_the_serving_ports_say() {
+        let mut fake = FakeBackend::new(2);
+        fake.create_pods(vec![pod("x", "a", "node0"), pod("x", "b", "node1"), pod("y", "c", "node1")]).unwrap();
+        let ip = |name: &str| fake.model().unwrap().pods.iter().find(|p| p.name == name).unwrap().ips[0];
+        let (b, c) = (ip("b"), ip("c"));
+        assert_eq!(outcomes(&fake, &[b, c], 80), [Outcome::Connected, Outcome::Connected]);
+        assert_eq!(outcomes(&fake, &[b], 81), [Outcome::Refused], "nothing serves 81");
+        let deny = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "d", "namespace": "y"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}});
+        fake.apply(vec![deny]).unwrap();
+        assert_eq!(outcomes(&fake, &[b, c], 80), [Outcome::Connected, Outcome::Timeout], "y is isolated for ingress");
+    }
+
+    #[test]
+    fn faults_replace_answers_and_see_how_often_a_cell_was_probed() {
+        let mut fake = FakeBackend::new(1);
+        fake.create_pods(vec![pod("x", "a", "node0"), pod("x", "b", "node0")]).unwrap();
+        fake.inject(Box::new(|p| (p.call == 0).then_some(Outcome::Timeout)));
+        let b = fake.model().unwrap().pods[1].ips[0];
+        assert_eq!(outcomes(&fake, &[b], 80), [Outcome::Timeout], "the first probe is lost");
+        assert_eq!(outcomes(&fake, &[b], 80), [Outcome::Connected]);
+    }
+
+    #[test]
+    fn unknown_nodes_are_refused_and_teardown_empties_it() {
+        let mut fake = FakeBackend::new(1);
+        assert!(fake.create_pods(vec![pod("x", "a", "node7")]).unwrap_err().is_bad_input());
+        fake.create_pods(vec![pod("x", "a", "node0")]).unwrap();
+        assert_eq!(fake.kind(), BackendKind::Fake);
+        assert!(fake.teardown().is_empty());
+        assert!(fake.model().unwrap().pods.is_empty());
+    }
+}
