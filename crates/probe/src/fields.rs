@@ -30,6 +30,13 @@ impl Protocol {
     }
 }
 
+/// The wire name, as `as_str`.
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A probe destination host: IP literals never touch DNS; names are
 /// resolved by the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -147,6 +154,7 @@ mod tests {
     fn protocols() {
         for p in [Protocol::Tcp, Protocol::Udp, Protocol::Sctp] {
             assert_eq!(Protocol::parse(p.as_str()), Ok(p));
+            assert_eq!(p.to_string(), p.as_str());
         }
         assert!(Protocol::parse("TCP").unwrap_err().contains("unknown protocol \"TCP\""));
     }

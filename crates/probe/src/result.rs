@@ -1,5 +1,6 @@
 //! Batch output: one JSON result line per probe, in input order.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -40,6 +41,13 @@ impl Outcome {
             .into_iter()
             .find(|o| o.as_str() == text)
             .ok_or_else(|| format!("unknown outcome {text:?} (expected connected, refused, timeout, dns, unreachable, other or error)"))
+    }
+}
+
+/// The wire name, as `as_str`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -199,6 +207,7 @@ mod tests {
     fn outcomes_round_trip() {
         for outcome in OUTCOMES {
             assert_eq!(Outcome::parse(outcome.as_str()), Ok(outcome));
+            assert_eq!(outcome.to_string(), outcome.as_str());
         }
         assert!(Outcome::parse("Connected").is_err());
     }
