@@ -3,9 +3,11 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use netmatrix_probe::{Protocol, Target, parse_duration};
 
 pub const USAGE: &str = "\
 netmatrix-agent: network probe agent (batch schema netmatrix.probe/v1)
@@ -37,39 +39,6 @@ pub const DEFAULT_PARALLEL: usize = 256;
 pub const MAX_PARALLEL: usize = 4096;
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Protocol {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            "sctp" => Ok(Protocol::Sctp),
-            _ => Err(format!("unknown protocol {text:?} (expected tcp, udp or sctp)")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
-}
-
-/// A probe destination host: IP literals never touch DNS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    Ip(IpAddr),
-    Name(String),
-}
-
 #[derive(Debug)]
 pub enum Command {
     Help,
@@ -80,7 +49,7 @@ pub enum Command {
 
 #[derive(Debug)]
 pub struct ConnectArgs {
-    pub host: Host,
+    pub host: Target,
     pub port: u16,
     pub protocol: Protocol,
     pub timeout: Duration,
@@ -256,26 +225,6 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
     Ok(ProbeArgs { batch, parallel, timeout, resolv_conf })
 }
 
-/// Parses `500ms`, `5s`, `2m` or `1h` (whole numbers, one unit, > 0, at most a day).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?}: expected a whole number with a unit ms, s, m or h (e.g. 500ms, 5s, 2m)");
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let millis = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1_000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => return Err(bad()),
-    };
-    match millis {
-        Some(0) => Err(format!("invalid duration {text:?}: must be greater than zero")),
-        Some(ms) if ms <= 86_400_000 => Ok(Duration::from_millis(ms)),
-        _ => Err(format!("invalid duration {text:?}: at most 24h")),
-    }
-}
-
 /// Parses a destination port: 1..=65535.
 pub fn parse_port(text: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
@@ -289,36 +238,15 @@ fn parse_port_list(text: &str) -> Result<Vec<u16>, String> {
     text.split(',').map(|p| p.parse::<u16>().map_err(|_| format!("invalid port {p:?} in {text:?}: must be an integer 0..65535"))).collect()
 }
 
-/// Parses a probe host: an IP literal (IPv6 with or without brackets) or a
-/// DNS name.
-pub fn parse_host(text: &str) -> Result<Host, String> {
-    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-    if let Some(inner) = unbracketed {
-        return inner.parse::<Ipv6Addr>().map(|ip| Host::Ip(IpAddr::V6(ip))).map_err(|_| format!("invalid IPv6 address {text:?}"));
-    }
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(Host::Ip(ip));
-    }
-    if is_dns_name(text) { Ok(Host::Name(text.to_string())) } else { Err(format!("invalid host {text:?}: not an IP address or DNS name")) }
-}
-
 /// Splits `HOST:PORT` / `[IPv6]:PORT` as agnhost's `connect` takes it.
-pub fn parse_host_port(text: &str) -> Result<(Host, u16), String> {
+pub fn parse_host_port(text: &str) -> Result<(Target, u16), String> {
     let Some((host, port)) = text.rsplit_once(':') else {
         return Err(format!("invalid destination {text:?}: expected HOST:PORT"));
     };
     if host.contains(':') && !host.starts_with('[') {
         return Err(format!("invalid destination {text:?}: write IPv6 addresses as [ADDR]:PORT"));
     }
-    Ok((parse_host(host)?, parse_port(port)?))
-}
-
-/// RFC 1123 names (underscore allowed for SRV-style labels), optional final dot.
-fn is_dns_name(text: &str) -> bool {
-    let name = text.strip_suffix('.').unwrap_or(text);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    Ok((Target::parse(host)?, parse_port(port)?))
 }
 
 #[cfg(test)]
@@ -330,30 +258,13 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "5", "s", "1.5s", "-1s", "5 s", "5sec", "1m30s", "0s", "25h", "99999999999999999999h"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
     fn ports_and_hosts() {
         assert_eq!(parse_port("65535"), Ok(65535));
         for bad in ["0", "65536", "-1", "http", ""] {
             assert!(parse_port(bad).unwrap_err().contains("1..65535"), "{bad:?}");
         }
-        assert_eq!(parse_host("::1"), Ok(Host::Ip("::1".parse().unwrap())));
-        assert_eq!(parse_host("[::1]"), Ok(Host::Ip("::1".parse().unwrap())));
-        assert_eq!(parse_host("svc.ns.svc.cluster.local."), Ok(Host::Name("svc.ns.svc.cluster.local.".into())));
-        for bad in ["", "a..b", "a b", "[1.2.3.4]", &"x".repeat(64), "ex!ample"] {
-            assert!(parse_host(bad).is_err(), "{bad:?} accepted");
-        }
-        assert_eq!(parse_host_port("[::1]:80"), Ok((Host::Ip("::1".parse().unwrap()), 80)));
-        assert_eq!(parse_host_port("10.0.0.1:53"), Ok((Host::Ip("10.0.0.1".parse().unwrap()), 53)));
+        assert_eq!(parse_host_port("[::1]:80"), Ok((Target::Ip("::1".parse().unwrap()), 80)));
+        assert_eq!(parse_host_port("10.0.0.1:53"), Ok((Target::Ip("10.0.0.1".parse().unwrap()), 53)));
         assert!(parse_host_port("::1:80").unwrap_err().contains("[ADDR]:PORT"));
         assert!(parse_host_port("host").unwrap_err().contains("HOST:PORT"));
         assert!(parse_host_port("host:0").unwrap_err().contains("1..65535"));

@@ -11,30 +11,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use netmatrix_probe::{Outcome, ProbeRequest, ProbeResult, parse_batch};
 use tokio::time::timeout;
 
-use crate::args::{self, BatchSource, ProbeArgs, Protocol};
+use crate::args::{BatchSource, ProbeArgs};
 use crate::dns::Resolver;
-use crate::json::{self, ObjectWriter, Value};
 use crate::probe::{self, Attempt, Spec};
 
-pub const SCHEMA_VERSION: u64 = 1;
-const FIELDS: [&str; 9] = ["v", "id", "target", "port", "protocol", "timeout", "tries", "source_port", "identify"];
-const MAX_TRIES: u64 = 100;
 const FLUSH_AFTER: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 pub struct BatchProbe {
-    pub id: Option<String>,
-    /// As given, echoed in the result.
-    pub target: String,
+    pub request: ProbeRequest,
     pub spec: Spec,
-    pub tries: u32,
+}
+
+impl BatchProbe {
+    /// A request without a timeout takes `default_timeout` (`--timeout`).
+    fn new(request: ProbeRequest, default_timeout: Duration) -> Self {
+        let spec = Spec {
+            host: request.target.clone(),
+            port: request.port,
+            protocol: request.protocol,
+            timeout: request.timeout.unwrap_or(default_timeout),
+            source_port: request.source_port,
+            identify: request.identify,
+        };
+        BatchProbe { request, spec }
+    }
 }
 
 pub fn main(args: ProbeArgs) -> ExitCode {
     let probes = match read_batch(&args.batch).and_then(|text| parse_batch(&text, args.timeout)) {
-        Ok(probes) => probes,
+        Ok(requests) => requests.into_iter().map(|request| BatchProbe::new(request, args.timeout)).collect(),
         Err(e) => {
             eprintln!("netmatrix-agent: probe: {e}");
             return ExitCode::from(2);
@@ -69,97 +78,6 @@ fn read_batch(source: &BatchSource) -> Result<String, String> {
     }
 }
 
-/// Parses and validates a whole batch; errors name the probe and field.
-pub fn parse_batch(text: &str, default_timeout: Duration) -> Result<Vec<BatchProbe>, String> {
-    let value = json::parse(text).map_err(|e| format!("batch is not valid JSON: {e}"))?;
-    let Value::Array(items) = value else {
-        return Err(format!("batch must be a JSON array of probe objects, got {}", value.kind()));
-    };
-    items.iter().enumerate().map(|(index, item)| parse_probe(item, default_timeout).map_err(|e| format!("probe {index}: {e}"))).collect()
-}
-
-fn parse_probe(item: &Value, default_timeout: Duration) -> Result<BatchProbe, String> {
-    let Value::Object(members) = item else {
-        return Err(format!("must be an object, got {}", item.kind()));
-    };
-    if let Some((key, _)) = members.iter().find(|(key, _)| !FIELDS.contains(&key.as_str())) {
-        return Err(format!("unknown field {key:?} (known: {})", FIELDS.join(", ")));
-    }
-    let field = |key: &str| members.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-
-    if let Some(v) = field("v") {
-        if v.as_u64() != Some(SCHEMA_VERSION) {
-            return Err(format!("field \"v\": unsupported schema version {}, expected {SCHEMA_VERSION}", show(v)));
-        }
-    }
-    let id = match field("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(other) => {
-            return Err(format!("field \"id\": must be a string, got {}", show(other)));
-        }
-    };
-    let target = match field("target") {
-        Some(Value::String(target)) => target.clone(),
-        Some(other) => {
-            return Err(format!("field \"target\": must be a string, got {}", show(other)));
-        }
-        None => return Err("missing field \"target\"".into()),
-    };
-    let host = args::parse_host(&target).map_err(|e| format!("field \"target\": {e}"))?;
-    let port = integer(field("port"), "port", 1, 65535)?.ok_or("missing field \"port\"")?;
-    let protocol = match field("protocol") {
-        Some(Value::String(p)) => Protocol::parse(p).map_err(|e| format!("field \"protocol\": {e}"))?,
-        Some(other) => {
-            return Err(format!("field \"protocol\": must be a string, got {}", show(other)));
-        }
-        None => return Err("missing field \"protocol\"".into()),
-    };
-    let timeout = match field("timeout") {
-        None => default_timeout,
-        Some(Value::String(t)) => args::parse_duration(t).map_err(|e| format!("field \"timeout\": {e}"))?,
-        Some(other) => {
-            return Err(format!("field \"timeout\": must be a duration string like \"500ms\", got {}", show(other)));
-        }
-    };
-    let tries = integer(field("tries"), "tries", 1, MAX_TRIES)?.unwrap_or(1);
-    let source_port = integer(field("source_port"), "source_port", 1, 65535)?;
-    let identify = match field("identify") {
-        None => true,
-        Some(Value::Bool(identify)) => *identify,
-        Some(other) => {
-            return Err(format!("field \"identify\": must be true or false, got {}", show(other)));
-        }
-    };
-    Ok(BatchProbe {
-        id,
-        target,
-        spec: Spec { host, port: port as u16, protocol, timeout, source_port: source_port.map(|p| p as u16), identify },
-        tries: tries as u32,
-    })
-}
-
-/// An optional integer field within `min..=max`.
-fn integer(value: Option<&Value>, key: &str, min: u64, max: u64) -> Result<Option<u64>, String> {
-    match value {
-        None => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(format!("field {key:?}: must be an integer {min}..{max}, got {}", show(v))),
-        },
-    }
-}
-
-/// A value as it appears in error messages.
-fn show(value: &Value) -> String {
-    match value {
-        Value::Number(text) => text.clone(),
-        Value::String(s) => format!("{s:?}"),
-        Value::Bool(b) => b.to_string(),
-        other => other.kind().to_string(),
-    }
-}
-
 /// Runs the probes on `parallel` workers and writes the result lines.
 pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Resolver, out: &mut impl Write) -> io::Result<()> {
     let probes = Arc::new(probes);
@@ -174,7 +92,7 @@ pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Resolver, o
                 let Some(probe) = probes.get(index) else {
                     break;
                 };
-                let (attempt, attempts) = probe::run(&probe.spec, probe.tries, &resolver).await;
+                let (attempt, attempts) = probe::run(&probe.spec, probe.request.tries, &resolver).await;
                 if results.send((index, result_line(index, probe, &attempt, attempts))).is_err() {
                     break;
                 }
@@ -207,96 +125,39 @@ pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Resolver, o
 
 pub fn result_line(index: usize, probe: &BatchProbe, attempt: &Attempt, attempts: u32) -> String {
     let (outcome, detail, answer) = match &attempt.result {
-        Ok(answer) => ("connected", None, Some(answer)),
+        Ok(answer) => (Outcome::Connected, None, Some(answer)),
         Err(failure) => (failure.outcome(), failure.detail(), None),
     };
     let client = answer.and_then(|a| a.client);
-    ObjectWriter::new()
-        .u64("v", SCHEMA_VERSION)
-        .u64("index", index as u64)
-        .opt_str("id", probe.id.as_deref())
-        .str("target", &probe.target)
-        .u64("port", u64::from(probe.spec.port))
-        .str("protocol", probe.spec.protocol.as_str())
-        .str("outcome", outcome)
-        .opt_str("address", attempt.address.map(|a| a.to_string()).as_deref())
-        .u64("latency_us", u64::try_from(attempt.latency.as_micros()).unwrap_or(u64::MAX))
-        .u64("attempts", u64::from(attempts))
-        .opt_str("answered_by", answer.and_then(|a| a.name.as_deref()))
-        .opt_str("client_ip", client.map(|c| c.ip().to_string()).as_deref())
-        .opt_u64("client_port", client.map(|c| u64::from(c.port())))
-        .opt_str("detail", detail)
-        .finish()
+    let request = &probe.request;
+    ProbeResult {
+        index,
+        id: request.id.clone(),
+        target: request.target.to_string(),
+        port: request.port,
+        protocol: request.protocol,
+        outcome,
+        address: attempt.address,
+        latency: attempt.latency,
+        attempts,
+        answered_by: answer.and_then(|a| a.name.clone()),
+        client_ip: client.map(|c| c.ip()),
+        client_port: client.map(|c| c.port()),
+        detail: detail.map(str::to_string),
+    }
+    .to_line()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::args::Host;
     use crate::identity::Answer;
     use crate::probe::Failure;
 
-    const T: Duration = Duration::from_secs(1);
-
-    fn err(text: &str) -> String {
-        parse_batch(text, T).expect_err(text)
-    }
-
-    #[test]
-    fn parses_probes_with_defaults() {
-        let probes = parse_batch(
-            r#"[{"target":"10.0.0.1","port":80,"protocol":"tcp"},
-                {"v":1,"id":"b","target":"web.ns","port":53,"protocol":"udp","timeout":"250ms","tries":3,"source_port":40000,"identify":false}]"#,
-            T,
-        )
-        .unwrap();
-        assert_eq!(probes.len(), 2);
-        assert_eq!(probes[0].spec.host, Host::Ip("10.0.0.1".parse().unwrap()));
-        assert_eq!((probes[0].tries, probes[0].spec.timeout, probes[0].spec.source_port), (1, T, None));
-        assert!(probes[0].spec.identify);
-        let b = &probes[1];
-        assert_eq!(b.id.as_deref(), Some("b"));
-        assert_eq!(b.spec.host, Host::Name("web.ns".into()));
-        assert_eq!(b.spec.protocol, Protocol::Udp);
-        assert_eq!((b.tries, b.spec.timeout, b.spec.source_port), (3, Duration::from_millis(250), Some(40000)));
-        assert!(!b.spec.identify);
-        assert!(parse_batch("[]", T).unwrap().is_empty());
-    }
-
-    #[test]
-    fn errors_name_the_probe_and_field() {
-        let ok = r#"{"target":"10.0.0.1","port":80,"protocol":"tcp"}"#;
-        let cases = [
-            ("{}".to_string(), "batch must be a JSON array of probe objects, got an object"),
-            ("[1,]".to_string(), "batch is not valid JSON: line 1 column 4"),
-            (format!("[{ok}, 3]"), "probe 1: must be an object, got a number"),
-            (format!("[{ok}, {{\"target\":\"a\",\"port\":80,\"protocol\":\"icmp\"}}]"), "probe 1: field \"protocol\": unknown protocol \"icmp\""),
-            (r#"[{"target":"a","port":0,"protocol":"tcp"}]"#.into(), "probe 0: field \"port\": must be an integer 1..65535, got 0"),
-            (r#"[{"target":"a","port":65536,"protocol":"tcp"}]"#.into(), "probe 0: field \"port\": must be an integer 1..65535, got 65536"),
-            (r#"[{"target":"a","port":"80","protocol":"tcp"}]"#.into(), "got \"80\""),
-            (r#"[{"target":"a","port":80.5,"protocol":"tcp"}]"#.into(), "got 80.5"),
-            (r#"[{"target":"a","protocol":"tcp"}]"#.into(), "probe 0: missing field \"port\""),
-            (r#"[{"port":1,"protocol":"tcp"}]"#.into(), "probe 0: missing field \"target\""),
-            (r#"[{"target":"a","port":1}]"#.into(), "probe 0: missing field \"protocol\""),
-            (r#"[{"target":"a b","port":1,"protocol":"tcp"}]"#.into(), "probe 0: field \"target\": invalid host"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","prot":"x"}]"#.into(), "probe 0: unknown field \"prot\""),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","timeout":5}]"#.into(), "field \"timeout\": must be a duration string"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","timeout":"5"}]"#.into(), "field \"timeout\": invalid duration"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","tries":0}]"#.into(), "field \"tries\": must be an integer 1..100"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","source_port":0}]"#.into(), "field \"source_port\""),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","v":2}]"#.into(), "unsupported schema version 2"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","id":7}]"#.into(), "field \"id\": must be a string"),
-            (r#"[{"target":"a","port":1,"protocol":"tcp","identify":"no"}]"#.into(), "field \"identify\": must be true or false"),
-        ];
-        for (input, expected) in cases {
-            let e = err(&input);
-            assert!(e.contains(expected), "{input}\n  gave: {e}\n  want: {expected}");
-        }
-    }
-
     #[test]
     fn result_lines() {
-        let probe = &parse_batch(r#"[{"id":"x","target":"::1","port":80,"protocol":"tcp"}]"#, T).unwrap()[0];
+        let request = parse_batch(r#"[{"id":"x","target":"::1","port":80,"protocol":"tcp"}]"#, Duration::from_secs(1)).unwrap().remove(0);
+        let probe = &BatchProbe::new(request, Duration::from_secs(1));
         let connected = Attempt {
             address: Some("[::1]:80".parse().unwrap()),
             latency: Duration::from_micros(1234),

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 
-use crate::json::{self, ObjectWriter, Value};
+use netmatrix_probe::json::{self, ObjectWriter, Value};
 
 /// Longest reply a probe reads; identity lines are far shorter.
 pub const MAX_REPLY: usize = 4096;

@@ -8,7 +8,6 @@ mod connect;
 mod dns;
 mod http;
 mod identity;
-mod json;
 mod probe;
 mod sctp;
 mod serve;

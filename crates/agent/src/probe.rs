@@ -9,12 +9,12 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use netmatrix_probe::{Outcome, Protocol, Target};
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
-use crate::args::{Host, Protocol};
 use crate::dns::Resolver;
 use crate::identity::{Answer, MAX_REPLY, parse_reply};
 use crate::sctp::{self, ClientError};
@@ -24,7 +24,7 @@ const REQUEST: &[u8] = b"hostname\n";
 
 #[derive(Debug, Clone)]
 pub struct Spec {
-    pub host: Host,
+    pub host: Target,
     pub port: u16,
     pub protocol: Protocol,
     /// Bounds one attempt, name resolution included.
@@ -53,14 +53,14 @@ pub enum Failure {
 
 impl Failure {
     /// The `outcome` value in a batch result line.
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Failure::Refused => "refused",
-            Failure::Timeout => "timeout",
-            Failure::Unreachable(_) => "unreachable",
-            Failure::Dns(_) => "dns",
-            Failure::Other(_) => "other",
-            Failure::Agent(_) => "error",
+            Failure::Refused => Outcome::Refused,
+            Failure::Timeout => Outcome::Timeout,
+            Failure::Unreachable(_) => Outcome::Unreachable,
+            Failure::Dns(_) => Outcome::Dns,
+            Failure::Other(_) => Outcome::Other,
+            Failure::Agent(_) => Outcome::Error,
         }
     }
 
@@ -99,8 +99,8 @@ pub async fn attempt(spec: &Spec, resolver: &Resolver) -> Attempt {
     let start = Instant::now();
     let deadline = start + spec.timeout;
     let ip = match &spec.host {
-        Host::Ip(ip) => *ip,
-        Host::Name(name) => match timeout_at(deadline, resolver.resolve(name)).await {
+        Target::Ip(ip) => *ip,
+        Target::Name(name) => match timeout_at(deadline, resolver.resolve(name)).await {
             Ok(Ok(ip)) => ip,
             failed => {
                 let error = match failed {

@@ -1,6 +1,7 @@
-//! The tiny JSON reader and writer the agent needs (no serde: the agent is
-//! std + tokio only). The reader is strict RFC 8259: no trailing commas,
-//! comments or duplicate keys, and errors carry a line and column.
+//! The tiny JSON reader and writer the probe schema needs (no serde: the
+//! agent links this crate and is std + tokio only). The reader is strict
+//! RFC 8259: no trailing commas, comments or duplicate keys, and errors
+//! carry a line and column.
 
 use std::fmt::{self, Write as _};
 
@@ -341,6 +342,12 @@ pub struct ObjectWriter {
     buf: String,
 }
 
+impl Default for ObjectWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ObjectWriter {
     pub fn new() -> Self {
         ObjectWriter { buf: String::from("{") }
@@ -372,6 +379,12 @@ impl ObjectWriter {
     pub fn u64(mut self, key: &str, value: u64) -> Self {
         self.key(key);
         let _ = write!(self.buf, "{value}");
+        self
+    }
+
+    pub fn bool(mut self, key: &str, value: bool) -> Self {
+        self.key(key);
+        self.buf.push_str(if value { "true" } else { "false" });
         self
     }
 
@@ -460,5 +473,6 @@ mod tests {
         assert_eq!(line, r#"{"v":1,"s":"q\"\\\n\u0001é","none":null,"n":7}"#);
         let Value::Object(members) = parse(&line).unwrap() else { panic!("not an object") };
         assert_eq!(members[1].1, Value::String("q\"\\\n\u{1}é".into()));
+        assert_eq!(ObjectWriter::new().bool("t", true).bool("f", false).finish(), r#"{"t":true,"f":false}"#);
     }
 }
