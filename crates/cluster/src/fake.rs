@@ -13,7 +13,8 @@ use netmatrix_oracle::services::{self, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 
 use crate::{
-    Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, Outcome, PodSpec, ProbeResult, Row, RowResult, probe_rows_on_threads,
+    Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, Outcome, PodSpec, ProbeResult, Row, RowResult, Target,
+    probe_rows_on_threads,
 };
 
 /// One probe as a fault rule sees it.
@@ -133,6 +134,14 @@ impl FakeBackend {
             (true, false) => Outcome::Refused,
             (false, _) => Outcome::Timeout,
         }
+    }
+}
+
+fn model_protocol(p: netmatrix_probe::Protocol) -> Protocol {
+    match p {
+        netmatrix_probe::Protocol::Tcp => Protocol::Tcp,
+        netmatrix_probe::Protocol::Udp => Protocol::Udp,
+        netmatrix_probe::Protocol::Sctp => Protocol::Sctp,
     }
 }
 
@@ -277,19 +286,21 @@ impl FakeBackend {
             .iter()
             .enumerate()
             .map(|(index, probe)| {
-                let protocol =
-                    Protocol::parse(&probe.protocol.to_ascii_uppercase()).ok_or_else(|| BackendError::BadInput(format!("protocol {}", probe.protocol)))?;
+                let protocol = model_protocol(probe.protocol);
                 let call = {
                     let mut calls = self.calls.lock().unwrap();
-                    let n = calls.entry((src_key.clone(), probe.target.clone(), probe.port, protocol)).or_default();
+                    let n = calls.entry((src_key.clone(), probe.target.to_string(), probe.port, protocol)).or_default();
                     *n += 1;
                     *n - 1
                 };
-                let dst = probe.target.parse().ok().and_then(|ip| self.pod_by_ip(ip));
+                let dst = match probe.target {
+                    Target::Ip(IpAddr::V4(ip)) => self.pod_by_ip(ip),
+                    _ => None,
+                };
                 let dst_key = dst.map(|p| p.spec.key().to_string());
                 let dst_index = dst.and_then(|d| model.pods.iter().position(|p| p.key() == d.spec.key()));
                 let frontend =
-                    frontends.iter().find(|f| f.address.is_some_and(|a| a.to_string() == probe.target) && f.dst_port == probe.port && f.protocol == protocol);
+                    frontends.iter().find(|f| f.address.is_some_and(|a| probe.target == Target::Ip(a)) && f.dst_port == probe.port && f.protocol == protocol);
                 // A Service frontend first: a node port shares its address with hostNetwork pods.
                 let (real, answered_by) = match (dst_index, frontend) {
                     (Some(d), None) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
@@ -311,9 +322,15 @@ impl FakeBackend {
                 let outcome = self.faults.iter().find_map(|f| f(&probed)).unwrap_or(real);
                 Ok(ProbeResult {
                     index,
-                    id: Some(probe.id.clone()),
+                    id: probe.id.clone(),
+                    target: probe.target.to_string(),
+                    port: probe.port,
+                    protocol: probe.protocol,
+                    address: None,
+                    attempts: 1,
+                    client_port: None,
                     outcome,
-                    latency_us: 100,
+                    latency: Duration::from_micros(100),
                     answered_by: answered_by.filter(|_| outcome == Outcome::Connected),
                     client_ip: None,
                     detail: (outcome == Outcome::Error).then(|| "injected".to_owned()),
@@ -334,7 +351,7 @@ mod tests {
     }
 
     fn request(target: IpAddr, port: u16) -> ProbeRequest {
-        ProbeRequest { id: format!("{target}"), target: target.to_string(), port, protocol: "tcp", timeout: "1s".into(), source_port: None }
+        ProbeRequest::new(Target::Ip(target), port, netmatrix_probe::Protocol::Tcp)
     }
 
     /// Probes from x/a to each of `targets` on `port`, in one row.

@@ -7,7 +7,10 @@ use std::path::Path;
 use netmatrix_lab::{Lab, LabError, topology};
 use netmatrix_model::{Labels, PodKey};
 
-use crate::{Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, PodSpec, ProbeResult, Row, RowResult, probe_rows_on_threads};
+use crate::{
+    Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, PodSpec, Row, RowResult, batch_to_json, parse_results,
+    probe_rows_on_threads,
+};
 
 pub struct LabBackend {
     lab: Lab,
@@ -127,9 +130,9 @@ impl Backend for LabBackend {
     fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
         probe_rows_on_threads(rows, parallel, on_row, |row| {
             let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
-            let batch = serde_json::to_string(&row.probes).expect("probe requests serialise");
+            let batch = batch_to_json(&row.probes);
             let out = self.lab.probe(&row.source.namespace, &row.source.name, &batch, row.deadline).map_err(|e| exec(e.to_string()))?;
-            ProbeResult::parse_lines(&out, row.probes.len()).map_err(exec)
+            parse_results(&out, row.probes.len()).map_err(exec)
         })
     }
 

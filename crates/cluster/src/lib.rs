@@ -6,7 +6,6 @@ mod capabilities;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod lab;
-mod probe;
 mod rows;
 
 use std::net::IpAddr;
@@ -17,7 +16,8 @@ use netmatrix_model::Labels;
 
 pub use capabilities::{Capabilities, Capability, Support};
 pub use netmatrix_model::{ContainerPort, PodKey, PodSpec};
-pub use probe::{Outcome, ProbeRequest, ProbeResult};
+/// The agent's batch schema `netmatrix.probe/v1`, defined once for the agent and the backends.
+pub use netmatrix_probe::{Outcome, ProbeRequest, ProbeResult, Protocol as ProbeProtocol, Target, batch_to_json, parse_results};
 pub use rows::{Row, RowResult, probe_rows_on_threads};
 
 /// Which kind of backend a run drove, as the run report names it.

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use netmatrix_cluster::lab::LabBackend;
-use netmatrix_cluster::{Backend, ContainerPort, PodKey, ProbeRequest, Row};
+use netmatrix_cluster::{Backend, ContainerPort, PodKey, ProbeProtocol, ProbeRequest, Row, Target};
 use netmatrix_engine::{Action, Case, ProbeConfig, ProbeSpec, Step, World, runner};
 use netmatrix_lab::Lab;
 use netmatrix_model::{Labels, Protocol};
@@ -91,8 +91,9 @@ fn main() {
         let (ns, pod) = cell.src.split_once('/').unwrap();
         let source = PodKey::new(ns, pod);
         let dst = model.pods.iter().find(|p| format!("{}/{}", p.namespace, p.name) == cell.dst).unwrap();
-        let protocol = if cell.protocol == Protocol::Tcp { "tcp" } else { "udp" };
-        let probe = ProbeRequest { id: cell.dst.clone(), target: dst.ips[0].to_string(), port: 80, protocol, timeout: "1s".into(), source_port: None };
+        let protocol = if cell.protocol == Protocol::Tcp { ProbeProtocol::Tcp } else { ProbeProtocol::Udp };
+        let probe =
+            ProbeRequest { id: Some(cell.dst.clone()), timeout: Some(Duration::from_secs(1)), ..ProbeRequest::new(Target::Ip(dst.ips[0]), 80, protocol) };
         let class = usize::from(cell.expected == netmatrix_results::Expected::Deny);
         let start = Instant::now();
         let row = Row { source, probes: vec![probe], deadline: Duration::from_secs(10) };

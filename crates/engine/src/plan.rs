@@ -1,5 +1,7 @@
 //! The cells of a step and what the oracle expects of each.
 
+use std::net::IpAddr;
+
 use netmatrix_model::{Cluster, PodKey, Protocol, SessionAffinity};
 use netmatrix_oracle::services::{self, FrontendKind, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
@@ -13,7 +15,7 @@ pub struct Planned {
     pub cell: Cell,
     pub source: PodKey,
     /// The address to connect to.
-    pub address: String,
+    pub address: IpAddr,
     /// For Service targets: `ns/pod` of every pod that may answer this source.
     pub backends: Option<Vec<String>>,
     pub source_port: Option<u16>,
@@ -97,7 +99,7 @@ fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec) -> Vec
                 let mut c = cell(src, name.clone(), port, protocol, expected, target);
                 c.dst_node = dst.node.clone();
                 c.detail = undefined.then(|| "NetworkPolicy leaves hostNetwork pods undefined".to_owned());
-                planned.push(Planned { cell: c, source: src.key(), address: address.to_string(), backends: None, source_port: None, repeat: 1 });
+                planned.push(Planned { cell: c, source: src.key(), address: *address, backends: None, source_port: None, repeat: 1 });
             }
         }
     }
@@ -146,7 +148,7 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
             planned.push(Planned {
                 cell: c,
                 source: src.key(),
-                address: address.to_string(),
+                address,
                 backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
                 source_port: spec.fixed_source_port.then(|| FIXED_SOURCE_PORT + names.binary_search(&pod_key(src)).unwrap_or_default() as u16),
                 repeat: if affinity { AFFINITY_CONNECTIONS } else { 1 },
@@ -190,6 +192,6 @@ status: {podIP: 10.244.1.10}
         assert_eq!(find("x/a", "x/b", 80).cell.expected, Expected::Deny, "b is isolated for ingress");
         assert_eq!(find("x/b", "x/a", 81).cell.expected, Expected::Deny, "a does not serve 81");
         let c = find("x/b", "x/a", 80);
-        assert_eq!((c.address.as_str(), c.cell.src_node.as_deref(), c.cell.dst_node.as_deref()), ("10.244.0.10", Some("node1"), Some("node0")));
+        assert_eq!((c.address.to_string().as_str(), c.cell.src_node.as_deref(), c.cell.dst_node.as_deref()), ("10.244.0.10", Some("node1"), Some("node0")));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netmatrix_cluster::{Backend, Outcome, ProbeRequest, ProbeResult, Row};
+use netmatrix_cluster::{Backend, Outcome, ProbeProtocol, ProbeRequest, ProbeResult, Row, Target};
 use netmatrix_model::PodKey;
 use netmatrix_results::{Expected, Observed};
 
@@ -74,7 +74,7 @@ fn observe(result: &ProbeResult, backends: Option<&[String]>) -> Observation {
     Observation {
         // An answer from a pod that is no backend is not the connection the Service promises.
         observed: if stray { Observed::Deny } else { observed },
-        latency_ms: (!timed_out).then_some(result.latency_us as f64 / 1000.0),
+        latency_ms: (!timed_out).then_some(result.latency.as_secs_f64() * 1000.0),
         answered_by: result.answered_by.clone(),
         detail,
     }
@@ -153,12 +153,10 @@ pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: &ProbeC
 /// What the agent is asked for one cell (several connections for an affinity check).
 fn requests(p: &Planned, timeout: Duration) -> impl Iterator<Item = ProbeRequest> {
     let request = ProbeRequest {
-        id: p.cell.dst.clone(),
-        target: p.address.clone(),
-        port: p.cell.port,
-        protocol: protocol_name(p.cell.protocol),
-        timeout: format!("{}ms", timeout.as_millis().max(1)),
+        id: Some(p.cell.dst.clone()),
+        timeout: Some(timeout),
         source_port: p.source_port,
+        ..ProbeRequest::new(Target::Ip(p.address), p.cell.port, probe_protocol(p.cell.protocol))
     };
     std::iter::repeat_n(request, p.repeat)
 }
@@ -204,11 +202,11 @@ fn run_try(backend: &dyn Backend, cells: &[Planned], pending: &[usize], config: 
     observed
 }
 
-fn protocol_name(p: netmatrix_model::Protocol) -> &'static str {
+fn probe_protocol(p: netmatrix_model::Protocol) -> ProbeProtocol {
     match p {
-        netmatrix_model::Protocol::Tcp => "tcp",
-        netmatrix_model::Protocol::Udp => "udp",
-        netmatrix_model::Protocol::Sctp => "sctp",
+        netmatrix_model::Protocol::Tcp => ProbeProtocol::Tcp,
+        netmatrix_model::Protocol::Udp => ProbeProtocol::Udp,
+        netmatrix_model::Protocol::Sctp => ProbeProtocol::Sctp,
     }
 }
 
