@@ -17,7 +17,7 @@ Usage:
                   [--source-port N] [--resolv-conf FILE]
   netmatrix-agent serve [--name NAME] [--bind ADDR]... [--tcp PORTS] [--udp PORTS]
                   [--sctp PORTS] [--http PORTS]
-  netmatrix-agent probe --batch FILE|- [--parallel N] [--timeout DUR] [--resolv-conf FILE]
+  netmatrix-agent probe --batch FILE|-|JSON [--parallel N] [--timeout DUR] [--resolv-conf FILE]
   netmatrix-agent help
 
 connect  one agnhost-compatible probe: exit 0 on success, 1 on failure with one
@@ -72,6 +72,9 @@ pub struct ServeArgs {
 pub enum BatchSource {
     Stdin,
     File(PathBuf),
+    /// The batch itself (a value starting with `[`): an exec needs no stdin, whose end an
+    /// older exec protocol (v4.channel.k8s.io) cannot signal.
+    Inline(String),
 }
 
 #[derive(Debug)]
@@ -205,7 +208,11 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
         match flag.as_str() {
             "--batch" => {
                 let value = words.value(&flag, inline)?;
-                batch = Some(if value == "-" { BatchSource::Stdin } else { BatchSource::File(value.into()) });
+                batch = Some(match value.as_str() {
+                    "-" => BatchSource::Stdin,
+                    json if json.trim_start().starts_with('[') => BatchSource::Inline(value),
+                    _ => BatchSource::File(value.into()),
+                });
             }
             "--parallel" => {
                 let text = words.value(&flag, inline)?;
@@ -298,6 +305,8 @@ mod tests {
         let Ok(Command::Probe(p)) = cmd("probe --batch - --parallel 8") else { panic!("not parsed") };
         assert_eq!((p.batch, p.parallel), (BatchSource::Stdin, 8));
         assert!(cmd("probe").unwrap_err().contains("--batch"));
+        let Ok(Command::Probe(p)) = cmd("probe --batch=[]") else { panic!("not parsed") };
+        assert_eq!(p.batch, BatchSource::Inline("[]".into()), "a JSON array is the batch itself");
         assert!(cmd("probe --batch x --parallel 0").unwrap_err().contains("1..=4096"));
         assert!(matches!(cmd("help"), Ok(Command::Help)));
         assert!(matches!(cmd("connect --help"), Ok(Command::Help)));

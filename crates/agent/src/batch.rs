@@ -75,6 +75,7 @@ fn read_batch(source: &BatchSource) -> Result<String, String> {
             Ok(text)
         }
         BatchSource::File(path) => std::fs::read_to_string(path).map_err(|e| format!("reading the batch {}: {e}", path.display())),
+        BatchSource::Inline(json) => Ok(json.clone()),
     }
 }
 

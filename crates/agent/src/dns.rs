@@ -39,10 +39,10 @@ pub fn parse_resolv_conf(text: &str) -> ResolvConf {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("nameserver") => {
-                if let Some(addr) = words.next().and_then(parse_nameserver) {
-                    if conf.nameservers.len() < MAX_NAMESERVERS {
-                        conf.nameservers.push(addr);
-                    }
+                if let Some(addr) = words.next().and_then(parse_nameserver)
+                    && conf.nameservers.len() < MAX_NAMESERVERS
+                {
+                    conf.nameservers.push(addr);
                 }
             }
             // The last search/domain line wins, as in glibc.

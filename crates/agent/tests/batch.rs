@@ -135,10 +135,10 @@ fn plain_text_replies_count_as_the_answering_name() {
     let port = server.local_addr().expect("addr").port();
     let responder = thread::spawn(move || {
         let mut buf = [0u8; 64];
-        if let Ok((n, peer)) = server.recv_from(&mut buf) {
-            if &buf[..n] == b"hostname\n" {
-                let _ = server.send_to(b"netexec-0", peer);
-            }
+        if let Ok((n, peer)) = server.recv_from(&mut buf)
+            && &buf[..n] == b"hostname\n"
+        {
+            let _ = server.send_to(b"netexec-0", peer);
         }
     });
     let r = probe_ok(&format!(r#"[{{"target":"127.0.0.1","port":{port},"protocol":"udp","timeout":"5s"}}]"#), &[]);

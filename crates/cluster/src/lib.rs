@@ -53,6 +53,13 @@ pub enum BackendError {
     /// The lab failed, or was asked something it cannot do.
     #[error(transparent)]
     Lab(#[from] LabError),
+    /// Another backend's failure (an API server's answer, a deadline), with its cause.
+    #[error("{what}: {source}")]
+    Infrastructure {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl BackendError {
@@ -61,7 +68,7 @@ impl BackendError {
         match self {
             Self::BadInput(_) => true,
             Self::Lab(e) => e.is_bad_input(),
-            Self::NotReady { .. } | Self::Exec { .. } => false,
+            Self::NotReady { .. } | Self::Exec { .. } | Self::Infrastructure { .. } => false,
         }
     }
 }
@@ -143,6 +150,9 @@ pub trait Backend: Send + Sync {
     /// Removes everything this backend created for the run (pods, namespaces, or the whole lab
     /// it made), going on after each failure; returns every failure.
     fn teardown(&mut self) -> Vec<BackendError>;
+    /// The case whose work follows (`None` between cases), for backends that tag their
+    /// requests with it (the Kubernetes backend's user agent, so audit logs map to cases).
+    fn begin_case(&mut self, _case: Option<&str>) {}
     /// What to call when the process must quit at once (a second Ctrl-C) and cannot tear
     /// down in order: the quickest removal of what the run made, if any.
     fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>>;

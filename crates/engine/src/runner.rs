@@ -60,8 +60,11 @@ pub fn run(
         }
         on_event(Event::CaseStarted { id: &case.id, index, total: cases.len() });
         let mut created = Created::default();
+        backend.begin_case(Some(&case.id));
         let report = run_case(backend, world, case, config, &mut created, on_event);
-        restore(backend, world, &created).map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
+        let restored = restore(backend, world, &created);
+        backend.begin_case(None);
+        restored.map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
         if config.cancelled() {
             return Err(EngineError::Interrupted { done: index, total: cases.len() });
         }

@@ -1,0 +1,204 @@
+//! Waiting with deadlines, on watches rather than sleeps: pods ready (or stuck, with their
+//! events), objects gone, Services' endpoints ready; and removing a run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use netmatrix_cluster::ObjectKind;
+
+use crate::error::KubeError;
+use crate::objects::{self, AdminPolicyApis};
+use crate::pods::{self, Start};
+use crate::{MANAGED_BY, RUN_LABEL};
+
+/// Waits until every pod of `wanted` (namespace, name) is Ready; fails at once when one is
+/// stuck (image pull, crash loop, unschedulable), with its events.
+pub async fn pods_ready(client: &Client, run: &str, wanted: &[(String, String)], deadline: Duration) -> Result<(), KubeError> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut waiting: BTreeSet<(String, String)> = wanted.iter().cloned().collect();
+    let mut stream = watcher(api, watcher::Config::default().labels(&format!("{RUN_LABEL}={run}"))).applied_objects().boxed();
+    let watched = async {
+        while let Some(pod) =
+            stream.try_next().await.map_err(|e| KubeError::Api { what: "watching the probe pods".into(), source: kube::Error::Service(Box::new(e)) })?
+        {
+            let key = (pod.metadata.namespace.clone().unwrap_or_default(), pod.metadata.name.clone().unwrap_or_default());
+            if !waiting.contains(&key) {
+                continue;
+            }
+            match pods::start(&pod) {
+                Start::Ready => {
+                    waiting.remove(&key);
+                    if waiting.is_empty() {
+                        return Ok(());
+                    }
+                }
+                Start::Waiting => {}
+                Start::Stuck(reason) => {
+                    let events = events_of(client, &key.0, &key.1).await;
+                    return Err(KubeError::PodsFailed(format!("{}/{}: {reason}{events}", key.0, key.1)));
+                }
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(deadline, watched).await {
+        Ok(result) => result,
+        Err(_) => {
+            let mut names: Vec<String> = Vec::new();
+            for (namespace, name) in &waiting {
+                names.push(format!("{namespace}/{name}{}", events_of(client, namespace, name).await));
+            }
+            Err(KubeError::Deadline { what: format!("probe pods becoming ready: {}", names.join("; ")), after: deadline })
+        }
+    }
+}
+
+/// The pod's events, oldest first, as `; events: reason: message, ...` (empty when none).
+async fn events_of(client: &Client, namespace: &str, name: &str) -> String {
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&ListParams::default().fields(&format!("involvedObject.name={name}"))).await else { return String::new() };
+    let events: Vec<String> =
+        list.items.iter().map(|e| format!("{}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())).collect();
+    if events.is_empty() { String::new() } else { format!("; events: {}", events.join(", ")) }
+}
+
+/// Waits until the object `name` is gone.
+pub async fn gone<K>(api: &Api<K>, name: &str, deadline: Duration) -> Result<(), KubeError>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let condition = kube::runtime::wait::await_condition(api.clone(), name, kube::runtime::wait::conditions::is_deleted(""));
+    match tokio::time::timeout(deadline, condition).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(KubeError::Deadline { what: format!("{name} going away ({e})"), after: deadline }),
+        Err(_) => Err(KubeError::Deadline { what: format!("{name} going away"), after: deadline }),
+    }
+}
+
+/// Waits until each Service (real namespace, name) with a selector has, in its EndpointSlices,
+/// exactly the ready pods it selects, so probes do not race the endpoints controller.
+pub async fn endpoints_ready(client: &Client, services: &[(String, String)], deadline: Duration) -> Result<(), KubeError> {
+    let check = async {
+        for (namespace, name) in services {
+            let service: Service =
+                Api::namespaced(client.clone(), namespace).get(name).await.map_err(KubeError::api(format!("reading Service {namespace}/{name}")))?;
+            let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty()) else { continue };
+            let selector: String = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), namespace);
+            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+            let mut stream = watcher(slices, watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}"))).default_backoff().boxed();
+            let mut current: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            loop {
+                let expected: BTreeSet<String> = pods
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(KubeError::api(format!("listing the pods of Service {namespace}/{name}")))?
+                    .items
+                    .iter()
+                    .filter(|p| pods::start(p) == Start::Ready)
+                    .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+                    .collect();
+                if current.values().flatten().cloned().collect::<BTreeSet<_>>() == expected && !current.is_empty() || expected.is_empty() {
+                    break;
+                }
+                match stream.try_next().await {
+                    Ok(Some(watcher::Event::Apply(slice) | watcher::Event::InitApply(slice))) => {
+                        current.insert(slice.metadata.name.clone().unwrap_or_default(), ready_addresses(&slice));
+                    }
+                    Ok(Some(watcher::Event::Delete(slice))) => {
+                        current.remove(&slice.metadata.name.clone().unwrap_or_default());
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(KubeError::Api {
+                            what: format!("watching the EndpointSlices of {namespace}/{name}"),
+                            source: kube::Error::Service(Box::new(e)),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(deadline, check).await.unwrap_or_else(|_| {
+        let names: Vec<String> = services.iter().map(|(n, s)| format!("{n}/{s}")).collect();
+        Err(KubeError::Deadline { what: format!("the EndpointSlices of {} listing their ready pods", names.join(", ")), after: deadline })
+    })
+}
+
+fn ready_addresses(slice: &EndpointSlice) -> BTreeSet<String> {
+    slice.endpoints.iter().flatten().filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)).flat_map(|e| e.addresses.iter().cloned()).collect()
+}
+
+/// Deletes a run's namespaces (and with them everything in them) and its cluster-scoped
+/// objects, then waits (up to `deadline`; zero: does not wait) until the namespaces are gone.
+/// Goes on after each failure; returns all of them.
+pub async fn remove_run(client: &Client, run: &str, cluster_objects: &[(ObjectKind, String)], deadline: Duration) -> Vec<KubeError> {
+    let mut errors = Vec::new();
+    for (kind, name) in cluster_objects {
+        if let Err(e) = objects::delete(client, *kind, "", name, "v1alpha1").await {
+            errors.push(e);
+        }
+    }
+    errors.extend(remove_namespaces(client, &format!("{RUN_LABEL}={run}"), deadline).await.err());
+    errors
+}
+
+async fn remove_namespaces(client: &Client, selector: &str, deadline: Duration) -> Result<Vec<String>, KubeError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let names: Vec<String> = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(KubeError::api("listing the run's namespaces"))?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    for name in &names {
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(KubeError::Api { what: format!("deleting namespace {name}"), source: e }),
+        }
+    }
+    if !deadline.is_zero() {
+        for name in &names {
+            gone(&api, name, deadline).await?;
+        }
+    }
+    Ok(names)
+}
+
+/// `netmatrix cleanup --kubeconfig`: every labelled namespace and admin policy (or one run's).
+pub async fn remove_labelled(client: &Client, run: Option<&str>, admin: &AdminPolicyApis, deadline: Duration) -> Result<Vec<String>, KubeError> {
+    let selector = match run {
+        Some(run) => format!("{}={},{RUN_LABEL}={run}", MANAGED_BY.0, MANAGED_BY.1),
+        None => format!("{}={}", MANAGED_BY.0, MANAGED_BY.1),
+    };
+    let mut removed = Vec::new();
+    let kinds: Vec<ObjectKind> = [
+        (admin.v1alpha1, ObjectKind::AdminNetworkPolicy),
+        (admin.v1alpha1, ObjectKind::BaselineAdminNetworkPolicy),
+        (admin.cluster_network_policy, ObjectKind::ClusterNetworkPolicy),
+    ]
+    .into_iter()
+    .filter_map(|(served, kind)| served.then_some(kind))
+    .collect();
+    for kind in kinds {
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &objects::resource(kind, "v1alpha1"));
+        let list = api.list(&ListParams::default().labels(&selector)).await.map_err(KubeError::api(format!("listing {}", kind.as_str())))?;
+        for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
+            objects::delete(client, kind, "", &name, "v1alpha1").await?;
+            removed.push(format!("{} {name}", kind.as_str()));
+        }
+    }
+    removed.extend(remove_namespaces(client, &selector, deadline).await?.into_iter().map(|n| format!("namespace {n}")));
+    Ok(removed)
+}
