@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod image;
 mod lab;
 mod run;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
+        args::Command::Image(command) => image::run(command),
     };
     ExitCode::from(outcome as u8)
 }
