@@ -25,6 +25,9 @@ pub enum Command {
         #[arg(long)]
         lab: Option<String>,
     },
+    /// OCI image archives of the agent, built without Docker or a registry.
+    #[command(subcommand)]
+    Image(crate::image::ImageCommand),
 }
 
 #[derive(Debug, Subcommand)]

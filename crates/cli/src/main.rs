@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod image;
 mod lab;
 mod run;
 mod signals;
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
+        args::Command::Image(command) => image::run(command),
     };
     let outcome = result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
