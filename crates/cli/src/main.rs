@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
-        args::Command::Image(command) => image::run(command),
+        args::Command::Image(command) => Ok(image::run(command)),
     };
     let outcome = result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
