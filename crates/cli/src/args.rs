@@ -22,8 +22,17 @@ pub enum Command {
     /// Remove what netmatrix left behind: one lab, or every lab on this host.
     Cleanup {
         /// Only this lab.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "kubeconfig")]
         lab: Option<String>,
+        /// Remove what runs left in the cluster of this kubeconfig (`-`: kubectl's choice): every
+        /// namespace and admin policy labelled app.kubernetes.io/managed-by=netmatrix, nothing else.
+        #[arg(long, value_name = "FILE")]
+        kubeconfig: Option<PathBuf>,
+        #[arg(long, requires = "kubeconfig")]
+        context: Option<String>,
+        /// Only the objects of this run (its id, as `netmatrix run` printed it).
+        #[arg(long, requires = "kubeconfig")]
+        run: Option<String>,
     },
     /// OCI image archives of the agent, built without Docker or a registry.
     #[command(subcommand)]
@@ -184,8 +193,10 @@ mod tests {
 
     #[test]
     fn cleanup() {
-        assert!(matches!(parse(&["cleanup"]).unwrap().command, Command::Cleanup { lab: None }));
-        let Command::Cleanup { lab } = parse(&["cleanup", "--lab", "x1"]).unwrap().command else { panic!("cleanup") };
+        assert!(matches!(parse(&["cleanup"]).unwrap().command, Command::Cleanup { lab: None, kubeconfig: None, .. }));
+        assert!(parse(&["cleanup", "--lab", "x1", "--kubeconfig", "k"]).is_err(), "one place to clean");
+        assert!(parse(&["cleanup", "--run", "r1"]).is_err(), "--run needs --kubeconfig");
+        let Command::Cleanup { lab, .. } = parse(&["cleanup", "--lab", "x1"]).unwrap().command else { panic!("cleanup") };
         assert_eq!(lab.as_deref(), Some("x1"));
     }
 

@@ -51,6 +51,8 @@ pub enum CliError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Kube(#[from] netmatrix_kube::KubeError),
     /// Removing what a run created failed: each failure, after trying them all.
     #[error("cleaning up: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Teardown(Vec<BackendError>),
@@ -68,7 +70,9 @@ impl CliError {
         let bad_input = match self {
             CliError::Usage(_) => true,
             CliError::Lab(e) => e.is_bad_input(),
-            CliError::Backend(_) | CliError::Engine(_) | CliError::Teardown(_) | CliError::Io { .. } => false,
+            CliError::Kube(e) => e.is_bad_input(),
+            CliError::Backend(e) => e.is_bad_input(),
+            CliError::Engine(_) | CliError::Teardown(_) | CliError::Io { .. } => false,
         };
         if bad_input { Outcome::BadInput } else { Outcome::Failure }
     }
@@ -80,7 +84,8 @@ fn main() -> ExitCode {
         args::Command::Analyze(a) => Ok(analyze::run(a)),
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
-        args::Command::Cleanup { lab } => lab::cleanup(lab),
+        args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
+        args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => run::cleanup(kubeconfig, context, run),
         args::Command::Image(command) => Ok(image::run(command)),
     };
     let outcome = result.unwrap_or_else(|e| {

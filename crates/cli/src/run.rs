@@ -22,14 +22,31 @@ pub struct RunArgs {
     /// --lab and --kubeconfig a fresh lab is made for the run and removed after it.
     #[arg(long, value_name = "NAME")]
     pub lab: Option<String>,
-    /// Run against a Kubernetes cluster (not available yet in this version).
+    /// Run against the Kubernetes cluster of this kubeconfig (`-` for kubectl's own choice:
+    /// $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
     #[arg(long, value_name = "FILE", conflicts_with = "lab")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
     #[arg(long, requires = "kubeconfig")]
     pub context: Option<String>,
-    /// Nodes of a lab the run creates.
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
+    /// Nodes of a lab the run creates (default 3); on a cluster, at most this many nodes.
+    #[arg(long)]
+    pub nodes: Option<usize>,
+    /// On a cluster: the probe pods' image (load it with `netmatrix image build`).
+    #[arg(long, value_name = "REF", default_value = concat!("netmatrix-agent:", env!("CARGO_PKG_VERSION")))]
+    pub agent_image: String,
+    /// On a cluster: an image pull secret for the probe pods.
+    #[arg(long, value_name = "NAME")]
+    pub image_pull_secret: Option<String>,
+    /// On a cluster: also place probe pods on tainted and control-plane nodes.
+    #[arg(long)]
+    pub tolerate_taints: bool,
+    /// On a cluster: only nodes with these labels (`k=v,...`).
+    #[arg(long, value_name = "k=v,...")]
+    pub node_selector: Option<String>,
+    /// On a cluster: how long probe pods and Service endpoints may take to be ready.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
     /// Suites to run (repeatable): connectivity, services, netpol, anp. Default: all.
     #[arg(long = "suite", value_name = "S")]
     pub suites: Vec<String>,
@@ -90,17 +107,14 @@ struct Config {
 }
 
 fn validate(args: &RunArgs) -> Result<Config, String> {
-    if args.kubeconfig.is_some() {
-        return Err("--kubeconfig: the Kubernetes backend is not available in this version; run on the lab (no flag, or --lab NAME)".into());
-    }
     if args.sonobuoy {
         return Err("--sonobuoy: the Sonobuoy layout is not available in this version".into());
     }
     if let Some(lab) = &args.lab {
         names::validate(lab).map_err(|e| format!("--lab: {e}"))?;
     }
-    if args.nodes == 0 || args.nodes > 50 {
-        return Err(format!("--nodes {}: from 1 to 50", args.nodes));
+    if args.nodes.is_some_and(|n| n == 0 || n > 50) {
+        return Err(format!("--nodes {}: from 1 to 50", args.nodes.unwrap_or_default()));
     }
     if args.parallel == 0 {
         return Err("--parallel: at least 1".into());
@@ -112,7 +126,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     };
     let mut cases = suites::cases(&suites).map_err(|e| format!("--suite: {e}"))?;
     // The pods' names and namespaces do not depend on the backend: validate against any world.
-    let world = suites::world(&netmatrix_engine::world::node_names(args.nodes), true);
+    let world = suites::world(&netmatrix_engine::world::node_names(args.nodes.unwrap_or(LAB_NODES)), true);
     for path in &args.cases {
         let text = std::fs::read_to_string(path).map_err(|e| format!("--cases {}: {e}", path.display()))?;
         let mine = cases_file::parse(&path.display().to_string(), &text, &world)?;
@@ -186,34 +200,27 @@ impl Drop for Teardown {
     }
 }
 
+/// Nodes of a lab a run makes, unless `--nodes` says.
+const LAB_NODES: usize = 3;
+
+/// The backend a run drives, what the run prints about it, and what `--keep` prints.
+struct Chosen {
+    backend: Box<dyn Backend>,
+    about: String,
+    kept: String,
+}
+
 pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
     let config = validate(&args).map_err(CliError::Usage)?;
-    let (name, existed) = match &args.lab {
-        Some(name) => (name.clone(), Lab::list().contains(name)),
-        // A name of its own, so that runs side by side do not collide.
-        None => (format!("r{}", std::process::id() % 100_000), false),
-    };
     signals::install().map_err(|source| CliError::Io { what: "installing signal handlers".into(), source })?;
-    // Until the backend exists, a second signal removes the lab being built (if the run makes it).
-    if !existed && !args.keep {
-        let lab = name.clone();
-        signals::on_abort(Some(Box::new(move || {
-            let _ = Lab::down(&lab);
-        })));
-    }
-    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes) };
-    let backend: Box<dyn Backend> = Box::new(backend.map_err(|e| match e {
-        LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
-        other => other,
-    })?);
-    signals::on_abort(if args.keep { None } else { backend.abort_handle() });
-    let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
-    eprintln!("lab {name}: {} nodes{}", nodes.len(), if existed { " (existing)" } else { "" });
-    let world = suites::world(&nodes, backend.capabilities().sctp.is_yes());
-    let mut run = Teardown { backend, keep: args.keep, done: false };
+    let chosen = if args.kubeconfig.is_some() { kube(&args)? } else { lab(&args)? };
+    signals::on_abort(if args.keep { None } else { chosen.backend.abort_handle() });
+    let nodes: Vec<String> = chosen.backend.nodes().iter().map(|n| n.name.clone()).collect();
+    eprintln!("{}: {} nodes ({})", chosen.about, nodes.len(), nodes.join(", "));
+    let world = suites::world(&nodes, chosen.backend.capabilities().sctp.is_yes());
+    let mut run = Teardown { backend: chosen.backend, keep: args.keep, done: false };
     let outcome = execute(run.backend.as_mut(), &world, &config, &args);
-    let kept = if existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
-    let errors = run.finish(&kept);
+    let errors = run.finish(&chosen.kept);
     if let Some(signal) = signals::received() {
         for e in &errors {
             eprintln!("error: cleaning up: {e}");
@@ -225,6 +232,78 @@ pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
         return Err(CliError::Teardown(errors));
     }
     Ok(outcome)
+}
+
+/// A run's id: its label value and the prefix of its namespaces, unique enough that runs of
+/// several machines on one cluster do not meet.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("r{:06x}", (nanos as u64 ^ u64::from(std::process::id()) << 20) % 0x100_0000)
+}
+
+fn kube(args: &RunArgs) -> Result<Chosen, CliError> {
+    let selector = args.node_selector.as_deref().map(netmatrix_kube::parse_selector).transpose().map_err(CliError::Usage)?;
+    let kubeconfig = args.kubeconfig.clone().filter(|k| k.as_os_str() != "-");
+    let options = netmatrix_kube::KubeOptions {
+        kubeconfig,
+        context: args.context.clone(),
+        run: run_id(),
+        pods: netmatrix_kube::PodOptions {
+            image: args.agent_image.clone(),
+            image_pull_secret: args.image_pull_secret.clone(),
+            tolerate_taints: args.tolerate_taints,
+        },
+        nodes: netmatrix_kube::NodeFilter { tolerate_taints: args.tolerate_taints, selector: selector.unwrap_or_default(), max: args.nodes },
+        ready_timeout: args.ready_timeout,
+    };
+    let run = options.run.clone();
+    let backend = netmatrix_kube::KubeBackend::connect(options)?;
+    let about = format!("cluster {} ({}), run {run}", backend.server(), backend.server_version());
+    let kept = format!("kept the run's objects (netmatrix cleanup --kubeconfig ... --run {run} removes them)");
+    Ok(Chosen { backend: Box::new(backend), about, kept })
+}
+
+/// `netmatrix cleanup --kubeconfig`: what netmatrix labelled in the cluster, and nothing else.
+pub fn cleanup(kubeconfig: PathBuf, context: Option<String>, run: Option<String>) -> Result<Outcome, CliError> {
+    let options = netmatrix_kube::KubeOptions {
+        kubeconfig: Some(kubeconfig).filter(|k| k.as_os_str() != "-"),
+        context,
+        run: run.clone().unwrap_or_default(),
+        pods: netmatrix_kube::PodOptions { image: String::new(), image_pull_secret: None, tolerate_taints: false },
+        nodes: netmatrix_kube::NodeFilter::default(),
+        ready_timeout: Duration::from_secs(120),
+    };
+    let removed = netmatrix_kube::cleanup(&options, run.as_deref())?;
+    if removed.is_empty() {
+        println!("nothing to clean up");
+    }
+    for what in removed {
+        println!("removed {what}");
+    }
+    Ok(Outcome::Ok)
+}
+
+fn lab(args: &RunArgs) -> Result<Chosen, CliError> {
+    let (name, existed) = match &args.lab {
+        Some(name) => (name.clone(), Lab::list().contains(name)),
+        // A name of its own, so that runs side by side do not collide.
+        None => (format!("r{}", std::process::id() % 100_000), false),
+    };
+    // Until the backend exists, a second signal removes the lab being built (if the run makes it).
+    if !existed && !args.keep {
+        let lab = name.clone();
+        signals::on_abort(Some(Box::new(move || {
+            let _ = Lab::down(&lab);
+        })));
+    }
+    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes.unwrap_or(LAB_NODES)) };
+    let backend = backend.map_err(|e| match e {
+        LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
+        other => other,
+    })?;
+    let about = format!("lab {name}{}", if existed { " (existing)" } else { "" });
+    let kept = if existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
+    Ok(Chosen { backend: Box::new(backend), about, kept })
 }
 
 fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
@@ -290,7 +369,11 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, 3, Duration::from_secs(1), 2, 9, false));
+        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), 2, 9, false));
+        assert_eq!(
+            (a.agent_image, a.ready_timeout, a.tolerate_taints),
+            (format!("netmatrix-agent:{}", env!("CARGO_PKG_VERSION")), Duration::from_secs(120), false)
+        );
         assert!(a.suites.is_empty() && a.cases.is_empty() && a.json.is_none());
     }
 
@@ -330,10 +413,41 @@ mod tests {
         .unwrap();
         assert_eq!(
             (a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep),
-            (Some("l1"), 2, 2, 1, Duration::from_millis(500), 0, 4, true)
+            (Some("l1"), Some(2), 2, 1, Duration::from_millis(500), 0, 4, true)
         );
         assert_eq!((a.focus.as_deref(), a.skip.as_deref(), a.labels.as_deref()), (Some("a"), Some("b"), Some("type=x")));
         assert!(a.json.is_some() && a.junit.is_some() && a.html.is_some());
+    }
+
+    #[test]
+    fn cluster_flags() {
+        let a = parse(&[
+            "--kubeconfig",
+            "k",
+            "--context",
+            "c",
+            "--nodes",
+            "4",
+            "--agent-image",
+            "registry.example/agent:1",
+            "--image-pull-secret",
+            "s",
+            "--tolerate-taints",
+            "--node-selector",
+            "pool=probe",
+            "--ready-timeout",
+            "30s",
+        ])
+        .unwrap();
+        assert_eq!((a.kubeconfig.unwrap().to_str(), a.context.as_deref(), a.nodes), (Some("k"), Some("c"), Some(4)));
+        assert_eq!((a.agent_image.as_str(), a.image_pull_secret.as_deref(), a.tolerate_taints), ("registry.example/agent:1", Some("s"), true));
+        assert_eq!((a.node_selector.as_deref(), a.ready_timeout), (Some("pool=probe"), Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn run_ids_are_short_label_values() {
+        let id = run_id();
+        assert!(id.len() == 7 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
     }
 
     #[test]

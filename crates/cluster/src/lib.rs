@@ -150,6 +150,14 @@ pub trait Backend: Send + Sync {
     /// Removes everything this backend created for the run (pods, namespaces, or the whole lab
     /// it made), going on after each failure; returns every failure.
     fn teardown(&mut self) -> Vec<BackendError>;
+    /// The version the cluster reports, where it has one.
+    fn server_version(&self) -> Option<String> {
+        None
+    }
+    /// Namespaces as cases name them (`x`) and their real names, where the backend renames them.
+    fn real_namespaces(&self) -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
     /// The case whose work follows (`None` between cases), for backends that tag their
     /// requests with it (the Kubernetes backend's user agent, so audit logs map to cases).
     fn begin_case(&mut self, _case: Option<&str>) {}

@@ -76,7 +76,11 @@ pub fn run(
         backend: backend.kind().as_str().to_owned(),
         started: humantime::format_rfc3339_seconds(started).to_string(),
         duration_ms: clock.elapsed().as_millis() as u64,
-        cluster: ClusterInfo { nodes: backend.nodes().iter().map(|n| n.name.clone()).collect(), server_version: String::new() },
+        cluster: ClusterInfo {
+            nodes: backend.nodes().iter().map(|n| n.name.clone()).collect(),
+            server_version: backend.server_version().unwrap_or_default(),
+            namespaces: backend.real_namespaces(),
+        },
         summary: Summary::of(&reports),
         cases: reports,
     })

@@ -352,6 +352,14 @@ impl Backend for KubeBackend {
         self.runtime.block_on(wait::remove_run(&self.client, &self.run, &objects, deadline)).into_iter().map(BackendError::from).collect()
     }
 
+    fn server_version(&self) -> Option<String> {
+        Some(self.server_version.clone())
+    }
+
+    fn real_namespaces(&self) -> BTreeMap<String, String> {
+        self.namespaces.clone()
+    }
+
     fn begin_case(&mut self, case: Option<&str>) {
         self.tag.set(case);
     }

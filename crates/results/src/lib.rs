@@ -29,6 +29,9 @@ pub struct RunReport {
 pub struct ClusterInfo {
     pub nodes: Vec<String>,
     pub server_version: String,
+    /// Namespaces as the tables name them and their real names in the cluster.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub namespaces: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
