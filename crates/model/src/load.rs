@@ -90,7 +90,7 @@ struct Loader {
     // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
     pods: BTreeMap<(String, String, String), Pod>,
     policies: BTreeMap<(String, String), NetworkPolicy>,
-    admin_policies: BTreeMap<(String, String), AdminPolicy>,
+    admin_policies: BTreeMap<(AdminPolicyKind, String), AdminPolicy>,
     services: BTreeMap<(String, String), Service>,
     nodes: BTreeMap<String, Node>,
     endpoint_slices: BTreeMap<(String, String), EndpointSlice>,
@@ -171,6 +171,15 @@ impl Loader {
     fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, value: Value) {
         let object = object_label(kind, &value);
         let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
+        if let Some(kind) = AdminPolicyKind::parse(kind) {
+            if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
+                && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
+                && self.admin_policies.insert((p.kind, p.name.clone()), p).is_some()
+            {
+                self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
+            }
+            return;
+        }
         match kind {
             "Namespace" => {
                 if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value)
@@ -242,14 +251,6 @@ impl Loader {
                     }
                 }
             }
-            "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy" => {
-                if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
-                    && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
-                    && self.admin_policies.insert((p.kind.clone(), p.name.clone()), p).is_some()
-                {
-                    self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
-                }
-            }
             // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
             _ => {}
         }
@@ -278,7 +279,7 @@ impl Loader {
             policies: self.policies.into_values().collect(),
             admin_policies: {
                 let mut admin: Vec<AdminPolicy> = self.admin_policies.into_values().collect();
-                admin.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
+                admin.sort_by(|a, b| (a.tier, a.priority, &a.name, a.kind).cmp(&(b.tier, b.priority, &b.name, b.kind)));
                 admin
             },
             services: self.services.into_values().collect(),
@@ -293,12 +294,8 @@ fn object_label(kind: &str, value: &Value) -> String {
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
-    // Namespaces and Nodes are cluster-scoped.
-    if matches!(kind, "Namespace" | "Node" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy") {
-        format!("{kind} {name}")
-    } else {
-        format!("{kind} {namespace}/{name}")
-    }
+    // Namespaces, Nodes and admin policies are cluster-scoped.
+    if matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -969,35 +966,35 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
 }
 
 /// v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy and v1alpha2 ClusterNetworkPolicy.
-fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Option<AdminPolicy> {
+fn convert_admin_policy(ctx: &mut Ctx, kind: AdminPolicyKind, p: raw::AdminPolicy) -> Option<AdminPolicy> {
+    use AdminPolicyKind::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
     let name = required_name(ctx, &p.metadata);
     let spec = p.spec;
     let errors_before = ctx.errors.len();
-    let v2 = kind == "ClusterNetworkPolicy";
     let tier = match (kind, spec.tier.as_deref()) {
-        ("AdminNetworkPolicy", _) => Some(Tier::Admin),
-        ("BaselineAdminNetworkPolicy", _) => Some(Tier::Baseline),
-        (_, Some("Admin")) => Some(Tier::Admin),
-        (_, Some("Baseline")) => Some(Tier::Baseline),
-        (_, None) => {
+        (AdminNetworkPolicy, _) => Some(Tier::Admin),
+        (BaselineAdminNetworkPolicy, _) => Some(Tier::Baseline),
+        (ClusterNetworkPolicy, Some("Admin")) => Some(Tier::Admin),
+        (ClusterNetworkPolicy, Some("Baseline")) => Some(Tier::Baseline),
+        (ClusterNetworkPolicy, None) => {
             ctx.error("spec.tier", "is required (Admin or Baseline)");
             None
         }
-        (_, Some(other)) => {
+        (ClusterNetworkPolicy, Some(other)) => {
             ctx.error("spec.tier", format!("{other:?} is not a tier (want Admin or Baseline)"));
             None
         }
     };
-    if kind != "ClusterNetworkPolicy" && spec.tier.is_some() {
+    if kind != ClusterNetworkPolicy && spec.tier.is_some() {
         ctx.error("spec.tier", format!("is a field of ClusterNetworkPolicy, not {kind}"));
     }
     // BANP: "There must be at most 1 BaselineAdminNetworkPolicy ... and its name must be `default`."
-    if kind == "BaselineAdminNetworkPolicy" && name.as_deref().is_some_and(|n| n != "default") {
+    if kind == BaselineAdminNetworkPolicy && name.as_deref().is_some_and(|n| n != "default") {
         ctx.error("metadata.name", "a BaselineAdminNetworkPolicy must be named \"default\"");
     }
     let priority = match (kind, spec.priority) {
-        ("BaselineAdminNetworkPolicy", None) => Some(0),
-        ("BaselineAdminNetworkPolicy", Some(_)) => {
+        (BaselineAdminNetworkPolicy, None) => Some(0),
+        (BaselineAdminNetworkPolicy, Some(_)) => {
             ctx.error("spec.priority", "a BaselineAdminNetworkPolicy has no priority");
             None
         }
@@ -1012,70 +1009,75 @@ fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Optio
         }
     };
     let subject = match &spec.subject {
-        Some(s) => admin_peer(ctx, "spec.subject", s, false),
+        Some(s) => admin_peer(ctx, "spec.subject", s, PeerRole::Subject),
         None => {
             ctx.error("spec.subject", "is required");
             None
         }
     };
-    let baseline_v1 = kind == "BaselineAdminNetworkPolicy";
-    let rules = |ctx: &mut Ctx, direction: &str, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
-        let peers_field = if direction == "ingress" { "from" } else { "to" };
-        raw_rules.iter().enumerate().filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), peers_field, r, v2, baseline_v1)).collect()
+    let mut rules = |direction: Direction, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
+        raw_rules.iter().enumerate().filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), kind, direction, r)).collect()
     };
-    let ingress = rules(ctx, "ingress", &spec.ingress);
-    let egress = rules(ctx, "egress", &spec.egress);
+    let ingress = rules(Direction::Ingress, &spec.ingress);
+    let egress = rules(Direction::Egress, &spec.egress);
     if ctx.errors.len() > errors_before {
         return None;
     }
-    Some(AdminPolicy { kind: kind.to_owned(), name: name?, tier: tier?, priority: priority?, subject: subject?, ingress, egress, origin: ctx.origin.clone() })
+    Some(AdminPolicy { kind, name: name?, tier: tier?, priority: priority?, subject: subject?, ingress, egress, origin: ctx.origin.clone() })
 }
 
-fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, v2: bool, baseline_v1: bool) -> Option<AdminRule> {
+fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direction, r: &raw::AdminRule) -> Option<AdminRule> {
+    use AdminPolicyKind::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
     let errors_before = ctx.errors.len();
-    let action = match (r.action.as_deref(), v2) {
-        (Some("Allow"), false) | (Some("Accept"), true) => Some(AdminAction::Allow),
+    let action = match (r.action.as_deref(), kind) {
+        (Some("Allow"), AdminNetworkPolicy | BaselineAdminNetworkPolicy) | (Some("Accept"), ClusterNetworkPolicy) => Some(AdminAction::Allow),
         (Some("Deny"), _) => Some(AdminAction::Deny),
         // BANP: "Pass" is no action of the baseline (v1alpha1 BaselineAdminNetworkPolicyRuleAction).
-        (Some("Pass"), _) if !baseline_v1 => Some(AdminAction::Pass),
+        (Some("Pass"), AdminNetworkPolicy | ClusterNetworkPolicy) => Some(AdminAction::Pass),
         (None, _) => {
             ctx.error(&format!("{path}.action"), "is required");
             None
         }
         (Some(other), _) => {
-            let want = match (v2, baseline_v1) {
-                (true, _) => "Accept, Deny or Pass",
-                (false, true) => "Allow or Deny",
-                (false, false) => "Allow, Deny or Pass",
+            let want = match kind {
+                ClusterNetworkPolicy => "Accept, Deny or Pass",
+                BaselineAdminNetworkPolicy => "Allow or Deny",
+                AdminNetworkPolicy => "Allow, Deny or Pass",
             };
             ctx.error(&format!("{path}.action"), format!("{other:?} is not an action here (want {want})"));
             None
         }
     };
-    let other_field = if peers_field == "from" { "to" } else { "from" };
-    if (if peers_field == "from" { &r.to } else { &r.from }).is_some() {
+    let ((peers_field, raw_peers), (other_field, other_peers)) = match direction {
+        Direction::Ingress => (("from", &r.from), ("to", &r.to)),
+        Direction::Egress => (("to", &r.to), ("from", &r.from)),
+    };
+    if other_peers.is_some() {
         ctx.error(&format!("{path}.{other_field}"), format!("is not a field of this rule (it has {peers_field})"));
     }
-    let raw_peers = if peers_field == "from" { &r.from } else { &r.to };
     let peers: Vec<AdminPeer> = match raw_peers.as_deref() {
         // "This field must be defined and contain at least one item."
         None | Some([]) => {
             ctx.error(&format!("{path}.{peers_field}"), "must list at least one peer");
             Vec::new()
         }
-        Some(list) => list.iter().enumerate().filter_map(|(i, p)| admin_peer(ctx, &format!("{path}.{peers_field}[{i}]"), p, peers_field == "to")).collect(),
+        Some(list) => {
+            list.iter().enumerate().filter_map(|(i, p)| admin_peer(ctx, &format!("{path}.{peers_field}[{i}]"), p, PeerRole::Peer(direction))).collect()
+        }
     };
-    let ports = match (v2, &r.ports, &r.protocols) {
-        (false, _, Some(_)) => {
+    let ports = match (kind, &r.ports, &r.protocols) {
+        (AdminNetworkPolicy | BaselineAdminNetworkPolicy, _, Some(_)) => {
             ctx.error(&format!("{path}.protocols"), "is a field of v1alpha2 ClusterNetworkPolicy (v1alpha1 uses ports)");
             Vec::new()
         }
-        (true, Some(_), _) => {
+        (ClusterNetworkPolicy, Some(_), _) => {
             ctx.error(&format!("{path}.ports"), "is a field of v1alpha1 (ClusterNetworkPolicy uses protocols)");
             Vec::new()
         }
-        (false, ports, None) => ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect(),
-        (true, None, protocols) => {
+        (AdminNetworkPolicy | BaselineAdminNetworkPolicy, ports, None) => {
+            ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect()
+        }
+        (ClusterNetworkPolicy, None, protocols) => {
             protocols.iter().flatten().enumerate().filter_map(|(i, p)| admin_protocol_v2(ctx, &format!("{path}.protocols[{i}]"), p)).collect()
         }
     };
@@ -1085,15 +1087,23 @@ fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, 
     Some(AdminRule { name: r.name.clone().unwrap_or_default(), action: action?, peers, ports })
 }
 
-/// A subject (`egress == false`, no `nodes`/`networks`) or a peer; exactly one field.
-fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, egress: bool) -> Option<AdminPeer> {
+/// Where an admin peer stands: only egress peers may name addresses (`nodes`, `networks`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeerRole {
+    Subject,
+    Peer(Direction),
+}
+
+/// A subject or a rule's peer; exactly one field.
+fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, role: PeerRole) -> Option<AdminPeer> {
+    let addresses_allowed = role == PeerRole::Peer(Direction::Egress);
     let set = [p.namespaces.is_some(), p.pods.is_some(), p.nodes.is_some(), p.networks.is_some()].iter().filter(|s| **s).count();
     if set != 1 {
-        let fields = if egress { "namespaces, pods, nodes or networks" } else { "namespaces or pods" };
+        let fields = if addresses_allowed { "namespaces, pods, nodes or networks" } else { "namespaces or pods" };
         ctx.error(path, format!("must set exactly one of {fields}"));
         return None;
     }
-    if !egress && (p.nodes.is_some() || p.networks.is_some()) {
+    if !addresses_allowed && (p.nodes.is_some() || p.networks.is_some()) {
         let field = if p.nodes.is_some() { "nodes" } else { "networks" };
         ctx.error(&format!("{path}.{field}"), "is allowed only in egress peers");
         return None;

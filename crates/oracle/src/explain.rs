@@ -253,7 +253,7 @@ fn tier_walk(
                     AdminAction::Pass => passed = passed.union(&hit),
                     AdminAction::Deny => {}
                 }
-                step(&mut steps, policy.tag(), &rule.action.to_string(), vec![policy.name.clone()], Some((r, &rule.name)), &hit);
+                step(&mut steps, policy.kind.tag(), &rule.action.to_string(), vec![policy.name.clone()], Some((r, &rule.name)), &hit);
                 undecided = undecided.difference(&ports);
             }
         }
