@@ -3,31 +3,13 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{AdminAction, Cluster, ContainerPort, Direction, NetworkPolicy, Peer, Pod, Protocol, Tier};
+use netmatrix_model::{AdminAction, Cluster, ContainerPort, Direction, NetworkPolicy, Pod, Protocol, Tier};
 use serde::Serialize;
 
 use crate::admin;
+pub use crate::matching::Endpoint;
+use crate::matching::{Options, peer_matches, resolve_ports};
 use crate::ports::ConnSet;
-use crate::reach::{Options, resolve_ports};
-
-/// One end of a connection.
-#[derive(Debug, Clone, Copy)]
-pub enum Endpoint<'c> {
-    Pod(&'c Pod),
-    /// An address outside the cluster: no NetworkPolicy applies to it.
-    External(IpAddr),
-}
-
-impl Endpoint<'_> {
-    pub fn name(&self) -> String {
-        match self {
-            // Workload manifests give one representative pod named like the workload.
-            Endpoint::Pod(p) if p.workload.name == p.name => p.workload.to_string(),
-            Endpoint::Pod(p) => format!("{} (pod {}/{})", p.workload, p.namespace, p.name),
-            Endpoint::External(ip) => format!("{ip}[External]"),
-        }
-    }
-}
 
 /// Finds an endpoint by `ns/name` (a pod or workload), `ns/name[Kind]`, `name` (namespace
 /// `default`) or an IP address.
@@ -261,20 +243,4 @@ fn tier_walk(
     let rest = undecided.union(&passed);
     step(&mut steps, "default", "allow", Vec::new(), None, &rest);
     (steps, allowed.union(&rest))
-}
-
-/// Whether `peer` of a rule of `policy` matches `endpoint` (a pod or an address).
-pub fn peer_matches(cluster: &Cluster, options: Options, policy: &NetworkPolicy, peer: &Peer, endpoint: Endpoint) -> bool {
-    match (peer, endpoint) {
-        (Peer::Pods { namespaces, pods }, Endpoint::Pod(pod)) => {
-            let namespace_ok = match namespaces {
-                None => pod.namespace == policy.namespace,
-                Some(sel) => cluster.namespaces.iter().any(|n| n.name == pod.namespace && sel.matches(&n.labels)),
-            };
-            namespace_ok && pods.as_ref().is_none_or(|s| s.matches(&pod.labels))
-        }
-        (Peer::Pods { .. }, Endpoint::External(_)) => false,
-        (Peer::IpBlock(block), Endpoint::Pod(pod)) => options.ipblocks_match_pods && admin::pod_addresses(cluster, pod).iter().any(|ip| block.contains(ip)),
-        (Peer::IpBlock(block), Endpoint::External(ip)) => block.contains(&ip),
-    }
 }

@@ -12,19 +12,13 @@
 
 use fixedbitset::FixedBitSet;
 use ipnet::IpNet;
-use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, PortSpec, Rule, Tier};
+use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, Rule, Tier};
 use rustc_hash::FxHashMap;
 
 use crate::admin;
-use crate::ports::{ConnId, ConnSet, ConnTable, PortSet};
+use crate::matching::{Options, pod_addresses, resolve_ports};
+use crate::ports::{ConnId, ConnSet, ConnTable};
 use crate::ranges::{self, IpRange};
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// ipBlocks also select pods whose known IP they contain (what dataplanes do). Off: ipBlocks
-    /// only describe addresses outside the cluster (netpol-analyzer's and NCA's reading).
-    pub ipblocks_match_pods: bool,
-}
 
 pub type ClassId = usize;
 
@@ -94,29 +88,6 @@ impl Reachability {
     pub fn conn(&self, id: ConnId) -> &ConnSet {
         self.conns.get(id)
     }
-}
-
-/// Resolves a rule's ports against the container ports of the destination pod: "a named port
-/// ... on the destination pod" resolves per pod and per protocol.
-pub fn resolve_ports(ports: &[PortSpec], destination: &[ContainerPort]) -> ConnSet {
-    if ports.is_empty() {
-        // "If this field is empty or missing, this rule matches all ports."
-        return ConnSet::all();
-    }
-    let mut set = ConnSet::none();
-    for spec in ports {
-        let p = &mut set.0[spec.protocol.index()];
-        match &spec.port {
-            None => *p = PortSet::full(),
-            Some(PortRef::Range { first, last }) => *p = p.union(&PortSet::range(*first, *last)),
-            Some(PortRef::Named(name)) => {
-                for c in destination.iter().filter(|c| c.protocol == spec.protocol && c.name.as_deref() == Some(name)) {
-                    *p = p.union(&PortSet::range(c.port, c.port));
-                }
-            }
-        }
-    }
-    set
 }
 
 fn has_named_port(rule: &Rule) -> bool {
@@ -234,7 +205,7 @@ impl<'c> Builder<'c> {
                 self.profiles.push(pod.ports.clone());
                 next_profile
             });
-            let ips = admin::pod_addresses(self.cluster, pod);
+            let ips = pod_addresses(self.cluster, pod);
             let blocks = if self.options.ipblocks_match_pods {
                 (0..self.blocks.len()).filter(|&b| ips.iter().any(|ip| self.blocks[b].contains(ip))).collect()
             } else {
@@ -264,7 +235,7 @@ impl<'c> Builder<'c> {
         }
         if self.options.ipblocks_match_pods {
             for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
-                let ips = admin::pod_addresses(self.cluster, pod);
+                let ips = pod_addresses(self.cluster, pod);
                 for (b, block) in self.blocks.iter().enumerate() {
                     if ips.iter().any(|ip| block.contains(ip)) {
                         self.block_classes[b].insert(self.pod_class[pod_index]);

@@ -51,10 +51,8 @@ use ipnet::IpNet;
 use netmatrix_model::{
     AdminAction, AdminPeer, AdminRule, Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule, Tier,
 };
-use netmatrix_oracle::admin;
-use netmatrix_oracle::explain::{Endpoint, peer_matches};
-use netmatrix_oracle::reach::resolve_ports;
-use netmatrix_oracle::{ConnSet, Options};
+use netmatrix_oracle::matching::{Endpoint, Options, peer_matches, resolve_ports};
+use netmatrix_oracle::{ConnSet, admin};
 
 /// Denied packets get an ICMP "administratively prohibited": probes fail at once instead of
 /// timing out, and the prober can tell a policy denial from a closed port (TCP RST / ICMP port
