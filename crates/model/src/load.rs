@@ -1,6 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -11,22 +10,12 @@ use crate::raw;
 use crate::selector::{LabelSelector, Operator, Requirement};
 use crate::types::*;
 
-/// Loads every manifest under `paths` (files, or directories searched recursively for `.yaml`,
-/// `.yml` and `.json`). All problems are reported together; nothing partial is returned.
-pub fn load_paths(paths: &[PathBuf]) -> Result<Cluster, InputErrors> {
+/// Loads manifests read from files: (file name, text) pairs, JSON when the name ends in
+/// `.json`, else YAML. All problems are reported together; nothing partial is returned.
+pub fn parse_files(files: &[(String, String)]) -> Result<Cluster, InputErrors> {
     let mut loader = Loader::default();
-    for path in paths {
-        match manifest_files(path) {
-            Ok(files) => {
-                for file in files {
-                    match std::fs::read_to_string(&file) {
-                        Ok(text) => loader.add_file(&file.display().to_string(), &text, is_json(&file)),
-                        Err(e) => loader.errors.push(file_error(&file.display().to_string(), format!("cannot read: {e}"))),
-                    }
-                }
-            }
-            Err(e) => loader.errors.push(file_error(&path.display().to_string(), e)),
-        }
+    for (file, text) in files {
+        loader.add_file(file, text, is_json(file));
     }
     loader.finish()
 }
@@ -34,8 +23,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Cluster, InputErrors> {
 /// Loads manifests from a string, as if read from a file named `file`.
 pub fn parse_str(file: &str, text: &str) -> Result<Cluster, InputErrors> {
     let mut loader = Loader::default();
-    loader.add_file(file, text, file.ends_with(".json"));
+    loader.add_file(file, text, is_json(file));
     loader.finish()
+}
+
+fn is_json(file: &str) -> bool {
+    file.ends_with(".json")
 }
 
 /// serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes, less than a dump of
@@ -50,31 +43,6 @@ fn yaml_options(input_len: usize) -> serde_saphyr::Options {
             max_total_scalar_bytes: input_len.max(64 << 20),
         },
     }
-}
-
-fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "json")
-}
-
-fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_dir() {
-        // A file named explicitly is read whatever its extension.
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(path).map_err(|e| format!("cannot list directory: {e}"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    // Sorted so that results and messages do not depend on directory order.
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            files.extend(manifest_files(&entry)?);
-        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-            files.push(entry);
-        }
-    }
-    Ok(files)
 }
 
 fn file_error(file: &str, message: String) -> InputError {
