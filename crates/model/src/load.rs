@@ -1171,3 +1171,137 @@ fn admin_protocol_v2(ctx: &mut Ctx, path: &str, p: &raw::AdminProtocol) -> Optio
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An EndpointSlice of a Service that selects no pod, as `kubectl get -o yaml` prints it.
+    const EMPTY_SLICE: &str = r#"
+addressType: IPv4
+apiVersion: discovery.k8s.io/v1
+endpoints: null
+kind: EndpointSlice
+metadata:
+  annotations:
+    endpoints.kubernetes.io/last-change-trigger-time: "2026-12-01T10:00:00Z"
+  creationTimestamp: "2026-12-01T10:00:00Z"
+  generateName: web-
+  generation: 1
+  labels:
+    endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+    kubernetes.io/service-name: web
+  name: web-x7k2p
+  namespace: shop
+  ownerReferences:
+  - apiVersion: v1
+    blockOwnerDeletion: true
+    controller: true
+    kind: Service
+    name: web
+    uid: 5f0c1d8e-2b7a-4c1e-9a3d-0e6f4b8a1c2d
+  resourceVersion: "4711"
+  uid: 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+ports: null
+"#;
+
+    fn parse(text: &str) -> Cluster {
+        parse_str("in.yaml", text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn null_lists_read_as_empty() {
+        let slice = &parse(EMPTY_SLICE).endpoint_slices[0];
+        assert_eq!((slice.service.as_str(), slice.ports.len(), slice.endpoints.len()), ("web", 0, 0));
+        let cases: [(&str, fn(&Cluster) -> bool); 5] = [
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p, ownerReferences: null}\nspec: {containers: null}\nstatus: {podIPs: null, conditions: null}\n",
+                |c| c.pods[0].ports.is_empty() && c.pods[0].ips.is_empty() && c.pods[0].ready,
+            ),
+            ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: null, clusterIPs: null}\nstatus: {loadBalancer: {ingress: null}}\n", |c| {
+                c.services[0].ports.is_empty() && c.services[0].load_balancer_ips.is_empty()
+            }),
+            // A rule with null peers and ports matches everything, like one without them.
+            (
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\nspec: {podSelector: {matchExpressions: null}, ingress: [{from: null, ports: null}]}\n",
+                |c| c.policies[0].ingress.as_deref() == Some(&[Rule { peers: Vec::new(), ports: Vec::new() }][..]),
+            ),
+            ("apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nstatus: {addresses: null}\n", |c| c.nodes[0].addresses.is_empty()),
+            (
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, labels: {kubernetes.io/service-name: s}}\naddressType: IPv4\nendpoints: [{addresses: null}]\n",
+                |c| c.endpoint_slices[0].endpoints[0].addresses.is_empty(),
+            ),
+        ];
+        for (text, check) in cases {
+            assert!(check(&parse(text)), "{text}");
+        }
+    }
+
+    /// An admin policy of `kind` with `rules` as its spec's last lines.
+    fn admin_policy(kind: AdminPolicyKind, subject: &str, rules: &str) -> String {
+        let (name, spec) = match kind {
+            AdminPolicyKind::AdminNetworkPolicy => ("a", "priority: 1"),
+            AdminPolicyKind::BaselineAdminNetworkPolicy => ("default", ""),
+            AdminPolicyKind::ClusterNetworkPolicy => ("c", "tier: Admin\n  priority: 1"),
+        };
+        format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  {spec}\n  subject: {subject}\n{rules}")
+    }
+
+    #[test]
+    fn admin_actions_depend_on_the_kind() {
+        use AdminPolicyKind::{AdminNetworkPolicy as Anp, BaselineAdminNetworkPolicy as Banp, ClusterNetworkPolicy as Cnp};
+        let cases = [
+            (Anp, "Allow", Ok(AdminAction::Allow)),
+            (Anp, "Pass", Ok(AdminAction::Pass)),
+            (
+                Anp,
+                "Accept",
+                Err("in.yaml: document 1 (AdminNetworkPolicy a): field spec.ingress[0].action: \"Accept\" is not an action here (want Allow, Deny or Pass)"),
+            ),
+            (Banp, "Deny", Ok(AdminAction::Deny)),
+            (
+                Banp,
+                "Pass",
+                Err(
+                    "in.yaml: document 1 (BaselineAdminNetworkPolicy default): field spec.ingress[0].action: \"Pass\" is not an action here (want Allow or Deny)",
+                ),
+            ),
+            (Cnp, "Accept", Ok(AdminAction::Allow)),
+            (
+                Cnp,
+                "Allow",
+                Err("in.yaml: document 1 (ClusterNetworkPolicy c): field spec.ingress[0].action: \"Allow\" is not an action here (want Accept, Deny or Pass)"),
+            ),
+        ];
+        for (kind, action, want) in cases {
+            let text = admin_policy(kind, "{namespaces: {}}", &format!("  ingress: [{{action: {action}, from: [{{namespaces: {{}}}}]}}]\n"));
+            let got = parse_str("in.yaml", &text).map(|c| c.admin_policies[0].ingress[0].action).map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_owned), "{kind} {action}");
+        }
+    }
+
+    #[test]
+    fn only_egress_peers_name_addresses() {
+        let networks = "{networks: [10.0.0.0/8]}";
+        let cases = [
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, networks, ""), Err("field spec.subject.networks: is allowed only in egress peers")),
+            (
+                admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", &format!("  ingress: [{{action: Deny, from: [{networks}]}}]\n")),
+                Err("field spec.ingress[0].from[0].networks: is allowed only in egress peers"),
+            ),
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", &format!("  egress: [{{action: Deny, to: [{networks}]}}]\n")), Ok(())),
+            (
+                admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", "  egress: [{action: Deny, to: [{}]}]\n"),
+                Err("field spec.egress[0].to[0]: must set exactly one of namespaces, pods, nodes or networks"),
+            ),
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{}", ""), Err("field spec.subject: must set exactly one of namespaces or pods")),
+        ];
+        for (text, want) in cases {
+            let got = parse_str("in.yaml", &text).map(|_| ()).map_err(|e| e.to_string());
+            match want {
+                Ok(()) => assert_eq!(got, Ok(()), "{text}"),
+                Err(message) => assert!(got.as_ref().is_err_and(|e| e.ends_with(message)), "{text}\n{got:?}"),
+            }
+        }
+    }
+}
