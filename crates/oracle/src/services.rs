@@ -612,3 +612,68 @@ pub fn explain(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use netmatrix_model::parse_str;
+
+    use super::*;
+    use crate::Options;
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec: {clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}\n";
+
+    /// A pod of the Service `web` named `name` in state `state`: `ready`, `not-ready`,
+    /// `terminating` (ready, deletion requested), `no-port` (without the named target port).
+    fn pod(i: usize, name: &str, state: &str) -> String {
+        let port = if state == "no-port" { "other" } else { "http" };
+        let deleted = if state == "terminating" { ", deletionTimestamp: \"2026-12-01T10:00:00Z\"" } else { "" };
+        let ready = if state == "not-ready" { "False" } else { "True" };
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: web}}{deleted}}}\nspec: {{containers: [{{ports: [{{name: {port}, containerPort: 8080}}]}}]}}\nstatus: {{podIP: 10.0.0.{}, conditions: [{{type: Ready, status: \"{ready}\"}}]}}\n",
+            i + 10
+        )
+    }
+
+    fn cluster(service: &str, pods: &[(&str, &str)]) -> Cluster {
+        let text: String = pods.iter().enumerate().map(|(i, (name, state))| pod(i, name, state)).collect();
+        parse_str("svc.yaml", &format!("{service}{text}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const PODS: [(&str, &str); 4] = [("leaving", "terminating"), ("noport", "no-port"), ("slow", "not-ready"), ("up", "ready")];
+
+    #[test]
+    fn endpoints_follow_readiness_unless_not_ready_addresses_are_published() {
+        // "publishNotReadyAddresses ... all endpoints are considered 'ready' even if the Pods
+        // themselves are not" (ServiceSpec); a named targetPort a pod lacks makes it no endpoint.
+        let cases: [(&str, &[&str], &[&str]); 2] = [("", &["up"], &["leaving"]), ("publishNotReadyAddresses: true", &["leaving", "slow", "up"], &[])];
+        for (extra, ready, terminating) in cases {
+            let service = if extra.is_empty() { SERVICE.to_owned() } else { SERVICE.replace("ports:", &format!("{extra}, ports:")) };
+            let c = cluster(&service, &PODS);
+            let (got_ready, got_terminating) = endpoints(&c, &c.services[0], 0, &mut Vec::new());
+            let names = |list: Vec<Endpoint>| list.iter().map(|e| c.pods[e.pod].name.as_str()).collect::<Vec<_>>();
+            assert_eq!((names(got_ready), names(got_terminating)), (ready.to_vec(), terminating.to_vec()), "{extra}");
+        }
+    }
+
+    #[test]
+    fn terminating_endpoints_serve_only_when_none_is_ready() {
+        // KEP-1669: kube-proxy falls back to serving terminating endpoints without ready ones.
+        let cases: [(&[(&str, &str)], Verdict, &[&str], &str); 4] = [
+            (&[("up", "ready"), ("leaving", "terminating")], Verdict::Allow, &["up"], "endpoints: x/up (port 8080)"),
+            (&[("leaving", "terminating")], Verdict::Allow, &["leaving"], "no ready endpoint: terminating endpoints that still serve are used"),
+            (&[("slow", "not-ready")], Verdict::Deny, &[], "has no endpoints: rejected"),
+            (&[("noport", "no-port")], Verdict::Deny, &[], "has no endpoints: rejected"),
+        ];
+        for (pods, verdict, backends, reason) in cases {
+            let mut all = pods.to_vec();
+            all.push(("client", "no-port"));
+            let c = cluster(SERVICE, &all);
+            let client = c.pods.iter().position(|p| p.name == "client").unwrap();
+            let mut reach = Reachability::compute(&c, Options::default());
+            let v = evaluate(&c, &mut reach, client, &frontends(&c)[0], ServiceOptions::default());
+            let got: Vec<&str> = v.backends.iter().map(|&b| c.pods[b].name.as_str()).collect();
+            assert_eq!((v.verdict, got.as_slice()), (verdict, backends), "{pods:?}: {:?}", v.reasons);
+            assert!(v.reasons.iter().any(|r| r.contains(reason)), "{pods:?}: {:?}", v.reasons);
+        }
+    }
+}
