@@ -1209,11 +1209,14 @@ ports: null
         parse_str("in.yaml", text).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// What a case expects of the loaded cluster.
+    type Check = fn(&Cluster) -> bool;
+
     #[test]
     fn null_lists_read_as_empty() {
         let slice = &parse(EMPTY_SLICE).endpoint_slices[0];
         assert_eq!((slice.service.as_str(), slice.ports.len(), slice.endpoints.len()), ("web", 0, 0));
-        let cases: [(&str, fn(&Cluster) -> bool); 5] = [
+        let cases: [(&str, Check); 5] = [
             (
                 "apiVersion: v1\nkind: Pod\nmetadata: {name: p, ownerReferences: null}\nspec: {containers: null}\nstatus: {podIPs: null, conditions: null}\n",
                 |c| c.pods[0].ports.is_empty() && c.pods[0].ips.is_empty() && c.pods[0].ready,

@@ -639,6 +639,9 @@ mod tests {
         parse_str("svc.yaml", &format!("{service}{text}")).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// (name, state) of pods of `web`, as [`pod`] takes them.
+    type Pods<'a> = &'a [(&'a str, &'a str)];
+
     const PODS: [(&str, &str); 4] = [("leaving", "terminating"), ("noport", "no-port"), ("slow", "not-ready"), ("up", "ready")];
 
     #[test]
@@ -658,7 +661,7 @@ mod tests {
     #[test]
     fn terminating_endpoints_serve_only_when_none_is_ready() {
         // KEP-1669: kube-proxy falls back to serving terminating endpoints without ready ones.
-        let cases: [(&[(&str, &str)], Verdict, &[&str], &str); 4] = [
+        let cases: [(Pods, Verdict, &[&str], &str); 4] = [
             (&[("up", "ready"), ("leaving", "terminating")], Verdict::Allow, &["up"], "endpoints: x/up (port 8080)"),
             (&[("leaving", "terminating")], Verdict::Allow, &["leaving"], "no ready endpoint: terminating endpoints that still serve are used"),
             (&[("slow", "not-ready")], Verdict::Deny, &[], "has no endpoints: rejected"),
