@@ -7,10 +7,15 @@ use netmatrix_report::connlist::Format;
 
 use crate::Outcome;
 use crate::args::{AnalyzeArgs, OutputFormat, parse_port_protocol};
+use crate::files;
 
 pub fn run(args: AnalyzeArgs) -> Outcome {
     let mut timings = Timings::new(args.timings);
-    let cluster = match netmatrix_model::load_paths(&args.paths) {
+    let manifests = files::read(&args.paths);
+    for w in &manifests.warnings {
+        eprintln!("warning: {w}");
+    }
+    let cluster = match manifests.parse() {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {

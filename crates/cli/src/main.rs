@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod files;
 mod image;
 mod lab;
 mod run;

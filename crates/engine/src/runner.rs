@@ -223,7 +223,7 @@ fn restore(backend: &mut dyn Backend, world: &World, created: &Created) -> Resul
     let present = |kind: ObjectKind, namespace: &str, name: &str| match kind {
         ObjectKind::NetworkPolicy => model.policies.iter().any(|p| p.namespace == namespace && p.name == name),
         ObjectKind::Service => model.services.iter().any(|s| s.namespace == namespace && s.name == name),
-        _ => model.admin_policies.iter().any(|p| p.kind == kind.as_str() && p.name == name),
+        _ => model.admin_policies.iter().any(|p| p.kind.as_str() == kind.as_str() && p.name == name),
     };
     for (kind, namespace, name) in &created.objects {
         if present(*kind, namespace, name) {

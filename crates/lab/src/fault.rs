@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::nft::table::replace_table;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
@@ -78,7 +80,7 @@ impl fmt::Display for Fault {
 
 /// The router's table: drops for every `cross-node` fault.
 pub fn router_script(table: &str, faults: &[Fault], nodes: usize) -> String {
-    let mut out = crate::nft::replace_table(table);
+    let mut out = replace_table(table);
     out.push_str("  chain fault-forward {\n    type filter hook forward priority filter; policy accept;\n");
     for fault in faults.iter().filter(|f| f.kind == FaultKind::CrossNode) {
         let peers: Vec<usize> = match fault.peer {

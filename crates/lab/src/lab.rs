@@ -467,7 +467,7 @@ impl Lab {
             return Err(LabError::BadInput(format!("expected {} policy objects (NetworkPolicy or admin policies), found {found}", manifests.len())));
         }
         let keys: Vec<(String, String)> = loaded.policies.iter().map(|p| (p.namespace.clone(), p.name.clone())).collect();
-        let admin_keys: Vec<(String, String)> = loaded.admin_policies.iter().map(|p| (p.kind.clone(), p.name.clone())).collect();
+        let admin_keys: Vec<(String, String)> = loaded.admin_policies.iter().map(|p| (p.kind.as_str().to_owned(), p.name.clone())).collect();
         self.state.policies.retain(|m| !keys.contains(&object_key(m)));
         self.state.admin_policies.retain(|m| !admin_keys.contains(&admin_key(m)));
         let (admin, policies): (Vec<_>, Vec<_>) = manifests.into_iter().partition(|m| admin_keys.contains(&admin_key(m)));
@@ -586,7 +586,7 @@ impl Lab {
         cluster.policies = self.objects.policies.values().cloned().collect();
         cluster.admin_policies = self.objects.admin_policies.values().cloned().collect();
         // The model's evaluation order.
-        cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
+        cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, a.kind).cmp(&(b.tier, b.priority, &b.name, b.kind)));
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
         let origin = Origin { file: format!("lab {}", self.name), document: 0 };
@@ -814,7 +814,7 @@ fn parse_objects(lab: &str, stream: &str) -> Result<Cluster, LabError> {
 impl Objects {
     fn add(&mut self, loaded: Cluster) {
         self.policies.extend(loaded.policies.into_iter().map(|p| ((p.namespace.clone(), p.name.clone()), p)));
-        self.admin_policies.extend(loaded.admin_policies.into_iter().map(|p| ((p.kind.clone(), p.name.clone()), p)));
+        self.admin_policies.extend(loaded.admin_policies.into_iter().map(|p| ((p.kind.as_str().to_owned(), p.name.clone()), p)));
         self.services.extend(loaded.services.into_iter().map(|s| ((s.namespace.clone(), s.name.clone()), s)));
     }
 }

@@ -1,7 +1,8 @@
 //! Kubernetes objects that matter to networking, normalised for the oracle.
 //!
-//! `load` reads manifests (files, directories, multi-document YAML, JSON, `List` kinds) into a
-//! [`Cluster`]; every validation error names the file, the document and the field.
+//! `load` parses manifests (multi-document YAML, JSON, `List` kinds), given as file names and
+//! texts, into a [`Cluster`]; every validation error names the file, the document and the field.
+//! Finding and reading the files is the caller's business.
 
 mod error;
 mod load;
@@ -11,7 +12,7 @@ mod spec;
 mod types;
 
 pub use error::{InputError, InputErrors};
-pub use load::{load_paths, parse_str};
+pub use load::{parse_files, parse_str};
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use spec::{PodKey, PodSpec};
 pub use types::*;

@@ -1,6 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -11,22 +10,12 @@ use crate::raw;
 use crate::selector::{LabelSelector, Operator, Requirement};
 use crate::types::*;
 
-/// Loads every manifest under `paths` (files, or directories searched recursively for `.yaml`,
-/// `.yml` and `.json`). All problems are reported together; nothing partial is returned.
-pub fn load_paths(paths: &[PathBuf]) -> Result<Cluster, InputErrors> {
+/// Loads manifests read from files: (file name, text) pairs, JSON when the name ends in
+/// `.json`, else YAML. All problems are reported together; nothing partial is returned.
+pub fn parse_files(files: &[(String, String)]) -> Result<Cluster, InputErrors> {
     let mut loader = Loader::default();
-    for path in paths {
-        match manifest_files(path) {
-            Ok(files) => {
-                for file in files {
-                    match std::fs::read_to_string(&file) {
-                        Ok(text) => loader.add_file(&file.display().to_string(), &text, is_json(&file)),
-                        Err(e) => loader.errors.push(file_error(&file.display().to_string(), format!("cannot read: {e}"))),
-                    }
-                }
-            }
-            Err(e) => loader.errors.push(file_error(&path.display().to_string(), e)),
-        }
+    for (file, text) in files {
+        loader.add_file(file, text, is_json(file));
     }
     loader.finish()
 }
@@ -34,8 +23,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Cluster, InputErrors> {
 /// Loads manifests from a string, as if read from a file named `file`.
 pub fn parse_str(file: &str, text: &str) -> Result<Cluster, InputErrors> {
     let mut loader = Loader::default();
-    loader.add_file(file, text, file.ends_with(".json"));
+    loader.add_file(file, text, is_json(file));
     loader.finish()
+}
+
+fn is_json(file: &str) -> bool {
+    file.ends_with(".json")
 }
 
 /// serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes, less than a dump of
@@ -52,31 +45,6 @@ fn yaml_options(input_len: usize) -> serde_saphyr::Options {
     }
 }
 
-fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "json")
-}
-
-fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_dir() {
-        // A file named explicitly is read whatever its extension.
-        return Ok(vec![path.to_owned()]);
-    }
-    let mut files = Vec::new();
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(path).map_err(|e| format!("cannot list directory: {e}"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    // Sorted so that results and messages do not depend on directory order.
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            files.extend(manifest_files(&entry)?);
-        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-            files.push(entry);
-        }
-    }
-    Ok(files)
-}
-
 fn file_error(file: &str, message: String) -> InputError {
     InputError { file: file.to_owned(), document: None, object: None, field: None, message }
 }
@@ -90,7 +58,7 @@ struct Loader {
     // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
     pods: BTreeMap<(String, String, String), Pod>,
     policies: BTreeMap<(String, String), NetworkPolicy>,
-    admin_policies: BTreeMap<(String, String), AdminPolicy>,
+    admin_policies: BTreeMap<(AdminPolicyKind, String), AdminPolicy>,
     services: BTreeMap<(String, String), Service>,
     nodes: BTreeMap<String, Node>,
     endpoint_slices: BTreeMap<(String, String), EndpointSlice>,
@@ -171,6 +139,15 @@ impl Loader {
     fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, value: Value) {
         let object = object_label(kind, &value);
         let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
+        if let Some(kind) = AdminPolicyKind::parse(kind) {
+            if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
+                && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
+                && self.admin_policies.insert((p.kind, p.name.clone()), p).is_some()
+            {
+                self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
+            }
+            return;
+        }
         match kind {
             "Namespace" => {
                 if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value)
@@ -242,14 +219,6 @@ impl Loader {
                     }
                 }
             }
-            "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy" => {
-                if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
-                    && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
-                    && self.admin_policies.insert((p.kind.clone(), p.name.clone()), p).is_some()
-                {
-                    self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
-                }
-            }
             // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
             _ => {}
         }
@@ -278,7 +247,7 @@ impl Loader {
             policies: self.policies.into_values().collect(),
             admin_policies: {
                 let mut admin: Vec<AdminPolicy> = self.admin_policies.into_values().collect();
-                admin.sort_by(|a, b| (a.tier, a.priority, &a.name, &a.kind).cmp(&(b.tier, b.priority, &b.name, &b.kind)));
+                admin.sort_by(|a, b| (a.tier, a.priority, &a.name, a.kind).cmp(&(b.tier, b.priority, &b.name, b.kind)));
                 admin
             },
             services: self.services.into_values().collect(),
@@ -293,12 +262,8 @@ fn object_label(kind: &str, value: &Value) -> String {
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
-    // Namespaces and Nodes are cluster-scoped.
-    if matches!(kind, "Namespace" | "Node" | "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy" | "ClusterNetworkPolicy") {
-        format!("{kind} {name}")
-    } else {
-        format!("{kind} {namespace}/{name}")
-    }
+    // Namespaces, Nodes and admin policies are cluster-scoped.
+    if matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -969,35 +934,35 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
 }
 
 /// v1alpha1 AdminNetworkPolicy / BaselineAdminNetworkPolicy and v1alpha2 ClusterNetworkPolicy.
-fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Option<AdminPolicy> {
+fn convert_admin_policy(ctx: &mut Ctx, kind: AdminPolicyKind, p: raw::AdminPolicy) -> Option<AdminPolicy> {
+    use AdminPolicyKind::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
     let name = required_name(ctx, &p.metadata);
     let spec = p.spec;
     let errors_before = ctx.errors.len();
-    let v2 = kind == "ClusterNetworkPolicy";
     let tier = match (kind, spec.tier.as_deref()) {
-        ("AdminNetworkPolicy", _) => Some(Tier::Admin),
-        ("BaselineAdminNetworkPolicy", _) => Some(Tier::Baseline),
-        (_, Some("Admin")) => Some(Tier::Admin),
-        (_, Some("Baseline")) => Some(Tier::Baseline),
-        (_, None) => {
+        (AdminNetworkPolicy, _) => Some(Tier::Admin),
+        (BaselineAdminNetworkPolicy, _) => Some(Tier::Baseline),
+        (ClusterNetworkPolicy, Some("Admin")) => Some(Tier::Admin),
+        (ClusterNetworkPolicy, Some("Baseline")) => Some(Tier::Baseline),
+        (ClusterNetworkPolicy, None) => {
             ctx.error("spec.tier", "is required (Admin or Baseline)");
             None
         }
-        (_, Some(other)) => {
+        (ClusterNetworkPolicy, Some(other)) => {
             ctx.error("spec.tier", format!("{other:?} is not a tier (want Admin or Baseline)"));
             None
         }
     };
-    if kind != "ClusterNetworkPolicy" && spec.tier.is_some() {
+    if kind != ClusterNetworkPolicy && spec.tier.is_some() {
         ctx.error("spec.tier", format!("is a field of ClusterNetworkPolicy, not {kind}"));
     }
     // BANP: "There must be at most 1 BaselineAdminNetworkPolicy ... and its name must be `default`."
-    if kind == "BaselineAdminNetworkPolicy" && name.as_deref().is_some_and(|n| n != "default") {
+    if kind == BaselineAdminNetworkPolicy && name.as_deref().is_some_and(|n| n != "default") {
         ctx.error("metadata.name", "a BaselineAdminNetworkPolicy must be named \"default\"");
     }
     let priority = match (kind, spec.priority) {
-        ("BaselineAdminNetworkPolicy", None) => Some(0),
-        ("BaselineAdminNetworkPolicy", Some(_)) => {
+        (BaselineAdminNetworkPolicy, None) => Some(0),
+        (BaselineAdminNetworkPolicy, Some(_)) => {
             ctx.error("spec.priority", "a BaselineAdminNetworkPolicy has no priority");
             None
         }
@@ -1012,70 +977,75 @@ fn convert_admin_policy(ctx: &mut Ctx, kind: &str, p: raw::AdminPolicy) -> Optio
         }
     };
     let subject = match &spec.subject {
-        Some(s) => admin_peer(ctx, "spec.subject", s, false),
+        Some(s) => admin_peer(ctx, "spec.subject", s, PeerRole::Subject),
         None => {
             ctx.error("spec.subject", "is required");
             None
         }
     };
-    let baseline_v1 = kind == "BaselineAdminNetworkPolicy";
-    let rules = |ctx: &mut Ctx, direction: &str, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
-        let peers_field = if direction == "ingress" { "from" } else { "to" };
-        raw_rules.iter().enumerate().filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), peers_field, r, v2, baseline_v1)).collect()
+    let mut rules = |direction: Direction, raw_rules: &[raw::AdminRule]| -> Vec<AdminRule> {
+        raw_rules.iter().enumerate().filter_map(|(i, r)| admin_rule(ctx, &format!("spec.{direction}[{i}]"), kind, direction, r)).collect()
     };
-    let ingress = rules(ctx, "ingress", &spec.ingress);
-    let egress = rules(ctx, "egress", &spec.egress);
+    let ingress = rules(Direction::Ingress, &spec.ingress);
+    let egress = rules(Direction::Egress, &spec.egress);
     if ctx.errors.len() > errors_before {
         return None;
     }
-    Some(AdminPolicy { kind: kind.to_owned(), name: name?, tier: tier?, priority: priority?, subject: subject?, ingress, egress, origin: ctx.origin.clone() })
+    Some(AdminPolicy { kind, name: name?, tier: tier?, priority: priority?, subject: subject?, ingress, egress, origin: ctx.origin.clone() })
 }
 
-fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, v2: bool, baseline_v1: bool) -> Option<AdminRule> {
+fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direction, r: &raw::AdminRule) -> Option<AdminRule> {
+    use AdminPolicyKind::{AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy};
     let errors_before = ctx.errors.len();
-    let action = match (r.action.as_deref(), v2) {
-        (Some("Allow"), false) | (Some("Accept"), true) => Some(AdminAction::Allow),
+    let action = match (r.action.as_deref(), kind) {
+        (Some("Allow"), AdminNetworkPolicy | BaselineAdminNetworkPolicy) | (Some("Accept"), ClusterNetworkPolicy) => Some(AdminAction::Allow),
         (Some("Deny"), _) => Some(AdminAction::Deny),
         // BANP: "Pass" is no action of the baseline (v1alpha1 BaselineAdminNetworkPolicyRuleAction).
-        (Some("Pass"), _) if !baseline_v1 => Some(AdminAction::Pass),
+        (Some("Pass"), AdminNetworkPolicy | ClusterNetworkPolicy) => Some(AdminAction::Pass),
         (None, _) => {
             ctx.error(&format!("{path}.action"), "is required");
             None
         }
         (Some(other), _) => {
-            let want = match (v2, baseline_v1) {
-                (true, _) => "Accept, Deny or Pass",
-                (false, true) => "Allow or Deny",
-                (false, false) => "Allow, Deny or Pass",
+            let want = match kind {
+                ClusterNetworkPolicy => "Accept, Deny or Pass",
+                BaselineAdminNetworkPolicy => "Allow or Deny",
+                AdminNetworkPolicy => "Allow, Deny or Pass",
             };
             ctx.error(&format!("{path}.action"), format!("{other:?} is not an action here (want {want})"));
             None
         }
     };
-    let other_field = if peers_field == "from" { "to" } else { "from" };
-    if (if peers_field == "from" { &r.to } else { &r.from }).is_some() {
+    let ((peers_field, raw_peers), (other_field, other_peers)) = match direction {
+        Direction::Ingress => (("from", &r.from), ("to", &r.to)),
+        Direction::Egress => (("to", &r.to), ("from", &r.from)),
+    };
+    if other_peers.is_some() {
         ctx.error(&format!("{path}.{other_field}"), format!("is not a field of this rule (it has {peers_field})"));
     }
-    let raw_peers = if peers_field == "from" { &r.from } else { &r.to };
     let peers: Vec<AdminPeer> = match raw_peers.as_deref() {
         // "This field must be defined and contain at least one item."
         None | Some([]) => {
             ctx.error(&format!("{path}.{peers_field}"), "must list at least one peer");
             Vec::new()
         }
-        Some(list) => list.iter().enumerate().filter_map(|(i, p)| admin_peer(ctx, &format!("{path}.{peers_field}[{i}]"), p, peers_field == "to")).collect(),
+        Some(list) => {
+            list.iter().enumerate().filter_map(|(i, p)| admin_peer(ctx, &format!("{path}.{peers_field}[{i}]"), p, PeerRole::Peer(direction))).collect()
+        }
     };
-    let ports = match (v2, &r.ports, &r.protocols) {
-        (false, _, Some(_)) => {
+    let ports = match (kind, &r.ports, &r.protocols) {
+        (AdminNetworkPolicy | BaselineAdminNetworkPolicy, _, Some(_)) => {
             ctx.error(&format!("{path}.protocols"), "is a field of v1alpha2 ClusterNetworkPolicy (v1alpha1 uses ports)");
             Vec::new()
         }
-        (true, Some(_), _) => {
+        (ClusterNetworkPolicy, Some(_), _) => {
             ctx.error(&format!("{path}.ports"), "is a field of v1alpha1 (ClusterNetworkPolicy uses protocols)");
             Vec::new()
         }
-        (false, ports, None) => ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect(),
-        (true, None, protocols) => {
+        (AdminNetworkPolicy | BaselineAdminNetworkPolicy, ports, None) => {
+            ports.iter().flatten().enumerate().filter_map(|(i, p)| admin_port_v1(ctx, &format!("{path}.ports[{i}]"), p)).collect()
+        }
+        (ClusterNetworkPolicy, None, protocols) => {
             protocols.iter().flatten().enumerate().filter_map(|(i, p)| admin_protocol_v2(ctx, &format!("{path}.protocols[{i}]"), p)).collect()
         }
     };
@@ -1085,15 +1055,23 @@ fn admin_rule(ctx: &mut Ctx, path: &str, peers_field: &str, r: &raw::AdminRule, 
     Some(AdminRule { name: r.name.clone().unwrap_or_default(), action: action?, peers, ports })
 }
 
-/// A subject (`egress == false`, no `nodes`/`networks`) or a peer; exactly one field.
-fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, egress: bool) -> Option<AdminPeer> {
+/// Where an admin peer stands: only egress peers may name addresses (`nodes`, `networks`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PeerRole {
+    Subject,
+    Peer(Direction),
+}
+
+/// A subject or a rule's peer; exactly one field.
+fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, role: PeerRole) -> Option<AdminPeer> {
+    let addresses_allowed = role == PeerRole::Peer(Direction::Egress);
     let set = [p.namespaces.is_some(), p.pods.is_some(), p.nodes.is_some(), p.networks.is_some()].iter().filter(|s| **s).count();
     if set != 1 {
-        let fields = if egress { "namespaces, pods, nodes or networks" } else { "namespaces or pods" };
+        let fields = if addresses_allowed { "namespaces, pods, nodes or networks" } else { "namespaces or pods" };
         ctx.error(path, format!("must set exactly one of {fields}"));
         return None;
     }
-    if !egress && (p.nodes.is_some() || p.networks.is_some()) {
+    if !addresses_allowed && (p.nodes.is_some() || p.networks.is_some()) {
         let field = if p.nodes.is_some() { "nodes" } else { "networks" };
         ctx.error(&format!("{path}.{field}"), "is allowed only in egress peers");
         return None;
@@ -1190,6 +1168,143 @@ fn admin_protocol_v2(ctx: &mut Ctx, path: &str, p: &raw::AdminProtocol) -> Optio
         _ => {
             ctx.error(&path, "must set exactly one of number or range");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An EndpointSlice of a Service that selects no pod, as `kubectl get -o yaml` prints it.
+    const EMPTY_SLICE: &str = r#"
+addressType: IPv4
+apiVersion: discovery.k8s.io/v1
+endpoints: null
+kind: EndpointSlice
+metadata:
+  annotations:
+    endpoints.kubernetes.io/last-change-trigger-time: "2026-12-01T10:00:00Z"
+  creationTimestamp: "2026-12-01T10:00:00Z"
+  generateName: web-
+  generation: 1
+  labels:
+    endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io
+    kubernetes.io/service-name: web
+  name: web-x7k2p
+  namespace: shop
+  ownerReferences:
+  - apiVersion: v1
+    blockOwnerDeletion: true
+    controller: true
+    kind: Service
+    name: web
+    uid: 5f0c1d8e-2b7a-4c1e-9a3d-0e6f4b8a1c2d
+  resourceVersion: "4711"
+  uid: 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d
+ports: null
+"#;
+
+    fn parse(text: &str) -> Cluster {
+        parse_str("in.yaml", text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// What a case expects of the loaded cluster.
+    type Check = fn(&Cluster) -> bool;
+
+    #[test]
+    fn null_lists_read_as_empty() {
+        let slice = &parse(EMPTY_SLICE).endpoint_slices[0];
+        assert_eq!((slice.service.as_str(), slice.ports.len(), slice.endpoints.len()), ("web", 0, 0));
+        let cases: [(&str, Check); 5] = [
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p, ownerReferences: null}\nspec: {containers: null}\nstatus: {podIPs: null, conditions: null}\n",
+                |c| c.pods[0].ports.is_empty() && c.pods[0].ips.is_empty() && c.pods[0].ready,
+            ),
+            ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: null, clusterIPs: null}\nstatus: {loadBalancer: {ingress: null}}\n", |c| {
+                c.services[0].ports.is_empty() && c.services[0].load_balancer_ips.is_empty()
+            }),
+            // A rule with null peers and ports matches everything, like one without them.
+            (
+                "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\nspec: {podSelector: {matchExpressions: null}, ingress: [{from: null, ports: null}]}\n",
+                |c| c.policies[0].ingress.as_deref() == Some(&[Rule { peers: Vec::new(), ports: Vec::new() }][..]),
+            ),
+            ("apiVersion: v1\nkind: Node\nmetadata: {name: node1}\nstatus: {addresses: null}\n", |c| c.nodes[0].addresses.is_empty()),
+            (
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: e, labels: {kubernetes.io/service-name: s}}\naddressType: IPv4\nendpoints: [{addresses: null}]\n",
+                |c| c.endpoint_slices[0].endpoints[0].addresses.is_empty(),
+            ),
+        ];
+        for (text, check) in cases {
+            assert!(check(&parse(text)), "{text}");
+        }
+    }
+
+    /// An admin policy of `kind` with `rules` as its spec's last lines.
+    fn admin_policy(kind: AdminPolicyKind, subject: &str, rules: &str) -> String {
+        let (name, spec) = match kind {
+            AdminPolicyKind::AdminNetworkPolicy => ("a", "priority: 1"),
+            AdminPolicyKind::BaselineAdminNetworkPolicy => ("default", ""),
+            AdminPolicyKind::ClusterNetworkPolicy => ("c", "tier: Admin\n  priority: 1"),
+        };
+        format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  {spec}\n  subject: {subject}\n{rules}")
+    }
+
+    #[test]
+    fn admin_actions_depend_on_the_kind() {
+        use AdminPolicyKind::{AdminNetworkPolicy as Anp, BaselineAdminNetworkPolicy as Banp, ClusterNetworkPolicy as Cnp};
+        let cases = [
+            (Anp, "Allow", Ok(AdminAction::Allow)),
+            (Anp, "Pass", Ok(AdminAction::Pass)),
+            (
+                Anp,
+                "Accept",
+                Err("in.yaml: document 1 (AdminNetworkPolicy a): field spec.ingress[0].action: \"Accept\" is not an action here (want Allow, Deny or Pass)"),
+            ),
+            (Banp, "Deny", Ok(AdminAction::Deny)),
+            (
+                Banp,
+                "Pass",
+                Err(
+                    "in.yaml: document 1 (BaselineAdminNetworkPolicy default): field spec.ingress[0].action: \"Pass\" is not an action here (want Allow or Deny)",
+                ),
+            ),
+            (Cnp, "Accept", Ok(AdminAction::Allow)),
+            (
+                Cnp,
+                "Allow",
+                Err("in.yaml: document 1 (ClusterNetworkPolicy c): field spec.ingress[0].action: \"Allow\" is not an action here (want Accept, Deny or Pass)"),
+            ),
+        ];
+        for (kind, action, want) in cases {
+            let text = admin_policy(kind, "{namespaces: {}}", &format!("  ingress: [{{action: {action}, from: [{{namespaces: {{}}}}]}}]\n"));
+            let got = parse_str("in.yaml", &text).map(|c| c.admin_policies[0].ingress[0].action).map_err(|e| e.to_string());
+            assert_eq!(got, want.map_err(str::to_owned), "{kind} {action}");
+        }
+    }
+
+    #[test]
+    fn only_egress_peers_name_addresses() {
+        let networks = "{networks: [10.0.0.0/8]}";
+        let cases = [
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, networks, ""), Err("field spec.subject.networks: is allowed only in egress peers")),
+            (
+                admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", &format!("  ingress: [{{action: Deny, from: [{networks}]}}]\n")),
+                Err("field spec.ingress[0].from[0].networks: is allowed only in egress peers"),
+            ),
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", &format!("  egress: [{{action: Deny, to: [{networks}]}}]\n")), Ok(())),
+            (
+                admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{pods: {}}", "  egress: [{action: Deny, to: [{}]}]\n"),
+                Err("field spec.egress[0].to[0]: must set exactly one of namespaces, pods, nodes or networks"),
+            ),
+            (admin_policy(AdminPolicyKind::AdminNetworkPolicy, "{}", ""), Err("field spec.subject: must set exactly one of namespaces or pods")),
+        ];
+        for (text, want) in cases {
+            let got = parse_str("in.yaml", &text).map(|_| ()).map_err(|e| e.to_string());
+            match want {
+                Ok(()) => assert_eq!(got, Ok(()), "{text}"),
+                Err(message) => assert!(got.as_ref().is_err_and(|e| e.ends_with(message)), "{text}\n{got:?}"),
+            }
         }
     }
 }

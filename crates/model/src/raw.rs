@@ -1,10 +1,16 @@
 //! Serde mirrors of the Kubernetes JSON we read. Lenient about absent fields (hand-written
-//! manifests omit what the API server would default), strict about types: a wrong type is an
-//! error whose path `serde_path_to_error` reports.
+//! manifests omit what the API server would default) and null lists, strict about types: a
+//! wrong type is an error whose path `serde_path_to_error` reports.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer};
+
+/// A list that is `null` reads as empty, as Go's JSON decoding reads it: the API server writes
+/// `ports: null` and `endpoints: null` in EndpointSlices, and hand-written YAML `ports:` is null.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Option::<Vec<T>>::deserialize(d).map(Option::unwrap_or_default)
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -12,6 +18,7 @@ pub struct ObjectMeta {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub labels: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub owner_references: Vec<OwnerReference>,
     /// Set when deletion was requested: the pod is terminating.
     pub deletion_timestamp: Option<String>,
@@ -42,6 +49,7 @@ pub struct Pod {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct PodSpec {
+    #[serde(deserialize_with = "null_as_empty")]
     pub containers: Vec<Container>,
     pub host_network: bool,
     pub node_name: Option<String>,
@@ -50,6 +58,7 @@ pub struct PodSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct Container {
+    #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<ContainerPort>,
 }
 
@@ -67,7 +76,9 @@ pub struct PodStatus {
     #[serde(rename = "podIP")]
     pub pod_ip: Option<String>,
     #[serde(rename = "podIPs")]
+    #[serde(deserialize_with = "null_as_empty")]
     pub pod_ips: Vec<PodIp>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub conditions: Vec<Condition>,
 }
 
@@ -90,6 +101,7 @@ pub struct Node {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct NodeStatus {
+    #[serde(deserialize_with = "null_as_empty")]
     pub addresses: Vec<NodeAddress>,
 }
 
@@ -155,10 +167,12 @@ pub struct ServiceSpec {
     #[serde(rename = "type")]
     pub service_type: Option<String>,
     pub selector: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<ServicePort>,
     #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
     #[serde(rename = "clusterIPs")]
+    #[serde(deserialize_with = "null_as_empty")]
     pub cluster_ips: Vec<String>,
     pub external_name: Option<String>,
     pub external_traffic_policy: Option<String>,
@@ -190,6 +204,7 @@ pub struct ServiceStatus {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct LoadBalancerStatus {
+    #[serde(deserialize_with = "null_as_empty")]
     pub ingress: Vec<LoadBalancerIngress>,
 }
 
@@ -229,14 +244,18 @@ pub struct NetworkPolicySpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct IngressRule {
+    #[serde(deserialize_with = "null_as_empty")]
     pub from: Vec<Peer>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<PolicyPort>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct EgressRule {
+    #[serde(deserialize_with = "null_as_empty")]
     pub to: Vec<Peer>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<PolicyPort>,
 }
 
@@ -252,6 +271,7 @@ pub struct Peer {
 #[serde(default)]
 pub struct IpBlock {
     pub cidr: String,
+    #[serde(deserialize_with = "null_as_empty")]
     pub except: Vec<String>,
 }
 
@@ -267,6 +287,7 @@ pub struct PolicyPort {
 #[serde(default, rename_all = "camelCase")]
 pub struct LabelSelector {
     pub match_labels: Option<BTreeMap<String, String>>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -313,7 +334,9 @@ impl<'de> Deserialize<'de> for IntOrString {
 pub struct EndpointSlice {
     pub metadata: ObjectMeta,
     pub address_type: Option<String>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<EndpointPort>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub endpoints: Vec<SliceEndpoint>,
 }
 
@@ -328,6 +351,7 @@ pub struct EndpointPort {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct SliceEndpoint {
+    #[serde(deserialize_with = "null_as_empty")]
     pub addresses: Vec<String>,
     pub conditions: EndpointConditions,
     pub node_name: Option<String>,
@@ -365,7 +389,9 @@ pub struct AdminPolicySpec {
     pub tier: Option<String>,
     pub priority: Option<i64>,
     pub subject: Option<AdminPeer>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub ingress: Vec<AdminRule>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub egress: Vec<AdminRule>,
 }
 

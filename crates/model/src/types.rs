@@ -468,11 +468,52 @@ pub struct AdminRule {
     pub ports: Vec<AdminPort>,
 }
 
+/// The API kind of an admin policy; the kind decides which fields and actions it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AdminPolicyKind {
+    /// v1alpha1, the admin tier.
+    AdminNetworkPolicy,
+    /// v1alpha1, the baseline tier: a singleton named `default`, without `Pass`.
+    BaselineAdminNetworkPolicy,
+    /// v1alpha2, either tier (`spec.tier`).
+    ClusterNetworkPolicy,
+}
+
+impl AdminPolicyKind {
+    pub const ALL: [AdminPolicyKind; 3] = [Self::AdminNetworkPolicy, Self::BaselineAdminNetworkPolicy, Self::ClusterNetworkPolicy];
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdminNetworkPolicy => "AdminNetworkPolicy",
+            Self::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            Self::ClusterNetworkPolicy => "ClusterNetworkPolicy",
+        }
+    }
+
+    /// The short tag of explanations: `ANP`, `BANP`, `CNP`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::AdminNetworkPolicy => "ANP",
+            Self::BaselineAdminNetworkPolicy => "BANP",
+            Self::ClusterNetworkPolicy => "CNP",
+        }
+    }
+}
+
+impl fmt::Display for AdminPolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An AdminNetworkPolicy, BaselineAdminNetworkPolicy (v1alpha1) or ClusterNetworkPolicy (v1alpha2).
 #[derive(Debug, Clone)]
 pub struct AdminPolicy {
-    /// `AdminNetworkPolicy`, `BaselineAdminNetworkPolicy` or `ClusterNetworkPolicy`.
-    pub kind: String,
+    pub kind: AdminPolicyKind,
     pub name: String,
     pub tier: Tier,
     /// 0..=1000, lower first; 0 for BaselineAdminNetworkPolicy (a singleton).
@@ -488,15 +529,6 @@ impl AdminPolicy {
         match direction {
             Direction::Ingress => &self.ingress,
             Direction::Egress => &self.egress,
-        }
-    }
-
-    /// The short tag of explanations: `[ANP]`, `[BANP]`, `[CNP]`.
-    pub fn tag(&self) -> &'static str {
-        match self.kind.as_str() {
-            "AdminNetworkPolicy" => "ANP",
-            "BaselineAdminNetworkPolicy" => "BANP",
-            _ => "CNP",
         }
     }
 }

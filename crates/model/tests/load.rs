@@ -1,6 +1,6 @@
 //! Manifest loading: kinds, defaults, and errors that name file, document and field.
 
-use netmatrix_model::{Direction, NAMESPACE_NAME_LABEL, PortRef, Protocol, load_paths, parse_str};
+use netmatrix_model::{Direction, NAMESPACE_NAME_LABEL, PortRef, Protocol, parse_files, parse_str};
 
 const MIXED: &str = r#"
 apiVersion: v1
@@ -89,18 +89,18 @@ fn lists_and_json() {
 }
 
 #[test]
-fn directories_are_searched_recursively_for_manifest_extensions() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("sub")).unwrap();
-    std::fs::write(dir.path().join("a.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n").unwrap();
-    std::fs::write(dir.path().join("sub/b.yml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: b}\n").unwrap();
-    std::fs::write(dir.path().join("sub/c.json"), r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"c"}}"#).unwrap();
-    std::fs::write(dir.path().join("notes.txt"), "kind: Pod\n").unwrap();
-    let c = load_paths(&[dir.path().to_owned()]).unwrap();
-    let names: Vec<_> = c.pods.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["a", "b", "c"]);
-    let missing = load_paths(&[dir.path().join("nope")]).unwrap_err();
-    assert!(missing.to_string().contains("nope: cannot read"), "{missing}");
+fn files_are_parsed_as_their_names_say_and_every_error_names_its_file() {
+    let file = |name: &str, text: &str| (name.to_owned(), text.to_owned());
+    let good =
+        [file("a.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n"), file("b.json", r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"}}"#)];
+    let names: Vec<String> = parse_files(&good).unwrap().pods.into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["a", "b"]);
+    // YAML is no JSON: a `.json` name is read as JSON only.
+    let bad = [good[0].clone(), file("c.json", "kind: Pod\n"), file("d.yaml", "a: [\n")];
+    let errors: Vec<String> = parse_files(&bad).unwrap_err().0.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("c.json: not valid JSON"), "{errors:?}");
+    assert!(errors[1].starts_with("d.yaml: not valid YAML"), "{errors:?}");
 }
 
 fn policy(spec: &str) -> String {

@@ -1,14 +1,11 @@
 //! AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy matching, shared by
 //! the reachability builder and explanations, and the warnings the API documentation asks for.
 
-use std::net::IpAddr;
-
 use fixedbitset::FixedBitSet;
 use netmatrix_model::{AdminPeer, AdminPolicy, AdminPort, Cluster, ContainerPort, Direction, Pod};
 
-use crate::explain::Endpoint;
+use crate::matching::{Endpoint, Options, pod_addresses};
 use crate::ports::{ConnSet, PortSet};
-use crate::reach::Options;
 
 /// The ports of an admin rule on a destination with container ports `destination`.
 /// "If unspecified, protocol-specific attributes will not be used to match traffic": all ports.
@@ -29,17 +26,6 @@ pub fn resolve_ports(ports: &[AdminPort], destination: &[ContainerPort]) -> Conn
         }
     }
     set
-}
-
-/// A pod's addresses: its own, or for a hostNetwork pod without any, its node's.
-pub fn pod_addresses<'c>(cluster: &'c Cluster, pod: &'c Pod) -> &'c [IpAddr] {
-    if pod.ips.is_empty()
-        && pod.host_network
-        && let Some(node) = pod.node.as_deref().and_then(|n| cluster.nodes.iter().find(|x| x.name == n))
-    {
-        return &node.addresses;
-    }
-    &pod.ips
 }
 
 /// Pod selection of a subject or `pods`/`namespaces` peer: "host-networked pods are not included".

@@ -3,31 +3,13 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{AdminAction, Cluster, ContainerPort, Direction, NetworkPolicy, Peer, Pod, Protocol, Tier};
+use netmatrix_model::{AdminAction, Cluster, ContainerPort, Direction, NetworkPolicy, Pod, Protocol, Tier};
 use serde::Serialize;
 
 use crate::admin;
+pub use crate::matching::Endpoint;
+use crate::matching::{Options, peer_matches, resolve_ports};
 use crate::ports::ConnSet;
-use crate::reach::{Options, resolve_ports};
-
-/// One end of a connection.
-#[derive(Debug, Clone, Copy)]
-pub enum Endpoint<'c> {
-    Pod(&'c Pod),
-    /// An address outside the cluster: no NetworkPolicy applies to it.
-    External(IpAddr),
-}
-
-impl Endpoint<'_> {
-    pub fn name(&self) -> String {
-        match self {
-            // Workload manifests give one representative pod named like the workload.
-            Endpoint::Pod(p) if p.workload.name == p.name => p.workload.to_string(),
-            Endpoint::Pod(p) => format!("{} (pod {}/{})", p.workload, p.namespace, p.name),
-            Endpoint::External(ip) => format!("{ip}[External]"),
-        }
-    }
-}
 
 /// Finds an endpoint by `ns/name` (a pod or workload), `ns/name[Kind]`, `name` (namespace
 /// `default`) or an IP address.
@@ -121,8 +103,9 @@ pub struct RuleMatch {
 }
 
 pub fn explain(cluster: &Cluster, options: Options, src: Endpoint, dst: Endpoint, query: Option<(u16, Protocol)>) -> Explanation {
-    let (egress, egress_conn) = side(cluster, options, Direction::Egress, src, dst, query);
-    let (ingress, ingress_conn) = side(cluster, options, Direction::Ingress, dst, src, query);
+    let asked = Question { cluster, options, query };
+    let (egress, egress_conn) = asked.side(Direction::Egress, src, dst);
+    let (ingress, ingress_conn) = asked.side(Direction::Ingress, dst, src);
     let both = egress_conn.intersect(&ingress_conn);
     let verdict = match query {
         Some((port, protocol)) => both.allows(protocol, port),
@@ -140,141 +123,133 @@ pub fn explain(cluster: &Cluster, options: Options, src: Endpoint, dst: Endpoint
     }
 }
 
-fn side(cluster: &Cluster, options: Options, direction: Direction, owner: Endpoint, peer: Endpoint, query: Option<(u16, Protocol)>) -> (Side, ConnSet) {
-    let Endpoint::Pod(pod) = owner else {
-        let side = Side {
-            direction,
-            pod: None,
-            selected_by: Vec::new(),
-            isolated: false,
-            allowing_rules: Vec::new(),
-            tiers: Vec::new(),
-            allowed: ConnSet::all().to_string(),
-        };
-        return (side, ConnSet::all());
-    };
-    // Named ports resolve against the destination of the connection.
-    let destination_ports = match (direction, peer) {
-        (Direction::Ingress, _) => pod.ports.as_slice(),
-        (Direction::Egress, Endpoint::Pod(p)) => p.ports.as_slice(),
-        (Direction::Egress, Endpoint::External(_)) => &[],
-    };
-    let selecting: Vec<&NetworkPolicy> =
-        cluster.policies.iter().filter(|p| p.namespace == pod.namespace && p.rules(direction).is_some() && p.pod_selector.matches(&pod.labels)).collect();
-    let mut allowed = if selecting.is_empty() { ConnSet::all() } else { ConnSet::none() };
-    let mut allowing_rules = Vec::new();
-    for policy in &selecting {
-        for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
-            let peer_index =
-                if rule.peers.is_empty() { Some(None) } else { rule.peers.iter().position(|p| peer_matches(cluster, options, policy, p, peer)).map(Some) };
-            let Some(peer_index) = peer_index else { continue };
-            let ports = resolve_ports(&rule.ports, destination_ports);
-            allowed = allowed.union(&ports);
-            // With a port asked about, list only the rules that allow that port.
-            if query.is_some_and(|(port, protocol)| !ports.allows(protocol, port)) || ports.is_empty() {
-                continue;
-            }
-            allowing_rules.push(RuleMatch { policy: format!("{}/{}", policy.namespace, policy.name), rule: r, peer: peer_index, ports: ports.to_string() });
-        }
-    }
-    let selected_by: Vec<String> = selecting.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
-    let (tiers, allowed) = if cluster.admin_policies.is_empty() {
-        (Vec::new(), allowed)
-    } else {
-        let np = (!selecting.is_empty()).then_some((&allowed, selected_by.as_slice()));
-        tier_walk(cluster, options, direction, pod, peer, destination_ports, np, query)
-    };
-    let side = Side {
-        direction,
-        pod: Some(format!("{}/{}", pod.namespace, pod.name)),
-        isolated: !selecting.is_empty(),
-        selected_by,
-        allowing_rules,
-        tiers,
-        allowed: allowed.to_string(),
-    };
-    (side, allowed)
+/// What both sides of one explanation share: the input, its reading, and the port asked about.
+struct Question<'c> {
+    cluster: &'c Cluster,
+    options: Options,
+    query: Option<(u16, Protocol)>,
 }
 
-/// The tiers for `owner`'s `direction` with `peer` (the order `reach` computes): admin rules
-/// first match per port, then NetworkPolicy (`np`: what the isolating policies allow, and their
-/// names) or else the baseline tier, then the default. Returns the steps and what is allowed.
-#[allow(clippy::too_many_arguments)]
-fn tier_walk(
-    cluster: &Cluster,
-    options: Options,
-    direction: Direction,
-    owner: &Pod,
-    peer: Endpoint,
-    destination_ports: &[ContainerPort],
-    np: Option<(&ConnSet, &[String])>,
-    query: Option<(u16, Protocol)>,
-) -> (Vec<TierStep>, ConnSet) {
-    let (mut undecided, mut allowed, mut passed) = (ConnSet::all(), ConnSet::none(), ConnSet::none());
-    let mut steps = Vec::new();
-    // With a port asked about, only the steps deciding it are shown.
-    let shown = |ports: &ConnSet| !ports.is_empty() && query.is_none_or(|(port, protocol)| ports.allows(protocol, port));
-    let step = |steps: &mut Vec<TierStep>, tag: &str, action: &str, policies: Vec<String>, rule: Option<(usize, &str)>, ports: &ConnSet| {
-        if shown(ports) {
-            steps.push(TierStep {
-                tag: tag.to_owned(),
-                action: action.to_owned(),
-                policies,
-                rule: rule.map(|r| r.0),
-                rule_name: rule.map(|r| r.1.to_owned()).filter(|n| !n.is_empty()),
-                ports: ports.to_string(),
-            });
-        }
-    };
-    for tier in [Tier::Admin, Tier::Baseline] {
-        if tier == Tier::Baseline {
-            undecided = undecided.union(&passed);
-            passed = ConnSet::none();
-            match np {
-                Some((np_allowed, names)) => {
-                    let decided = undecided.intersect(np_allowed);
-                    step(&mut steps, "NP", "allow", names.to_vec(), None, &decided);
-                    step(&mut steps, "NP", "deny", names.to_vec(), None, &undecided.difference(np_allowed));
-                    allowed = allowed.union(&decided);
-                    undecided = ConnSet::none();
-                }
-                None => step(&mut steps, "NP", "no policy", Vec::new(), None, &undecided),
-            }
-        }
-        for policy in cluster.admin_policies.iter().filter(|p| p.tier == tier && admin::selects_pod(cluster, &p.subject, owner)) {
-            for (r, rule) in policy.rules(direction).iter().enumerate() {
-                if undecided.is_empty() || !rule.peers.iter().any(|p| admin::peer_matches(cluster, options, p, peer)) {
+impl Question<'_> {
+    fn side(&self, direction: Direction, owner: Endpoint, peer: Endpoint) -> (Side, ConnSet) {
+        let Question { cluster, options, query } = *self;
+        let Endpoint::Pod(pod) = owner else {
+            let side = Side {
+                direction,
+                pod: None,
+                selected_by: Vec::new(),
+                isolated: false,
+                allowing_rules: Vec::new(),
+                tiers: Vec::new(),
+                allowed: ConnSet::all().to_string(),
+            };
+            return (side, ConnSet::all());
+        };
+        // Named ports resolve against the destination of the connection.
+        let destination_ports = match (direction, peer) {
+            (Direction::Ingress, _) => pod.ports.as_slice(),
+            (Direction::Egress, Endpoint::Pod(p)) => p.ports.as_slice(),
+            (Direction::Egress, Endpoint::External(_)) => &[],
+        };
+        let selecting: Vec<&NetworkPolicy> =
+            cluster.policies.iter().filter(|p| p.namespace == pod.namespace && p.rules(direction).is_some() && p.pod_selector.matches(&pod.labels)).collect();
+        let mut allowed = if selecting.is_empty() { ConnSet::all() } else { ConnSet::none() };
+        let mut allowing_rules = Vec::new();
+        for policy in &selecting {
+            for (r, rule) in policy.rules(direction).unwrap_or_default().iter().enumerate() {
+                let peer_index =
+                    if rule.peers.is_empty() { Some(None) } else { rule.peers.iter().position(|p| peer_matches(cluster, options, policy, p, peer)).map(Some) };
+                let Some(peer_index) = peer_index else { continue };
+                let ports = resolve_ports(&rule.ports, destination_ports);
+                allowed = allowed.union(&ports);
+                // With a port asked about, list only the rules that allow that port.
+                if query.is_some_and(|(port, protocol)| !ports.allows(protocol, port)) || ports.is_empty() {
                     continue;
                 }
-                let ports = admin::resolve_ports(&rule.ports, destination_ports);
-                let hit = undecided.intersect(&ports);
-                match rule.action {
-                    AdminAction::Allow => allowed = allowed.union(&hit),
-                    AdminAction::Pass => passed = passed.union(&hit),
-                    AdminAction::Deny => {}
-                }
-                step(&mut steps, policy.tag(), &rule.action.to_string(), vec![policy.name.clone()], Some((r, &rule.name)), &hit);
-                undecided = undecided.difference(&ports);
+                allowing_rules.push(RuleMatch { policy: format!("{}/{}", policy.namespace, policy.name), rule: r, peer: peer_index, ports: ports.to_string() });
             }
         }
+        let selected_by: Vec<String> = selecting.iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect();
+        let (tiers, allowed) = if cluster.admin_policies.is_empty() {
+            (Vec::new(), allowed)
+        } else {
+            let np = (!selecting.is_empty()).then_some((&allowed, selected_by.as_slice()));
+            self.tier_walk(direction, pod, peer, destination_ports, np)
+        };
+        let side = Side {
+            direction,
+            pod: Some(format!("{}/{}", pod.namespace, pod.name)),
+            isolated: !selecting.is_empty(),
+            selected_by,
+            allowing_rules,
+            tiers,
+            allowed: allowed.to_string(),
+        };
+        (side, allowed)
     }
-    let rest = undecided.union(&passed);
-    step(&mut steps, "default", "allow", Vec::new(), None, &rest);
-    (steps, allowed.union(&rest))
-}
 
-/// Whether `peer` of a rule of `policy` matches `endpoint` (a pod or an address).
-pub fn peer_matches(cluster: &Cluster, options: Options, policy: &NetworkPolicy, peer: &Peer, endpoint: Endpoint) -> bool {
-    match (peer, endpoint) {
-        (Peer::Pods { namespaces, pods }, Endpoint::Pod(pod)) => {
-            let namespace_ok = match namespaces {
-                None => pod.namespace == policy.namespace,
-                Some(sel) => cluster.namespaces.iter().any(|n| n.name == pod.namespace && sel.matches(&n.labels)),
-            };
-            namespace_ok && pods.as_ref().is_none_or(|s| s.matches(&pod.labels))
+    /// The tiers for `owner`'s `direction` with `peer` (the order `reach` computes): admin rules
+    /// first match per port, then NetworkPolicy (`np`: what the isolating policies allow, and their
+    /// names) or else the baseline tier, then the default. Returns the steps and what is allowed.
+    fn tier_walk(
+        &self,
+        direction: Direction,
+        owner: &Pod,
+        peer: Endpoint,
+        destination_ports: &[ContainerPort],
+        np: Option<(&ConnSet, &[String])>,
+    ) -> (Vec<TierStep>, ConnSet) {
+        let Question { cluster, options, query } = *self;
+        let (mut undecided, mut allowed, mut passed) = (ConnSet::all(), ConnSet::none(), ConnSet::none());
+        let mut steps = Vec::new();
+        // With a port asked about, only the steps deciding it are shown.
+        let shown = |ports: &ConnSet| !ports.is_empty() && query.is_none_or(|(port, protocol)| ports.allows(protocol, port));
+        let step = |steps: &mut Vec<TierStep>, tag: &str, action: &str, policies: Vec<String>, rule: Option<(usize, &str)>, ports: &ConnSet| {
+            if shown(ports) {
+                steps.push(TierStep {
+                    tag: tag.to_owned(),
+                    action: action.to_owned(),
+                    policies,
+                    rule: rule.map(|r| r.0),
+                    rule_name: rule.map(|r| r.1.to_owned()).filter(|n| !n.is_empty()),
+                    ports: ports.to_string(),
+                });
+            }
+        };
+        for tier in [Tier::Admin, Tier::Baseline] {
+            if tier == Tier::Baseline {
+                undecided = undecided.union(&passed);
+                passed = ConnSet::none();
+                match np {
+                    Some((np_allowed, names)) => {
+                        let decided = undecided.intersect(np_allowed);
+                        step(&mut steps, "NP", "allow", names.to_vec(), None, &decided);
+                        step(&mut steps, "NP", "deny", names.to_vec(), None, &undecided.difference(np_allowed));
+                        allowed = allowed.union(&decided);
+                        undecided = ConnSet::none();
+                    }
+                    None => step(&mut steps, "NP", "no policy", Vec::new(), None, &undecided),
+                }
+            }
+            for policy in cluster.admin_policies.iter().filter(|p| p.tier == tier && admin::selects_pod(cluster, &p.subject, owner)) {
+                for (r, rule) in policy.rules(direction).iter().enumerate() {
+                    if undecided.is_empty() || !rule.peers.iter().any(|p| admin::peer_matches(cluster, options, p, peer)) {
+                        continue;
+                    }
+                    let ports = admin::resolve_ports(&rule.ports, destination_ports);
+                    let hit = undecided.intersect(&ports);
+                    match rule.action {
+                        AdminAction::Allow => allowed = allowed.union(&hit),
+                        AdminAction::Pass => passed = passed.union(&hit),
+                        AdminAction::Deny => {}
+                    }
+                    step(&mut steps, policy.kind.tag(), &rule.action.to_string(), vec![policy.name.clone()], Some((r, &rule.name)), &hit);
+                    undecided = undecided.difference(&ports);
+                }
+            }
         }
-        (Peer::Pods { .. }, Endpoint::External(_)) => false,
-        (Peer::IpBlock(block), Endpoint::Pod(pod)) => options.ipblocks_match_pods && admin::pod_addresses(cluster, pod).iter().any(|ip| block.contains(ip)),
-        (Peer::IpBlock(block), Endpoint::External(ip)) => block.contains(&ip),
+        let rest = undecided.union(&passed);
+        step(&mut steps, "default", "allow", Vec::new(), None, &rest);
+        (steps, allowed.union(&rest))
     }
 }

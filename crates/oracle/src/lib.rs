@@ -3,11 +3,13 @@
 pub mod admin;
 pub mod connlist;
 pub mod explain;
+pub mod matching;
 pub mod ports;
 pub mod ranges;
 pub mod reach;
 pub mod services;
 
+pub use matching::{Endpoint, Options};
 pub use ports::{ConnId, ConnSet, ConnTable, PortSet};
-pub use reach::{Options, Reachability};
+pub use reach::Reachability;
 pub use services::{Frontend, FrontendKind, ServiceOptions, ServiceVerdict, Verdict, evaluate, frontends};

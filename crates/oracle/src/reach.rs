@@ -12,19 +12,13 @@
 
 use fixedbitset::FixedBitSet;
 use ipnet::IpNet;
-use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, PortSpec, Rule, Tier};
+use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, Rule, Tier};
 use rustc_hash::FxHashMap;
 
 use crate::admin;
-use crate::ports::{ConnId, ConnSet, ConnTable, PortSet};
+use crate::matching::{Options, pod_addresses, resolve_ports};
+use crate::ports::{ConnId, ConnSet, ConnTable};
 use crate::ranges::{self, IpRange};
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// ipBlocks also select pods whose known IP they contain (what dataplanes do). Off: ipBlocks
-    /// only describe addresses outside the cluster (netpol-analyzer's and NCA's reading).
-    pub ipblocks_match_pods: bool,
-}
 
 pub type ClassId = usize;
 
@@ -94,29 +88,6 @@ impl Reachability {
     pub fn conn(&self, id: ConnId) -> &ConnSet {
         self.conns.get(id)
     }
-}
-
-/// Resolves a rule's ports against the container ports of the destination pod: "a named port
-/// ... on the destination pod" resolves per pod and per protocol.
-pub fn resolve_ports(ports: &[PortSpec], destination: &[ContainerPort]) -> ConnSet {
-    if ports.is_empty() {
-        // "If this field is empty or missing, this rule matches all ports."
-        return ConnSet::all();
-    }
-    let mut set = ConnSet::none();
-    for spec in ports {
-        let p = &mut set.0[spec.protocol.index()];
-        match &spec.port {
-            None => *p = PortSet::full(),
-            Some(PortRef::Range { first, last }) => *p = p.union(&PortSet::range(*first, *last)),
-            Some(PortRef::Named(name)) => {
-                for c in destination.iter().filter(|c| c.protocol == spec.protocol && c.name.as_deref() == Some(name)) {
-                    *p = p.union(&PortSet::range(c.port, c.port));
-                }
-            }
-        }
-    }
-    set
 }
 
 fn has_named_port(rule: &Rule) -> bool {
@@ -234,7 +205,7 @@ impl<'c> Builder<'c> {
                 self.profiles.push(pod.ports.clone());
                 next_profile
             });
-            let ips = admin::pod_addresses(self.cluster, pod);
+            let ips = pod_addresses(self.cluster, pod);
             let blocks = if self.options.ipblocks_match_pods {
                 (0..self.blocks.len()).filter(|&b| ips.iter().any(|ip| self.blocks[b].contains(ip))).collect()
             } else {
@@ -264,7 +235,7 @@ impl<'c> Builder<'c> {
         }
         if self.options.ipblocks_match_pods {
             for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
-                let ips = admin::pod_addresses(self.cluster, pod);
+                let ips = pod_addresses(self.cluster, pod);
                 for (b, block) in self.blocks.iter().enumerate() {
                     if ips.iter().any(|ip| block.contains(ip)) {
                         self.block_classes[b].insert(self.pod_class[pod_index]);
@@ -574,5 +545,96 @@ impl TierWalk<'_> {
         let id = self.conns.intern(admin::resolve_ports(ports, &self.profiles[destination]));
         self.resolved.insert((i, destination), id);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netmatrix_model::parse_str;
+
+    use super::*;
+
+    /// Namespaces x (team: x) and z (team: z), each with pods a (app: a) and b (app: b), and
+    /// `policy` (a NetworkPolicy spec) selecting x/a.
+    fn world(policy: &str) -> (Cluster, Reachability) {
+        let mut text = String::new();
+        for ns in ["x", "z"] {
+            text.push_str(&format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, labels: {{team: {ns}}}}}\n"));
+            for app in ["a", "b"] {
+                text.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {app}, namespace: {ns}, labels: {{app: {app}}}}}\n"));
+            }
+        }
+        text.push_str(&format!(
+            "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p, namespace: x}}\nspec:\n  podSelector: {{matchLabels: {{app: a}}}}\n{policy}"
+        ));
+        let cluster = parse_str("world.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
+        let reach = Reachability::compute(&cluster, Options::default());
+        (cluster, reach)
+    }
+
+    /// The pods (`ns/name`) with which `direction`'s policies of x/a allow some connection.
+    fn allowed(cluster: &Cluster, reach: &Reachability, direction: Direction) -> Vec<String> {
+        let class = |ns: &str, name: &str| reach.pod_class[cluster.pods.iter().position(|p| p.namespace == ns && p.name == name).unwrap()];
+        let owner = class("x", "a");
+        let pods = cluster.pods.iter().filter(|p| !reach.conn(reach.allowed_by(direction, owner, class(&p.namespace, &p.name))).is_empty());
+        pods.map(|p| format!("{}/{}", p.namespace, p.name)).collect()
+    }
+
+    const ALL: [&str; 4] = ["x/a", "x/b", "z/a", "z/b"];
+
+    #[test]
+    fn a_policy_isolates_only_the_directions_it_applies_to() {
+        let cases: [(&str, &[&str], &[&str]); 5] = [
+            ("  policyTypes: [Ingress]\n", &[], &ALL),
+            ("  policyTypes: [Egress]\n", &ALL, &[]),
+            ("  policyTypes: [Ingress, Egress]\n", &[], &[]),
+            // Without policyTypes: ingress always, egress only with egress rules.
+            ("  ingress: [{}]\n", &ALL, &ALL),
+            ("  egress: [{to: [{podSelector: {matchLabels: {app: b}}}]}]\n", &[], &["x/b"]),
+        ];
+        for (spec, ingress, egress) in cases {
+            let (cluster, reach) = world(spec);
+            assert_eq!(allowed(&cluster, &reach, Direction::Ingress), ingress, "ingress with\n{spec}");
+            assert_eq!(allowed(&cluster, &reach, Direction::Egress), egress, "egress with\n{spec}");
+        }
+    }
+
+    #[test]
+    fn selectors_of_one_peer_and_while_peers_or() {
+        let cases: [(&str, &[&str]); 6] = [
+            ("[{namespaceSelector: {matchLabels: {team: z}}, podSelector: {matchLabels: {app: a}}}]", &["z/a"]),
+            ("[{namespaceSelector: {matchLabels: {team: z}}}, {podSelector: {matchLabels: {app: a}}}]", &["x/a", "z/a", "z/b"]),
+            // A podSelector alone selects in the policy's own namespace.
+            ("[{podSelector: {}}]", &["x/a", "x/b"]),
+            ("[{namespaceSelector: {}}]", &ALL),
+            // An empty peer list matches every source.
+            ("[]", &ALL),
+            ("[{podSelector: {matchLabels: {app: c}}}]", &[]),
+        ];
+        for (from, want) in cases {
+            let (cluster, reach) = world(&format!("  ingress: [{{from: {from}}}]\n"));
+            assert_eq!(allowed(&cluster, &reach, Direction::Ingress), want, "from: {from}");
+        }
+    }
+
+    #[test]
+    fn pods_the_policies_cannot_tell_apart_share_a_class() {
+        let (cluster, reach) = world("  policyTypes: [Ingress]\n");
+        assert_eq!(reach.classes.len(), 4);
+        let twin = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a2, namespace: x, labels: {app: a}}\n";
+        let mut text: String = cluster
+            .pods
+            .iter()
+            .map(|p| {
+                format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {}, namespace: {}, labels: {{app: {}}}}}\n", p.name, p.namespace, p.labels["app"])
+            })
+            .collect();
+        text.push_str(twin);
+        let cluster = parse_str("twins.yaml", &text).unwrap();
+        let reach = Reachability::compute(&cluster, Options::default());
+        let class = |name: &str, ns: &str| reach.pod_class[cluster.pods.iter().position(|p| p.namespace == ns && p.name == name).unwrap()];
+        assert_eq!(class("a", "x"), class("a2", "x"));
+        assert_ne!(class("a", "x"), class("a", "z"), "namespaces tell pods apart");
+        assert_eq!(reach.classes.len(), 4);
     }
 }

@@ -238,119 +238,176 @@ struct Scope<'c> {
 }
 
 pub fn evaluate(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend: &Frontend, options: ServiceOptions) -> ServiceVerdict {
-    let mut reasons = Vec::new();
-    let (verdict, backends, snat) = decide(cluster, reach, src_pod, frontend, options, &mut reasons);
-    ServiceVerdict { verdict, backends, snat, reasons }
+    let mut decider = Decider { cluster, reach, src_pod, frontend, options, reasons: Vec::new() };
+    let (verdict, backends, snat) = decider.decide().unwrap_or_else(|early| early);
+    ServiceVerdict { verdict, backends, snat, reasons: decider.reasons }
 }
 
 type Decision = (Verdict, Vec<usize>, Option<IpAddr>);
 
-fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend: &Frontend, options: ServiceOptions, reasons: &mut Vec<String>) -> Decision {
-    let service = &cluster.services[frontend.service];
-    let port = &service.ports[frontend.port];
-    let src = &cluster.pods[src_pod];
-    let label = frontend.label(cluster);
-    let undefined = |reasons: &mut Vec<String>, why: String| {
-        reasons.push(why);
+/// One (source pod, frontend) cell being decided, with the reasons so far.
+struct Decider<'a, 'c> {
+    cluster: &'c Cluster,
+    reach: &'a mut Reachability,
+    src_pod: usize,
+    frontend: &'a Frontend,
+    options: ServiceOptions,
+    reasons: Vec<String>,
+}
+
+impl<'c> Decider<'_, 'c> {
+    fn undefined(&mut self, why: String) -> Decision {
+        self.reasons.push(why);
         (Verdict::Undefined, Vec::new(), None)
-    };
-    if frontend.kind == FrontendKind::ExternalName {
-        // "Services of type ExternalName map a Service to a DNS name ... No proxying of any kind
-        // is set up" (Service docs, type ExternalName).
-        let name = service.external_name.as_deref().unwrap_or_default();
-        return undefined(
-            reasons,
-            format!("ExternalName: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"),
-        );
     }
 
-    let Some(scope) = scope(cluster, src, frontend, service, &label, reasons) else {
-        return (Verdict::Undefined, Vec::new(), None);
-    };
-
-    let (ready, terminating) = endpoints(cluster, service, frontend.port, reasons);
-    if ready.is_empty() && terminating.is_empty() {
-        // kube-proxy rejects connections to a Service port without endpoints.
-        reasons.push(format!("{label} has no endpoints: rejected"));
-        return (Verdict::Deny, Vec::new(), None);
+    fn src(&self) -> &'c Pod {
+        &self.cluster.pods[self.src_pod]
     }
-    let in_scope = |list: &[Endpoint]| -> Vec<Endpoint> {
-        list.iter().copied().filter(|e| !scope.local_only || on_node(&cluster.pods[e.pod], scope.node) == Some(true)).collect()
-    };
-    let (ready, terminating) = (in_scope(&ready), in_scope(&terminating));
-    let where_ = if scope.local_only { format!(" on {}", scope.node.unwrap_or_default()) } else { String::new() };
-    // KEP-1669 (Proxy Terminating Endpoints): kube-proxy falls back to terminating endpoints
-    // that are still serving only when the scope (cluster or node) has no ready one.
-    let chosen = if !ready.is_empty() {
-        ready
-    } else if !terminating.is_empty() {
-        reasons.push(format!("no ready endpoint{where_}: terminating endpoints that still serve are used"));
-        terminating
-    } else {
-        reasons.push(format!("no endpoint{where_} for this traffic: dropped"));
-        return (Verdict::Deny, Vec::new(), None);
-    };
-    reasons.push(format!(
-        "endpoints{where_}: {}",
-        chosen.iter().map(|e| format!("{} (port {})", pod_name(&cluster.pods[e.pod]), e.target)).collect::<Vec<_>>().join(", ")
-    ));
-    if chosen.iter().any(|e| e.pod == src_pod) {
-        if !options.hairpin {
-            // A pod reaching itself through its Service ("hairpin") depends on the node's
-            // bridge and proxy configuration; Kubernetes does not define it.
-            return undefined(reasons, format!("the proxy may send {} back to itself (hairpin), which the dataplane does not promise", pod_name(src)));
+
+    /// `Err`: decided before NetworkPolicy was consulted for every endpoint.
+    fn decide(&mut self) -> Result<Decision, Decision> {
+        let cluster = self.cluster;
+        let frontend = self.frontend;
+        let service = &cluster.services[frontend.service];
+        if frontend.kind == FrontendKind::ExternalName {
+            // "Services of type ExternalName map a Service to a DNS name ... No proxying of any kind
+            // is set up" (Service docs, type ExternalName).
+            let name = service.external_name.as_deref().unwrap_or_default();
+            return Err(self.undefined(format!(
+                "ExternalName: cluster DNS answers with a CNAME for {name} and nothing is proxied, so what answers lies outside the cluster"
+            )));
         }
-        reasons.push(format!("{} may reach itself: the dataplane promises hairpin", pod_name(src)));
-    }
-    if let SessionAffinity::ClientIp { timeout_seconds } = service.session_affinity {
-        // "connections from a particular client are passed to the same Pod each time" (Service
-        // docs, session affinity): which one is not known in advance, so any may answer.
-        reasons.push(format!(
-            "ClientIP affinity: further connections from this client go to the same endpoint for {timeout_seconds}s (which one is decided by the first)"
-        ));
+        let label = frontend.label(cluster);
+        let Some(scope) = scope(cluster, self.src(), frontend, service, &label, &mut self.reasons) else {
+            return Err((Verdict::Undefined, Vec::new(), None));
+        };
+        let chosen = self.choose_endpoints(service, &scope, &label)?;
+        self.hairpin_and_affinity(service, &chosen)?;
+        let snat = self.masquerade(&scope)?;
+        self.policies(&scope, snat, &chosen)
     }
 
-    let snat = if scope.masquerade {
-        match (scope.node, node_address(cluster, scope.node)) {
-            (_, Some(ip)) => Some(ip),
+    /// The endpoints the proxy may pick for this traffic, named in the reasons.
+    fn choose_endpoints(&mut self, service: &Service, scope: &Scope, label: &str) -> Result<Vec<Endpoint>, Decision> {
+        let cluster = self.cluster;
+        let (ready, terminating) = endpoints(cluster, service, self.frontend.port, &mut self.reasons);
+        if ready.is_empty() && terminating.is_empty() {
+            // kube-proxy rejects connections to a Service port without endpoints.
+            self.reasons.push(format!("{label} has no endpoints: rejected"));
+            return Err((Verdict::Deny, Vec::new(), None));
+        }
+        let in_scope = |list: &[Endpoint]| -> Vec<Endpoint> {
+            list.iter().copied().filter(|e| !scope.local_only || on_node(&cluster.pods[e.pod], scope.node) == Some(true)).collect()
+        };
+        let (ready, terminating) = (in_scope(&ready), in_scope(&terminating));
+        let where_ = if scope.local_only { format!(" on {}", scope.node.unwrap_or_default()) } else { String::new() };
+        // KEP-1669 (Proxy Terminating Endpoints): kube-proxy falls back to terminating endpoints
+        // that are still serving only when the scope (cluster or node) has no ready one.
+        let chosen = if !ready.is_empty() {
+            ready
+        } else if !terminating.is_empty() {
+            self.reasons.push(format!("no ready endpoint{where_}: terminating endpoints that still serve are used"));
+            terminating
+        } else {
+            self.reasons.push(format!("no endpoint{where_} for this traffic: dropped"));
+            return Err((Verdict::Deny, Vec::new(), None));
+        };
+        self.reasons.push(format!(
+            "endpoints{where_}: {}",
+            chosen.iter().map(|e| format!("{} (port {})", pod_name(&cluster.pods[e.pod]), e.target)).collect::<Vec<_>>().join(", ")
+        ));
+        Ok(chosen)
+    }
+
+    /// A source among the endpoints, and client affinity: what the dataplane may do on top.
+    fn hairpin_and_affinity(&mut self, service: &Service, chosen: &[Endpoint]) -> Result<(), Decision> {
+        let src = self.src();
+        if chosen.iter().any(|e| e.pod == self.src_pod) {
+            if !self.options.hairpin {
+                // A pod reaching itself through its Service ("hairpin") depends on the node's
+                // bridge and proxy configuration; Kubernetes does not define it.
+                return Err(self.undefined(format!("the proxy may send {} back to itself (hairpin), which the dataplane does not promise", pod_name(src))));
+            }
+            self.reasons.push(format!("{} may reach itself: the dataplane promises hairpin", pod_name(src)));
+        }
+        if let SessionAffinity::ClientIp { timeout_seconds } = service.session_affinity {
+            // "connections from a particular client are passed to the same Pod each time" (Service
+            // docs, session affinity): which one is not known in advance, so any may answer.
+            self.reasons.push(format!(
+                "ClientIP affinity: further connections from this client go to the same endpoint for {timeout_seconds}s (which one is decided by the first)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The address the connection is masqueraded to, if it is.
+    fn masquerade(&mut self, scope: &Scope) -> Result<Option<IpAddr>, Decision> {
+        if !scope.masquerade {
+            return Ok(None);
+        }
+        match (scope.node, node_address(self.cluster, scope.node)) {
+            (_, Some(ip)) => Ok(Some(ip)),
             (None, None) => {
-                return undefined(reasons, format!("the connection is masqueraded by the node of {}, which is unknown (spec.nodeName)", pod_name(src)));
+                Err(self.undefined(format!("the connection is masqueraded by the node of {}, which is unknown (spec.nodeName)", pod_name(self.src()))))
             }
             (Some(node), None) => {
-                return undefined(reasons, format!("the connection is masqueraded by {node}, whose address is unknown (no Node with status.addresses)"));
+                Err(self.undefined(format!("the connection is masqueraded by {node}, whose address is unknown (no Node with status.addresses)")))
             }
         }
-    } else {
-        None
-    };
+    }
 
-    if matches!(frontend.kind, FrontendKind::NodePort { .. }) && on_node(src, scope.node).is_none() {
-        return undefined(
-            reasons,
-            format!(
+    /// NetworkPolicy on the translated connection to each chosen endpoint.
+    fn policies(&mut self, scope: &Scope, snat: Option<IpAddr>, chosen: &[Endpoint]) -> Result<Decision, Decision> {
+        let src = self.src();
+        if matches!(self.frontend.kind, FrontendKind::NodePort { .. }) && on_node(src, scope.node).is_none() {
+            return Err(self.undefined(format!(
                 "whether {} runs on {} decides what its egress policies see, and its node is unknown (spec.nodeName)",
                 pod_name(src),
                 scope.node.unwrap_or_default()
-            ),
-        );
+            )));
+        }
+        let mut allowed = Vec::new();
+        let mut denied = Vec::new();
+        for e in chosen {
+            if self.endpoint_allowed(scope, snat, e)? {
+                allowed.push(e.pod);
+            } else {
+                denied.push(e.pod);
+            }
+        }
+        if allowed.is_empty() {
+            self.reasons.push("NetworkPolicy denies every endpoint: no connection".into());
+            return Ok((Verdict::Deny, Vec::new(), snat));
+        }
+        if !denied.is_empty() {
+            // The proxy picks an endpoint per connection without regard to policy.
+            self.reasons.push("some endpoints are allowed and some denied: whether a connection succeeds depends on the endpoint the proxy picks".into());
+            return Ok((Verdict::Undefined, allowed, snat));
+        }
+        Ok((Verdict::Allow, allowed, snat))
     }
-    let src_class = reach.pod_class[src_pod];
-    let mut allowed = Vec::new();
-    let mut denied = Vec::new();
-    for e in &chosen {
+
+    /// Whether the source's egress and the endpoint's ingress policies allow the connection as
+    /// each node sees it.
+    fn endpoint_allowed(&mut self, scope: &Scope, snat: Option<IpAddr>, e: &Endpoint) -> Result<bool, Decision> {
+        let (cluster, frontend) = (self.cluster, self.frontend);
+        let port = &cluster.services[frontend.service].ports[frontend.port];
+        let src = self.src();
         let backend = &cluster.pods[e.pod];
-        let backend_class = reach.pod_class[e.pod];
+        let src_class = self.reach.pod_class[self.src_pod];
+        let backend_class = self.reach.pod_class[e.pod];
         // Egress, on the source's node: towards the backend when the translation happened
         // there, else towards the addressed node on the node port.
         let egress = match (frontend.kind, on_node(src, scope.node)) {
             (FrontendKind::NodePort { .. }, Some(false)) => {
                 let ip = frontend.address.expect("node-port frontends have an address");
-                match external(reach, Direction::Egress, src_class, ip) {
+                match external(self.reach, Direction::Egress, src_class, ip) {
                     Some(conn) => (conn, frontend.dst_port, format!("{ip}")),
-                    None => return undefined(reasons, no_range(ip)),
+                    None => return Err(self.undefined(no_range(ip))),
                 }
             }
-            _ => (reach.allowed_by(Direction::Egress, src_class, backend_class), e.target, pod_name(backend)),
+            _ => (self.reach.allowed_by(Direction::Egress, src_class, backend_class), e.target, pod_name(backend)),
         };
         // Ingress, on the backend's node: from the client's address unless masquerading
         // happened before, on another node.
@@ -358,60 +415,40 @@ fn decide(cluster: &Cluster, reach: &mut Reachability, src_pod: usize, frontend:
             (None, _) | (Some(_), Some(true)) => None,
             (Some(ip), Some(false)) => Some(ip),
             (Some(_), None) => {
-                return undefined(
-                    reasons,
-                    format!(
-                        "whether {} runs on {} decides the source its policies see, and its node is unknown (spec.nodeName)",
-                        pod_name(backend),
-                        scope.node.unwrap_or("the translating node")
-                    ),
-                );
+                return Err(self.undefined(format!(
+                    "whether {} runs on {} decides the source its policies see, and its node is unknown (spec.nodeName)",
+                    pod_name(backend),
+                    scope.node.unwrap_or("the translating node")
+                )));
             }
         };
         let ingress = match seen {
-            None => (reach.allowed_by(Direction::Ingress, backend_class, src_class), pod_name(src)),
-            Some(ip) => match external(reach, Direction::Ingress, backend_class, ip) {
+            None => (self.reach.allowed_by(Direction::Ingress, backend_class, src_class), pod_name(src)),
+            Some(ip) => match external(self.reach, Direction::Ingress, backend_class, ip) {
                 Some(conn) => (conn, ip.to_string()),
-                None => return undefined(reasons, no_range(ip)),
+                None => return Err(self.undefined(no_range(ip))),
             },
         };
-        let egress_ok = reach.conn(egress.0).allows(port.protocol, egress.1);
-        let ingress_ok = reach.conn(ingress.0).allows(port.protocol, e.target);
+        let egress_ok = self.reach.conn(egress.0).allows(port.protocol, egress.1);
+        let ingress_ok = self.reach.conn(ingress.0).allows(port.protocol, e.target);
         let name = pod_name(backend);
-        match (egress_ok, ingress_ok) {
-            (true, true) => {
-                reasons.push(format!(
-                    "{name}: allowed (egress of {} to {} on {} {}, ingress of {name} from {} on {} {})",
-                    pod_name(src),
-                    egress.2,
-                    port.protocol,
-                    egress.1,
-                    ingress.1,
-                    port.protocol,
-                    e.target
-                ));
-                allowed.push(e.pod);
-            }
-            (false, _) => {
-                reasons.push(format!("{name}: denied by the egress policies of {} ({} {} to {})", pod_name(src), port.protocol, egress.1, egress.2));
-                denied.push(e.pod);
-            }
-            (true, false) => {
-                reasons.push(format!("{name}: denied by its ingress policies ({} {} from {})", port.protocol, e.target, ingress.1));
-                denied.push(e.pod);
-            }
-        }
+        let reason = match (egress_ok, ingress_ok) {
+            (true, true) => format!(
+                "{name}: allowed (egress of {} to {} on {} {}, ingress of {name} from {} on {} {})",
+                pod_name(src),
+                egress.2,
+                port.protocol,
+                egress.1,
+                ingress.1,
+                port.protocol,
+                e.target
+            ),
+            (false, _) => format!("{name}: denied by the egress policies of {} ({} {} to {})", pod_name(src), port.protocol, egress.1, egress.2),
+            (true, false) => format!("{name}: denied by its ingress policies ({} {} from {})", port.protocol, e.target, ingress.1),
+        };
+        self.reasons.push(reason);
+        Ok(egress_ok && ingress_ok)
     }
-    if allowed.is_empty() {
-        reasons.push("NetworkPolicy denies every endpoint: no connection".into());
-        return (Verdict::Deny, Vec::new(), snat);
-    }
-    if !denied.is_empty() {
-        // The proxy picks an endpoint per connection without regard to policy.
-        reasons.push("some endpoints are allowed and some denied: whether a connection succeeds depends on the endpoint the proxy picks".into());
-        return (Verdict::Undefined, allowed, snat);
-    }
-    (Verdict::Allow, allowed, snat)
 }
 
 fn no_range(ip: IpAddr) -> String {
@@ -574,4 +611,72 @@ pub fn explain(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use netmatrix_model::parse_str;
+
+    use super::*;
+    use crate::Options;
+
+    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec: {clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}\n";
+
+    /// A pod of the Service `web` named `name` in state `state`: `ready`, `not-ready`,
+    /// `terminating` (ready, deletion requested), `no-port` (without the named target port).
+    fn pod(i: usize, name: &str, state: &str) -> String {
+        let port = if state == "no-port" { "other" } else { "http" };
+        let deleted = if state == "terminating" { ", deletionTimestamp: \"2026-12-01T10:00:00Z\"" } else { "" };
+        let ready = if state == "not-ready" { "False" } else { "True" };
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: web}}{deleted}}}\nspec: {{containers: [{{ports: [{{name: {port}, containerPort: 8080}}]}}]}}\nstatus: {{podIP: 10.0.0.{}, conditions: [{{type: Ready, status: \"{ready}\"}}]}}\n",
+            i + 10
+        )
+    }
+
+    fn cluster(service: &str, pods: &[(&str, &str)]) -> Cluster {
+        let text: String = pods.iter().enumerate().map(|(i, (name, state))| pod(i, name, state)).collect();
+        parse_str("svc.yaml", &format!("{service}{text}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// (name, state) of pods of `web`, as [`pod`] takes them.
+    type Pods<'a> = &'a [(&'a str, &'a str)];
+
+    const PODS: [(&str, &str); 4] = [("leaving", "terminating"), ("noport", "no-port"), ("slow", "not-ready"), ("up", "ready")];
+
+    #[test]
+    fn endpoints_follow_readiness_unless_not_ready_addresses_are_published() {
+        // "publishNotReadyAddresses ... all endpoints are considered 'ready' even if the Pods
+        // themselves are not" (ServiceSpec); a named targetPort a pod lacks makes it no endpoint.
+        let cases: [(&str, &[&str], &[&str]); 2] = [("", &["up"], &["leaving"]), ("publishNotReadyAddresses: true", &["leaving", "slow", "up"], &[])];
+        for (extra, ready, terminating) in cases {
+            let service = if extra.is_empty() { SERVICE.to_owned() } else { SERVICE.replace("ports:", &format!("{extra}, ports:")) };
+            let c = cluster(&service, &PODS);
+            let (got_ready, got_terminating) = endpoints(&c, &c.services[0], 0, &mut Vec::new());
+            let names = |list: Vec<Endpoint>| list.iter().map(|e| c.pods[e.pod].name.as_str()).collect::<Vec<_>>();
+            assert_eq!((names(got_ready), names(got_terminating)), (ready.to_vec(), terminating.to_vec()), "{extra}");
+        }
+    }
+
+    #[test]
+    fn terminating_endpoints_serve_only_when_none_is_ready() {
+        // KEP-1669: kube-proxy falls back to serving terminating endpoints without ready ones.
+        let cases: [(Pods, Verdict, &[&str], &str); 4] = [
+            (&[("up", "ready"), ("leaving", "terminating")], Verdict::Allow, &["up"], "endpoints: x/up (port 8080)"),
+            (&[("leaving", "terminating")], Verdict::Allow, &["leaving"], "no ready endpoint: terminating endpoints that still serve are used"),
+            (&[("slow", "not-ready")], Verdict::Deny, &[], "has no endpoints: rejected"),
+            (&[("noport", "no-port")], Verdict::Deny, &[], "has no endpoints: rejected"),
+        ];
+        for (pods, verdict, backends, reason) in cases {
+            let mut all = pods.to_vec();
+            all.push(("client", "no-port"));
+            let c = cluster(SERVICE, &all);
+            let client = c.pods.iter().position(|p| p.name == "client").unwrap();
+            let mut reach = Reachability::compute(&c, Options::default());
+            let v = evaluate(&c, &mut reach, client, &frontends(&c)[0], ServiceOptions::default());
+            let got: Vec<&str> = v.backends.iter().map(|&b| c.pods[b].name.as_str()).collect();
+            assert_eq!((v.verdict, got.as_slice()), (verdict, backends), "{pods:?}: {:?}", v.reasons);
+            assert!(v.reasons.iter().any(|r| r.contains(reason)), "{pods:?}: {:?}", v.reasons);
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! the exit code and messages for bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/shop")
@@ -89,4 +90,27 @@ fn non_kubernetes_documents_are_skipped_with_a_warning() {
         String::from_utf8_lossy(&out.stdout),
         "0.0.0.0-255.255.255.255[External] => default/a[Pod] : All Connections\ndefault/a[Pod] => 0.0.0.0-255.255.255.255[External] : All Connections\n"
     );
+}
+
+#[test]
+fn a_fifo_named_like_a_manifest_in_a_directory_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    nix::unistd::mkfifo(&dir.path().join("pipe.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::fs::write(dir.path().join("pod.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n").unwrap();
+    // Without the skip, opening the FIFO waits for a writer forever.
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(["analyze", "-f"]).arg(dir.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("netmatrix analyze blocked on the FIFO");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("warning: {}: not a regular file, skipped", dir.path().join("pipe.yaml").display())), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("default/a[Pod]"));
 }

@@ -12,8 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-
-use netmatrix_oracle::{Options, Reachability, connlist};
+use std::process::Command;
 
 fn suite_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peer-suites/netpol-analyzer");
@@ -54,10 +53,27 @@ fn uses_admin_policies(manifests: &Path) -> bool {
     std::fs::read_dir(manifests).into_iter().flatten().flatten().any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains("AdminNetworkPolicy")))
 }
 
+/// The binary's connlist: it also walks the case's directory tree, as a user's run would.
 fn analyze(manifests: &Path) -> Result<Vec<(String, String, String)>, String> {
-    let cluster = netmatrix_model::load_paths(&[manifests.to_owned()]).map_err(|e| e.to_string())?;
-    let mut reach = Reachability::compute(&cluster, Options { ipblocks_match_pods: false });
-    Ok(connlist::connlist(&cluster, &mut reach).iter().map(|l| (l.src.to_owned(), l.dst.to_owned(), l.conn.to_owned())).collect())
+    let out = Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+        .args(["analyze", "--ipblocks-external-only", "-o", "json", "-f"])
+        .arg(manifests)
+        .output()
+        .map_err(|e| format!("running netmatrix: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let lines: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).map_err(|e| format!("connlist JSON: {e}"))?;
+    Ok(lines
+        .iter()
+        .map(|l| {
+            (
+                l["src"].as_str().unwrap_or_default().to_owned(),
+                l["dst"].as_str().unwrap_or_default().to_owned(),
+                l["conn"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
 }
 
 fn parse_golden(text: &str) -> Vec<(String, String, String)> {

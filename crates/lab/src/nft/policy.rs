@@ -51,10 +51,8 @@ use ipnet::IpNet;
 use netmatrix_model::{
     AdminAction, AdminPeer, AdminRule, Cluster, ContainerPort, Direction, IpBlock, Labels, NetworkPolicy, Peer, Pod, PortRef, Protocol, Rule, Tier,
 };
-use netmatrix_oracle::admin;
-use netmatrix_oracle::explain::{Endpoint, peer_matches};
-use netmatrix_oracle::reach::resolve_ports;
-use netmatrix_oracle::{ConnSet, Options};
+use netmatrix_oracle::matching::{Endpoint, Options, peer_matches, resolve_ports};
+use netmatrix_oracle::{ConnSet, admin};
 
 /// Denied packets get an ICMP "administratively prohibited": probes fail at once instead of
 /// timing out, and the prober can tell a policy denial from a closed port (TCP RST / ICMP port
@@ -158,11 +156,30 @@ impl<'c> Policies<'c> {
         if local.is_empty() {
             return;
         }
-        // Per direction and local pod: `Some(allow chains)` once a policy isolates it.
-        let mut isolation: [Vec<Option<Vec<String>>>; 2] = [vec![None; local.len()], vec![None; local.len()]];
+        let mut sets = Declared::default();
+        let (isolation, allow) = self.allow_chains(&local, &mut sets);
+        let (tiers, tier_chains) = self.tier_chains(&local, &isolation, &mut sets);
+        let (dispatch, pod_chains) = self.pod_chains(&local, &isolation, &tiers);
+        out.push_str(&sets.text);
+        let [egress, ingress] = &dispatch;
+        // Without isolated pods a base chain would only cost every packet a few lookups.
+        for (name, hook, priority, lines) in
+            [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)]
+        {
+            if !lines.is_empty() {
+                let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
+            }
+        }
+        out.push_str(&pod_chains);
+        out.push_str(&tier_chains);
+        out.push_str(&allow);
+    }
+
+    /// The allow chains of the policies that select the `local` pods, and per direction and
+    /// local pod `Some(allow chains)` once a policy isolates it.
+    fn allow_chains(&mut self, local: &[usize], sets: &mut Declared) -> (Isolation, String) {
+        let mut isolation: Isolation = [vec![None; local.len()], vec![None; local.len()]];
         let mut allow = String::new();
-        // The sets this node's allow chains name, declared in order of first use.
-        let (mut sets, mut declared) = (String::new(), HashSet::new());
         for k in 0..self.policies.len() {
             let policy = self.policies[k];
             for direction in Direction::BOTH {
@@ -177,9 +194,7 @@ impl<'c> Policies<'c> {
                 }
                 let selected_pods: Vec<usize> = selected.iter().map(|&l| local[l]).collect();
                 let (body, used) = self.body(k, direction, &selected_pods);
-                for &set in used.iter().filter(|&&set| declared.insert(set)) {
-                    sets.push_str(&self.r.set_declarations[set]);
-                }
+                sets.declare(&self.r.set_declarations, &used);
                 // A policy allowing nothing still isolates; it needs no chain.
                 let chain = (!body.is_empty()).then(|| allow_chain(policy, direction));
                 if let Some(name) = &chain {
@@ -190,9 +205,13 @@ impl<'c> Policies<'c> {
                 }
             }
         }
+        (isolation, allow)
+    }
 
-        // Per direction and local pod: the chains of its admin and baseline tier rules, if any.
-        let mut tiers: [Vec<[Option<String>; 2]>; 2] = [vec![[None, None]; local.len()], vec![[None, None]; local.len()]];
+    /// The chains of the admin and baseline tier rules of the `local` pods, and per direction and
+    /// local pod the names of its (admin, baseline) chains, if any.
+    fn tier_chains(&mut self, local: &[usize], isolation: &Isolation, sets: &mut Declared) -> (Tiers, String) {
+        let mut tiers: Tiers = [vec![[None, None]; local.len()], vec![[None, None]; local.len()]];
         let mut tier_chains = String::new();
         let mut tier_names = HashSet::new();
         for direction in Direction::BOTH {
@@ -207,9 +226,7 @@ impl<'c> Policies<'c> {
                     if body.is_empty() {
                         continue;
                     }
-                    for &set in self.r.used.iter().filter(|&&set| declared.insert(set)) {
-                        sets.push_str(&self.r.set_declarations[set]);
-                    }
+                    sets.declare(&self.r.set_declarations, &self.r.used);
                     let kind = if tier == Tier::Admin { "admin" } else { "baseline" };
                     let name = format!("{kind}-{direction}-{:016x}", super::fnv1a(body.as_bytes()));
                     if tier_names.insert(name.clone()) {
@@ -219,8 +236,12 @@ impl<'c> Policies<'c> {
                 }
             }
         }
+        (tiers, tier_chains)
+    }
 
-        // Per direction: the verdict-map lines that send a local pod's packets to its chain.
+    /// The pod chains of the `local` pods, shared by pods with the same jumps, and per direction
+    /// the verdict-map lines that send a local pod's packets to its chain.
+    fn pod_chains(&self, local: &[usize], isolation: &Isolation, tiers: &Tiers) -> ([String; 2], String) {
         let mut dispatch: [String; 2] = Default::default();
         let mut pod_chains = String::new();
         for direction in Direction::BOTH {
@@ -265,7 +286,7 @@ impl<'c> Policies<'c> {
                 Direction::Egress => "saddr",
                 Direction::Ingress => "daddr",
             };
-            let lines = &mut dispatch[direction_index(direction)];
+            let lines = &mut dispatch[d];
             for (family, map) in [Family::V4, Family::V6].into_iter().zip(&vmap) {
                 if map.is_empty() {
                     continue;
@@ -277,19 +298,30 @@ impl<'c> Policies<'c> {
                 lines.push_str(" }\n");
             }
         }
-        out.push_str(&sets);
-        let [egress, ingress] = &dispatch;
-        // Without isolated pods a base chain would only cost every packet a few lookups.
-        for (name, hook, priority, lines) in
-            [("policy-egress", "forward", "filter", egress), ("policy-ingress", "forward", "filter + 1", ingress), ("policy-input", "input", "filter", egress)]
-        {
-            if !lines.is_empty() {
-                let _ = write!(out, "\tchain {name} {{\n\t\ttype filter hook {hook} priority {priority}; policy accept;\n{BASE_RULES}{lines}\t}}\n");
+        (dispatch, pod_chains)
+    }
+}
+
+/// Per direction and local pod: `Some(allow chains)` once a NetworkPolicy isolates it.
+type Isolation = [Vec<Option<Vec<String>>>; 2];
+
+/// Per direction and local pod: its admin and baseline tier chains.
+type Tiers = [Vec<[Option<String>; 2]>; 2];
+
+/// The sets a node's chains name, declared in order of first use.
+#[derive(Default)]
+struct Declared {
+    text: String,
+    declared: HashSet<usize>,
+}
+
+impl Declared {
+    fn declare(&mut self, declarations: &[String], used: &[usize]) {
+        for &set in used {
+            if self.declared.insert(set) {
+                self.text.push_str(&declarations[set]);
             }
         }
-        out.push_str(&pod_chains);
-        out.push_str(&tier_chains);
-        out.push_str(&allow);
     }
 }
 
