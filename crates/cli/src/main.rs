@@ -5,6 +5,7 @@ mod args;
 mod lab;
 mod run;
 mod signals;
+mod sonobuoy;
 
 use std::process::ExitCode;
 
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
         args::Command::Analyze(a) => Ok(analyze::run(a)),
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
+        args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
         args::Command::Cleanup { lab } => lab::cleanup(lab),
     };
     let outcome = result.unwrap_or_else(|e| {

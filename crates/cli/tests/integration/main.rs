@@ -6,3 +6,4 @@ mod lab;
 mod peer_suite;
 mod run;
 mod services;
+mod sonobuoy;
