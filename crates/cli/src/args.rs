@@ -19,6 +19,9 @@ pub enum Command {
     /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Run netmatrix in a cluster as a Sonobuoy plugin.
+    #[command(subcommand)]
+    Sonobuoy(SonobuoyCommand),
     /// Remove what netmatrix left behind: one lab, or every lab on this host.
     Cleanup {
         /// Only this lab.
@@ -75,6 +78,13 @@ pub enum LabCommand {
         #[arg(long)]
         peer: Option<usize>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SonobuoyCommand {
+    /// Print the plugin definition for `sonobuoy run --plugin FILE`: the plugin runs
+    /// `netmatrix run --sonobuoy RUN FLAGS` in the cluster.
+    Plugin(crate::sonobuoy::PluginArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

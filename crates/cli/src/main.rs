@@ -7,6 +7,7 @@ mod image;
 mod lab;
 mod run;
 mod signals;
+mod sonobuoy;
 
 use std::process::ExitCode;
 
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
         args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
         args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => run::cleanup(kubeconfig, context, run),
         args::Command::Image(command) => Ok(image::run(command)),
+        args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
     };
     let outcome = result.unwrap_or_else(|e| {
         eprintln!("error: {e}");

@@ -7,3 +7,4 @@ mod lab;
 mod peer_suite;
 mod run;
 mod services;
+mod sonobuoy;
