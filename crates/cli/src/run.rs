@@ -11,9 +11,10 @@ use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::{Backend, BackendError};
 use netmatrix_engine::{Case, Event, ProbeConfig, cases_file, suites};
 use netmatrix_lab::{Lab, LabError, names};
-use netmatrix_results::{RunReport, Verdict};
+use netmatrix_results::{CaseResult, RunReport, Verdict};
 use regex::Regex;
 
+use crate::sonobuoy::Sonobuoy;
 use crate::{CliError, Outcome, signals};
 
 #[derive(Debug, clap::Args)]
@@ -87,8 +88,10 @@ pub struct RunArgs {
     /// Keep the lab (or the probe pods) after the run, for a look.
     #[arg(long)]
     pub keep: bool,
-    /// Write results in the Sonobuoy plugin layout (not available yet in this version).
-    #[arg(long)]
+    /// Run as a Sonobuoy plugin: the cluster the pod runs in (in-cluster configuration unless
+    /// --kubeconfig), reports in $SONOBUOY_RESULTS_DIR, progress to the Sonobuoy worker, and
+    /// the `done` file last, whatever happens.
+    #[arg(long, conflicts_with_all = ["lab", "json", "junit", "html"])]
     pub sonobuoy: bool,
 }
 
@@ -104,12 +107,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 struct Config {
     cases: Vec<Case>,
     probe: ProbeConfig,
+    /// Where the JSON, JUnit and HTML reports go.
+    reports: [Option<PathBuf>; 3],
+    sonobuoy: Option<Sonobuoy>,
 }
 
 fn validate(args: &RunArgs) -> Result<Config, String> {
-    if args.sonobuoy {
-        return Err("--sonobuoy: the Sonobuoy layout is not available in this version".into());
-    }
+    let sonobuoy = args.sonobuoy.then(Sonobuoy::from_env);
+    let reports = match &sonobuoy {
+        Some(s) => {
+            let (junit, json, html) = s.report_paths();
+            [Some(json), Some(junit), Some(html)]
+        }
+        None => [args.json.clone(), args.junit.clone(), args.html.clone()],
+    };
     if let Some(lab) = &args.lab {
         names::validate(lab).map_err(|e| format!("--lab: {e}"))?;
     }
@@ -147,7 +158,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
     }
-    for path in [&args.json, &args.junit, &args.html].into_iter().flatten() {
+    for path in reports.iter().flatten() {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !dir.is_dir() {
             return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
@@ -161,7 +172,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         cancel: Some(&signals::CANCEL),
         ..ProbeConfig::default()
     };
-    Ok(Config { cases, probe })
+    Ok(Config { cases, probe, reports, sonobuoy })
 }
 
 fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -213,13 +224,27 @@ struct Chosen {
 pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
     let config = validate(&args).map_err(CliError::Usage)?;
     signals::install().map_err(|source| CliError::Io { what: "installing signal handlers".into(), source })?;
-    let chosen = if args.kubeconfig.is_some() { kube(&args)? } else { lab(&args)? };
+    let result = run_on_backend(&args, &config);
+    // Sonobuoy waits for `done` whatever happened, and reads an error from it.
+    if let Some(sonobuoy) = &config.sonobuoy {
+        let error = match &result {
+            Ok(Outcome::Interrupted(signal)) => Some(format!("interrupted by signal {signal}")),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        sonobuoy.finish(error.as_deref())?;
+    }
+    result
+}
+
+fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> {
+    let chosen = if args.kubeconfig.is_some() || args.sonobuoy { kube(args)? } else { lab(args)? };
     signals::on_abort(if args.keep { None } else { chosen.backend.abort_handle() });
     let nodes: Vec<String> = chosen.backend.nodes().iter().map(|n| n.name.clone()).collect();
     eprintln!("{}: {} nodes ({})", chosen.about, nodes.len(), nodes.join(", "));
     let world = suites::world(&nodes, chosen.backend.capabilities().sctp.is_yes());
     let mut run = Teardown { backend: chosen.backend, keep: args.keep, done: false };
-    let outcome = execute(run.backend.as_mut(), &world, &config, &args);
+    let outcome = execute(run.backend.as_mut(), &world, config);
     let errors = run.finish(&chosen.kept);
     if let Some(signal) = signals::received() {
         for e in &errors {
@@ -306,7 +331,7 @@ fn lab(args: &RunArgs) -> Result<Chosen, CliError> {
     Ok(Chosen { backend: Box::new(backend), about, kept })
 }
 
-fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config, args: &RunArgs) -> Result<Outcome, CliError> {
+fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config) -> Result<Outcome, CliError> {
     let color = std::io::stdout().is_terminal();
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes").expect("valid template"));
@@ -314,21 +339,33 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let stdout = Mutex::new(std::io::stdout());
+    // Cases finished and failed so far, for Sonobuoy's progress updates.
+    let progress: Mutex<(usize, Vec<String>)> = Mutex::default();
     let on_event = |event: Event| match event {
         Event::CaseStarted { id, index, total } => bar.set_message(format!("{}/{total} {id}", index + 1)),
         Event::Probed { count } => bar.inc(count as u64),
-        Event::CaseFinished(case) => bar.suspend(|| {
-            let mut out = stdout.lock().unwrap();
-            let _ = netmatrix_report::tables::write_case(&mut *out, case, color);
-            let _ = out.flush();
-        }),
+        Event::CaseFinished(case) => {
+            bar.suspend(|| {
+                let mut out = stdout.lock().unwrap();
+                let _ = netmatrix_report::tables::write_case(&mut *out, case, color);
+                let _ = out.flush();
+            });
+            if let Some(sonobuoy) = &config.sonobuoy {
+                let mut done = progress.lock().unwrap();
+                done.0 += 1;
+                if matches!(case.result, CaseResult::Fail | CaseResult::Error | CaseResult::Flaky) {
+                    done.1.push(case.id.clone());
+                }
+                sonobuoy.progress(&case.id, config.cases.len(), done.0, &done.1);
+            }
+        }
     };
     let report = netmatrix_engine::run(backend, world, &config.cases, &config.probe, &on_event);
     bar.finish_and_clear();
     let report = report?;
     let mut out = std::io::stdout();
     let _ = netmatrix_report::tables::write_summary(&mut out, &report, color);
-    write_reports(&report, args)?;
+    write_reports(&report, &config.reports)?;
     Ok(match report.summary.verdict() {
         Verdict::AsExpected => Outcome::Ok,
         Verdict::Wrong => Outcome::Wrong,
@@ -336,12 +373,13 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
     })
 }
 
-fn write_reports(report: &RunReport, args: &RunArgs) -> Result<(), CliError> {
+/// Writes the reports to `paths`: JSON, JUnit, HTML (each where given).
+fn write_reports(report: &RunReport, paths: &[Option<PathBuf>; 3]) -> Result<(), CliError> {
     type Writer = fn(&mut std::fs::File, &RunReport) -> std::io::Result<()>;
     let writers: [(&Option<PathBuf>, Writer); 3] = [
-        (&args.json, |f, r| netmatrix_report::json_report::write_json(f, r)),
-        (&args.junit, |f, r| netmatrix_report::junit::write(f, r)),
-        (&args.html, |f, r| netmatrix_report::html::write(f, r)),
+        (&paths[0], |f, r| netmatrix_report::json_report::write_json(f, r)),
+        (&paths[1], |f, r| netmatrix_report::junit::write(f, r)),
+        (&paths[2], |f, r| netmatrix_report::html::write(f, r)),
     ];
     for (path, write) in writers {
         if let Some(path) = path {

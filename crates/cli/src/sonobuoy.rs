@@ -17,7 +17,6 @@
 //!   JSON `{"msg", "total", "completed", "failures"}`.
 //! - `pkg/client/results/processing.go`: `result-format: junit` reads the XML files named in
 //!   `result-files`; a plugin with none of them is `unknown`, not `passed`.
-#![cfg_attr(not(test), expect(dead_code, reason = "run.rs uses Sonobuoy once --sonobuoy is wired in"))]
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -35,7 +35,7 @@ fn bad_flags_exit_2_before_anything_is_created() {
         (&["run", "--suite", "nope"][..], "unknown suite"),
         (&["run", "--labels", "type"][..], "not key=value"),
         (&["run", "--timeout", "0s"][..], "more than zero"),
-        (&["run", "--kubeconfig", "/nonexistent"][..], "not available"),
+        (&["run", "--kubeconfig", "/nonexistent"][..], "--kubeconfig /nonexistent"),
         (&["run", "--json", "/nonexistent/dir/r.json"][..], "does not exist"),
         (&["run", "--focus", "no-such-case"][..], "no case matches"),
         (&["run", "--lab", "Bad_Name"][..], "lab name"),
