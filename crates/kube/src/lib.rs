@@ -76,16 +76,36 @@ impl KubeBackend {
     /// Connects (within seconds, or names the server and the reason), checks every permission
     /// the run needs and chooses the nodes; creates nothing.
     pub fn connect(options: KubeOptions) -> Result<KubeBackend, KubeError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| KubeError::Config(format!("starting the async runtime: {e}")))?;
+        let runtime = runtime()?;
         let tag = CaseTag::default();
-        let (client, server, server_version, admin, nodes, node_objects) = runtime.block_on(async {
+        let (client, server) = runtime.block_on(async {
             let config = config::resolve(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
             let server = config.cluster_url.to_string();
-            let client = config::client(config, tag.clone())?;
+            Ok::<_, KubeError>((config::client(config, tag.clone())?, server))
+        })?;
+        Self::start(runtime, client, server, tag, options)
+    }
+
+    /// The backend over any HTTP service that speaks the Kubernetes API (tests script one).
+    pub fn with_service<S, B>(service: S, options: KubeOptions) -> Result<KubeBackend, KubeError>
+    where
+        S: tower::Service<http::Request<kube::client::Body>, Response = http::Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let runtime = runtime()?;
+        // The client's request buffer is a task of the runtime it is made in.
+        let client = {
+            let _entered = runtime.enter();
+            Client::new(service, "default")
+        };
+        Self::start(runtime, client, "the scripted API server".into(), CaseTag::default(), options)
+    }
+
+    fn start(runtime: tokio::runtime::Runtime, client: Client, server: String, tag: CaseTag, options: KubeOptions) -> Result<KubeBackend, KubeError> {
+        let (server_version, admin, nodes, node_objects) = runtime.block_on(async {
             let version = config::check_reachable(&client, &server).await?;
             let admin = objects::discover_admin_policies(&client).await?;
             let mut needed = rbac::NEEDED.to_vec();
@@ -110,7 +130,7 @@ impl KubeBackend {
                     n
                 })
                 .collect();
-            Ok::<_, KubeError>((client, server, version, admin, nodes, node_objects))
+            Ok::<_, KubeError>((version, admin, nodes, node_objects))
         })?;
         let capabilities = Capabilities {
             hairpin: Capability::yes("Kubernetes documents that a pod reaches itself through its own Service (Debug Services)"),
@@ -374,6 +394,14 @@ impl Backend for KubeBackend {
             }
         }))
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, KubeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| KubeError::Config(format!("starting the async runtime: {e}")))
 }
 
 /// Removes every object netmatrix labelled in the cluster (`netmatrix cleanup --kubeconfig`),

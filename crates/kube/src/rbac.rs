@@ -25,8 +25,10 @@ pub const NEEDED: &[Permission] = &[
     p("create", "", "namespaces", ""),
     p("patch", "", "namespaces", ""),
     p("list", "", "namespaces", ""),
+    p("watch", "", "namespaces", ""),
     p("delete", "", "namespaces", ""),
     p("create", "", "pods", ""),
+    p("get", "", "pods", ""),
     p("list", "", "pods", ""),
     p("watch", "", "pods", ""),
     p("patch", "", "pods", ""),
@@ -35,12 +37,14 @@ pub const NEEDED: &[Permission] = &[
     p("create", "", "pods", "exec"),
     p("get", "", "pods", "exec"),
     p("create", "", "services", ""),
+    p("get", "", "services", ""),
     p("patch", "", "services", ""),
     p("list", "", "services", ""),
     p("delete", "", "services", ""),
     p("list", "", "nodes", ""),
     p("list", "", "events", ""),
     p("list", "discovery.k8s.io", "endpointslices", ""),
+    p("watch", "discovery.k8s.io", "endpointslices", ""),
     p("create", "networking.k8s.io", "networkpolicies", ""),
     p("patch", "networking.k8s.io", "networkpolicies", ""),
     p("list", "networking.k8s.io", "networkpolicies", ""),
@@ -84,4 +88,25 @@ pub async fn check(client: &Client, needed: &[Permission]) -> Result<(), KubeErr
         }
     }
     if missing.is_empty() { Ok(()) } else { Err(KubeError::Forbidden(missing)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// deploy/rbac.yaml grants every permission a run checks for.
+    #[test]
+    fn the_shipped_cluster_role_grants_what_runs_need() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/rbac.yaml")).unwrap();
+        let role: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let rules = role["rules"].as_array().unwrap();
+        let grants = |p: &Permission| {
+            let resource = if p.subresource.is_empty() { p.resource.to_owned() } else { format!("{}/{}", p.resource, p.subresource) };
+            let has = |list: &serde_json::Value, item: &str| list.as_array().unwrap().iter().any(|v| v == item);
+            rules.iter().any(|r| has(&r["apiGroups"], p.group) && has(&r["resources"], &resource) && has(&r["verbs"], p.verb))
+        };
+        let admin = ["adminnetworkpolicies", "baselineadminnetworkpolicies", "clusternetworkpolicies"].into_iter().flat_map(admin_policy_permissions);
+        let missing: Vec<String> = NEEDED.iter().copied().chain(admin).filter(|p| !grants(p)).map(|p| p.to_string()).collect();
+        assert!(missing.is_empty(), "deploy/rbac.yaml lacks {missing:?}");
+    }
 }
