@@ -16,6 +16,11 @@ use crate::error::KubeError;
 /// How long connecting, and the first answer of the API server, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Client-side rate limit, so a run never floods the API server: at most this many requests
+/// per window (a burst), i.e. 50 a second on average.
+const BURST: u64 = 100;
+const WINDOW: Duration = Duration::from_secs(2);
+
 /// The case the requests belong to, shared with the layer that writes the user agent.
 #[derive(Clone, Default)]
 pub struct CaseTag(Arc<RwLock<Option<String>>>);
@@ -59,7 +64,7 @@ pub fn client(mut config: Config, tag: CaseTag) -> Result<Client, KubeError> {
         }
         request
     });
-    Ok(builder.with_layer(&layer).build())
+    Ok(builder.with_layer(&tower::limit::RateLimitLayer::new(BURST, WINDOW)).with_layer(&layer).build())
 }
 
 /// Checks that the API server answers, within seconds; returns its version.
