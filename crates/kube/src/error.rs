@@ -9,7 +9,7 @@ pub enum KubeError {
     Config(String),
     #[error("the API server {server} did not answer within {after:?}: {reason}")]
     Unreachable { server: String, after: Duration, reason: String },
-    #[error("the API server {server} refused {what}: {source}")]
+    #[error("the API server {server} refused {what}: {}", describe(source))]
     Refused {
         server: String,
         what: String,
@@ -19,7 +19,7 @@ pub enum KubeError {
     /// The credentials lack permissions the run needs: nothing was created.
     #[error("missing permissions (nothing was created; deploy/rbac.yaml grants them):\n  {}", .0.join("\n  "))]
     Forbidden(Vec<String>),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", describe(source))]
     Api {
         what: String,
         #[source]
@@ -31,6 +31,14 @@ pub enum KubeError {
     Deadline { what: String, after: Duration },
     #[error("pods failed to start: {0}")]
     PodsFailed(String),
+}
+
+/// An API error as a person reads it: the server's message and reason, not the whole Status.
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({} {})", status.message, status.code, status.reason),
+        other => crate::config::error_chain(other),
+    }
 }
 
 impl KubeError {

@@ -198,7 +198,11 @@ impl KubeBackend {
         let manifest = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": real, "labels": all}});
         let api: Api<Namespace> = Api::all(self.client.clone());
         let params = PatchParams::apply(objects::FIELD_MANAGER).force();
-        self.runtime.block_on(api.patch(&real, &params, &Patch::Apply(&manifest))).map_err(KubeError::api(format!("applying namespace {real}")))?;
+        let deadline = self.ready_timeout;
+        self.runtime.block_on(async {
+            api.patch(&real, &params, &Patch::Apply(&manifest)).await.map_err(KubeError::api(format!("applying namespace {real}")))?;
+            wait::service_account(&self.client, &real, deadline).await
+        })?;
         self.namespaces.insert(short.to_owned(), real);
         Ok(())
     }

@@ -42,6 +42,9 @@ pub const NEEDED: &[Permission] = &[
     p("list", "", "services", ""),
     p("delete", "", "services", ""),
     p("list", "", "nodes", ""),
+    // A fresh namespace takes pods once its default ServiceAccount exists.
+    p("list", "", "serviceaccounts", ""),
+    p("watch", "", "serviceaccounts", ""),
     p("list", "", "events", ""),
     p("list", "discovery.k8s.io", "endpointslices", ""),
     p("watch", "discovery.k8s.io", "endpointslices", ""),

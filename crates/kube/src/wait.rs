@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -73,11 +73,27 @@ pub async fn gone<K>(api: &Api<K>, name: &str, deadline: Duration) -> Result<(),
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let condition = kube::runtime::wait::await_condition(api.clone(), name, kube::runtime::wait::conditions::is_deleted(""));
+    // Absent, not `is_deleted(uid)`: that takes any object of another uid for gone.
+    let condition = kube::runtime::wait::await_condition(api.clone(), name, |object: Option<&K>| object.is_none());
     match tokio::time::timeout(deadline, condition).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(KubeError::Deadline { what: format!("{name} going away ({e})"), after: deadline }),
         Err(_) => Err(KubeError::Deadline { what: format!("{name} going away"), after: deadline }),
+    }
+}
+
+/// Waits until the namespace's `default` ServiceAccount exists: until then the API server
+/// refuses pods ("error looking up service account"), a race every fresh namespace has.
+pub async fn service_account(client: &Client, namespace: &str, deadline: Duration) -> Result<(), KubeError> {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let condition = kube::runtime::wait::await_condition(api, "default", |account: Option<&ServiceAccount>| account.is_some());
+    match tokio::time::timeout(deadline, condition).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(KubeError::Deadline { what: format!("the default ServiceAccount of {namespace} ({e})"), after: deadline }),
+        Err(_) => Err(KubeError::Deadline {
+            what: format!("the default ServiceAccount of {namespace} (is the service account controller running?)"),
+            after: deadline,
+        }),
     }
 }
 
