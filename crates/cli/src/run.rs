@@ -252,11 +252,17 @@ fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> 
         }
         return Ok(Outcome::Interrupted(signal));
     }
-    let outcome = outcome?;
-    if !errors.is_empty() {
-        return Err(CliError::Teardown(errors));
+    match outcome {
+        Ok(outcome) if errors.is_empty() => Ok(outcome),
+        Ok(_) => Err(CliError::Teardown(errors)),
+        Err(e) => {
+            // The run's own failure is the error; what cleaning up could not remove is said too.
+            for cleanup in &errors {
+                eprintln!("error: cleaning up: {cleanup}");
+            }
+            Err(e)
+        }
     }
-    Ok(outcome)
 }
 
 /// A run's id: its label value and the prefix of its namespaces, unique enough that runs of

@@ -163,8 +163,27 @@ pub async fn remove_run(client: &Client, run: &str, cluster_objects: &[(ObjectKi
             errors.push(e);
         }
     }
-    errors.extend(remove_namespaces(client, &format!("{RUN_LABEL}={run}"), deadline).await.err());
+    let selector = format!("{RUN_LABEL}={run}");
+    errors.extend(remove_pods_now(client, &selector).await.err());
+    errors.extend(remove_namespaces(client, &selector, deadline).await.err());
     errors
+}
+
+/// Deletes the probe pods without a grace period: they hold no state, and a namespace is only
+/// gone once its pods are (a pod on a node that stopped answering would hold it for good).
+async fn remove_pods_now(client: &Client, selector: &str) -> Result<(), KubeError> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let pods = api.list(&ListParams::default().labels(selector)).await.map_err(KubeError::api("listing the run's pods"))?.items;
+    for pod in pods {
+        let (Some(namespace), Some(name)) = (pod.metadata.namespace, pod.metadata.name) else { continue };
+        let params = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+        match Api::<Pod>::namespaced(client.clone(), &namespace).delete(&name, &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(KubeError::Api { what: format!("deleting pod {namespace}/{name}"), source: e }),
+        }
+    }
+    Ok(())
 }
 
 async fn remove_namespaces(client: &Client, selector: &str, deadline: Duration) -> Result<Vec<String>, KubeError> {

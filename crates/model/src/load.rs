@@ -387,7 +387,10 @@ fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut V
 /// Readiness as the EndpointSlice controller reads it: the `Ready` condition. A pod without
 /// conditions (no status in the manifest) stands for a running pod and counts as ready.
 fn pod_ready(status: &raw::PodStatus) -> bool {
-    status.conditions.iter().find(|c| c.condition_type == "Ready").is_none_or(|c| c.status == "True")
+    match status.conditions.iter().find(|c| c.condition_type == "Ready") {
+        Some(ready) => ready.status == "True",
+        None => status.phase.as_deref().is_none_or(|phase| phase == "Running"),
+    }
 }
 
 fn namespace_of(meta: &raw::ObjectMeta) -> String {

@@ -80,6 +80,9 @@ pub struct PodStatus {
     pub pod_ips: Vec<PodIp>,
     #[serde(deserialize_with = "null_as_empty")]
     pub conditions: Vec<Condition>,
+    /// `Pending`, `Running`, ...: a pod the API server reports without a Ready condition is
+    /// ready only when running.
+    pub phase: Option<String>,
 }
 
 /// A pod condition; only `Ready` is read.
