@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// On a cluster: the probe pods' image (load it with `netmatrix image build`).
     #[arg(long, value_name = "REF", default_value = concat!("netmatrix-agent:", env!("CARGO_PKG_VERSION")))]
     pub agent_image: String,
+    /// On a cluster that only allows standard images: the upstream agnhost image serves and
+    /// probes (one exec per probe, as the upstream e2e tests do; slower, same tables; checks
+    /// that need to know who answered are skipped).
+    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = AGNHOST_IMAGE, requires = "kubeconfig")]
+    pub agnhost: Option<String>,
     /// On a cluster: an image pull secret for the probe pods.
     #[arg(long, value_name = "NAME")]
     pub image_pull_secret: Option<String>,
@@ -211,6 +216,9 @@ impl Drop for Teardown {
     }
 }
 
+/// The agnhost the Kubernetes 1.37 e2e tests use (test/utils/image/manifest.go).
+const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.66.1";
+
 /// Nodes of a lab a run makes, unless `--nodes` says.
 const LAB_NODES: usize = 3;
 
@@ -280,9 +288,10 @@ fn kube(args: &RunArgs) -> Result<Chosen, CliError> {
         context: args.context.clone(),
         run: run_id(),
         pods: netmatrix_kube::PodOptions {
-            image: args.agent_image.clone(),
+            image: args.agnhost.clone().unwrap_or_else(|| args.agent_image.clone()),
             image_pull_secret: args.image_pull_secret.clone(),
             tolerate_taints: args.tolerate_taints,
+            agnhost: args.agnhost.is_some(),
         },
         nodes: netmatrix_kube::NodeFilter { tolerate_taints: args.tolerate_taints, selector: selector.unwrap_or_default(), max: args.nodes },
         ready_timeout: args.ready_timeout,
@@ -300,7 +309,7 @@ pub fn cleanup(kubeconfig: PathBuf, context: Option<String>, run: Option<String>
         kubeconfig: Some(kubeconfig).filter(|k| k.as_os_str() != "-"),
         context,
         run: run.clone().unwrap_or_default(),
-        pods: netmatrix_kube::PodOptions { image: String::new(), image_pull_secret: None, tolerate_taints: false },
+        pods: netmatrix_kube::PodOptions { image: String::new(), image_pull_secret: None, tolerate_taints: false, agnhost: false },
         nodes: netmatrix_kube::NodeFilter::default(),
         ready_timeout: Duration::from_secs(120),
     };
@@ -486,6 +495,9 @@ mod tests {
         assert_eq!((a.kubeconfig.unwrap().to_str(), a.context.as_deref(), a.nodes), (Some("k"), Some("c"), Some(4)));
         assert_eq!((a.agent_image.as_str(), a.image_pull_secret.as_deref(), a.tolerate_taints), ("registry.example/agent:1", Some("s"), true));
         assert_eq!((a.node_selector.as_deref(), a.ready_timeout), (Some("pool=probe"), Duration::from_secs(30)));
+        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost"]).unwrap().agnhost.as_deref(), Some(AGNHOST_IMAGE));
+        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost", "mirror/agnhost:2.66.1"]).unwrap().agnhost.as_deref(), Some("mirror/agnhost:2.66.1"));
+        assert!(parse(&["--agnhost"]).is_err(), "agnhost is for clusters");
     }
 
     #[test]

@@ -45,11 +45,20 @@ pub struct Capabilities {
     pub dns: Capability,
     /// AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy are enforced.
     pub admin_policies: Capability,
+    /// The probe says which pod answered and can fix its source port (the netmatrix agent does;
+    /// agnhost does not): what session affinity and UDP-flow checks need.
+    pub answer_identity: Capability,
 }
 
 impl Capabilities {
     /// Every capability present, for a given reason (fakes and tests).
     pub fn all(reason: &str) -> Capabilities {
-        Capabilities { hairpin: Capability::yes(reason), sctp: Capability::yes(reason), dns: Capability::yes(reason), admin_policies: Capability::yes(reason) }
+        Capabilities {
+            hairpin: Capability::yes(reason),
+            sctp: Capability::yes(reason),
+            dns: Capability::yes(reason),
+            admin_policies: Capability::yes(reason),
+            answer_identity: Capability::yes(reason),
+        }
     }
 }

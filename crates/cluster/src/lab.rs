@@ -55,6 +55,7 @@ fn detect() -> Capabilities {
         sctp,
         dns: Capability::no("the lab has no cluster DNS"),
         admin_policies: Capability::yes("the lab renders admin policies in nftables"),
+        answer_identity: Capability::yes("the lab's pods run the netmatrix agent"),
     }
 }
 

@@ -94,6 +94,9 @@ pub enum Requirement {
     Dns,
     /// Enforcement of AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy.
     AdminPolicies,
+    /// Probes that say which pod answered and fix their source port (session affinity, UDP
+    /// flows across a backend's replacement): implied by the steps that check them.
+    AnswerIdentity,
 }
 
 impl Requirement {
@@ -104,6 +107,7 @@ impl Requirement {
             Self::Hairpin => ("hairpin traffic (a pod reaching itself through its Service)", &capabilities.hairpin),
             Self::Dns => ("cluster DNS to resolve ExternalName Services", &capabilities.dns),
             Self::AdminPolicies => ("enforcement of AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy", &capabilities.admin_policies),
+            Self::AnswerIdentity => ("probes that say which pod answered (the netmatrix agent)", &capabilities.answer_identity),
         }
     }
 
@@ -126,6 +130,12 @@ impl Case {
     pub fn requires(mut self, requirement: Requirement) -> Case {
         self.requires.push(requirement);
         self
+    }
+
+    /// What the case needs: what it says, and what its steps' checks imply.
+    pub fn needs(&self) -> impl Iterator<Item = Requirement> + '_ {
+        let identity = self.steps.iter().any(|s| s.probe.check != Check::Reach || s.probe.fixed_source_port);
+        self.requires.iter().copied().chain(identity.then_some(Requirement::AnswerIdentity))
     }
 }
 

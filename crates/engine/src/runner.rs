@@ -132,7 +132,7 @@ fn run_case(
         skip_reason: None,
         error: None,
     };
-    if let Some(reason) = case.requires.iter().find_map(|r| r.unmet(backend.capabilities())) {
+    if let Some(reason) = case.needs().find_map(|r| r.unmet(backend.capabilities())) {
         report.result = CaseResult::Skipped;
         report.skip_reason = Some(reason);
         return report;

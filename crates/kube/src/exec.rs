@@ -10,12 +10,72 @@ use kube::api::{Api, AttachParams};
 use tokio::io::AsyncReadExt;
 
 use crate::config::error_chain;
-use crate::pods::{AGENT, CONTAINER};
+use crate::pods::{AGENT, AGNHOST, CONTAINER};
+use netmatrix_cluster::{Outcome, ProbeRequest, ProbeResult, Target};
 
 /// Runs the agent's batch in `pod`; its stdout, or why the exec failed.
 pub async fn run_batch(pods: &Api<Pod>, pod: &str, batch: String, deadline: Duration) -> Result<String, String> {
     // The batch is an argument, not stdin: an older exec protocol cannot signal stdin's end.
-    let command = [AGENT.to_owned(), "probe".into(), "--batch".into(), batch];
+    let command = vec![AGENT.to_owned(), "probe".into(), "--batch".into(), batch];
+    run(pods, pod, command, deadline).await.and_then(|(status, stdout, stderr)| outcome(status, stdout, stderr))
+}
+
+/// Runs each probe as the upstream e2e tests do, one `agnhost connect` exec each, one after
+/// another; the exit status and agnhost's stderr prefix give the outcome. agnhost does not say
+/// who answered.
+pub async fn run_agnhost(pods: &Api<Pod>, pod: &str, probes: &[ProbeRequest], deadline: Duration) -> Result<Vec<ProbeResult>, String> {
+    let mut results = Vec::with_capacity(probes.len());
+    for (index, probe) in probes.iter().enumerate() {
+        let host = match &probe.target {
+            Target::Ip(ip) => std::net::SocketAddr::new(*ip, probe.port).to_string(),
+            Target::Name(name) => format!("{name}:{}", probe.port),
+        };
+        let timeout = probe.timeout.unwrap_or(Duration::from_secs(1));
+        let command =
+            vec![AGNHOST.to_owned(), "connect".into(), host, format!("--timeout={}s", timeout.as_secs().max(1)), format!("--protocol={}", probe.protocol)];
+        let started = std::time::Instant::now();
+        let (status, _, stderr) = run(pods, pod, command, deadline).await?;
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_owned();
+        let (outcome, detail) = agnhost_outcome(status.as_ref().and_then(|s| s.status.as_deref()), &stderr);
+        results.push(ProbeResult {
+            index,
+            id: probe.id.clone(),
+            target: probe.target.to_string(),
+            port: probe.port,
+            protocol: probe.protocol,
+            outcome,
+            address: None,
+            latency: started.elapsed(),
+            attempts: 1,
+            answered_by: None,
+            client_ip: None,
+            client_port: None,
+            detail,
+        });
+    }
+    Ok(results)
+}
+
+/// agnhost connect's verdict: success, or its stderr's first word (TIMEOUT, REFUSED, DNS,
+/// OTHER; UNKNOWN is agnhost's own failure, no verdict about the network).
+fn agnhost_outcome(status: Option<&str>, stderr: &str) -> (Outcome, Option<String>) {
+    if status == Some("Success") {
+        return (Outcome::Connected, None);
+    }
+    let outcome = match stderr.split(|c: char| c == ':' || c.is_whitespace()).next().unwrap_or_default() {
+        "TIMEOUT" => Outcome::Timeout,
+        "REFUSED" => Outcome::Refused,
+        "DNS" => Outcome::Dns,
+        "OTHER" => Outcome::Other,
+        _ => Outcome::Error,
+    };
+    (outcome, (!stderr.is_empty()).then(|| stderr.to_owned()))
+}
+
+type Finished = (Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>, Vec<u8>, Vec<u8>);
+
+/// One exec: its status, stdout and stderr, read while it runs, within `deadline`.
+async fn run(pods: &Api<Pod>, pod: &str, command: Vec<String>, deadline: Duration) -> Result<Finished, String> {
     let params = AttachParams::default().container(CONTAINER).stdin(false).stdout(true).stderr(true);
     let exec = async {
         let mut process = pods.exec(pod, command, &params).await.map_err(|e| format!("exec: {}", error_chain(&e)))?;
@@ -26,7 +86,7 @@ pub async fn run_batch(pods: &Api<Pod>, pod: &str, batch: String, deadline: Dura
         read_out.and(read_err).map_err(|e| format!("reading the agent's output: {e}"))?;
         let status = status.await;
         let _ = process.join().await;
-        outcome(status, stdout, stderr)
+        Ok((status, stdout, stderr))
     };
     tokio::time::timeout(deadline, exec).await.unwrap_or_else(|_| Err(format!("the exec did not finish within {deadline:?}")))
 }
@@ -46,6 +106,17 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 
     use super::*;
+
+    #[test]
+    fn agnhost_verdicts_come_from_its_stderr_prefixes() {
+        assert_eq!(agnhost_outcome(Some("Success"), ""), (Outcome::Connected, None));
+        assert_eq!(agnhost_outcome(Some("Failure"), "TIMEOUT").0, Outcome::Timeout);
+        assert_eq!(agnhost_outcome(Some("Failure"), "REFUSED").0, Outcome::Refused);
+        assert_eq!(agnhost_outcome(Some("Failure"), "DNS: no such host").0, Outcome::Dns);
+        assert_eq!(agnhost_outcome(Some("Failure"), "OTHER: network is unreachable").0, Outcome::Other);
+        assert_eq!(agnhost_outcome(None, "").0, Outcome::Error, "no status is no verdict");
+        assert_eq!(agnhost_outcome(Some("Failure"), "UNKNOWN: bad flag").0, Outcome::Error);
+    }
 
     #[test]
     fn the_status_decides() {

@@ -141,6 +141,11 @@ impl KubeBackend {
             } else {
                 Capability::no("the API server does not serve AdminNetworkPolicy (no policy.networking.k8s.io CRDs)")
             },
+            answer_identity: if options.pods.agnhost {
+                Capability::no("--agnhost: agnhost connect says neither who answered nor can fix its source port")
+            } else {
+                Capability::yes("the probe pods run the netmatrix agent")
+            },
         };
         Ok(KubeBackend {
             runtime,
@@ -356,11 +361,17 @@ impl Backend for KubeBackend {
             futures::stream::iter(rows.iter().enumerate())
                 .map(|(index, row)| {
                     let api: Api<Pod> = Api::namespaced(client.clone(), &self.real_namespace(&row.source.namespace));
+                    let agnhost = self.pod_options.agnhost;
                     async move {
                         let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
-                        let out = exec::run_batch(&api, &row.source.name, batch_to_json(&row.probes), row.deadline).await;
+                        let result = if agnhost {
+                            exec::run_agnhost(&api, &row.source.name, &row.probes, row.deadline).await.map_err(exec)
+                        } else {
+                            let out = exec::run_batch(&api, &row.source.name, batch_to_json(&row.probes), row.deadline).await;
+                            out.map_err(exec).and_then(|out| parse_results(&out, row.probes.len()).map_err(exec))
+                        };
                         on_row(index);
-                        (index, out.map_err(exec).and_then(|out| parse_results(&out, row.probes.len()).map_err(exec)))
+                        (index, result)
                     }
                 })
                 .buffer_unordered(parallel.max(1))

@@ -6,9 +6,10 @@ use netmatrix_cluster::PodSpec;
 use netmatrix_model::Protocol;
 use serde_json::{Value, json};
 
-/// The container that runs the agent, and the path of the agent in its image.
+/// The container that runs the agent, and the path of the agent (or of agnhost) in its image.
 pub const CONTAINER: &str = "agent";
 pub const AGENT: &str = "/netmatrix-agent";
+pub const AGNHOST: &str = "/agnhost";
 
 /// Waiting reasons that never resolve by waiting longer.
 const STUCK: [&str; 6] = ["ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError"];
@@ -18,6 +19,9 @@ pub struct PodOptions {
     pub image: String,
     pub image_pull_secret: Option<String>,
     pub tolerate_taints: bool,
+    /// The image is the upstream agnhost, serving as the NetworkPolicy e2e tests do
+    /// (`agnhost porter`), probed one `agnhost connect` exec per probe.
+    pub agnhost: bool,
 }
 
 /// The manifest of `spec` in namespace `namespace` (its real name), labelled `labels` too.
@@ -64,6 +68,14 @@ pub fn manifest(spec: &PodSpec, namespace: &str, labels: &Value, options: &PodOp
             }],
         },
     });
+    if options.agnhost {
+        // As the upstream NetworkPolicy e2e tests serve: one porter, a variable per port.
+        let env: Vec<Value> = spec.ports.iter().map(|p| json!({"name": format!("SERVE_{}_PORT_{}", p.protocol.as_str(), p.port), "value": "foo"})).collect();
+        let container = &mut pod["spec"]["containers"][0];
+        container["command"] = json!([AGNHOST, "porter"]);
+        container["args"] = json!([]);
+        container["env"] = json!(env);
+    }
     if spec.host_network {
         // A hostNetwork pod serves on the node's own ports below 1024: it needs root's
         // NET_BIND_SERVICE, which only a privileged namespace admits.
@@ -137,7 +149,22 @@ mod tests {
     }
 
     fn options() -> PodOptions {
-        PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: Some("regcred".into()), tolerate_taints: false }
+        PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: Some("regcred".into()), tolerate_taints: false, agnhost: false }
+    }
+
+    #[test]
+    fn agnhost_pods_serve_as_the_upstream_e2e_tests_do() {
+        let pod = manifest(
+            &spec(false),
+            "nm-r1-x",
+            &json!({}),
+            &PodOptions { image: "registry.k8s.io/e2e-test-images/agnhost:2.66.1".into(), agnhost: true, ..options() },
+        );
+        let c = &pod["spec"]["containers"][0];
+        assert_eq!(c["command"], json!(["/agnhost", "porter"]));
+        assert_eq!(c["env"][1], json!({"name": "SERVE_UDP_PORT_80", "value": "foo"}));
+        assert_eq!(c["ports"][0]["name"], "serve-80-tcp", "the same port names as the agent's pods");
+        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true, "still restricted");
     }
 
     #[test]

@@ -64,7 +64,9 @@ fn start(bin: &Path) -> ControlPlane {
     let d = d.as_path();
     let key = d.join("sa.key");
     assert!(Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048").stderr(Stdio::null()).status().unwrap().success());
-    assert!(Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).arg("-out").arg(d.join("sa.pub")).stderr(Stdio::null()).status().unwrap().success());
+    assert!(
+        Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).arg("-out").arg(d.join("sa.pub")).stderr(Stdio::null()).status().unwrap().success()
+    );
     std::fs::write(d.join("tokens.csv"), "admintoken,admin,1,system:masters\nweaktoken,weak,2,\n").unwrap();
     let (etcd_port, peer_port, port) = (free_port(), free_port(), free_port());
     let path = |p: &str| d.join(p).display().to_string();
@@ -181,7 +183,7 @@ fn options(plane: &ControlPlane, context: &str, run: &str) -> KubeOptions {
         kubeconfig: Some(plane.dir.path().join("kubeconfig")),
         context: Some(context.into()),
         run: run.into(),
-        pods: PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: None, tolerate_taints: false },
+        pods: PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: None, tolerate_taints: false, agnhost: false },
         nodes: NodeFilter::default(),
         ready_timeout: Duration::from_secs(6),
     }

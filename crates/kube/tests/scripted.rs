@@ -76,6 +76,10 @@ fn defaults(method: &Method, path: &str, body: &Value) -> (u16, Value) {
             (200, json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [node("w1", "172.18.0.2"), node("w2", "172.18.0.3")]}))
         }
         (_, p) if p.starts_with("/api/v1/namespaces/") && method == Method::PATCH => (200, body.clone()),
+        // Every namespace has its default ServiceAccount at once.
+        ("GET", p) if p.ends_with("/serviceaccounts") => {
+            (200, json!({"kind": "ServiceAccountList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": [{"metadata": {"name": "default"}}]}))
+        }
         ("POST", p) if p.ends_with("/pods") => (201, body.clone()),
         _ => (
             404,
@@ -89,7 +93,7 @@ fn options() -> KubeOptions {
         kubeconfig: None,
         context: None,
         run: "r1".into(),
-        pods: PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: None, tolerate_taints: false },
+        pods: PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: None, tolerate_taints: false, agnhost: false },
         nodes: NodeFilter::default(),
         ready_timeout: Duration::from_secs(5),
     }
@@ -189,6 +193,10 @@ fn teardown_removes_the_runs_namespaces_by_label_and_waits_for_them() {
             200,
             json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": [{"metadata": {"name": "nm-r1-x", "labels": {"netmatrix.io/run": "r1"}}}]}),
         )),
+        ("GET", "/api/v1/pods") => {
+            Some((200, json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [{"metadata": {"name": "a", "namespace": "nm-r1-x"}}]})))
+        }
+        ("DELETE", "/api/v1/namespaces/nm-r1-x/pods/a") => Some((200, json!({"metadata": {"name": "a", "namespace": "nm-r1-x"}}))),
         // Listed by name after the delete: gone.
         ("GET", "/api/v1/namespaces") if path.contains("fieldSelector=metadata.name%3Dnm-r1-x") => {
             Some((200, json!({"kind": "NamespaceList", "apiVersion": "v1", "metadata": {"resourceVersion": "10"}, "items": []})))
@@ -204,6 +212,8 @@ fn teardown_removes_the_runs_namespaces_by_label_and_waits_for_them() {
     let errors = backend.teardown();
     assert!(errors.is_empty(), "{errors:?}");
     assert!(*deleted.lock().unwrap(), "the run's namespace was deleted");
-    let deletes: Vec<String> = server.seen().into_iter().filter(|(m, _, _)| *m == Method::DELETE).map(|(_, p, _)| p).collect();
-    assert!(deletes.iter().all(|p| p.starts_with("/api/v1/namespaces/nm-r1-")), "only the run's namespaces: {deletes:?}");
+    let deletes: Vec<(String, Value)> = server.seen().into_iter().filter(|(m, _, _)| *m == Method::DELETE).map(|(_, p, b)| (p, b)).collect();
+    assert!(deletes.iter().all(|(p, _)| p.starts_with("/api/v1/namespaces/nm-r1-")), "only the run's objects: {deletes:?}");
+    let pod = deletes.iter().find(|(p, _)| p.contains("/pods/a")).expect("probe pods go first");
+    assert_eq!(pod.1["gracePeriodSeconds"], 0, "without a grace period: {deletes:?}");
 }
