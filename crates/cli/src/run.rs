@@ -11,6 +11,7 @@ use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::{Backend, BackendError};
 use netmatrix_engine::{Case, Event, ProbeConfig, cases_file, suites};
 use netmatrix_lab::{Lab, LabError, names};
+use netmatrix_report::tables::Tables;
 use netmatrix_results::{CaseResult, RunReport, Verdict};
 use regex::Regex;
 
@@ -81,6 +82,10 @@ pub struct RunArgs {
     /// Source pods probing at once.
     #[arg(long, default_value_t = 9)]
     pub parallel: usize,
+    /// Which truth tables to print: of every step, of the steps with a wrong, inconclusive or
+    /// failed cell (a passing case is one line), or none.
+    #[arg(long, value_enum, default_value_t = TablesArg::Failed)]
+    pub tables: TablesArg,
     /// Write the run report as JSON (schema netmatrix.run/v1).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -100,6 +105,23 @@ pub struct RunArgs {
     pub sonobuoy: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TablesArg {
+    All,
+    Failed,
+    None,
+}
+
+impl From<TablesArg> for Tables {
+    fn from(t: TablesArg) -> Tables {
+        match t {
+            TablesArg::All => Tables::All,
+            TablesArg::Failed => Tables::Failed,
+            TablesArg::None => Tables::None,
+        }
+    }
+}
+
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (use e.g. 500ms, 5s, 2m)"))?;
     if d.is_zero() {
@@ -114,6 +136,7 @@ struct Config {
     probe: ProbeConfig,
     /// Where the JSON, JUnit and HTML reports go.
     reports: [Option<PathBuf>; 3],
+    tables: Tables,
     sonobuoy: Option<Sonobuoy>,
 }
 
@@ -177,7 +200,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         cancel: Some(&signals::CANCEL),
         ..ProbeConfig::default()
     };
-    Ok(Config { cases, probe, reports, sonobuoy })
+    Ok(Config { cases, probe, reports, sonobuoy, tables: args.tables.into() })
 }
 
 fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -347,7 +370,8 @@ fn lab(args: &RunArgs) -> Result<Chosen, CliError> {
 }
 
 fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config) -> Result<Outcome, CliError> {
-    let color = std::io::stdout().is_terminal();
+    // Colour on a terminal only, and never with NO_COLOR (no-color.org).
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} probes").expect("valid template"));
     if !std::io::stderr().is_terminal() {
@@ -362,7 +386,7 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
         Event::CaseFinished(case) => {
             bar.suspend(|| {
                 let mut out = stdout.lock().unwrap();
-                let _ = netmatrix_report::tables::write_case(&mut *out, case, color);
+                let _ = netmatrix_report::tables::write_case(&mut *out, case, color, config.tables);
                 let _ = out.flush();
             });
             if let Some(sonobuoy) = &config.sonobuoy {
@@ -428,6 +452,9 @@ mod tests {
             (format!("netmatrix-agent:{}", env!("CARGO_PKG_VERSION")), Duration::from_secs(120), false)
         );
         assert!(a.suites.is_empty() && a.cases.is_empty() && a.json.is_none());
+        assert_eq!(a.tables, TablesArg::Failed, "tables of failing steps only, by default");
+        assert_eq!(parse(&["--tables", "all"]).unwrap().tables, TablesArg::All);
+        assert!(parse(&["--tables", "some"]).is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn without_times(text: &str) -> String {
 fn tables() {
     let report = report();
     let mut out = Vec::new();
-    netmatrix_report::tables::write_case(&mut out, &report.cases[0], false).unwrap();
+    netmatrix_report::tables::write_case(&mut out, &report.cases[0], false, netmatrix_report::tables::Tables::All).unwrap();
     netmatrix_report::tables::write_summary(&mut out, &report, false).unwrap();
     insta::assert_snapshot!(without_times(&String::from_utf8(out).unwrap()));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::tables::{describe_cell, write_case};
+use crate::tables::{Tables, describe_cell, write_case};
 use netmatrix_results::{CaseReport, CaseResult, Cell, Comparison, RunReport};
 
 pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
@@ -57,7 +57,7 @@ fn test_case(case: &CaseReport, suite: &str, name: &str) -> io::Result<TestCase>
         }
     };
     let mut tables = Vec::new();
-    write_case(&mut tables, case, false)?;
+    write_case(&mut tables, case, false, Tables::All)?;
     let mut test_case = TestCase::new(name, status);
     test_case.set_classname(suite).set_time(Duration::from_millis(case.duration_ms)).set_system_out_lossy(tables);
     Ok(test_case)

@@ -18,11 +18,26 @@ const RESET: &str = "\x1b[0m";
 /// Cells listed one by one under a step; the tables and the diagnosis carry the rest.
 const MAX_LISTED: usize = 12;
 
-/// One case: a header, per step its expected, observed and comparison tables, the tally and
-/// the cells that were not as expected, then the case's diagnosis.
-pub fn write_case(out: &mut impl Write, case: &CaseReport, color: bool) -> io::Result<()> {
+/// Which steps' tables a case prints (`--tables`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tables {
+    /// Every step's.
+    All,
+    /// Only the steps with a cell wrong, inconclusive or failed; a passing case is one line.
+    #[default]
+    Failed,
+    /// None: one line per case (and why it was skipped or could not run).
+    None,
+}
+
+/// One case: a line (result, duration, cells, wrong cells, labels), then, as `tables` says, per
+/// step its expected, observed and comparison tables, the tally and the cells that were not as
+/// expected, and the case's diagnosis.
+pub fn write_case(out: &mut impl Write, case: &CaseReport, color: bool, tables: Tables) -> io::Result<()> {
     let result = paint(color, result_color(case.result), result_name(case.result));
-    write!(out, "case {}: {result} ({})", case.id, duration(case.duration_ms))?;
+    let cells: usize = case.steps.iter().map(|s| s.cells.len()).sum();
+    let wrong: usize = case.steps.iter().map(|s| Tally::of(&s.cells).incorrect).sum();
+    write!(out, "case {}: {result} ({}, cells:{cells}, wrong:{wrong})", case.id, duration(case.duration_ms))?;
     if !case.labels.is_empty() {
         let labels: Vec<String> = case.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         write!(out, " [{}]", labels.join(", "))?;
@@ -34,10 +49,15 @@ pub fn write_case(out: &mut impl Write, case: &CaseReport, color: bool) -> io::R
     if let Some(error) = &case.error {
         writeln!(out, "error: {error}")?;
     }
-    for (index, step) in case.steps.iter().enumerate() {
+    let shown = |step: &StepReport| match tables {
+        Tables::All => true,
+        Tables::Failed => !Tally::of(&step.cells).ok(),
+        Tables::None => false,
+    };
+    for (index, step) in case.steps.iter().enumerate().filter(|(_, s)| shown(s)) {
         write_step(out, step, index + 1, case.steps.len(), color)?;
     }
-    if !case.diagnosis.is_empty() {
+    if tables != Tables::None && !case.diagnosis.is_empty() {
         writeln!(out, "diagnosis:")?;
         for line in &case.diagnosis {
             writeln!(out, "  - {line}")?;

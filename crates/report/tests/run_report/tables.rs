@@ -1,5 +1,5 @@
 use netmatrix_model::Protocol;
-use netmatrix_report::tables::{write_case, write_summary};
+use netmatrix_report::tables::{Tables, write_case, write_summary};
 use netmatrix_results::{CaseReport, CaseResult, Expected, Observed, StepReport};
 
 use crate::fixture::{allow_all_step, cell, pods, report};
@@ -8,7 +8,7 @@ fn render(color: bool) -> String {
     let report = report();
     let mut out = Vec::new();
     for case in &report.cases {
-        write_case(&mut out, case, color).unwrap();
+        write_case(&mut out, case, color, Tables::All).unwrap();
     }
     write_summary(&mut out, &report, color).unwrap();
     String::from_utf8(out).unwrap()
@@ -30,7 +30,7 @@ fn case_of(steps: Vec<StepReport>) -> CaseReport {
 
 fn render_case(case: &CaseReport) -> String {
     let mut out = Vec::new();
-    write_case(&mut out, case, false).unwrap();
+    write_case(&mut out, case, false, Tables::All).unwrap();
     String::from_utf8(out).unwrap()
 }
 
@@ -106,4 +106,36 @@ fn a_long_list_of_wrong_cells_is_cut_after_twelve() {
     let text = render_case(&case_of(vec![StepReport { name: "row".into(), tries: 2, cells }]));
     assert_eq!(text.lines().filter(|l| l.starts_with("  X ")).count(), 12, "{text}");
     assert!(text.contains("  ... and 4 more (the tables show them all, --json lists each)\n"), "{text}");
+}
+
+/// The run as `--tables failed` (the default) and `--tables none` print it.
+fn render_with(tables: Tables) -> String {
+    let report = report();
+    let mut out = Vec::new();
+    for case in &report.cases {
+        write_case(&mut out, case, false, tables).unwrap();
+    }
+    write_summary(&mut out, &report, false).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn only_failing_steps_show_their_tables_by_default() {
+    let text = render_with(Tables::Failed);
+    insta::assert_snapshot!("failed_only", text);
+    let all = render_with(Tables::All);
+    assert!(text.lines().count() < all.lines().count(), "passing steps print no tables");
+    let passing = report().cases.into_iter().find(|c| c.result == CaseResult::Pass).unwrap();
+    let mut out = Vec::new();
+    write_case(&mut out, &passing, false, Tables::Failed).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1, "a passing case is one line");
+}
+
+#[test]
+fn no_tables_is_one_line_per_case_and_the_summary() {
+    let text = render_with(Tables::None);
+    let report = report();
+    let reasons = report.cases.iter().filter(|c| c.skip_reason.is_some() || c.error.is_some()).count();
+    assert_eq!(text.lines().count(), report.cases.len() + reasons + 1, "{text}");
+    assert!(!text.contains("comparison:"), "{text}");
 }
