@@ -40,6 +40,10 @@ pub enum Command {
     /// OCI image archives of the agent, built without Docker or a registry.
     #[command(subcommand)]
     Image(crate::image::ImageCommand),
+    /// Print a shell completion script (e.g. `netmatrix completions bash > /etc/bash_completion.d/netmatrix`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), generated from these flags: `netmatrix man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]

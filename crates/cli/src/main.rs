@@ -80,6 +80,15 @@ impl CliError {
     }
 }
 
+/// Generated text on stdout; a reader that stops early (`| head`) is no failure.
+fn print(text: &[u8]) -> Result<Outcome, CliError> {
+    use std::io::Write;
+    match std::io::stdout().write_all(text) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Io { what: "writing to stdout".into(), source: e }),
+        _ => Ok(Outcome::Ok),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let result = match cli.command {
@@ -89,6 +98,16 @@ fn main() -> ExitCode {
         args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
         args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => run::cleanup(kubeconfig, context, run),
         args::Command::Image(command) => Ok(image::run(command)),
+        args::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <args::Cli as clap::CommandFactory>::command(), "netmatrix", &mut script);
+            print(&script)
+        }
+        args::Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<args::Cli as clap::CommandFactory>::command()).render(&mut page).expect("rendering into memory");
+            print(&page)
+        }
         args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
     };
     let outcome = result.unwrap_or_else(|e| {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod analyze;
+mod docs;
 mod image;
 mod lab;
 mod peer_suite;
