@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use netmatrix_model::{Cluster, PodKey, Protocol, SessionAffinity};
+use netmatrix_oracle::explain::Endpoint;
 use netmatrix_oracle::services::{self, FrontendKind, ServiceOptions, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 use netmatrix_results::{Cell, Check, Expected, Observed, TargetKind};
@@ -21,6 +22,28 @@ pub struct Planned {
     pub source_port: Option<u16>,
     /// Probes the cell takes per try (an affinity check connects several times).
     pub repeat: usize,
+    /// The pod a pod cell targets (the oracle explains the pair when the cell is wrong).
+    pub target: Option<PodKey>,
+    /// The oracle's reasoning for a Service cell.
+    pub reasons: Option<String>,
+}
+
+impl Planned {
+    /// Why the oracle expected what it did, in one line.
+    pub fn explain(&self, model: &Cluster) -> Option<String> {
+        if let Some(reasons) = &self.reasons {
+            return Some(reasons.clone());
+        }
+        let find = |key: &PodKey| model.pods.iter().find(|p| p.key() == *key);
+        let (src, dst) = (find(&self.source)?, find(self.target.as_ref()?)?);
+        let (port, protocol) = (self.cell.port, self.cell.protocol);
+        if !dst.ports.iter().any(|p| p.port == port && p.protocol == protocol) {
+            return Some(format!("{} serves no {port}/{protocol}", self.target.as_ref()?));
+        }
+        let explained =
+            netmatrix_oracle::explain::explain(model, Options { ipblocks_match_pods: true }, Endpoint::Pod(src), Endpoint::Pod(dst), Some((port, protocol)));
+        Some(explained.summary())
+    }
 }
 
 /// Connections per try of an affinity cell: with three backends, the chance that five
@@ -55,6 +78,7 @@ fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, 
         hairpin: false,
         check: Check::Reach,
         detail: None,
+        explanation: None,
     }
 }
 
@@ -99,7 +123,16 @@ fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec) -> Vec
                 let mut c = cell(src, name.clone(), port, protocol, expected, target);
                 c.dst_node = dst.node.clone();
                 c.detail = undefined.then(|| "NetworkPolicy leaves hostNetwork pods undefined".to_owned());
-                planned.push(Planned { cell: c, source: src.key(), address: *address, backends: None, source_port: None, repeat: 1 });
+                planned.push(Planned {
+                    cell: c,
+                    source: src.key(),
+                    address: *address,
+                    backends: None,
+                    source_port: None,
+                    repeat: 1,
+                    target: Some(dst.key()),
+                    reasons: None,
+                });
             }
         }
     }
@@ -152,6 +185,8 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
                 backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
                 source_port: spec.fixed_source_port.then(|| FIXED_SOURCE_PORT + names.binary_search(&pod_key(src)).unwrap_or_default() as u16),
                 repeat: if affinity { AFFINITY_CONNECTIONS } else { 1 },
+                target: None,
+                reasons: Some(verdict.reasons.join("; ")).filter(|r| !r.is_empty()),
             });
         }
     }

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind};
 use netmatrix_model::{Labels, Namespace, PodKey, Protocol};
-use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Expected, RunReport, SCHEMA, StepReport, Summary};
+use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Comparison, Expected, RunReport, SCHEMA, StepReport, Summary};
 
 use crate::case::{Action, Case, Step};
 use crate::diagnose::diagnose;
@@ -183,6 +183,9 @@ fn run_step(
     }
     let backend: &dyn Backend = backend;
     probe_cells(backend, &mut cells, config, &|count| on_event(Event::Probed { count }));
+    for p in cells.iter_mut().filter(|p| p.cell.comparison() == Comparison::Wrong) {
+        p.cell.explanation = p.explain(&model);
+    }
     let tries = cells.iter().map(|c| c.cell.tries).max().unwrap_or(0);
     Ok(StepReport { name: step.name.clone(), tries, cells: cells.into_iter().map(|p| p.cell).collect() })
 }

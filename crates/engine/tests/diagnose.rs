@@ -65,6 +65,7 @@ fn cell(src: &str, dst: &str, protocol: Protocol, target: TargetKind, backend: O
         hairpin: target != TargetKind::Pod && backend == Some(src),
         check: Check::Reach,
         detail: None,
+        explanation: None,
     };
     let ns = served_by_namespace(&c).to_owned();
     if egress_denied(src, &ns) || ingress_denied(src, &ns) {

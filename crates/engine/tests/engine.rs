@@ -240,3 +240,16 @@ fn each_step_marks_the_cells_whose_expectation_it_changed() {
     let unchanged = steps[1].cells.iter().filter(|c| c.expected_before.is_none()).count();
     assert_eq!(changed.len() + unchanged, steps[1].cells.len());
 }
+
+#[test]
+fn wrong_cells_say_why_the_oracle_expected_what_it_did() {
+    let mut fake = FakeBackend::new(3);
+    // y/b gets through to x/a, which only pods b of x may reach.
+    fake.inject(Box::new(|p| (p.src == "y/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Connected)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let cells = &report.cases[0].steps[0].cells;
+    let wrong = cells.iter().find(|c| c.comparison() == Comparison::Wrong).expect("the leaked cell");
+    assert_eq!((wrong.src.as_str(), wrong.dst.as_str()), ("y/b", "x/a"));
+    assert_eq!(wrong.explanation.as_deref(), Some("denied: egress of y/b: no policy isolates it; ingress of x/a: isolated by x/allow-a, no rule allows it"));
+    assert!(cells.iter().filter(|c| c.comparison() != Comparison::Wrong).all(|c| c.explanation.is_none()), "only wrong cells carry one");
+}

@@ -102,6 +102,43 @@ pub struct RuleMatch {
     pub ports: String,
 }
 
+impl Side {
+    /// This direction's decision in a few words: the rules or tiers that decided, or why
+    /// nothing allowed it.
+    pub fn summary(&self) -> String {
+        let direction = match self.direction {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        };
+        let pod = self.pod.as_deref().unwrap_or("the address");
+        if !self.tiers.is_empty() {
+            let walk: Vec<String> = self.tiers.iter().map(|t| format!("[{}] {} ({})", t.tag, t.action, t.policies.join(", "))).collect();
+            return format!("{direction} of {pod}: {}", walk.join(" -> "));
+        }
+        if !self.isolated {
+            return format!("{direction} of {pod}: no policy isolates it");
+        }
+        match self.allowing_rules.as_slice() {
+            [] => format!("{direction} of {pod}: isolated by {}, no rule allows it", self.selected_by.join(", ")),
+            rules => {
+                let rules: Vec<String> = rules.iter().map(|r| format!("{} rule {}", r.policy, r.rule)).collect();
+                format!("{direction} of {pod}: allowed by {}", rules.join(", "))
+            }
+        }
+    }
+}
+
+impl Explanation {
+    /// The whole verdict on one line, each direction's reason: what a wrong cell shows.
+    pub fn summary(&self) -> String {
+        let verdict = match self.verdict {
+            Verdict::Allowed => "allowed",
+            Verdict::Denied => "denied",
+        };
+        format!("{verdict}: {}; {}", self.egress.summary(), self.ingress.summary())
+    }
+}
+
 pub fn explain(cluster: &Cluster, options: Options, src: Endpoint, dst: Endpoint, query: Option<(u16, Protocol)>) -> Explanation {
     let asked = Question { cluster, options, query };
     let (egress, egress_conn) = asked.side(Direction::Egress, src, dst);

@@ -201,6 +201,9 @@ fn cell_title(cell: &Cell) -> String {
     if let Some(detail) = &cell.detail {
         lines.push(format!("detail: {detail}"));
     }
+    if let Some(why) = &cell.explanation {
+        lines.push(format!("why expected: {why}"));
+    }
     lines.join("\n")
 }
 

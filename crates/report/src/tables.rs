@@ -203,6 +203,9 @@ pub(crate) fn describe_cell(cell: &Cell) -> String {
     if let Some(detail) = &cell.detail {
         text.push_str(&format!("; {detail}"));
     }
+    if let Some(why) = &cell.explanation {
+        text.push_str(&format!("\n      expected because {why}"));
+    }
     text
 }
 

@@ -198,6 +198,10 @@ pub struct Cell {
     /// The agent's error text, or why the cell is undefined.
     #[serde(default)]
     pub detail: Option<String>,
+    /// Why the oracle expected what it did (the rules or tiers that decided, or the Service
+    /// reasoning); given for the cells that were wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
 }
 
 /// What a cell checks; `observed` is `allow` when the check held.

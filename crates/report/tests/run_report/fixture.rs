@@ -28,6 +28,7 @@ pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expec
         hairpin: false,
         check: Check::Reach,
         detail: None,
+        explanation: None,
     }
 }
 
