@@ -31,7 +31,7 @@ table.heat td { width: 1.4em; height: 1.4em; text-align: center; border: 1px sol
 td.as-expected { background: #c8e6c9; } td.wrong { background: #e53935; color: #fff; font-weight: bold; }
 td.inconclusive { background: #fdd835; } td.error { background: #ab47bc; color: #fff; }
 td.undefined { background: #e0e0e0; color: #777; } td.missing { background: none; }
-td.cell:hover { outline: 2px solid #222; }
+td.cell:hover, td.pair:hover { outline: 2px solid #222; }
 #detail { position: fixed; right: 1em; bottom: 1em; max-width: 30em; white-space: pre-wrap; background: #fffde7;
   border: 1px solid #ccc; padding: .5em .8em; font-family: ui-monospace, monospace; font-size: 12px; }
 #detail:empty { display: none; }
@@ -42,7 +42,7 @@ body.problems-only section.case.pass { display: none; }
 /// the checkbox hides passing cases.
 const SCRIPT: &str = r#"
 const detail = document.getElementById('detail');
-for (const cell of document.querySelectorAll('td.cell[title]')) {
+for (const cell of document.querySelectorAll('td[title]')) {
   cell.addEventListener('mouseenter', () => { detail.textContent = cell.title; });
   cell.addEventListener('mouseleave', () => { detail.textContent = ''; });
 }
@@ -55,6 +55,7 @@ pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     writeln!(out, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">")?;
     writeln!(out, "<title>netmatrix run {}</title>\n<style>{STYLE}</style>\n</head>\n<body>", Esc(&report.started))?;
     write_summary(out, report)?;
+    write_fault_map(out, report)?;
     for case in &report.cases {
         write_case(out, case)?;
     }
@@ -84,6 +85,66 @@ fn write_summary(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
         s.cases, s.passed, s.failed, s.flaky, s.errors, s.skipped, s.probes, s.wrong
     )?;
     writeln!(out, "<p><label><input type=\"checkbox\" id=\"problems-only\"> hide passing cases</label></p>")
+}
+
+/// The wrong cells of the whole run by source node and target node, all protocols and each:
+/// a broken node, node pair or overlay stands out as a row, a cell or everything off the
+/// diagonal, where the per-step matrices scatter it over pods.
+fn write_fault_map(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    use std::collections::BTreeMap;
+    // (protocol or "all", source node, target node) -> (wrong, probed).
+    let mut counts: BTreeMap<(String, String, String), (usize, usize)> = BTreeMap::new();
+    let cells = report.cases.iter().flat_map(|c| &c.steps).flat_map(|s| &s.cells).filter(|c| c.comparison() != Comparison::Undefined);
+    for cell in cells {
+        let (Some(src), Some(dst)) = (&cell.src_node, &cell.dst_node) else { continue };
+        for protocol in ["all", cell.protocol.as_str()] {
+            let entry = counts.entry((protocol.to_owned(), src.clone(), dst.clone())).or_default();
+            entry.0 += usize::from(cell.comparison() == Comparison::Wrong);
+            entry.1 += 1;
+        }
+    }
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let nodes = &report.cluster.nodes;
+    writeln!(
+        out,
+        "<section class=\"fault-map\"><h2>fault map</h2><p class=\"meta\">wrong cells of the whole run, source node (rows) by target node (columns)</p><div class=\"matrices\">"
+    )?;
+    let mut protocols: Vec<&str> = counts.keys().map(|(p, _, _)| p.as_str()).collect();
+    protocols.dedup();
+    for protocol in protocols {
+        writeln!(
+            out,
+            "<figure class=\"fault-map\" data-protocol=\"{}\"><figcaption>{}</figcaption><table class=\"heat\"><thead><tr><th></th>",
+            Esc(protocol),
+            Esc(protocol)
+        )?;
+        for node in nodes {
+            write!(out, "<th>{}</th>", Esc(node))?;
+        }
+        writeln!(out, "</tr></thead><tbody>")?;
+        for src in nodes {
+            write!(out, "<tr><th>{}</th>", Esc(src))?;
+            for dst in nodes {
+                match counts.get(&(protocol.to_owned(), src.clone(), dst.clone())) {
+                    Some(&(wrong, probed)) => write!(
+                        out,
+                        "<td class=\"pair {}\" data-src=\"{}\" data-dst=\"{}\" data-wrong=\"{wrong}\" title=\"{}\">{}</td>",
+                        if wrong > 0 { "wrong" } else { "as-expected" },
+                        Esc(src),
+                        Esc(dst),
+                        Esc(&format!("{src} -> {dst} {protocol}: {wrong} of {probed} cells wrong")),
+                        if wrong > 0 { wrong.to_string() } else { ".".into() }
+                    )?,
+                    None => write!(out, "<td class=\"missing\"></td>")?,
+                }
+            }
+            writeln!(out, "</tr>")?;
+        }
+        writeln!(out, "</tbody></table></figure>")?;
+    }
+    writeln!(out, "</div></section>")
 }
 
 fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {

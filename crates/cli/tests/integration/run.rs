@@ -274,3 +274,56 @@ fn ctrl_c_in_an_existing_lab_removes_only_what_the_run_created() {
     assert!(status.starts_with("lab tint: 3 nodes, 3 pods, 0 policies, 0 services"), "the lab's own pods stay, the run's are gone: {status}");
     assert!(status.contains("pod default/pod-0-0"), "{status}");
 }
+
+/// The page as headless Chromium built it; `None` when Chromium is absent (outside CI).
+fn chromium_dom(page: &Path) -> Option<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Some(text(&out.stdout)),
+        Ok(out) => panic!("chromium failed: {}", out.status),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(std::env::var_os("CI").is_none(), "chromium is missing in CI (Debian package chromium)");
+            println!("SKIPPED: the fault map in Chromium: chromium not installed (Debian package chromium)");
+            None
+        }
+        Err(e) => panic!("starting chromium: {e}"),
+    }
+}
+
+#[test]
+fn the_html_fault_map_shows_a_broken_node_pair_as_that_pair() {
+    if !root() {
+        return;
+    }
+    let name = "fmap";
+    let _lab = Lab(name);
+    assert_eq!(netmatrix(&["lab", "up", name, "--nodes", "3"]).status.code(), Some(0));
+    assert_eq!(netmatrix(&["lab", "fault", "inject", name, "cross-node", "--node", "0", "--peer", "1"]).status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("run.html");
+    let out = netmatrix(&["run", "--lab", name, "--focus", "connectivity/pod-to-pod", "--html", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let Some(dom) = chromium_dom(&page) else { return };
+    let map = dom.split("<figure class=\"fault-map\" data-protocol=\"all\">").nth(1).expect("a fault map of every protocol").split("</figure>").next().unwrap();
+    let pairs: Vec<(String, String, bool)> = map
+        .split("<td class=\"pair ")
+        .skip(1)
+        .map(|td| {
+            let attr = |name: &str| td.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
+            (attr("data-src"), attr("data-dst"), td.starts_with("wrong"))
+        })
+        .collect();
+    assert_eq!(pairs.len(), 9, "three nodes by three: {pairs:?}");
+    for (src, dst, wrong) in &pairs {
+        let broken = matches!((src.as_str(), dst.as_str()), ("node0", "node1") | ("node1", "node0"));
+        assert_eq!(*wrong, broken, "{src} -> {dst}: {pairs:?}");
+    }
+}
