@@ -54,8 +54,8 @@ pub struct RunArgs {
     /// On a cluster: how long probe pods and Service endpoints may take to be ready.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub ready_timeout: Duration,
-    /// Suites to run (repeatable): connectivity, services, netpol, anp. Default: all.
-    #[arg(long = "suite", value_name = "S")]
+    /// Suites to run (repeatable). Default: all.
+    #[arg(long = "suite", value_name = "S", value_parser = clap::builder::PossibleValuesParser::new(suites::SUITES))]
     pub suites: Vec<String>,
     /// Cases of your own, in YAML (repeatable; the format is in crates/engine/src/cases_file.rs).
     /// With --cases and no --suite, only these cases run.
@@ -531,6 +531,16 @@ mod tests {
     fn run_ids_are_short_label_values() {
         let id = run_id();
         assert!(id.len() == 7 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    }
+
+    #[test]
+    fn help_lists_every_suite_from_the_suites_themselves() {
+        use clap::CommandFactory;
+        let help = Cli::command().find_subcommand_mut("run").unwrap().render_long_help().to_string();
+        for suite in suites::SUITES {
+            assert!(help.contains(suite), "{suite} missing from run --help");
+        }
+        assert!(parse(&["--suite", "nope"]).is_err(), "an unknown suite is a usage error");
     }
 
     #[test]

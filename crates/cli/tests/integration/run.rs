@@ -32,7 +32,7 @@ fn text(bytes: &[u8]) -> String {
 fn bad_flags_exit_2_before_anything_is_created() {
     for (args, message) in [
         (&["run", "--focus", "("][..], "--focus"),
-        (&["run", "--suite", "nope"][..], "unknown suite"),
+        (&["run", "--suite", "nope"][..], "possible values: connectivity, services, netpol, anp"),
         (&["run", "--labels", "type"][..], "not key=value"),
         (&["run", "--timeout", "0s"][..], "more than zero"),
         (&["run", "--kubeconfig", "/nonexistent"][..], "--kubeconfig /nonexistent"),
