@@ -90,6 +90,61 @@ fn yaml_message(e: &serde_saphyr::Error, budget: &serde_saphyr::Budget) -> Strin
     format!("{at}{what}")
 }
 
+/// A JSON value whose objects have no key twice: serde_json keeps the last of duplicate keys,
+/// the API server's strict field validation rejects them (as serde-saphyr does in YAML).
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key {key}")));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 fn file_error(file: &str, message: String) -> InputError {
     InputError { file: file.to_owned(), document: None, object: None, field: None, message }
 }
@@ -135,7 +190,7 @@ impl Loader {
     fn add_file(&mut self, file: &str, text: &str, json: bool) {
         // Empty documents are not counted: document N is the N-th non-empty one.
         let documents: Result<Vec<Value>, String> = if json {
-            serde_json::from_str::<Value>(text).map(|v| vec![v]).map_err(|e| e.to_string())
+            serde_json::from_str::<UniqueKeys>(text).map(|v| vec![v.0]).map_err(|e| e.to_string())
         } else {
             let budget = yaml_budget(text.len());
             let options = serde_saphyr::options! { budget: Some(budget.clone()) };

@@ -382,6 +382,12 @@ fn yaml_errors_are_in_the_users_terms() {
     for (text, want) in cases {
         assert_eq!(outcome(text), want);
     }
+    // JSON too: serde_json alone keeps the last of duplicate keys.
+    let json = "{\"apiVersion\": \"v1\", \"kind\": \"Pod\",\n \"metadata\": {\"name\": \"a\", \"name\": \"b\"}}";
+    let got = parse_str("p.json", json).map(|_| ()).map_err(|e| e.to_string());
+    assert_eq!(got, Err("p.json: not valid JSON: duplicate key name at line 2 column 33".to_owned()));
+    let nested = r#"{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "labels": {"x": "1"}}, "status": {"podIP": "10.0.0.1"}}]}"#;
+    assert_eq!(parse_str("p.json", nested).unwrap().pods[0].ips.len(), 1);
 }
 
 /// YAML 1.1 reads `y`, `on`, `no` as booleans, as kubectl does: the error says so and shows the
