@@ -15,7 +15,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
     for w in &manifests.warnings {
         eprintln!("warning: {w}");
     }
-    let cluster = match manifests.parse() {
+    let cluster = match manifests.parse(args.validate.into()) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors.0 {

@@ -125,6 +125,28 @@ pub struct AnalyzeArgs {
     /// ExternalNames) instead of the connlist: which backends answer, `#` where undefined.
     #[arg(long, conflicts_with = "explain")]
     pub services: bool,
+
+    /// Fields the Kubernetes API does not define (a misspelled `ingres`): an error as kubectl's
+    /// default field validation, a warning, or ignored.
+    #[arg(long, value_enum, default_value_t = Validate::Strict)]
+    pub validate: Validate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Validate {
+    Strict,
+    Warn,
+    Ignore,
+}
+
+impl From<Validate> for netmatrix_model::Validation {
+    fn from(v: Validate) -> Self {
+        match v {
+            Validate::Strict => Self::Strict,
+            Validate::Warn => Self::Warn,
+            Validate::Ignore => Self::Ignore,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -176,6 +198,17 @@ mod tests {
         let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--explain", "ns/a", "ns/b", "80/TCP"]).unwrap().command else { panic!("analyze") };
         assert_eq!(a.explain.unwrap().len(), 3);
         assert!(parse(&["analyze", "-f", "x", "--explain", "ns/a"]).is_err());
+    }
+
+    #[test]
+    fn validate_is_strict_unless_told() {
+        let Command::Analyze(a) = parse(&["analyze", "-f", "x"]).unwrap().command else { panic!("analyze") };
+        assert_eq!(a.validate, Validate::Strict);
+        for (value, want) in [("strict", Validate::Strict), ("warn", Validate::Warn), ("ignore", Validate::Ignore)] {
+            let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--validate", value]).unwrap().command else { panic!("analyze") };
+            assert_eq!(a.validate, want);
+        }
+        assert!(parse(&["analyze", "-f", "x", "--validate", "true"]).is_err());
     }
 
     #[test]

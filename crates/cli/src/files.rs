@@ -5,7 +5,7 @@ use std::fs::{self, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use netmatrix_model::{Cluster, InputError, InputErrors};
+use netmatrix_model::{Cluster, InputError, InputErrors, Validation};
 
 /// The manifests under some paths, read, and what went wrong reading them.
 #[derive(Default)]
@@ -36,8 +36,8 @@ pub fn read(paths: &[PathBuf]) -> Manifests {
 
 impl Manifests {
     /// The cluster the files describe; reading and parsing errors are reported together.
-    pub fn parse(self) -> Result<Cluster, InputErrors> {
-        match (netmatrix_model::parse_files(&self.files), self.errors) {
+    pub fn parse(self, validation: Validation) -> Result<Cluster, InputErrors> {
+        match (netmatrix_model::parse_files_with(&self.files, validation), self.errors) {
             (Ok(cluster), errors) if errors.is_empty() => Ok(cluster),
             (Ok(_), errors) => Err(InputErrors(errors)),
             (Err(InputErrors(parsing)), mut errors) => {
@@ -118,10 +118,10 @@ mod tests {
         fs::write(dir.path().join("sub/b.yml"), POD.replace("NAME", "b")).unwrap();
         fs::write(dir.path().join("sub/c.json"), r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"c"}}"#).unwrap();
         fs::write(dir.path().join("notes.txt"), "kind: Pod\n").unwrap();
-        let cluster = read(&[dir.path().to_owned()]).parse().unwrap();
+        let cluster = read(&[dir.path().to_owned()]).parse(Validation::Strict).unwrap();
         let pods: Vec<&str> = cluster.pods.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(pods, ["a", "b", "c"]);
-        let missing = read(&[dir.path().join("nope")]).parse().unwrap_err();
+        let missing = read(&[dir.path().join("nope")]).parse(Validation::Strict).unwrap_err();
         assert!(missing.to_string().contains("nope: cannot read"), "{missing}");
     }
 
@@ -162,7 +162,7 @@ mod tests {
         fs::write(dir.path().join("bad.yaml"), "a: [\n").unwrap();
         // A dangling symlink with a manifest's name is a file that cannot be read.
         symlink("gone", dir.path().join("dangling.yaml")).unwrap();
-        let errors: Vec<String> = read(&[dir.path().to_owned()]).parse().unwrap_err().0.iter().map(ToString::to_string).collect();
+        let errors: Vec<String> = read(&[dir.path().to_owned()]).parse(Validation::Strict).unwrap_err().0.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("dangling.yaml: cannot read"), "{errors:?}");
         assert!(errors[1].contains("bad.yaml: not valid YAML"), "{errors:?}");

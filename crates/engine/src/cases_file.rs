@@ -127,8 +127,16 @@ enum CheckDoc {
 
 /// Parses the cases of `text` (read from `file`) against the pods of `world`.
 pub fn parse(file: &str, text: &str, world: &World) -> Result<Vec<Case>, String> {
-    let value: Value = serde_saphyr::from_str(text).map_err(|e| format!("{file}: not YAML: {e}"))?;
-    let doc: File = serde_path_to_error::deserialize(value).map_err(|e| format!("{file}: {}: {}", e.path(), e.inner()))?;
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| format!("{file}: not YAML: {}", netmatrix_model::yaml_error_message(&e)))?;
+    if !value.is_object() {
+        let what = if value.is_null() { "empty document" } else { "not a mapping" };
+        return Err(format!("{file}: {what} (want a list of cases: `cases: [...]`)"));
+    }
+    let doc: File = serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string().as_str() {
+        // "." is the document itself.
+        "." => format!("{file}: {}", e.inner()),
+        path => format!("{file}: {path}: {}", e.inner()),
+    })?;
     let mut ids = BTreeSet::new();
     doc.cases
         .into_iter()
@@ -297,6 +305,11 @@ cases:
             ),
             (GOOD.replace("podSelector: {matchLabels: {pod: a}}", "podSelector: {matchLabels: {pod: [a]}}"), "c.yaml: cases[0].steps[0].actions[0].apply"),
             (GOOD.replace("probe: {ports: [80/TCP, 81/udp]}", "probe: {}"), "c.yaml: cases[0].steps[0].probe: nothing to probe"),
+            (String::new(), "c.yaml: empty document (want a list of cases: `cases: [...]`)"),
+            ("# only a comment\n".to_owned(), "c.yaml: empty document"),
+            ("cases: []\ncases: []\n".to_owned(), "c.yaml: not YAML: line 2 column 1: duplicate key cases"),
+            ("[1, 2]\n".to_owned(), "c.yaml: not a mapping (want a list of cases: `cases: [...]`)"),
+            ("{}\n".to_owned(), "c.yaml: missing field `cases`"),
         ];
         for (text, message) in cases {
             let err = parse("c.yaml", &text, &world()).err().unwrap_or_else(|| panic!("accepted: {message}"));

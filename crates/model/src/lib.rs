@@ -7,12 +7,14 @@
 mod error;
 mod load;
 mod raw;
+mod schema;
 mod selector;
 mod spec;
 mod types;
 
 pub use error::{InputError, InputErrors};
-pub use load::{parse_files, parse_str};
+pub use load::{parse_files, parse_files_with, parse_str, yaml_error_message};
+pub use schema::Validation;
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use spec::{PodKey, PodSpec};
 pub use types::*;

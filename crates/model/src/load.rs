@@ -7,20 +7,27 @@ use serde_json::Value;
 
 use crate::error::{InputError, InputErrors};
 use crate::raw;
+use crate::schema::{self, Validation};
 use crate::selector::{LabelSelector, Operator, Requirement};
 use crate::types::*;
 
 /// Loads manifests read from files: (file name, text) pairs, JSON when the name ends in
 /// `.json`, else YAML. All problems are reported together; nothing partial is returned.
+/// Fields the API does not define are errors ([`Validation::Strict`]).
 pub fn parse_files(files: &[(String, String)]) -> Result<Cluster, InputErrors> {
-    let mut loader = Loader::default();
+    parse_files_with(files, Validation::default())
+}
+
+/// [`parse_files`], with `validation` saying what fields the API does not define are.
+pub fn parse_files_with(files: &[(String, String)], validation: Validation) -> Result<Cluster, InputErrors> {
+    let mut loader = Loader { validation, ..Loader::default() };
     for (file, text) in files {
         loader.add_file(file, text, is_json(file));
     }
     loader.finish()
 }
 
-/// Loads manifests from a string, as if read from a file named `file`.
+/// Loads manifests from a string, as if read from a file named `file`, with strict validation.
 pub fn parse_str(file: &str, text: &str) -> Result<Cluster, InputErrors> {
     let mut loader = Loader::default();
     loader.add_file(file, text, is_json(file));
@@ -34,14 +41,107 @@ fn is_json(file: &str) -> bool {
 /// serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes, less than a dump of
 /// a large cluster. Limits that grow with the input's own length still stop amplification
 /// (alias and anchor limits stay at their defaults).
-fn yaml_options(input_len: usize) -> serde_saphyr::Options {
-    serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_documents: input_len.max(1_024),
-            max_nodes: input_len.max(250_000),
-            max_events: input_len.saturating_mul(2).max(1_000_000),
-            max_total_scalar_bytes: input_len.max(64 << 20),
-        },
+fn yaml_budget(input_len: usize) -> serde_saphyr::Budget {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = input_len.max(1_024);
+    budget.max_nodes = input_len.max(250_000);
+    budget.max_events = input_len.saturating_mul(2).max(1_000_000);
+    budget.max_total_scalar_bytes = input_len.max(64 << 20);
+    budget
+}
+
+/// A YAML error of text parsed with serde-saphyr's default options, in the user's terms (line,
+/// column and what is wrong), for other YAML files of netmatrix.
+pub fn yaml_error_message(e: &serde_saphyr::Error) -> String {
+    yaml_message(e, &serde_saphyr::Budget::default())
+}
+
+/// A YAML error in the user's terms: where, and what is wrong with the text, without the
+/// parser's snippet (labelled `<input>`) and configuration hints.
+fn yaml_message(e: &serde_saphyr::Error, budget: &serde_saphyr::Budget) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    let e = e.without_snippet();
+    let location = e.location().filter(|l| l.line() > 0);
+    let at = location.map(|l| format!("line {} column {}: ", l.line(), l.column())).unwrap_or_default();
+    let what = match e {
+        serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key {key}"),
+        serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => "duplicate key".to_owned(),
+        serde_saphyr::Error::Budget { breach, .. } => {
+            let limit = match breach {
+                BudgetBreach::Depth { .. } => format!("{} levels of nesting", budget.max_depth),
+                BudgetBreach::Nodes { .. } => format!("{} values", budget.max_nodes),
+                BudgetBreach::Documents { .. } => format!("{} documents", budget.max_documents),
+                BudgetBreach::Events { .. } => format!("{} parser events", budget.max_events),
+                BudgetBreach::ScalarBytes { .. } => format!("{} bytes of text", budget.max_total_scalar_bytes),
+                BudgetBreach::Aliases { .. } | BudgetBreach::AliasAnchorRatio { .. } => format!("{} aliases", budget.max_aliases),
+                BudgetBreach::Anchors { .. } => format!("{} anchors", budget.max_anchors),
+                BudgetBreach::MergeKeys { .. } => format!("{} merge keys", budget.max_merge_keys),
+                _ => "the parser's".to_owned(),
+            };
+            format!("the document is too large or too deeply nested (limit: {limit})")
+        }
+        other => {
+            // The plain rendering ends with the location again: "unclosed bracket '[' at line 1, column 4".
+            let text = other.to_string();
+            let suffix = location.map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+            text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
+        }
+    };
+    format!("{at}{what}")
+}
+
+/// A JSON value whose objects have no key twice: serde_json keeps the last of duplicate keys,
+/// the API server's strict field validation rejects them (as serde-saphyr does in YAML).
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!("duplicate key {key}")));
+            }
+            let UniqueKeys(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -51,6 +151,7 @@ fn file_error(file: &str, message: String) -> InputError {
 
 #[derive(Default)]
 struct Loader {
+    validation: Validation,
     errors: Vec<InputError>,
     warnings: Vec<String>,
     namespaces: BTreeMap<String, Labels>,
@@ -89,15 +190,21 @@ impl Loader {
     fn add_file(&mut self, file: &str, text: &str, json: bool) {
         // Empty documents are not counted: document N is the N-th non-empty one.
         let documents: Result<Vec<Value>, String> = if json {
-            serde_json::from_str::<Value>(text).map(|v| vec![v]).map_err(|e| e.to_string())
+            serde_json::from_str::<UniqueKeys>(text).map(|v| vec![v.0]).map_err(|e| e.to_string())
         } else {
-            serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options(text.len())).map_err(|e| e.to_string())
+            let budget = yaml_budget(text.len());
+            let options = serde_saphyr::options! { budget: Some(budget.clone()) };
+            serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| yaml_message(&e, &budget))
         };
         match documents {
             Ok(documents) => {
+                let errors_before = self.errors.len();
                 for (index, document) in documents.into_iter().enumerate() {
                     let origin = Origin { file: file.to_owned(), document: index + 1 };
                     self.add_document(origin, document);
+                }
+                if !json {
+                    explain_booleans(&mut self.errors[errors_before..], text);
                 }
             }
             Err(message) => self.errors.push(file_error(file, format!("not valid {}: {message}", if json { "JSON" } else { "YAML" }))),
@@ -106,8 +213,8 @@ impl Loader {
 
     fn add_document(&mut self, origin: Origin, document: Value) {
         let kind = document.get("kind").and_then(Value::as_str).map(str::to_owned);
-        let has_api_version = document.get("apiVersion").and_then(Value::as_str).is_some();
-        let Some(kind) = kind.filter(|_| has_api_version) else {
+        let api_version = document.get("apiVersion").and_then(Value::as_str).map(str::to_owned);
+        let (Some(kind), Some(api_version)) = (kind, api_version) else {
             self.warnings.push(format!("{origin}: not a Kubernetes object (no apiVersion and kind), skipped"));
             return;
         };
@@ -117,9 +224,12 @@ impl Loader {
                 Some(Value::Array(items)) => {
                     // Items of a typed list (`PodList`) usually omit their kind.
                     let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
+                    // A typed list's items are of its API version; a `List`'s items name their own.
+                    let list_api_version = (!list_item_kind.is_empty()).then_some(api_version.as_str());
                     for (i, item) in items.into_iter().enumerate() {
                         let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
-                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item);
+                        let item_api_version = item.get("apiVersion").and_then(Value::as_str).or(list_api_version).map(str::to_owned);
+                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item_api_version.as_deref(), item);
                     }
                 }
                 Some(Value::Null) | None => {}
@@ -133,12 +243,42 @@ impl Loader {
             }
             return;
         }
-        self.add_object(&origin, "", &kind, document);
+        self.add_object(&origin, "", &kind, Some(&api_version), document);
     }
 
-    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, value: Value) {
+    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, api_version: Option<&str>, value: Value) {
         let object = object_label(kind, &value);
         let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
+        match KINDS.iter().find(|(known, _)| *known == kind) {
+            Some((_, want)) => {
+                if let Some(got) = api_version.filter(|got| got != want) {
+                    ctx.error("apiVersion", format!("{got:?} is not an API version of {kind} (want {want})"));
+                    return;
+                }
+            }
+            None => {
+                // The API server knows kinds by their exact name: `networkpolicy` is none.
+                if let Some((known, _)) = KINDS.iter().find(|(known, _)| known.eq_ignore_ascii_case(kind)) {
+                    ctx.error("kind", format!("unknown kind {kind:?} (did you mean {known}?)"));
+                }
+                // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
+                return;
+            }
+        }
+        if let Some(shape) = schema::of_kind(kind).filter(|_| self.validation != Validation::Ignore) {
+            for unknown in schema::unknown_fields(&value, shape) {
+                let message = match unknown.suggestion {
+                    Some(name) => format!("unknown field (did you mean {name}?)"),
+                    None => "unknown field".to_owned(),
+                };
+                if self.validation == Validation::Strict {
+                    ctx.error(&unknown.path, message);
+                } else {
+                    self.warnings.push(format!("{}: {}: {}{}: {message}", ctx.origin, ctx.object, ctx.prefix, unknown.path));
+                }
+            }
+        }
+        check_names(&mut ctx, kind, &value);
         if let Some(kind) = AdminPolicyKind::parse(kind) {
             if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
                 && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
@@ -219,7 +359,6 @@ impl Loader {
                     }
                 }
             }
-            // Other kinds (ConfigMap, Ingress, RBAC, ...) carry nothing this model needs.
             _ => {}
         }
     }
@@ -258,12 +397,163 @@ impl Loader {
     }
 }
 
+/// The kinds the model reads and the API version each is served at.
+const KINDS: [(&str, &str); 16] = [
+    ("Namespace", "v1"),
+    ("Pod", "v1"),
+    ("Service", "v1"),
+    ("Node", "v1"),
+    ("ReplicationController", "v1"),
+    ("Deployment", "apps/v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("DaemonSet", "apps/v1"),
+    ("Job", "batch/v1"),
+    ("CronJob", "batch/v1"),
+    ("EndpointSlice", "discovery.k8s.io/v1"),
+    ("NetworkPolicy", "networking.k8s.io/v1"),
+    ("AdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1"),
+    ("BaselineAdminNetworkPolicy", "policy.networking.k8s.io/v1alpha1"),
+    ("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2"),
+];
+
+/// Names, namespaces and labels as the API server validates them (apimachinery's
+/// `ValidateObjectMeta`); values of other types are reported when the object is read.
+fn check_names(ctx: &mut Ctx, kind: &str, value: &Value) {
+    let meta = value.get("metadata");
+    let cluster_scoped = matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some();
+    if let Some(name) = meta.and_then(|m| m.get("name")).and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        let problem = match kind {
+            "Namespace" => label_problem(name).map(str::to_owned),
+            // Service names become DNS labels of the cluster domain (RFC 1035).
+            "Service" => {
+                label_problem(name).or_else(|| (!name.starts_with(|c: char| c.is_ascii_lowercase())).then_some("must start with a letter")).map(str::to_owned)
+            }
+            _ => subdomain_problem(name),
+        };
+        if let Some(problem) = problem {
+            ctx.error("metadata.name", format!("invalid name {name:?}: {problem}"));
+        }
+    }
+    if let Some(namespace) = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).filter(|n| !n.is_empty() && !cluster_scoped)
+        && let Some(problem) = label_problem(namespace)
+    {
+        ctx.error("metadata.namespace", format!("invalid namespace {namespace:?}: {problem}"));
+    }
+    let mut label_maps = vec!["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"];
+    if kind == "Service" {
+        label_maps.push("/spec/selector");
+    }
+    for pointer in label_maps {
+        if let Some(Value::Object(labels)) = value.pointer(pointer) {
+            let field = pointer[1..].replace('/', ".");
+            for (key, value) in labels {
+                label(ctx, &field, key, value.as_str());
+            }
+        }
+    }
+}
+
+/// One label, or one `matchLabels` entry, as `ValidateLabels` checks it.
+fn label(ctx: &mut Ctx, field: &str, key: &str, value: Option<&str>) {
+    if let Some(problem) = label_key_problem(key) {
+        ctx.error(field, format!("invalid label key {key:?}: {problem}"));
+    }
+    if let Some(problem) = value.and_then(label_value_problem) {
+        ctx.error(field, format!("invalid value {:?} of label {key}: {problem}", value.unwrap_or_default()));
+    }
+}
+
+/// What keeps `key` from being a qualified name: an optional DNS subdomain prefix and `/`, then
+/// a name of at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit.
+fn label_key_problem(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if name.contains('/') {
+        return Some("must be a name with an optional DNS subdomain prefix and '/' (e.g. example.com/name)".to_owned());
+    }
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Some("the prefix before '/' must not be empty".to_owned());
+        }
+        if let Some(problem) = subdomain_problem(prefix) {
+            return Some(format!("the prefix before '/' {problem}"));
+        }
+    }
+    match name_problem(name) {
+        _ if name.is_empty() => Some("the name must not be empty".to_owned()),
+        Some(problem) => Some(format!("the name {problem}")),
+        None => None,
+    }
+}
+
+/// What keeps `value` from being a label value: empty, or a name as in [`label_key_problem`].
+fn label_value_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() { None } else { name_problem(value) }
+}
+
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.len() > 63 {
+        Some("must be no more than 63 characters")
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        Some("must contain only letters, digits, '-', '_' and '.'")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some("must start and end with a letter or digit")
+    } else {
+        None
+    }
+}
+
 fn object_label(kind: &str, value: &Value) -> String {
     let meta = value.get("metadata");
     let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
     let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
     // Namespaces, Nodes and admin policies are cluster-scoped.
     if matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
+}
+
+/// How serde's message for a boolean where another type was wanted starts: [`explain_booleans`]
+/// replaces it when the text spells the value otherwise.
+const BOOLEAN_TYPE: &str = "invalid type: boolean";
+
+/// YAML 1.1, as kubectl reads it, takes `y`, `yes`, `on` (and `n`, `no`, `off`) for booleans: a
+/// namespace named `y` is `true`. Says so, with the quoted form, using the text as written.
+fn explain_booleans(errors: &mut [InputError], text: &str) {
+    if !errors.iter().any(|e| e.message.starts_with(BOOLEAN_TYPE)) {
+        return;
+    }
+    let options = serde_saphyr::options! { budget: Some(yaml_budget(text.len())), strict_booleans: true };
+    let Ok(verbatim) = serde_saphyr::from_multiple_with_options::<Value>(text, options) else { return };
+    for e in errors.iter_mut().filter(|e| e.message.starts_with(BOOLEAN_TYPE)) {
+        let written = e.document.zip(e.field.as_deref()).and_then(|(doc, field)| lookup(verbatim.get(doc - 1)?, field)).and_then(Value::as_str);
+        if let Some(written) = written {
+            let boolean = e.message.contains("`true`");
+            e.message = format!("{written} is read as the boolean {boolean} (YAML 1.1); quote it for the string: {}", Value::from(written));
+        }
+    }
+}
+
+/// The value at `path` (`spec.ingress[0].ports`), whose keys may contain dots (label keys).
+fn lookup<'a>(mut value: &'a Value, mut path: &str) -> Option<&'a Value> {
+    while !path.is_empty() {
+        if let Some(rest) = path.strip_prefix('[') {
+            let (index, rest) = rest.split_once(']')?;
+            value = value.get(index.parse::<usize>().ok()?)?;
+            path = rest.strip_prefix('.').unwrap_or(rest);
+            continue;
+        }
+        let (key, child) = value
+            .as_object()?
+            .iter()
+            .filter(|(key, _)| path.starts_with(key.as_str()) && matches!(path.as_bytes().get(key.len()), None | Some(b'.' | b'[')))
+            .max_by_key(|(key, _)| key.len())?;
+        value = child;
+        path = &path[key.len()..];
+        path = path.strip_prefix('.').unwrap_or(path);
+    }
+    Some(value)
 }
 
 fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
@@ -729,9 +1019,11 @@ fn dns_label(ctx: &mut Ctx, field: &str, name: &str) -> bool {
 /// What keeps `label` from being an RFC 1123 label: 1 to 63 lower-case letters, digits and '-',
 /// starting and ending with a letter or digit.
 fn label_problem(label: &str) -> Option<&'static str> {
-    if label.is_empty() || label.len() > 63 {
-        Some("must be 1 to 63 characters")
-    } else if !label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if label.is_empty() || label.len() > 63 { Some("must be 1 to 63 characters") } else { label_chars_problem(label) }
+}
+
+fn label_chars_problem(label: &str) -> Option<&'static str> {
+    if !label.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
         Some("must contain only lower-case letters, digits and '-'")
     } else if label.starts_with('-') || label.ends_with('-') {
         Some("must start and end with a letter or digit")
@@ -742,15 +1034,24 @@ fn label_problem(label: &str) -> Option<&'static str> {
 
 /// An RFC 1123 subdomain: at most 253 characters of dot-separated labels (`externalName`).
 fn dns_subdomain(ctx: &mut Ctx, field: &str, name: &str) -> bool {
-    let problem = if name.len() > 253 {
-        Some("must be no more than 253 characters".to_owned())
-    } else {
-        name.split('.').find_map(|label| label_problem(label).map(|p| format!("part {label:?} {p}")))
-    };
+    let problem = subdomain_problem(name);
     if let Some(problem) = &problem {
         ctx.error(field, format!("invalid DNS name {name:?}: {problem}"));
     }
     problem.is_none()
+}
+
+/// Unlike labels, the parts of a subdomain have no length limit of their own: a pod of a long
+/// StatefulSet name is valid (apimachinery's `IsDNS1123Subdomain`).
+fn subdomain_problem(name: &str) -> Option<String> {
+    if name.len() > 253 {
+        Some("must be no more than 253 characters".to_owned())
+    } else {
+        name.split('.').find_map(|part| {
+            let problem = if part.is_empty() { Some("must not be empty") } else { label_chars_problem(part) };
+            problem.map(|p| format!("part {part:?} {p}"))
+        })
+    }
 }
 
 fn port_ref(ctx: &mut Ctx, field: &str, v: &raw::IntOrString) -> Option<PortRef> {
@@ -916,6 +1217,15 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
         if e.key.is_empty() {
             ctx.error(&format!("{field}.key"), "is required");
             ok = false;
+        } else if let Some(problem) = label_key_problem(&e.key) {
+            ctx.error(&format!("{field}.key"), format!("invalid label key {:?}: {problem}", e.key));
+            ok = false;
+        }
+        for (j, v) in values.iter().enumerate() {
+            if let Some(problem) = label_value_problem(v) {
+                ctx.error(&format!("{field}.values[{j}]"), format!("invalid label value {v:?}: {problem}"));
+                ok = false;
+            }
         }
         match Operator::parse(&e.operator) {
             None => {
@@ -933,6 +1243,11 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
             Some(operator) => match_expressions.push(Requirement { key: e.key.clone(), operator, values }),
         }
     }
+    let errors_before = ctx.errors.len();
+    for (key, value) in s.match_labels.iter().flatten() {
+        label(ctx, &format!("{path}.matchLabels"), key, Some(value));
+    }
+    ok &= ctx.errors.len() == errors_before;
     ok.then(|| LabelSelector { match_labels: s.match_labels.clone().unwrap_or_default(), match_expressions })
 }
 
@@ -1245,12 +1560,12 @@ ports: null
 
     /// An admin policy of `kind` with `rules` as its spec's last lines.
     fn admin_policy(kind: AdminPolicyKind, subject: &str, rules: &str) -> String {
-        let (name, spec) = match kind {
-            AdminPolicyKind::AdminNetworkPolicy => ("a", "priority: 1"),
-            AdminPolicyKind::BaselineAdminNetworkPolicy => ("default", ""),
-            AdminPolicyKind::ClusterNetworkPolicy => ("c", "tier: Admin\n  priority: 1"),
+        let (name, spec, version) = match kind {
+            AdminPolicyKind::AdminNetworkPolicy => ("a", "priority: 1", "v1alpha1"),
+            AdminPolicyKind::BaselineAdminNetworkPolicy => ("default", "", "v1alpha1"),
+            AdminPolicyKind::ClusterNetworkPolicy => ("c", "tier: Admin\n  priority: 1", "v1alpha2"),
         };
-        format!("apiVersion: policy.networking.k8s.io/v1alpha1\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  {spec}\n  subject: {subject}\n{rules}")
+        format!("apiVersion: policy.networking.k8s.io/{version}\nkind: {kind}\nmetadata: {{name: {name}}}\nspec:\n  {spec}\n  subject: {subject}\n{rules}")
     }
 
     #[test]

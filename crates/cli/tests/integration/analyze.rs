@@ -77,6 +77,31 @@ fn bad_input_exits_2_with_located_errors() {
     rejects(&["analyze"], &["--file <PATH>"]);
 }
 
+/// A misspelled `ingres` is an error by default, as with kubectl; `--validate=warn` warns and
+/// `--validate=ignore` reads the policy without it (deny-all ingress), as before.
+#[test]
+fn validate_strict_warn_and_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: client}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: server, labels: {app: server}}\n---\n\
+                    apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec:\n  podSelector: {matchLabels: {app: server}}\n  ingres: [{}]\n";
+    std::fs::write(dir.path().join("p.yaml"), manifest).unwrap();
+    let path = dir.path().join("p.yaml");
+    let path = path.to_str().unwrap();
+    rejects(&["analyze", "-f", path], &["p.yaml: document 3 (NetworkPolicy default/p): field spec.ingres: unknown field (did you mean ingress?)"]);
+    rejects(&["analyze", "-f", path, "--validate=strict"], &["field spec.ingres: unknown field"]);
+    for (mode, warned) in [("warn", true), ("ignore", false)] {
+        let out = netmatrix(&["analyze", "-f", path, "--validate", mode]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert_eq!(
+            stderr.contains("warning: ") && stderr.contains("p.yaml: document 3: NetworkPolicy default/p: spec.ingres: unknown field (did you mean ingress?)"),
+            warned,
+            "{mode}: {stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("=> default/server[Pod]"), "{mode}: the policy denies all ingress to server");
+    }
+}
+
 #[test]
 fn non_kubernetes_documents_are_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,6 +39,15 @@ const DIVERGENCES: &[(&str, Divergence, &str)] = &[
     ),
     ("netpol_named_port_test_2", Divergence::Rejected, "same `containerport:` misspelling as netpol_named_port_test."),
     (
+        "example_pods_w_same_owner_and_labels_gap_with_good_match_expression",
+        Divergence::Rejected,
+        "netpol.yaml names a NetworkPolicy `use_common_labels_same_values`; the API server rejects it: \
+         object names \"must consist of lower case alphanumeric characters, '-' or '.'\" (DNS-1123 subdomain). \
+         netmatrix rejects the input.",
+    ),
+    ("example_pods_w_same_owner_and_labels_gap_with_good_match_expression2", Divergence::Rejected, "same underscores in a NetworkPolicy name."),
+    ("example_pods_w_same_owner_and_labels_gap_with_policy_selector_not_in_gap", Divergence::Rejected, "same underscores in a NetworkPolicy name."),
+    (
         "anp_and_banp_using_networks_with_ipv6_test",
         Divergence::Ipv6Networks,
         "netpol-analyzer skips the IPv6 `networks` with a warning; the API reads them: \"Each item in \
