@@ -66,18 +66,25 @@ fn manifest(object: &impl Serialize, api_version: &str, kind: &str) -> Value {
 /// Renames the run's namespaces (an object's own, a Namespace's name, an endpoint's
 /// targetRef) to their short names.
 fn shorten(mut doc: Value, short: &BTreeMap<&str, &str>) -> Value {
-    let rename = |v: &mut Value| {
-        if let Some(s) = v.as_str().and_then(|real| short.get(real)) {
+    // `get_mut`, not indexing: indexing a missing key would add it as null, a field the object
+    // does not have.
+    let rename = |v: Option<&mut Value>| {
+        if let Some(v) = v
+            && let Some(s) = v.as_str().and_then(|real| short.get(real))
+        {
             *v = json!(s);
         }
     };
-    rename(&mut doc["metadata"]["namespace"]);
-    if doc["kind"] == "Namespace" {
-        rename(&mut doc["metadata"]["name"]);
+    let namespace_object = doc.get("kind").and_then(Value::as_str) == Some("Namespace");
+    if let Some(meta) = doc.get_mut("metadata") {
+        rename(meta.get_mut("namespace"));
+        if namespace_object {
+            rename(meta.get_mut("name"));
+        }
     }
-    if let Some(endpoints) = doc["endpoints"].as_array_mut() {
+    if let Some(endpoints) = doc.get_mut("endpoints").and_then(Value::as_array_mut) {
         for e in endpoints {
-            rename(&mut e["targetRef"]["namespace"]);
+            rename(e.get_mut("targetRef").and_then(|t| t.get_mut("namespace")));
         }
     }
     doc
@@ -102,5 +109,7 @@ mod tests {
         assert_eq!(slice["endpoints"][0]["targetRef"]["namespace"], "x");
         let other = shorten(json!({"kind": "Pod", "metadata": {"namespace": "kube-system"}}), &short);
         assert_eq!(other["metadata"]["namespace"], "kube-system");
+        let policy = shorten(json!({"kind": "AdminNetworkPolicy", "metadata": {"name": "p"}}), &short);
+        assert_eq!(policy, json!({"kind": "AdminNetworkPolicy", "metadata": {"name": "p"}}), "nothing added to what has no namespace or endpoints");
     }
 }
