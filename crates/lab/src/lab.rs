@@ -20,12 +20,29 @@ const AGENT_READY: Duration = Duration::from_secs(10);
 /// `nft` and `conntrack` runs.
 const TOOL_DEADLINE: Duration = Duration::from_secs(20);
 
+/// A program the lab runs and the Debian package it comes in.
+struct Tool {
+    program: &'static str,
+    package: &'static str,
+}
+
+const NFT: Tool = Tool { program: "nft", package: "nftables" };
+const CONNTRACK: Tool = Tool { program: "conntrack", package: "conntrack" };
+
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error("the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run as root")]
     NotRoot,
-    #[error("`nft` not found: install the Debian package nftables")]
-    NftMissing,
+    #[error("`{program}` not found: install the Debian package {package}")]
+    ToolMissing { program: &'static str, package: &'static str },
+    /// A namespace of the lab was deleted behind its back.
+    #[error("{what}: network namespace {ns} is gone (netmatrix lab down removes the rest of the lab)")]
+    NamespaceGone {
+        what: String,
+        ns: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0}")]
     BadInput(String),
     #[error("lab {0:?} already exists (netmatrix lab down {0} removes it)")]
@@ -133,9 +150,14 @@ fn preflight(lab: &str) -> Result<(), LabError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(LabError::NotRoot);
     }
-    match Command::new("nft").arg("--version").output() {
+    match Command::new(NFT.program).arg("--version").output() {
         Ok(o) if o.status.success() => Ok(()),
-        _ => Err(LabError::NftMissing),
+        Ok(o) => Err(LabError::Io {
+            what: format!("`nft --version` failed ({})", o.status),
+            source: io::Error::other(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(LabError::ToolMissing { program: NFT.program, package: NFT.package }),
+        Err(source) => Err(LabError::Io { what: "running `nft --version`".into(), source }),
     }
 }
 
@@ -432,7 +454,7 @@ impl Lab {
             // Exit 1 with "0 flow entries have been deleted" is not a failure.
             run_tool(
                 &names::node(&self.name, node),
-                "conntrack",
+                &CONNTRACK,
                 &["-D", "-p", "udp", "--reply-src", &ip],
                 b"",
                 &format!("flushing UDP conntrack on node {node}"),
@@ -690,7 +712,8 @@ impl Lab {
         let ns = if pod.host_network { names::node(&self.name, pod.node) } else { names::pod(&self.name, pod.id) };
         let mut command = Command::new(process::agent().map_err(io_err("locating netmatrix-agent"))?);
         command.args(["probe", "--batch", "-"]);
-        let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe").map_err(io_err(format!("probing from {namespace}/{name}")))?;
+        let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe")
+            .map_err(|e| run_error(e, &ns, "netmatrix-agent", &format!("probing from {namespace}/{name}")))?;
         if !out.status.success() {
             return Err(LabError::Io {
                 what: format!("probe from {namespace}/{name} failed ({})", out.status),
@@ -787,23 +810,35 @@ fn hash(script: &str) -> u64 {
 }
 
 fn apply_nft(ns: &str, script: &str, what: &str) -> Result<(), LabError> {
-    run_tool(ns, "nft", &["-f", "-"], script.as_bytes(), &format!("applying nftables on {what}"), |_| false)
+    run_tool(ns, &NFT, &["-f", "-"], script.as_bytes(), &format!("applying nftables on {what}"), |_| false)
 }
 
-/// Runs `program` (from the Debian package of the same name) in namespace `ns`; a non-zero exit
-/// is an error unless `benign` accepts its stderr.
-fn run_tool(ns: &str, program: &str, args: &[&str], input: &[u8], what: &str, benign: impl Fn(&str) -> bool) -> Result<(), LabError> {
+/// Runs `tool` in namespace `ns`; a non-zero exit is an error unless `benign` accepts its stderr.
+fn run_tool(ns: &str, tool: &Tool, args: &[&str], input: &[u8], what: &str, benign: impl Fn(&str) -> bool) -> Result<(), LabError> {
+    let program = tool.program;
     let mut command = Command::new(program);
     command.args(args);
-    let out = process::run(ns, command, input, TOOL_DEADLINE, program).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => LabError::BadInput(format!("`{program}` not found: install the Debian package {program}")),
-        _ => LabError::Io { what: what.to_owned(), source: e },
+    let out = process::run(ns, command, input, TOOL_DEADLINE, program).map_err(|e| match e {
+        process::RunError::Spawn(e) if e.kind() == io::ErrorKind::NotFound => LabError::ToolMissing { program, package: tool.package },
+        e => run_error(e, ns, program, what),
     })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && !benign(&stderr) {
         return Err(LabError::Io { what: format!("{what}: {program} failed"), source: io::Error::other(stderr.trim().to_owned()) });
     }
     Ok(())
+}
+
+/// The error of running `program` in namespace `ns` while doing `what`.
+fn run_error(e: process::RunError, ns: &str, program: &str, what: &str) -> LabError {
+    match e {
+        process::RunError::Namespace(source) if source.kind() == io::ErrorKind::NotFound => {
+            LabError::NamespaceGone { what: what.to_owned(), ns: ns.to_owned(), source }
+        }
+        process::RunError::Namespace(source) => LabError::Io { what: format!("{what}: entering network namespace {ns}"), source },
+        process::RunError::Spawn(source) => LabError::Io { what: format!("{what}: starting {program}"), source },
+        process::RunError::Wait(source) => LabError::Io { what: what.to_owned(), source },
+    }
 }
 
 /// Reads manifests of the lab's objects through the model.
