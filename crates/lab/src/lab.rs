@@ -219,11 +219,13 @@ impl Lab {
 
     /// Removes everything the lab created, from its state or, after a crash, by name prefix:
     /// processes living in its namespaces, the namespaces (and with them links and nftables
-    /// tables), logs and state. Keeps going after errors and reports them all.
-    pub fn down(name: &str) -> Result<(), LabError> {
+    /// tables), logs and state. Keeps going after errors and reports them all. Whether there
+    /// was anything to remove.
+    pub fn down(name: &str) -> Result<bool, LabError> {
         names::validate(name).map_err(LabError::BadInput)?;
         let mut errors = Vec::new();
         let namespaces = netns::list(&names::prefix(name)).unwrap_or_default();
+        let existed = !namespaces.is_empty() || state_file(name).exists() || log_dir(name).exists();
         let inodes: Vec<u64> = namespaces.iter().filter_map(|n| netns::inode(n).ok()).collect();
         process::terminate(&process::in_namespaces(&inodes), Duration::from_secs(2));
         for ns in &namespaces {
@@ -237,7 +239,7 @@ impl Lab {
                 errors.push(format!("removing {}: {e}", path.display()));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(LabError::Teardown(errors)) }
+        if errors.is_empty() { Ok(existed) } else { Err(LabError::Teardown(errors)) }
     }
 
     pub fn name(&self) -> &str {

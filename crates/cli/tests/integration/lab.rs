@@ -84,3 +84,28 @@ fn cleanup_removes_a_crashed_lab_found_by_its_namespaces() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(namespaces("nm-clicln-").is_empty());
 }
+
+#[test]
+fn more_pods_than_a_node_holds_are_refused_before_anything_is_made() {
+    if !root() {
+        return;
+    }
+    let start = Instant::now();
+    let out = netmatrix(&["lab", "up", "clicap", "--nodes", "1", "--pods-per-node", "1000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--pods-per-node 1000") && stderr.contains("245"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(5), "refused only after {:?}", start.elapsed());
+    assert!(namespaces("nm-clicap-").is_empty() && !std::path::Path::new("/run/netmatrix/clicap.json").exists(), "something was made");
+}
+
+#[test]
+fn down_of_a_lab_that_never_existed_says_so() {
+    if !root() {
+        return;
+    }
+    let out = netmatrix(&["lab", "down", "clinon"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "down is idempotent: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "no lab clinon to remove\n");
+}
