@@ -30,7 +30,17 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn bad_flags_exit_2_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json").to_string_lossy().into_owned();
+    let same = dir.path().join(".").join("r.json").to_string_lossy().into_owned();
+    let dir_path = dir.path().to_string_lossy().into_owned();
     for (args, message) in [
+        (&["run", "--html", &dir_path][..], "is a directory"),
+        (&["run", "--json", "/dev/full"][..], "not a regular file"),
+        // Read-only even for root: sysfs has no write for it.
+        (&["run", "--json", "/sys/kernel/notes"][..], "/sys/kernel/notes: cannot write"),
+        (&["run", "--junit", "/proc/r.xml"][..], "/proc/r.xml: cannot create"),
+        (&["run", "--json", &report, "--junit", &same][..], "two reports"),
         (&["run", "--focus", "("][..], "--focus"),
         (&["run", "--suite", "nope"][..], "unknown suite"),
         (&["run", "--labels", "type"][..], "not key=value"),
@@ -50,6 +60,7 @@ fn bad_flags_exit_2_before_anything_is_created() {
         assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(namespaces(&format!("nm-{own_lab}-")).is_empty() && !Path::new(&format!("/run/netmatrix/{own_lab}.json")).exists(), "{args:?} created a lab");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} created a file");
     }
 }
 
