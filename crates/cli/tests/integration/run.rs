@@ -283,3 +283,27 @@ fn ctrl_c_in_an_existing_lab_removes_only_what_the_run_created() {
     assert!(status.starts_with("lab tint: 3 nodes, 3 pods, 0 policies, 0 services"), "the lab's own pods stay, the run's are gone: {status}");
     assert!(status.contains("pod default/pod-0-0"), "{status}");
 }
+
+#[test]
+fn two_runs_on_one_lab_take_turns() {
+    if !root() {
+        return;
+    }
+    let _lab = Lab("tturn");
+    let up = netmatrix(&["lab", "up", "tturn", "--nodes", "2"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+            .args(["run", "--lab", "tturn", "--focus", "connectivity/pod-to-pod"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (run(), run());
+    for out in [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let status = netmatrix(&["lab", "status", "tturn"]);
+    assert!(text(&status.stdout).starts_with("lab tturn: 2 nodes, 0 pods"), "each run removed its pods: {}", text(&status.stdout));
+}
