@@ -1,4 +1,4 @@
-use netmatrix_lab::{Fault, FaultKind, Lab, LabError};
+use netmatrix_lab::{Fault, FaultKind, Lab, LabError, topology};
 use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_model::{Labels, Protocol};
 
@@ -15,7 +15,7 @@ pub fn cleanup(lab: Option<String>) -> Result<Outcome, CliError> {
     let mut outcome = Outcome::Ok;
     for name in labs {
         match Lab::down(&name) {
-            Ok(()) => println!("lab {name} removed"),
+            Ok(existed) => removed(&name, existed),
             Err(e) => {
                 eprintln!("error: lab {name}: {e}");
                 outcome = CliError::from(e).outcome();
@@ -28,11 +28,19 @@ pub fn cleanup(lab: Option<String>) -> Result<Outcome, CliError> {
 pub fn run(command: LabCommand) -> Result<Outcome, CliError> {
     match command {
         LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node)?,
-        LabCommand::Down { name } => Lab::down(&name).map(|()| println!("lab {name} removed"))?,
+        LabCommand::Down { name } => removed(&name, Lab::down(&name)?),
         LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status()))?,
         LabCommand::Fault { action, name, kind, node, peer } => fault(action, &name, &kind, node, peer)?,
     }
     Ok(Outcome::Ok)
+}
+
+fn removed(name: &str, existed: bool) {
+    if existed {
+        println!("lab {name} removed");
+    } else {
+        println!("no lab {name} to remove");
+    }
 }
 
 fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer: Option<usize>) -> Result<(), LabError> {
@@ -51,6 +59,10 @@ fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer:
 }
 
 fn up(name: &str, nodes: usize, pods_per_node: usize) -> Result<(), LabError> {
+    // Checked here, not by the first pod too many: that comes after the others were made.
+    if pods_per_node > topology::MAX_PODS_PER_NODE {
+        return Err(LabError::BadInput(format!("--pods-per-node {pods_per_node}: a node holds at most {} pods", topology::MAX_PODS_PER_NODE)));
+    }
     let mut lab = Lab::up(name, nodes)?;
     let filled = (|| {
         for node in 0..nodes {

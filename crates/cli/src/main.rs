@@ -128,6 +128,8 @@ mod tests {
         assert_eq!(CliError::Lab(LabError::Teardown(vec!["deleting namespace".into()])).outcome().code(), 3, "a failed lab down is no bad input");
         assert_eq!(CliError::Lab(LabError::NotRoot).outcome().code(), 3);
         assert_eq!(CliError::Lab(LabError::Panicked("nft".into())).outcome().code(), 3);
+        let busy = LabError::Busy { lab: "x".into(), holder: None, waited: std::time::Duration::from_secs(30) };
+        assert_eq!(CliError::Lab(busy).outcome().code(), 3, "another command holding the lab is no bad input");
         assert_eq!(CliError::Backend(BackendError::NotReady { pods: "x/a".into(), deadline: Default::default() }).outcome().code(), 3);
         assert_eq!(CliError::Teardown(vec![BackendError::BadInput("no pod x/a".into())]).outcome().code(), 3);
         assert_eq!(Outcome::Interrupted(15).code(), 143);

@@ -186,12 +186,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
     }
-    for path in reports.iter().flatten() {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(format!("{}: directory {} does not exist", path.display(), dir.display()));
-        }
-    }
+    check_reports(&reports)?;
     let probe = ProbeConfig {
         timeout: args.timeout,
         retries: args.retries,
@@ -201,6 +196,43 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         ..ProbeConfig::default()
     };
     Ok(Config { cases, probe, reports, sonobuoy, tables: args.tables.into() })
+}
+
+/// Refuses report paths that would fail only after the run, or overwrite each other: a
+/// directory, a device or FIFO (writes to /dev/full fail), a file that cannot be written, the
+/// same file twice. Leaves every path as it found it.
+fn check_reports(paths: &[Option<PathBuf>]) -> Result<(), String> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for path in paths.iter().flatten() {
+        let shown = path.display();
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(format!("{shown}: directory {} does not exist", dir.display()));
+        }
+        let resolved = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => return Err(format!("{shown}: is a directory; a report is a file")),
+            Ok(m) if !m.is_file() => return Err(format!("{shown}: not a regular file (a device or a FIFO); a report is written to a file")),
+            Ok(_) => {
+                // Not truncated: the file keeps its content until the report replaces it.
+                std::fs::File::options().write(true).open(path).map_err(|e| format!("{shown}: cannot write it: {e}"))?;
+                path.canonicalize()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Made here, so removing it deletes nothing of the user's.
+                std::fs::File::options().write(true).create_new(true).open(path).map_err(|e| format!("{shown}: cannot create it: {e}"))?;
+                let _ = std::fs::remove_file(path);
+                let name = path.file_name().ok_or_else(|| format!("{shown}: not a file name"))?;
+                dir.canonicalize().map(|d| d.join(name))
+            }
+            Err(e) => return Err(format!("{shown}: {e}")),
+        }
+        .map_err(|e| format!("{shown}: {e}"))?;
+        if seen.contains(&resolved) {
+            return Err(format!("{shown}: two reports would be written to this file; name it once"));
+        }
+        seen.push(resolved);
+    }
+    Ok(())
 }
 
 fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
@@ -557,6 +589,17 @@ mod tests {
         assert_eq!(parse_labels("type=netpol,feature=ports").unwrap(), [("type".to_owned(), "netpol".to_owned()), ("feature".to_owned(), "ports".to_owned())]);
         assert!(parse_labels("type").unwrap_err().contains("not key=value"));
         assert!(parse_labels("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn report_checks_leave_files_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old.json"), dir.path().join("new.xml"));
+        std::fs::write(&old, "old").unwrap();
+        check_reports(&[Some(old.clone()), Some(new.clone()), None]).unwrap();
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "old", "not truncated");
+        assert!(!new.exists(), "the probe is removed");
+        assert!(check_reports(&[Some(old.clone()), Some(old.clone()), None]).unwrap_err().contains("two reports"));
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! A lab: its persisted state and every operation on it.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, PodSpec, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{self, Fault, FaultKind};
-use crate::{names, netns, nft, process, topology};
+use crate::{lock, names, netns, nft, process, topology};
 
 const STATE_DIR: &str = "/run/netmatrix";
 /// How many freed pod addresses new pods avoid.
@@ -19,19 +20,45 @@ const RETIRED_ADDRESSES: usize = 64;
 const AGENT_READY: Duration = Duration::from_secs(10);
 /// `nft` and `conntrack` runs.
 const TOOL_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a command waits for another to release the lab.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// A program the lab runs and the Debian package it comes in.
+struct Tool {
+    program: &'static str,
+    package: &'static str,
+}
+
+const NFT: Tool = Tool { program: "nft", package: "nftables" };
+const CONNTRACK: Tool = Tool { program: "conntrack", package: "conntrack" };
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error("the lab needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network namespaces); run as root")]
     NotRoot,
-    #[error("`nft` not found: install the Debian package nftables")]
-    NftMissing,
+    #[error("`{program}` not found: install the Debian package {package}")]
+    ToolMissing { program: &'static str, package: &'static str },
+    /// A namespace of the lab was deleted behind its back.
+    #[error("{what}: network namespace {ns} is gone (netmatrix lab down removes the rest of the lab)")]
+    NamespaceGone {
+        what: String,
+        ns: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{0}")]
     BadInput(String),
     #[error("lab {0:?} already exists (netmatrix lab down {0} removes it)")]
     Exists(String),
     #[error("lab {0:?} does not exist (netmatrix lab up {0} creates it)")]
     NotFound(String),
+    /// Another command holds the lab for longer than a command waits.
+    #[error(
+        "lab {lab} is in use by another netmatrix command{} and was not released within {}s; try again when it is done",
+        .holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        .waited.as_secs()
+    )]
+    Busy { lab: String, holder: Option<u32>, waited: Duration },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -108,6 +135,8 @@ pub struct Lab {
     /// The script each node's table (the router's last) was last set to, where this process
     /// knows it: the base of incremental updates. `None`: replace the whole table.
     in_kernel: Vec<Option<String>>,
+    /// No other process changes the lab while this value lives.
+    _lock: Arc<lock::Held>,
 }
 
 /// Policies and Services by (namespace, name), the order in which the model lists them; admin
@@ -123,8 +152,19 @@ fn state_file(lab: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join(format!("{lab}.json"))
 }
 
+/// Where [`Lab::save`] writes the state before renaming it over the state file.
+fn new_state_file(lab: &str) -> PathBuf {
+    PathBuf::from(STATE_DIR).join(format!("{lab}.json.new"))
+}
+
 fn log_dir(lab: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join(lab)
+}
+
+/// Takes the lab for this command (see [`lock::acquire`]).
+fn lock(lab: &str) -> Result<Arc<lock::Held>, LabError> {
+    std::fs::create_dir_all(STATE_DIR).map_err(io_err(format!("creating {STATE_DIR}")))?;
+    lock::acquire(&PathBuf::from(STATE_DIR).join(format!("{lab}.lock")), lab, LOCK_WAIT)
 }
 
 /// What the lab needs before it touches anything.
@@ -133,9 +173,14 @@ fn preflight(lab: &str) -> Result<(), LabError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(LabError::NotRoot);
     }
-    match Command::new("nft").arg("--version").output() {
+    match Command::new(NFT.program).arg("--version").output() {
         Ok(o) if o.status.success() => Ok(()),
-        _ => Err(LabError::NftMissing),
+        Ok(o) => Err(LabError::Io {
+            what: format!("`nft --version` failed ({})", o.status),
+            source: io::Error::other(String::from_utf8_lossy(&o.stderr).trim().to_owned()),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(LabError::ToolMissing { program: NFT.program, package: NFT.package }),
+        Err(source) => Err(LabError::Io { what: "running `nft --version`".into(), source }),
     }
 }
 
@@ -146,10 +191,12 @@ impl Lab {
         if nodes == 0 || nodes > topology::MAX_NODES {
             return Err(LabError::BadInput(format!("--nodes {nodes}: a lab has 1 to {} nodes", topology::MAX_NODES)));
         }
+        let lock = lock(name)?;
         if state_file(name).exists() || !netns::list(&names::prefix(name)).unwrap_or_default().is_empty() {
             return Err(LabError::Exists(name.to_owned()));
         }
-        let mut lab = Lab { name: name.to_owned(), state: State { nodes, ..State::default() }, objects: Objects::default(), in_kernel: Vec::new() };
+        let mut lab =
+            Lab { name: name.to_owned(), state: State { nodes, ..State::default() }, objects: Objects::default(), in_kernel: Vec::new(), _lock: lock };
         let built = (|| {
             std::fs::create_dir_all(log_dir(name)).map_err(io_err(format!("creating {}", log_dir(name).display())))?;
             topology::create_router(name).map_err(io_err("creating the router namespace"))?;
@@ -170,14 +217,19 @@ impl Lab {
 
     pub fn open(name: &str) -> Result<Lab, LabError> {
         preflight(name)?;
-        let text = std::fs::read_to_string(state_file(name)).map_err(|_| LabError::NotFound(name.to_owned()))?;
+        let lock = lock(name)?;
+        let text = std::fs::read_to_string(state_file(name)).map_err(|_| {
+            // Nothing to lock: leave no lock file either.
+            lock.remove();
+            LabError::NotFound(name.to_owned())
+        })?;
         let state: State = serde_json::from_str(&text).map_err(|source| LabError::CorruptState { path: state_file(name).display().to_string(), source })?;
         // A YAML stream of the stored manifests (JSON documents are YAML).
         let stream: String = state.policies.iter().chain(&state.admin_policies).chain(&state.services).map(|m| format!("---\n{m}\n")).collect();
         let loaded = parse_objects(name, &stream)?;
         let mut objects = Objects::default();
         objects.add(loaded);
-        Ok(Lab { name: name.to_owned(), state, objects, in_kernel: Vec::new() })
+        Ok(Lab { name: name.to_owned(), state, objects, in_kernel: Vec::new(), _lock: lock })
     }
 
     /// Names of the labs on this host: those with a state file, and those whose namespaces are
@@ -197,11 +249,14 @@ impl Lab {
 
     /// Removes everything the lab created, from its state or, after a crash, by name prefix:
     /// processes living in its namespaces, the namespaces (and with them links and nftables
-    /// tables), logs and state. Keeps going after errors and reports them all.
-    pub fn down(name: &str) -> Result<(), LabError> {
+    /// tables), logs and state. Keeps going after errors and reports them all. Whether there
+    /// was anything to remove.
+    pub fn down(name: &str) -> Result<bool, LabError> {
         names::validate(name).map_err(LabError::BadInput)?;
+        let lock = lock(name)?;
         let mut errors = Vec::new();
         let namespaces = netns::list(&names::prefix(name)).unwrap_or_default();
+        let existed = !namespaces.is_empty() || state_file(name).exists() || log_dir(name).exists();
         let inodes: Vec<u64> = namespaces.iter().filter_map(|n| netns::inode(n).ok()).collect();
         process::terminate(&process::in_namespaces(&inodes), Duration::from_secs(2));
         for ns in &namespaces {
@@ -209,13 +264,17 @@ impl Lab {
                 errors.push(format!("deleting namespace {ns}: {e}"));
             }
         }
-        for path in [state_file(name), log_dir(name)] {
+        for path in [state_file(name), new_state_file(name), log_dir(name)] {
             let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
             if let Err(e) = removed.or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) }) {
                 errors.push(format!("removing {}: {e}", path.display()));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(LabError::Teardown(errors)) }
+        if !errors.is_empty() {
+            return Err(LabError::Teardown(errors));
+        }
+        lock.remove();
+        Ok(existed)
     }
 
     pub fn name(&self) -> &str {
@@ -234,9 +293,15 @@ impl Lab {
         &self.state.pods
     }
 
+    /// Writes the state whole or not at all: a crash never leaves half of it.
     fn save(&self) -> Result<(), LabError> {
         let text = serde_json::to_string_pretty(&self.state).expect("state serialises");
-        std::fs::write(state_file(&self.name), text).map_err(io_err("saving the lab state"))
+        let new = new_state_file(&self.name);
+        let written = std::fs::File::create(&new).and_then(|mut f| {
+            f.write_all(text.as_bytes())?;
+            f.sync_all()
+        });
+        written.and_then(|()| std::fs::rename(&new, state_file(&self.name))).map_err(io_err("saving the lab state"))
     }
 
     pub fn set_namespace(&mut self, namespace: &str, labels: Labels) -> Result<(), LabError> {
@@ -432,7 +497,7 @@ impl Lab {
             // Exit 1 with "0 flow entries have been deleted" is not a failure.
             run_tool(
                 &names::node(&self.name, node),
-                "conntrack",
+                &CONNTRACK,
                 &["-D", "-p", "udp", "--reply-src", &ip],
                 b"",
                 &format!("flushing UDP conntrack on node {node}"),
@@ -690,7 +755,8 @@ impl Lab {
         let ns = if pod.host_network { names::node(&self.name, pod.node) } else { names::pod(&self.name, pod.id) };
         let mut command = Command::new(process::agent().map_err(io_err("locating netmatrix-agent"))?);
         command.args(["probe", "--batch", "-"]);
-        let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe").map_err(io_err(format!("probing from {namespace}/{name}")))?;
+        let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe")
+            .map_err(|e| run_error(e, &ns, "netmatrix-agent", &format!("probing from {namespace}/{name}")))?;
         if !out.status.success() {
             return Err(LabError::Io {
                 what: format!("probe from {namespace}/{name} failed ({})", out.status),
@@ -787,23 +853,35 @@ fn hash(script: &str) -> u64 {
 }
 
 fn apply_nft(ns: &str, script: &str, what: &str) -> Result<(), LabError> {
-    run_tool(ns, "nft", &["-f", "-"], script.as_bytes(), &format!("applying nftables on {what}"), |_| false)
+    run_tool(ns, &NFT, &["-f", "-"], script.as_bytes(), &format!("applying nftables on {what}"), |_| false)
 }
 
-/// Runs `program` (from the Debian package of the same name) in namespace `ns`; a non-zero exit
-/// is an error unless `benign` accepts its stderr.
-fn run_tool(ns: &str, program: &str, args: &[&str], input: &[u8], what: &str, benign: impl Fn(&str) -> bool) -> Result<(), LabError> {
+/// Runs `tool` in namespace `ns`; a non-zero exit is an error unless `benign` accepts its stderr.
+fn run_tool(ns: &str, tool: &Tool, args: &[&str], input: &[u8], what: &str, benign: impl Fn(&str) -> bool) -> Result<(), LabError> {
+    let program = tool.program;
     let mut command = Command::new(program);
     command.args(args);
-    let out = process::run(ns, command, input, TOOL_DEADLINE, program).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => LabError::BadInput(format!("`{program}` not found: install the Debian package {program}")),
-        _ => LabError::Io { what: what.to_owned(), source: e },
+    let out = process::run(ns, command, input, TOOL_DEADLINE, program).map_err(|e| match e {
+        process::RunError::Spawn(e) if e.kind() == io::ErrorKind::NotFound => LabError::ToolMissing { program, package: tool.package },
+        e => run_error(e, ns, program, what),
     })?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && !benign(&stderr) {
         return Err(LabError::Io { what: format!("{what}: {program} failed"), source: io::Error::other(stderr.trim().to_owned()) });
     }
     Ok(())
+}
+
+/// The error of running `program` in namespace `ns` while doing `what`.
+fn run_error(e: process::RunError, ns: &str, program: &str, what: &str) -> LabError {
+    match e {
+        process::RunError::Namespace(source) if source.kind() == io::ErrorKind::NotFound => {
+            LabError::NamespaceGone { what: what.to_owned(), ns: ns.to_owned(), source }
+        }
+        process::RunError::Namespace(source) => LabError::Io { what: format!("{what}: entering network namespace {ns}"), source },
+        process::RunError::Spawn(source) => LabError::Io { what: format!("{what}: starting {program}"), source },
+        process::RunError::Wait(source) => LabError::Io { what: what.to_owned(), source },
+    }
 }
 
 /// Reads manifests of the lab's objects through the model.

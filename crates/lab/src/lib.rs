@@ -3,6 +3,7 @@
 
 mod fault;
 mod lab;
+mod lock;
 pub mod names;
 pub mod netns;
 pub mod nft;

@@ -27,10 +27,25 @@ pub fn agent() -> io::Result<PathBuf> {
     })
 }
 
+/// Why [`run`] failed. Entering the namespace and starting the program both fail with
+/// `NotFound` when their file is missing: kept apart, a deleted namespace is not taken for a
+/// missing program.
+#[derive(Debug)]
+pub enum RunError {
+    Namespace(io::Error),
+    Spawn(io::Error),
+    /// Waiting for the program or reading its output failed, or the deadline passed.
+    Wait(io::Error),
+}
+
 /// Runs `command` inside namespace `ns` with `input` on stdin; kills it at `deadline`.
-pub fn run(ns: &str, mut command: Command, input: &[u8], deadline: Duration, what: &str) -> io::Result<Output> {
+pub fn run(ns: &str, mut command: Command, input: &[u8], deadline: Duration, what: &str) -> Result<Output, RunError> {
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = netns::enter(ns, || command.spawn())??;
+    let child = netns::enter(ns, || command.spawn()).map_err(RunError::Namespace)?.map_err(RunError::Spawn)?;
+    wait(ns, child, input, deadline, what).map_err(RunError::Wait)
+}
+
+fn wait(ns: &str, mut child: std::process::Child, input: &[u8], deadline: Duration, what: &str) -> io::Result<Output> {
     let mut stdin = child.stdin.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");

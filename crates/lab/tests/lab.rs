@@ -541,3 +541,21 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
     let late: Vec<_> = observe(&lab, 80).into_iter().filter(|((src, dst), _)| src == "default/late" || dst == "default/late").collect();
     assert!(late.len() == 2 * 50 && late.iter().all(|(_, c)| *c), "{late:?}");
 }
+
+#[test]
+fn a_vanished_namespace_is_named_not_taken_for_a_missing_tool() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tgone");
+    let mut lab = Lab::up("tgone", 2).unwrap();
+    let gone = names::node("tgone", 1);
+    netns::delete(&gone).unwrap();
+    // A change to node 1's rules runs `nft` in its namespace.
+    let err = lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains(&gone) && !message.contains("install"), "{message}");
+    let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    assert!(source.contains("No such file or directory"), "the io error is the source: {source}");
+}

@@ -32,10 +32,11 @@ fn up_status_down() {
     assert_eq!(up.status.code(), Some(0), "{}", String::from_utf8_lossy(&up.stderr));
     assert!(stdout.contains("lab cliup: 2 nodes, 2 pods") && stdout.contains("pod default/pod-1-0  node1  10.244.1.10"), "{stdout}");
     assert_eq!(down.status.code(), Some(0), "{}", String::from_utf8_lossy(&down.stderr));
-    assert!(namespaces("nm-cliup-").is_empty());
+    assert!(namespaces("nm-cliup-").is_empty() && !std::path::Path::new("/run/netmatrix/cliup.lock").exists());
     let status = netmatrix(&["lab", "status", "cliup"]);
     assert_eq!(status.status.code(), Some(2), "status of a lab that is gone is bad input");
     assert!(String::from_utf8_lossy(&status.stderr).contains("does not exist"));
+    assert!(!std::path::Path::new("/run/netmatrix/cliup.lock").exists(), "no lock file is left");
 }
 
 #[test]
@@ -83,4 +84,63 @@ fn cleanup_removes_a_crashed_lab_found_by_its_namespaces() {
     let out = netmatrix(&["cleanup", "--lab", "clicln"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(namespaces("nm-clicln-").is_empty());
+}
+
+#[test]
+fn more_pods_than_a_node_holds_are_refused_before_anything_is_made() {
+    if !root() {
+        return;
+    }
+    let start = Instant::now();
+    let out = netmatrix(&["lab", "up", "clicap", "--nodes", "1", "--pods-per-node", "1000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--pods-per-node 1000") && stderr.contains("245"), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(5), "refused only after {:?}", start.elapsed());
+    assert!(namespaces("nm-clicap-").is_empty() && !std::path::Path::new("/run/netmatrix/clicap.json").exists(), "something was made");
+}
+
+#[test]
+fn down_of_a_lab_that_never_existed_says_so() {
+    if !root() {
+        return;
+    }
+    let out = netmatrix(&["lab", "down", "clinon"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "down is idempotent: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "no lab clinon to remove\n");
+}
+
+#[test]
+fn two_ups_of_one_lab_at_once_make_it_once() {
+    if !root() {
+        return;
+    }
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    // Each stopped as soon as it is spawned and both continued at once: they start together.
+    let up = || {
+        let child = Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+            .args(["lab", "up", "clitwo", "--nodes", "2"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGSTOP).unwrap();
+        child
+    };
+    for _ in 0..5 {
+        let (first, second) = (up(), up());
+        for child in [&first, &second] {
+            kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT).unwrap();
+        }
+        let outs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+        let status = netmatrix(&["lab", "status", "clitwo"]);
+        netmatrix(&["lab", "down", "clitwo"]);
+        let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+        let stderr: Vec<String> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+        assert!(codes.contains(&Some(0)) && codes.contains(&Some(2)), "one made it, the other found it made: {codes:?} {stderr:?}");
+        assert!(stderr.iter().any(|e| e.contains("already exists")), "{stderr:?}");
+        assert!(String::from_utf8_lossy(&status.stdout).starts_with("lab clitwo: 2 nodes"), "the lab is whole: {}", String::from_utf8_lossy(&status.stderr));
+    }
 }

@@ -30,7 +30,17 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn bad_flags_exit_2_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json").to_string_lossy().into_owned();
+    let same = dir.path().join(".").join("r.json").to_string_lossy().into_owned();
+    let dir_path = dir.path().to_string_lossy().into_owned();
     for (args, message) in [
+        (&["run", "--html", &dir_path][..], "is a directory"),
+        (&["run", "--json", "/dev/full"][..], "not a regular file"),
+        // Read-only even for root: sysfs has no write for it.
+        (&["run", "--json", "/sys/kernel/notes"][..], "/sys/kernel/notes: cannot write"),
+        (&["run", "--junit", "/proc/r.xml"][..], "/proc/r.xml: cannot create"),
+        (&["run", "--json", &report, "--junit", &same][..], "two reports"),
         (&["run", "--focus", "("][..], "--focus"),
         (&["run", "--suite", "nope"][..], "possible values: connectivity, services, netpol, anp"),
         (&["run", "--labels", "type"][..], "not key=value"),
@@ -50,6 +60,7 @@ fn bad_flags_exit_2_before_anything_is_created() {
         assert!(text(&out.stderr).contains(message), "{args:?}: {}", text(&out.stderr));
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(namespaces(&format!("nm-{own_lab}-")).is_empty() && !Path::new(&format!("/run/netmatrix/{own_lab}.json")).exists(), "{args:?} created a lab");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} created a file");
     }
 }
 
@@ -326,4 +337,28 @@ fn the_html_fault_map_shows_a_broken_node_pair_as_that_pair() {
         let broken = matches!((src.as_str(), dst.as_str()), ("node0", "node1") | ("node1", "node0"));
         assert_eq!(*wrong, broken, "{src} -> {dst}: {pairs:?}");
     }
+}
+
+#[test]
+fn two_runs_on_one_lab_take_turns() {
+    if !root() {
+        return;
+    }
+    let _lab = Lab("tturn");
+    let up = netmatrix(&["lab", "up", "tturn", "--nodes", "2"]);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up.stderr));
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_netmatrix"))
+            .args(["run", "--lab", "tturn", "--focus", "connectivity/pod-to-pod"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (run(), run());
+    for out in [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()] {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let status = netmatrix(&["lab", "status", "tturn"]);
+    assert!(text(&status.stdout).starts_with("lab tturn: 2 nodes, 0 pods"), "each run removed its pods: {}", text(&status.stdout));
 }
