@@ -114,7 +114,7 @@ pub struct Unmatched {
 /// [`OTHERS`], which keeps memory bounded whatever the log holds.
 pub const MAX_CALLERS: usize = 10_000;
 pub const OTHERS: &str = "(others)";
-/// Unmatched requests kept as examples.
+/// Unmatched requests kept as examples, one per verb and path.
 pub const EXAMPLES: usize = 10;
 /// Audit IDs remembered for deduplication, per generation (two generations are kept): the final
 /// stage of a request is written once, so only a repeat within this many events is caught.
@@ -213,7 +213,8 @@ impl Coverage {
             }
             Err(reason) => {
                 self.unmatched += 1;
-                if self.examples.len() < EXAMPLES {
+                // Distinct paths: a prober's /readyz every second would fill them otherwise.
+                if self.examples.len() < EXAMPLES && !self.examples.iter().any(|e| e.verb == verb && e.uri.split('?').next() == Some(path)) {
                     let user_agent = event.user_agent.as_ref().map_or("", |a| &a.0).to_owned();
                     self.examples.push(Unmatched { verb: verb.to_owned(), uri: uri.to_owned(), user_agent, reason });
                 }
