@@ -40,6 +40,9 @@ pub enum Command {
     /// OCI image archives of the agent, built without Docker or a registry.
     #[command(subcommand)]
     Image(crate::image::ImageCommand),
+    /// Which API operations the requests of an audit log exercised, per netmatrix case and per
+    /// API group, against the server's OpenAPI spec.
+    Coverage(crate::coverage::CoverageArgs),
 }
 
 #[derive(Debug, Subcommand)]

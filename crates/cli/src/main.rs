@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod coverage;
 mod files;
 mod image;
 mod lab;
@@ -89,6 +90,7 @@ fn main() -> ExitCode {
         args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
         args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => run::cleanup(kubeconfig, context, run),
         args::Command::Image(command) => Ok(image::run(command)),
+        args::Command::Coverage(a) => coverage::run(a),
         args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
     };
     let outcome = result.unwrap_or_else(|e| {
