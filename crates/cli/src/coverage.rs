@@ -29,6 +29,8 @@ pub struct CoverageArgs {
 pub enum CoverageFormat {
     Txt,
     Json,
+    /// One self-contained page.
+    Html,
 }
 
 pub fn run(args: CoverageArgs) -> Result<Outcome, CliError> {
@@ -57,6 +59,7 @@ fn report(args: &CoverageArgs, mut out: impl Write) -> Result<Outcome, CliError>
     let written = match args.output {
         CoverageFormat::Txt => report.write_txt(&mut out),
         CoverageFormat::Json => report.write_json(&mut out),
+        CoverageFormat::Html => report.write_html(&mut out),
     };
     written.and_then(|()| out.flush()).map_err(|source| CliError::Io { what: "writing the report".into(), source })?;
     Ok(Outcome::Ok)
@@ -95,7 +98,8 @@ mod tests {
         assert_eq!(parse(&["--openapi", "s", "--audit-log", "l"]).unwrap().output, CoverageFormat::Txt);
         assert!(parse(&["--audit-log", "l"]).is_err(), "the spec is required");
         assert!(parse(&["--openapi", "s"]).is_err(), "the log is required");
-        assert!(parse(&["--openapi", "s", "--audit-log", "l", "-o", "html"]).is_err());
+        assert_eq!(parse(&["--openapi", "s", "--audit-log", "l", "-o", "html"]).unwrap().output, CoverageFormat::Html);
+        assert!(parse(&["--openapi", "s", "--audit-log", "l", "-o", "csv"]).is_err());
     }
 
     fn args(openapi: &str, log: &str, output: CoverageFormat) -> CoverageArgs {

@@ -1,5 +1,5 @@
 //! The coverage report: built once from the index and the counts, written as a readable
-//! summary (txt) or JSON.
+//! summary (txt), one HTML page, or JSON.
 //!
 //! JSON shape (schema `netmatrix.coverage/v1`); lists are sorted by name, groups `core` first:
 //! ```text
@@ -28,7 +28,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::audit::{Caller, Coverage, Hits, Unmatched};
-use crate::openapi::{Index, Method, NETWORKING_GROUPS};
+use crate::openapi::{Index, Method, Miss, NETWORKING_GROUPS};
 
 const NON_RESOURCE: &str = "(non-resource)";
 
@@ -235,14 +235,113 @@ impl Report {
         if !self.unmatched.examples.is_empty() {
             writeln!(out, "\nunmatched ({} events), for example:", self.unmatched.events)?;
             for u in &self.unmatched.examples {
-                let reason = match u.reason {
-                    crate::openapi::Miss::Path => "no such path",
-                    crate::openapi::Miss::Method => "no such method",
-                };
-                writeln!(out, "  {} {} ({reason}; {})", u.verb, u.uri, u.user_agent)?;
+                writeln!(out, "  {} {} ({}; {})", u.verb, u.uri, miss_text(u.reason), u.user_agent)?;
             }
         }
         Ok(())
+    }
+}
+
+/// `&`, `<`, `>` and `"` as HTML entities.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html_table(out: &mut impl Write, header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> io::Result<()> {
+    write!(out, "<table><tr>")?;
+    for h in header {
+        write!(out, "<th>{}</th>", escape(h))?;
+    }
+    writeln!(out, "</tr>")?;
+    for row in rows {
+        write!(out, "<tr>")?;
+        for cell in row {
+            write!(out, "<td>{}</td>", escape(&cell))?;
+        }
+        writeln!(out, "</tr>")?;
+    }
+    writeln!(out, "</table>")
+}
+
+impl Report {
+    /// One self-contained page (no scripts, no external files): the same tables as txt, each
+    /// case's operations folded under it.
+    pub fn write_html(&self, mut out: impl Write) -> io::Result<()> {
+        let out = &mut out;
+        writeln!(
+            out,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>netmatrix coverage</title><style>\
+             body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:.5em 0}}\
+             td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style></head><body>"
+        )?;
+        writeln!(out, "<h1>API coverage</h1>")?;
+        writeln!(
+            out,
+            "<p>{} events counted, {} matched ({} by objectRef), {} unmatched; {} of {} operations hit; {} lines, {} malformed.</p>",
+            self.events,
+            self.matched,
+            self.matched_by_object_ref,
+            self.unmatched.events,
+            self.operations.hit,
+            self.operations.total,
+            self.input.lines,
+            self.input.malformed
+        )?;
+        writeln!(
+            out,
+            "<h2>Networking: {} of {} stable operations ({})</h2>",
+            self.networking.hit,
+            self.networking.stable_operations,
+            percent(self.networking.share)
+        )?;
+        let rows = self
+            .networking
+            .groups
+            .iter()
+            .map(|g| vec![g.group.clone(), g.stable_operations.to_string(), g.hit.to_string(), percent(g.share), g.missed.join(", ")]);
+        html_table(out, &["group", "stable ops", "hit", "share", "missed"], rows)?;
+        writeln!(out, "<h2>Per API group</h2>")?;
+        let rows = self.groups.iter().map(|g| vec![g.group.clone(), g.operations.to_string(), g.hit.to_string(), g.events.to_string()]);
+        html_table(out, &["group", "ops", "hit", "events"], rows)?;
+        writeln!(out, "<h2>Per case</h2>")?;
+        for c in &self.cases {
+            writeln!(
+                out,
+                "<details><summary>{}: {} events, {} unmatched, {} operations</summary>",
+                escape(&c.case),
+                c.events,
+                c.unmatched,
+                c.operations.len()
+            )?;
+            let rows =
+                c.operations.iter().map(|o| vec![o.id.clone(), o.method.as_str().to_owned(), o.path.clone(), o.hits.events.to_string(), o.hits.ok.to_string()]);
+            html_table(out, &["operation", "method", "path", "events", "ok"], rows)?;
+            writeln!(out, "</details>")?;
+        }
+        writeln!(out, "<h2>Per user agent</h2>")?;
+        let rows = self.agents.iter().map(|a| vec![a.agent.clone(), a.events.to_string(), a.unmatched.to_string(), a.operations.to_string()]);
+        html_table(out, &["user agent", "events", "unmatched", "ops"], rows)?;
+        writeln!(out, "<h2>Unmatched: {} events</h2>", self.unmatched.events)?;
+        let rows = self.unmatched.examples.iter().map(|u| vec![u.verb.clone(), u.uri.clone(), u.user_agent.clone(), miss_text(u.reason).to_owned()]);
+        html_table(out, &["verb", "URI", "user agent", "reason"], rows)?;
+        writeln!(out, "</body></html>")
+    }
+}
+
+fn miss_text(miss: Miss) -> &'static str {
+    match miss {
+        Miss::Path => "no such path",
+        Miss::Method => "no such method",
     }
 }
 

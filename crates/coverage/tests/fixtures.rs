@@ -132,6 +132,12 @@ fn outputs() {
     assert!(txt.contains("networking (stable operations): 20 of 27 hit (74.1%)"), "{txt}");
     assert!(txt.contains("  netpol/deny-all          12          0   11\n"), "{txt}");
     assert!(txt.contains("  get /apis/apps/v1/namespaces/y/deployments (no such path; netmatrix/0.1.0 -- services/cluster-ip)"), "{txt}");
+    let mut html = Vec::new();
+    report.write_html(&mut html).unwrap();
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"), "{html}");
+    assert!(html.contains("<summary>netpol/deny-all: 12 events, 0 unmatched, 11 operations</summary>"), "{html}");
+    assert!(html.contains("<td>/api/v1/namespaces/{namespace}/pods/{name}/exec</td>"), "{html}");
     let mut json = Vec::new();
     report.write_json(&mut json).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
