@@ -14,13 +14,15 @@
 //!   "agents": [ { "agent": "kubectl/v1.37.2 (linux/amd64) kubernetes/abc", "events": n, "unmatched": n, "operations": n } ],
 //!   "cases": [ { "case": "suite/case", "events": n, "unmatched": n,
 //!                "operations": [ { "id": "listCoreV1NamespacedPod", "method": "GET",
-//!                                  "path": "/api/v1/namespaces/{namespace}/pods", "events": n, "ok": n } ] } ],
+//!                                  "path": "/api/v1/namespaces/{namespace}/pods",
+//!                                  "action": "list"|null, "kind": "Pod"|null, "events": n, "ok": n } ] } ],
 //!   "unmatched": { "events": n, "examples": [ { "verb": "get", "uri": "...", "user_agent": "...", "reason": "path"|"method" } ] } }
 //! ```
-//! `ok` counts responses with a status below 400; `share` is `hit / stable_operations` (0 when
-//! there are none). `networking` counts stable operations (no alpha or beta in the version) of
-//! core pods, services, endpoints, namespaces and nodes (their subresources included),
-//! discovery.k8s.io, networking.k8s.io and policy.networking.k8s.io.
+//! `action` is the operation's x-kubernetes-action, `kind` that of its
+//! x-kubernetes-group-version-kind. `ok` counts responses with a status below 400; `share` is
+//! `hit / stable_operations` (0 when there are none). `networking` counts stable operations (no
+//! alpha or beta in the version) of core pods, services, endpoints, namespaces and nodes (their
+//! subresources included), discovery.k8s.io, networking.k8s.io and policy.networking.k8s.io.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -108,6 +110,8 @@ pub struct CaseOperation {
     pub id: String,
     pub method: Method,
     pub path: String,
+    pub action: Option<String>,
+    pub kind: Option<String>,
     #[serde(flatten)]
     pub hits: Hits,
 }
@@ -351,7 +355,7 @@ fn case_report(index: &Index, case: &str, c: &Caller) -> Case {
         .iter()
         .map(|(&op, &hits)| {
             let op = &index.operations[op as usize];
-            CaseOperation { id: op.id.clone(), method: op.method, path: op.path.clone(), hits }
+            CaseOperation { id: op.id.clone(), method: op.method, path: op.path.clone(), action: op.action.clone(), kind: op.kind.clone(), hits }
         })
         .collect();
     operations.sort_by(|a, b| a.id.cmp(&b.id));

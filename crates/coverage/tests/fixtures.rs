@@ -144,6 +144,7 @@ fn outputs() {
     assert_eq!(json["schema"], "netmatrix.coverage/v1");
     assert_eq!(json["cases"][1]["operations"][0]["method"], "POST");
     assert_eq!(json["cases"][1]["operations"][0]["ok"], 1);
+    assert_eq!((&json["cases"][0]["operations"][0]["action"], &json["cases"][0]["operations"][0]["kind"]), (&"connect".into(), &"PodExecOptions".into()));
     assert_eq!(json["unmatched"]["examples"][0]["reason"], "path");
     assert_eq!(json["networking"]["groups"][2]["share"], 2.0 / 3.0);
 }
