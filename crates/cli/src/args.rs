@@ -44,6 +44,9 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), generated from these flags: `netmatrix man | man -l -`.
     Man,
+    /// Which API operations the requests of an audit log exercised, per netmatrix case and per
+    /// API group, against the server's OpenAPI spec.
+    Coverage(crate::coverage::CoverageArgs),
 }
 
 #[derive(Debug, Subcommand)]

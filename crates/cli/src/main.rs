@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod coverage;
 mod files;
 mod image;
 mod lab;
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
             clap_mangen::Man::new(<args::Cli as clap::CommandFactory>::command()).render(&mut page).expect("rendering into memory");
             print(&page)
         }
+        args::Command::Coverage(a) => coverage::run(a),
         args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
     };
     let outcome = result.unwrap_or_else(|e| {
