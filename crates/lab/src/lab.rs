@@ -106,6 +106,15 @@ pub struct PodState {
     pub host_network: bool,
 }
 
+/// Where a pod just made lives: its id, node, address and agent.
+struct PodPlace {
+    id: u32,
+    node: usize,
+    ip: Ipv4Addr,
+    pid: u32,
+    host_network: bool,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct State {
@@ -337,18 +346,7 @@ impl Lab {
                     topology::set_hairpin(&self.name, node, &[id], false).map_err(io_err("breaking hairpin"))?;
                 }
                 let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, None)?;
-                self.state.namespaces.entry(spec.namespace.clone()).or_default();
-                self.state.pods.push(PodState {
-                    id,
-                    namespace: spec.namespace,
-                    name: spec.name,
-                    labels: spec.labels,
-                    node,
-                    ip,
-                    ports: spec.ports,
-                    pid,
-                    host_network: false,
-                });
+                self.record(spec, PodPlace { id, node, ip, pid, host_network: false });
                 Ok(())
             });
             if result.is_err() {
@@ -433,18 +431,7 @@ impl Lab {
                 // Bound to the node address, so that UDP answers leave from the address asked
                 // (the node also has its bridge address, which a wildcard socket would answer from).
                 let pid = start_agent(&self.name, &names::node(&self.name, node), id, &spec, Some(ip))?;
-                self.state.namespaces.entry(spec.namespace.clone()).or_default();
-                self.state.pods.push(PodState {
-                    id,
-                    namespace: spec.namespace,
-                    name: spec.name,
-                    labels: spec.labels,
-                    node,
-                    ip,
-                    ports: spec.ports,
-                    pid,
-                    host_network: true,
-                });
+                self.record(spec, PodPlace { id, node, ip, pid, host_network: true });
                 Ok(())
             })();
             if result.is_err() {
@@ -620,6 +607,13 @@ impl Lab {
         self.objects.admin_policies.remove(&key);
         self.sync()?;
         self.save()
+    }
+
+    /// Keeps a pod just made (and its namespace) in the state.
+    fn record(&mut self, spec: PodSpec, place: PodPlace) {
+        self.state.namespaces.entry(spec.namespace.clone()).or_default();
+        let PodPlace { id, node, ip, pid, host_network } = place;
+        self.state.pods.push(PodState { id, namespace: spec.namespace, name: spec.name, labels: spec.labels, node, ip, ports: spec.ports, pid, host_network });
     }
 
     /// The spec a pod was made from.
