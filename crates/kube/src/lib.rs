@@ -173,11 +173,6 @@ impl KubeBackend {
         &self.server_version
     }
 
-    /// Short namespace names and the run's real ones.
-    pub fn namespace_names(&self) -> &BTreeMap<String, String> {
-        &self.namespaces
-    }
-
     /// The labels every object of this run carries.
     fn run_labels(&self) -> Value {
         json!({MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: self.run})
@@ -185,10 +180,6 @@ impl KubeBackend {
 
     fn real_namespace(&self, short: &str) -> String {
         self.namespaces.get(short).cloned().unwrap_or_else(|| format!("nm-{}-{short}", self.run))
-    }
-
-    fn admin_version(&self) -> &'static str {
-        "v1alpha1"
     }
 
     fn ensure_namespace(&mut self, short: &str, labels: Option<Labels>) -> Result<(), KubeError> {
@@ -319,7 +310,7 @@ impl Backend for KubeBackend {
                 return Err(BackendError::BadInput(format!("the cluster does not serve {}", kind.as_str())));
             }
             let manifest = self.translate(kind, manifest);
-            self.runtime.block_on(objects::apply(&self.client, kind, &manifest, self.admin_version()))?;
+            self.runtime.block_on(objects::apply(&self.client, kind, &manifest))?;
             let name = manifest["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             if kind.namespaced() {
                 if kind == ObjectKind::Service {
@@ -338,7 +329,7 @@ impl Backend for KubeBackend {
 
     fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError> {
         let namespace = if kind.namespaced() { self.real_namespace(namespace) } else { String::new() };
-        self.runtime.block_on(objects::delete(&self.client, kind, &namespace, name, self.admin_version()))?;
+        self.runtime.block_on(objects::delete(&self.client, kind, &namespace, name))?;
         self.cluster_objects.remove(&(kind, name.to_owned()));
         Ok(())
     }

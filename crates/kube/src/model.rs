@@ -44,7 +44,7 @@ pub async fn documents(client: &Client, run: &str, namespaces: &BTreeMap<String,
         (admin.cluster_network_policy, ObjectKind::ClusterNetworkPolicy),
     ];
     for (_, kind) in kinds.into_iter().filter(|(served, _)| *served) {
-        let resource = objects::resource(kind, "v1alpha1");
+        let resource = objects::resource(kind);
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
         let list = api.list(&ListParams::default()).await.map_err(KubeError::api(format!("listing {}", kind.as_str())))?;
         docs.extend(list.items.iter().map(|o| manifest(o, &resource.api_version, kind.as_str())));

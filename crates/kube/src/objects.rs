@@ -9,29 +9,30 @@ use crate::error::KubeError;
 
 pub const FIELD_MANAGER: &str = "netmatrix";
 
-/// The API resource of a kind (admin policies at the version discovery found).
-pub fn resource(kind: ObjectKind, admin_version: &str) -> ApiResource {
+/// The API resource of a kind (AdminNetworkPolicy and BaselineAdminNetworkPolicy at v1alpha1,
+/// ClusterNetworkPolicy at v1alpha2: the versions the model reads).
+pub fn resource(kind: ObjectKind) -> ApiResource {
     let (group, version, plural) = match kind {
         ObjectKind::NetworkPolicy => ("networking.k8s.io", "v1", "networkpolicies"),
         ObjectKind::Service => ("", "v1", "services"),
-        ObjectKind::AdminNetworkPolicy => ("policy.networking.k8s.io", admin_version, "adminnetworkpolicies"),
-        ObjectKind::BaselineAdminNetworkPolicy => ("policy.networking.k8s.io", admin_version, "baselineadminnetworkpolicies"),
+        ObjectKind::AdminNetworkPolicy => ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies"),
+        ObjectKind::BaselineAdminNetworkPolicy => ("policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies"),
         ObjectKind::ClusterNetworkPolicy => ("policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies"),
     };
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind.as_str()), plural)
 }
 
-fn api(client: &Client, kind: ObjectKind, namespace: &str, admin_version: &str) -> Api<DynamicObject> {
-    let resource = resource(kind, admin_version);
+fn api(client: &Client, kind: ObjectKind, namespace: &str) -> Api<DynamicObject> {
+    let resource = resource(kind);
     if kind.namespaced() { Api::namespaced_with(client.clone(), namespace, &resource) } else { Api::all_with(client.clone(), &resource) }
 }
 
 /// Server-side apply of one manifest (its namespace already the real one).
-pub async fn apply(client: &Client, kind: ObjectKind, manifest: &serde_json::Value, admin_version: &str) -> Result<(), KubeError> {
+pub async fn apply(client: &Client, kind: ObjectKind, manifest: &serde_json::Value) -> Result<(), KubeError> {
     let namespace = manifest["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api(client, kind, namespace, admin_version)
+    api(client, kind, namespace)
         .patch(name, &params, &Patch::Apply(manifest))
         .await
         .map_err(KubeError::api(format!("applying {} {namespace}/{name}", kind.as_str())))?;
@@ -39,8 +40,8 @@ pub async fn apply(client: &Client, kind: ObjectKind, manifest: &serde_json::Val
 }
 
 /// Deletes an object; one already gone is fine.
-pub async fn delete(client: &Client, kind: ObjectKind, namespace: &str, name: &str, admin_version: &str) -> Result<(), KubeError> {
-    match api(client, kind, namespace, admin_version).delete(name, &DeleteParams::default()).await {
+pub async fn delete(client: &Client, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), KubeError> {
+    match api(client, kind, namespace).delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(KubeError::Api { what: format!("deleting {} {namespace}/{name}", kind.as_str()), source: e }),

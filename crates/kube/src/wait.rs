@@ -159,7 +159,7 @@ fn ready_addresses(slice: &EndpointSlice) -> BTreeSet<String> {
 pub async fn remove_run(client: &Client, run: &str, cluster_objects: &[(ObjectKind, String)], deadline: Duration) -> Vec<KubeError> {
     let mut errors = Vec::new();
     for (kind, name) in cluster_objects {
-        if let Err(e) = objects::delete(client, *kind, "", name, "v1alpha1").await {
+        if let Err(e) = objects::delete(client, *kind, "", name).await {
             errors.push(e);
         }
     }
@@ -227,10 +227,10 @@ pub async fn remove_labelled(client: &Client, run: Option<&str>, admin: &AdminPo
     .filter_map(|(served, kind)| served.then_some(kind))
     .collect();
     for kind in kinds {
-        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &objects::resource(kind, "v1alpha1"));
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &objects::resource(kind));
         let list = api.list(&ListParams::default().labels(&selector)).await.map_err(KubeError::api(format!("listing {}", kind.as_str())))?;
         for name in list.items.into_iter().filter_map(|o| o.metadata.name) {
-            objects::delete(client, kind, "", &name, "v1alpha1").await?;
+            objects::delete(client, kind, "", &name).await?;
             removed.push(format!("{} {name}", kind.as_str()));
         }
     }
