@@ -4,130 +4,22 @@
 //! `NETMATRIX_KUBE_BIN`, curl and openssl; skips saying so otherwise, fails in CI.
 
 use std::io::BufReader;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use netmatrix_coverage::{Coverage, Index, Report};
+use netmatrix_testcluster::{ADMIN_TOKEN, ControlPlane, bin_dir};
 
-/// etcd and kube-apiserver, killed when dropped.
-struct Server {
-    children: Vec<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
+fn start(bin: &Path) -> ControlPlane {
+    ControlPlane::start(bin, &format!("{ADMIN_TOKEN},admin,1,system:masters\n"), |dir| {
+        std::fs::write(dir.join("audit-policy.yaml"), "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Metadata}]\n").unwrap();
+        vec![format!("--audit-log-path={}", dir.join("audit.log").display()), format!("--audit-policy-file={}", dir.join("audit-policy.yaml").display())]
+    })
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn works(program: &str, arg: &str) -> bool {
-    Command::new(program).arg(arg).output().is_ok_and(|o| o.status.success())
-}
-
-fn bin_dir() -> Option<PathBuf> {
-    let why = match std::env::var_os("NETMATRIX_KUBE_BIN").map(PathBuf::from) {
-        Some(dir) if ["etcd", "kube-apiserver"].iter().all(|b| dir.join(b).exists()) => {
-            if works("openssl", "version") && works("curl", "--version") {
-                return Some(dir);
-            }
-            "openssl or curl is missing (Debian packages openssl, curl)".to_owned()
-        }
-        Some(dir) => format!("{} lacks etcd or kube-apiserver (hack/kube/build builds them)", dir.display()),
-        None => "NETMATRIX_KUBE_BIN is not set (hack/kube/build builds the control plane and prints the directory)".to_owned(),
-    };
-    assert!(std::env::var_os("CI").is_none(), "in CI the real API server tests must run: {why}");
-    eprintln!("SKIPPED: coverage against a real kube-apiserver: {why}");
-    None
-}
-
-fn spawn(bin: &Path, name: &str, args: &[String], log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(bin.join(name)).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"))
-}
-
-fn start(bin: &Path) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let key = d.join("sa.key");
-    assert!(Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048").stderr(Stdio::null()).status().unwrap().success());
-    assert!(
-        Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).arg("-out").arg(d.join("sa.pub")).stderr(Stdio::null()).status().unwrap().success()
-    );
-    std::fs::write(d.join("tokens.csv"), "admintoken,admin,1,system:masters\n").unwrap();
-    std::fs::write(d.join("audit-policy.yaml"), "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules: [{level: Metadata}]\n").unwrap();
-    let (etcd_port, peer_port, port) = (free_port(), free_port(), free_port());
-    let path = |p: &str| d.join(p).display().to_string();
-    let mut server = Server { children: Vec::new(), dir, port };
-    server.children.push(spawn(
-        bin,
-        "etcd",
-        &[
-            format!("--data-dir={}", path("etcd")),
-            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-        ],
-        &d.join("etcd.log"),
-    ));
-    server.children.push(spawn(
-        bin,
-        "kube-apiserver",
-        &[
-            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={port}"),
-            format!("--cert-dir={}", path("certs")),
-            format!("--token-auth-file={}", path("tokens.csv")),
-            "--authorization-mode=RBAC".into(),
-            "--service-account-issuer=https://kubernetes.default.svc".into(),
-            format!("--service-account-key-file={}", path("sa.pub")),
-            format!("--service-account-signing-key-file={}", path("sa.key")),
-            "--service-cluster-ip-range=10.96.0.0/16".into(),
-            format!("--audit-log-path={}", path("audit.log")),
-            format!("--audit-policy-file={}", path("audit-policy.yaml")),
-        ],
-        &d.join("apiserver.log"),
-    ));
-    let started = Instant::now();
-    while curl(&server, None, "GET", "/readyz", None).1.trim() != "ok" {
-        assert!(started.elapsed() < Duration::from_secs(90), "kube-apiserver not ready within 90 s (logs in {})", server.dir.path().display());
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    server
-}
-
-/// One request as the admin with user agent `agent` (curl's own when None): (status, body).
-fn curl(server: &Server, agent: Option<&str>, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    let mut command = Command::new("curl");
-    command.args(["-sk", "-X", method, "-H", "Authorization: Bearer admintoken", "-w", "\n%{http_code}"]);
-    if let Some(agent) = agent {
-        command.args(["-A", agent]);
-    }
-    if let Some(body) = body {
-        command.args(["-H", "Content-Type: application/json", "--data-binary", body]);
-    }
-    let out = command.arg(format!("https://127.0.0.1:{}{path}", server.port)).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-fn coverage(server: &Server, index: &Index) -> Coverage {
+fn coverage(server: &ControlPlane, index: &Index) -> Coverage {
     let mut coverage = Coverage::new(index);
-    let log = std::fs::File::open(server.dir.path().join("audit.log")).unwrap();
+    let log = std::fs::File::open(server.path("audit.log")).unwrap();
     coverage.read(index, BufReader::new(log)).unwrap();
     coverage
 }
@@ -140,7 +32,7 @@ fn case_operations(report: &Report, case: &str) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn a_real_api_servers_audit_log() {
-    let Some(bin) = bin_dir() else { return };
+    let Some(bin) = bin_dir("coverage against a real kube-apiserver", &["etcd", "kube-apiserver"]) else { return };
     let server = start(&bin);
     let case = Some("netmatrix/0.1.0 -- suite/case");
     let other = Some("netmatrix/0.1.0 -- suite/other");
@@ -162,12 +54,12 @@ fn a_real_api_servers_audit_log() {
         (other, "GET", "/api/v1/namespaces/cov/status", None, 200),
     ];
     for (agent, method, path, body, code) in requests {
-        let (got, text) = curl(&server, agent, method, path, body);
+        let (got, text) = server.curl(agent, method, path, body);
         assert_eq!(got, code, "{method} {path}: {text}");
     }
     let dir = server.dir.path();
     let fetch = |path: &str, file: &str| {
-        let (code, body) = curl(&server, None, "GET", path, None);
+        let (code, body) = server.curl(None, "GET", path, None);
         assert_eq!(code, 200, "{path}");
         std::fs::write(dir.join(file), body).unwrap();
         dir.join(file)

@@ -3,11 +3,9 @@
 //! pods never start, which is what the readiness deadline is checked on; everything else
 //! (permissions, placement, server-side apply, the model read back, teardown, cleanup) is the
 //! real API server's answer. Needs `NETMATRIX_KUBE_BIN` (the bin directory hack/kube/build
-//! prints; .ci/run sets it) and openssl; skips saying so otherwise, fails in CI.
+//! prints; .ci/run sets it), openssl and curl; skips saying so otherwise, fails in CI.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
@@ -15,135 +13,34 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use netmatrix_cluster::{Backend, ContainerPort, PodKey, PodSpec};
 use netmatrix_kube::{KubeBackend, KubeError, KubeOptions, NodeFilter, PodOptions};
 use netmatrix_model::{Labels, Protocol};
+use netmatrix_testcluster::{ADMIN_TOKEN, ControlPlane, bin_dir};
 use serde_json::json;
 
-/// The control plane's processes, killed (and their files removed) when dropped.
-struct ControlPlane {
-    children: Vec<Child>,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        for child in self.children.iter_mut().rev() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn bin_dir() -> Option<PathBuf> {
-    let why = match std::env::var_os("NETMATRIX_KUBE_BIN").map(PathBuf::from) {
-        Some(dir) if ["etcd", "kube-apiserver", "kube-controller-manager"].iter().all(|b| dir.join(b).exists()) => {
-            if Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success()) {
-                return Some(dir);
-            }
-            "openssl is missing (Debian package openssl)".to_owned()
-        }
-        Some(dir) => format!("{} lacks etcd, kube-apiserver or kube-controller-manager (hack/kube/build builds them)", dir.display()),
-        None => "NETMATRIX_KUBE_BIN is not set (hack/kube/build builds the control plane and prints the directory)".to_owned(),
-    };
-    assert!(std::env::var_os("CI").is_none(), "in CI the real API server tests must run: {why}");
-    eprintln!("SKIPPED: the real kube-apiserver tests: {why}");
-    None
-}
-
-fn spawn(bin: &Path, name: &str, args: &[String], log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(bin.join(name)).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"))
-}
-
+/// The control plane, with a kubeconfig of an admin and a user without permissions, and
+/// kube-controller-manager: its namespace controller finishes deletions, its service account
+/// controller makes each namespace's `default` account (without which pods are refused).
 fn start(bin: &Path) -> ControlPlane {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let d = d.as_path();
-    let key = d.join("sa.key");
-    assert!(Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048").stderr(Stdio::null()).status().unwrap().success());
-    assert!(
-        Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).arg("-out").arg(d.join("sa.pub")).stderr(Stdio::null()).status().unwrap().success()
-    );
-    std::fs::write(d.join("tokens.csv"), "admintoken,admin,1,system:masters\nweaktoken,weak,2,\n").unwrap();
-    let (etcd_port, peer_port, port) = (free_port(), free_port(), free_port());
-    let path = |p: &str| d.join(p).display().to_string();
-    let mut plane = ControlPlane { children: Vec::new(), dir, port };
-    plane.children.push(spawn(
-        bin,
-        "etcd",
-        &[
-            format!("--data-dir={}", path("etcd")),
-            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
-        ],
-        &d.join("etcd.log"),
-    ));
-    plane.children.push(spawn(
-        bin,
-        "kube-apiserver",
-        &[
-            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={port}"),
-            format!("--cert-dir={}", path("certs")),
-            format!("--token-auth-file={}", path("tokens.csv")),
-            "--authorization-mode=RBAC".into(),
-            "--service-account-issuer=https://kubernetes.default.svc".into(),
-            format!("--service-account-key-file={}", path("sa.pub")),
-            format!("--service-account-signing-key-file={}", path("sa.key")),
-            "--service-cluster-ip-range=10.96.0.0/16".into(),
-        ],
-        &d.join("apiserver.log"),
-    ));
+    let mut plane = ControlPlane::start(bin, &format!("{ADMIN_TOKEN},admin,1,system:masters\nweaktoken,weak,2,\n"), |_| Vec::new());
     std::fs::write(
-        d.join("kubeconfig"),
+        plane.path("kubeconfig"),
         format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: admin\ncontexts: [{{name: admin, context: {{cluster: c, user: admin}}}}, {{name: weak, context: {{cluster: c, user: weak}}}}]\n\
-             clusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}}}]\n\
-             users: [{{name: admin, user: {{token: admintoken}}}}, {{name: weak, user: {{token: weaktoken}}}}]\n"
+             clusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{}\", insecure-skip-tls-verify: true}}}}]\n\
+             users: [{{name: admin, user: {{token: {ADMIN_TOKEN}}}}}, {{name: weak, user: {{token: weaktoken}}}}]\n",
+            plane.port
         ),
     )
     .unwrap();
-    wait_ready(&plane);
-    // The namespace controller finishes deletions, the service account controller makes each
-    // namespace's `default` account (without which pods are refused).
-    plane.children.push(spawn(
-        bin,
-        "kube-controller-manager",
-        &[
-            format!("--kubeconfig={}", path("kubeconfig")),
-            "--bind-address=127.0.0.1".into(),
-            "--secure-port=0".into(),
-            format!("--service-account-private-key-file={}", path("sa.key")),
-            "--use-service-account-credentials=false".into(),
-            "--leader-elect=false".into(),
-        ],
-        &d.join("controller-manager.log"),
-    ));
+    let args = [
+        format!("--kubeconfig={}", plane.path("kubeconfig").display()),
+        "--bind-address=127.0.0.1".into(),
+        "--secure-port=0".into(),
+        format!("--service-account-private-key-file={}", plane.path("sa.key").display()),
+        "--use-service-account-credentials=false".into(),
+        "--leader-elect=false".into(),
+    ];
+    plane.spawn("kube-controller-manager", &args);
     plane
-}
-
-fn wait_ready(plane: &ControlPlane) {
-    let started = Instant::now();
-    let rt = runtime();
-    let admin = client(&rt, plane, "admin");
-    loop {
-        let answer = std::net::TcpStream::connect(("127.0.0.1", plane.port)).is_ok();
-        // Ready, not only answering: the RBAC bootstrap roles (what lets any user read
-        // /version) are in place only then.
-        let ready = || rt.block_on(admin.request_text(http::Request::get("/readyz").body(Vec::new()).unwrap())).is_ok_and(|t| t.trim() == "ok");
-        if answer && ready() {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(90), "kube-apiserver did not answer within 90 s (logs in {})", plane.dir.path().display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -153,7 +50,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A client of the test's own, living on `rt` (its request buffer is a task there).
 fn client(rt: &tokio::runtime::Runtime, plane: &ControlPlane, context: &str) -> kube::Client {
     rt.block_on(async {
-        let file = kube::config::Kubeconfig::read_from(plane.dir.path().join("kubeconfig")).unwrap();
+        let file = kube::config::Kubeconfig::read_from(plane.path("kubeconfig")).unwrap();
         let options = kube::config::KubeConfigOptions { context: Some(context.into()), ..Default::default() };
         let config = kube::Config::from_custom_kubeconfig(file, &options).await.unwrap();
         kube::Client::try_from(config).unwrap()
@@ -180,7 +77,7 @@ fn add_nodes(plane: &ControlPlane, names: &[&str]) {
 
 fn options(plane: &ControlPlane, context: &str, run: &str) -> KubeOptions {
     KubeOptions {
-        kubeconfig: Some(plane.dir.path().join("kubeconfig")),
+        kubeconfig: Some(plane.path("kubeconfig")),
         context: Some(context.into()),
         run: run.into(),
         pods: PodOptions { image: "netmatrix-agent:0.1.0".into(), image_pull_secret: None, tolerate_taints: false, agnhost: false },
@@ -197,7 +94,7 @@ fn namespaces(plane: &ControlPlane) -> Vec<String> {
 
 #[test]
 fn the_backend_against_a_real_api_server() {
-    let Some(bin) = bin_dir() else { return };
+    let Some(bin) = bin_dir("the Kubernetes backend against a real kube-apiserver", &["etcd", "kube-apiserver", "kube-controller-manager"]) else { return };
     let plane = start(&bin);
     add_nodes(&plane, &["w2", "w1"]);
 
