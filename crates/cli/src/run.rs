@@ -73,10 +73,10 @@ pub struct RunArgs {
     /// Timeout of one probe attempt (`500ms`, `1s`, `2m`).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Tries after the first for cells that are wrong or changed.
-    #[arg(long, default_value_t = 2)]
+    /// Tries after the first for a cell not yet as expected twice in a row.
+    #[arg(long, default_value_t = 3)]
     pub retries: u32,
-    /// Pause before each retry (`100ms`, `1s`), so a dataplane still converging gets time to.
+    /// Pause before the first retry (`100ms`, `1s`), doubled before each further one, so a dataplane still converging gets time to.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub retry_interval: Duration,
     /// Source pods probing at once.
@@ -478,7 +478,7 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), 2, 9, false));
+        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), 3, 9, false));
         assert_eq!(
             (a.agent_image, a.ready_timeout, a.tolerate_taints),
             (format!("netmatrix-agent:{}", env!("CARGO_PKG_VERSION")), Duration::from_secs(120), false)

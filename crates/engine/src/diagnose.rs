@@ -82,6 +82,17 @@ impl Hypothesis {
         }
     }
 
+    /// How much of the network the fault would break beyond what it is blamed for: of two
+    /// hypotheses explaining the same cells, the narrower claim is the one the evidence supports
+    /// (a dead service proxy, not a node that cannot send, when only Services were probed).
+    fn breadth(&self) -> u8 {
+        match self {
+            Self::AllBlocked | Self::AllAllowed => 2,
+            Self::SourceNode(_) | Self::TargetNode(_) => 1,
+            _ => 0,
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Self::AllBlocked => "all-blocked",
@@ -245,7 +256,7 @@ fn explained(h: &Hypothesis, scope: &[(CellRef, Need)], steps: &[StepReport]) ->
 }
 
 /// Greedy cover: repeatedly the hypothesis adding most wrong cells, then most inconclusive
-/// ones, the earliest on ties.
+/// ones, the narrowest on ties, then the earliest.
 fn cover(mut candidates: Vec<(Hypothesis, Vec<CellRef>)>, steps: &[StepReport]) -> Vec<(Hypothesis, Vec<CellRef>)> {
     let mut covered: BTreeSet<CellRef> = BTreeSet::new();
     let mut chosen = Vec::new();
@@ -255,8 +266,8 @@ fn cover(mut candidates: Vec<(Hypothesis, Vec<CellRef>)>, steps: &[StepReport]) 
             let wrong = new.iter().filter(|c| c.comparison() == Comparison::Wrong).count();
             (wrong, new.len() - wrong)
         };
-        let best = candidates.iter().enumerate().map(|(i, (_, cells))| (gain(cells), Reverse(i))).max();
-        let Some((_, Reverse(i))) = best.filter(|&(g, _)| g != (0, 0)) else { break };
+        let best = candidates.iter().enumerate().map(|(i, (h, cells))| (gain(cells), Reverse(h.breadth()), Reverse(i))).max();
+        let Some((_, _, Reverse(i))) = best.filter(|&(g, _, _)| g != (0, 0)) else { break };
         let (h, cells) = candidates.remove(i);
         covered.extend(&cells);
         chosen.push((h, cells));

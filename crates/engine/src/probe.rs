@@ -1,5 +1,5 @@
-//! Probing: one batched agent invocation per source pod per try, rows in parallel; wrong and
-//! unsettled cells are probed again until two tries in a row agree or the budget is spent.
+//! Probing: one batched agent invocation per source pod per try, rows in parallel; a cell not yet
+//! as expected twice in a row is probed again, pausing longer each time, until the budget is spent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ pub struct ProbeConfig {
     pub timeout: Duration,
     /// Tries after the first for cells that are wrong or changed.
     pub retries: u32,
-    /// The pause before each retry, so a dataplane still converging gets time to.
+    /// The pause before the first retry, doubled before each further one, so a dataplane still
+    /// converging (a real one under load takes seconds) gets time to.
     pub retry_interval: Duration,
     /// Source pods probing at once.
     pub parallel: usize,
@@ -33,7 +34,7 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
             timeout: Duration::from_secs(1),
-            retries: 2,
+            retries: 3,
             retry_interval: Duration::from_millis(200),
             parallel: 8,
             cancel: None,
@@ -103,12 +104,29 @@ fn observe_affinity(results: &[ProbeResult], backends: Option<&[String]>) -> Obs
     }
 }
 
-/// A cell is settled when its first try matched the expectation, or its last two tries agree.
+/// A cell needs no more tries when its first try matched the expectation, when its last two
+/// did, or when its last two failed to run. A wrong cell is tried while the budget lasts: a
+/// dataplane still converging gets every chance before a cell is called wrong.
 fn settled(history: &[Observed], expected: Expected) -> bool {
+    let right = |o: &Observed| matches!((expected, o), (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny) | (Expected::Undefined, _));
     match history {
-        [only] => matches!((expected, only), (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny) | (Expected::Undefined, _)),
-        [.., a, b] => a == b,
+        [only] => right(only),
+        [.., a, b] => a == b && (right(b) || *b == Observed::Error),
         [] => false,
+    }
+}
+
+/// What a cell's tries add up to: the last two agreeing, or wrong until it turned right on the
+/// last try (a dataplane converging late); anything else kept changing.
+fn conclusion(history: &[Observed], expected: Expected) -> Observed {
+    let right = |o: &Observed| matches!((expected, o), (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny));
+    match history {
+        [] => Observed::Error,
+        [only] => *only,
+        [.., a, b] if a == b => *b,
+        [wrong @ .., last] if right(last) && !wrong.iter().any(right) => *last,
+        h if h.iter().all(|o| *o == Observed::Error) => Observed::Error,
+        _ => Observed::Inconclusive,
     }
 }
 
@@ -123,7 +141,7 @@ pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: &ProbeC
             break;
         }
         if attempt > 0 {
-            config.clock.sleep(config.retry_interval);
+            config.clock.sleep(config.retry_interval * 2u32.saturating_pow(attempt - 1));
         }
         sent += pending.len();
         let at = config.clock.elapsed().as_millis() as u64;
@@ -139,13 +157,7 @@ pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: &ProbeC
     for p in cells.iter_mut() {
         let c = &mut p.cell;
         c.tries = c.history.len() as u32;
-        c.observed = match c.history.as_slice() {
-            [] => Observed::Error,
-            [only] => *only,
-            h if settled(h, c.expected) => h[h.len() - 1],
-            h if h.iter().all(|o| *o == Observed::Error) => Observed::Error,
-            _ => Observed::Inconclusive,
-        };
+        c.observed = conclusion(&c.history, c.expected);
     }
     sent
 }
@@ -218,10 +230,21 @@ mod tests {
     fn settling() {
         use Observed::*;
         assert!(settled(&[Allow], Expected::Allow));
-        assert!(!settled(&[Deny], Expected::Allow), "a wrong first try is confirmed by a second");
-        assert!(settled(&[Deny, Deny], Expected::Allow));
+        assert!(!settled(&[Deny], Expected::Allow), "a wrong first try is tried again");
+        assert!(!settled(&[Deny, Deny], Expected::Allow), "a wrong cell is tried while the budget lasts");
         assert!(!settled(&[Deny, Allow], Expected::Allow), "a cell that changed is probed again");
         assert!(settled(&[Deny, Allow, Allow], Expected::Allow));
         assert!(!settled(&[Error], Expected::Deny));
+        assert!(settled(&[Error, Error], Expected::Deny), "a probe that cannot run is not run again and again");
+    }
+
+    #[test]
+    fn concluding() {
+        use Observed::*;
+        assert_eq!(conclusion(&[Deny, Deny, Deny], Expected::Allow), Deny);
+        assert_eq!(conclusion(&[Deny, Deny, Allow], Expected::Allow), Allow, "converged on the last try");
+        assert_eq!(conclusion(&[Allow, Deny, Allow], Expected::Allow), Inconclusive, "right, wrong, right: flapping");
+        assert_eq!(conclusion(&[Allow, Deny], Expected::Allow), Inconclusive);
+        assert_eq!(conclusion(&[Error, Error], Expected::Allow), Error);
     }
 }

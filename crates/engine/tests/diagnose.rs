@@ -265,6 +265,17 @@ fn drop_services_is_the_service_proxy_of_that_node() {
 }
 
 #[test]
+fn a_dead_service_proxy_seen_through_cluster_ips_only_is_the_service_proxy() {
+    // The real cluster's `services/cluster-ip` case with kube-proxy stopped on a node: only
+    // ClusterIP cells, so "the pods on node1 cannot send" explains them just as well, but claims more.
+    let mut step = service_step();
+    step.cells.retain(|c| c.target == TargetKind::ClusterIp && c.check == Check::Reach);
+    let mut steps = vec![step];
+    inject(&mut steps, &[drop_services(1)]);
+    assert_one(&steps, "service-proxy", &["node1"]);
+}
+
+#[test]
 fn break_hairpin_names_the_sources_node() {
     let f = assert_one(&faulty(&[break_hairpin(0)]), "hairpin", &["on node0"]);
     assert!(!f.summary.contains("node1"), "{}", f.summary);

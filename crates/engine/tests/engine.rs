@@ -57,7 +57,7 @@ fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
 }
 
 #[test]
-fn a_wrong_cell_is_confirmed_by_a_second_try_and_fails_the_case() {
+fn a_wrong_cell_is_confirmed_by_every_try_and_fails_the_case() {
     let mut fake = FakeBackend::new(3);
     fake.inject(Box::new(|p| (p.src == "y/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
     let report = run_on(&mut fake, &netpol(&["pod-selector"]));
@@ -74,7 +74,7 @@ fn a_wrong_cell_is_confirmed_by_a_second_try_and_fails_the_case() {
     let wrong: Vec<_> = case.steps[0].cells.iter().filter(|c| c.comparison() == Comparison::Wrong).collect();
     assert_eq!(wrong.len(), 1);
     assert_eq!((wrong[0].src.as_str(), wrong[0].dst.as_str(), wrong[0].port), ("x/b", "x/a", 80));
-    assert_eq!(wrong[0].history, [Observed::Deny, Observed::Deny]);
+    assert_eq!(wrong[0].history, [Observed::Deny; 4]);
     assert_eq!(report.summary.verdict(), netmatrix_results::Verdict::Wrong);
     assert!(!case.findings.is_empty(), "the wrong cell is listed by a finding");
 }
@@ -88,7 +88,7 @@ fn a_cell_that_keeps_changing_is_inconclusive_with_its_history() {
     let case = &report.cases[0];
     let cell = case.steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
     assert_eq!(cell.observed, Observed::Inconclusive);
-    assert_eq!(cell.history, [Observed::Deny, Observed::Allow, Observed::Deny]);
+    assert_eq!(cell.history, [Observed::Deny, Observed::Allow, Observed::Deny, Observed::Allow]);
     assert_eq!(case.result, CaseResult::Flaky);
 }
 
@@ -101,6 +101,17 @@ fn a_dataplane_that_converges_late_passes_after_retries() {
     assert_eq!(cell.history, [Observed::Deny, Observed::Allow, Observed::Allow]);
     assert_eq!(report.cases[0].result, CaseResult::Pass);
     assert_eq!(report.cases[0].steps[0].tries, 3);
+}
+
+#[test]
+fn a_cell_right_only_on_the_last_try_converged_late() {
+    let mut fake = FakeBackend::new(3);
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80 && p.call < 3).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector"]));
+    let cell = report.cases[0].steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
+    assert_eq!(cell.history, [Observed::Deny, Observed::Deny, Observed::Deny, Observed::Allow]);
+    assert_eq!(cell.observed, Observed::Allow, "wrong, then right for good: converged, not flapping");
+    assert_eq!(report.cases[0].result, CaseResult::Pass);
 }
 
 #[test]
@@ -219,9 +230,10 @@ fn retries_wait_the_interval_and_every_try_keeps_its_time() {
     let config = ProbeConfig { retry_interval: Duration::from_millis(300), clock: clock.clone(), ..ProbeConfig::default() };
     let report = run(&mut fake, &world(), &netpol(&["pod-selector"]), &config, &|_| {}).unwrap();
     let cell = report.cases[0].steps[0].cells.iter().find(|c| c.src == "x/b" && c.dst == "x/a" && c.port == 80).unwrap();
-    assert_eq!(cell.history, [Observed::Deny, Observed::Deny]);
-    assert_eq!(cell.tried_at_ms, [0, 300], "the second try comes one interval after the first");
-    assert_eq!(clock.sleeps(), [Duration::from_millis(300)], "one pause: only the wrong cell was retried, once");
+    assert_eq!(cell.history, [Observed::Deny; 4]);
+    assert_eq!(cell.tried_at_ms, [0, 300, 900, 2100], "the pause doubles each retry");
+    let pauses = [300, 600, 1200].map(Duration::from_millis);
+    assert_eq!(clock.sleeps(), pauses, "only the wrong cell was retried, while the budget lasted");
     let right = report.cases[0].steps[0].cells.iter().find(|c| c.comparison() == Comparison::AsExpected).unwrap();
     assert_eq!(right.tried_at_ms, [0]);
 }
