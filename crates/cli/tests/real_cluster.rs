@@ -1,0 +1,349 @@
+//! netmatrix against a real Kubernetes v1.37.2 on this host: `hack/kube/up` starts etcd, the
+//! control plane, and per node (a network namespace) containerd, a kubelet, kube-proxy and
+//! kube-router's NetworkPolicy firewall, all built from their Go modules by `hack/kube/build`.
+//! Every suite runs through the API server with kube-proxy in iptables and in nftables mode, each
+//! fault of `hack/kube/fault` must be diagnosed where it is, and `hack/kube/down` must leave
+//! nothing behind, also after `up` was killed halfway.
+//!
+//! Needs root, the built binaries (`NETMATRIX_KUBE_BIN`, set by .ci/run) and Go (the pause
+//! image); skips saying why without them, and fails instead in CI. One cluster per host, so
+//! everything runs in one test, step after step.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use netmatrix_results::{CaseResult, RunReport};
+
+const STATE: &str = "/var/lib/netmatrix-kube/nmk";
+const KUBECONFIG: &str = "/var/lib/netmatrix-kube/nmk/admin.kubeconfig";
+/// What `hack/kube/up` runs (e2e.test is only for bench/kube-vs-e2e.sh).
+const CLUSTER_BINARIES: &[&str] = &[
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "etcd",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "runc",
+    "bridge",
+    "host-local",
+    "loopback",
+    "portmap",
+    "coredns",
+    "kube-router",
+    "agnhost",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The bin directory, or `None` after saying why the test is skipped (panicking in CI).
+fn prerequisites() -> Option<PathBuf> {
+    let why = if !nix::unistd::geteuid().is_root() {
+        "needs root (network namespaces, cgroups, mounts)".to_owned()
+    } else if Path::new(STATE).exists() {
+        format!("a hack/kube cluster is up ({STATE} exists): its owner may be using it; hack/kube/down removes it")
+    } else if !Command::new("go").arg("version").output().is_ok_and(|o| o.status.success()) {
+        "Go is missing (hack/kube/up builds the pause image with it)".to_owned()
+    } else {
+        match std::env::var_os("NETMATRIX_KUBE_BIN").map(PathBuf::from) {
+            Some(dir) => match CLUSTER_BINARIES.iter().find(|b| !dir.join(b).exists()) {
+                None => return Some(dir),
+                Some(missing) => format!("{} has no {missing} (hack/kube/build builds it)", dir.display()),
+            },
+            None => "NETMATRIX_KUBE_BIN is not set (hack/kube/build builds the cluster and prints the directory)".to_owned(),
+        }
+    };
+    assert!(std::env::var_os("CI").is_none(), "in CI the real-cluster test must run: {why}");
+    eprintln!("SKIPPED: netmatrix on a real cluster: {why}");
+    None
+}
+
+struct Ran {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn tail(&self) -> String {
+        let lines: Vec<&str> = self.stdout.lines().chain(self.stderr.lines()).collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Runs `command` to its end, killing it and failing the test when it takes longer than `deadline`.
+fn run(what: &str, command: &mut Command, deadline: Duration) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    let ran = Ran { status: status.unwrap_or_default(), stdout: read(&out), stderr: read(&err) };
+    assert!(status.is_some(), "{what}: not done within {deadline:?}; it printed:\n{}", ran.tail());
+    eprintln!("  {what}: {:.1} s", started.elapsed().as_secs_f64());
+    ran
+}
+
+fn succeed(what: &str, command: &mut Command, deadline: Duration) -> Ran {
+    let ran = run(what, command, deadline);
+    assert!(ran.status.success(), "{what} failed ({}):\n{}", ran.status, ran.tail());
+    ran
+}
+
+fn hack(script: &str) -> Command {
+    Command::new(repo().join("hack/kube").join(script))
+}
+
+fn kubectl(bin: &Path) -> Command {
+    let mut command = Command::new(bin.join("kubectl"));
+    command.args(["--kubeconfig", KUBECONFIG]);
+    command
+}
+
+/// What a cluster can leave on the host: network namespaces, mounts, cgroups, processes of the
+/// built binaries, host firewall rules, the sysctls kubelet sets, the state directory.
+fn host_state(bin: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    found.extend(String::from_utf8_lossy(&netns.stdout).lines().filter(|l| l.starts_with("nmk-")).map(|l| format!("netns {l}")));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    found.extend(mounts.lines().filter(|l| l.contains("/var/lib/netmatrix-kube")).map(|l| format!("mount {l}")));
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for entry in std::fs::read_dir(hierarchy.path()).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().starts_with("nmk-") {
+                found.push(format!("cgroup {}", entry.path().display()));
+            }
+        }
+    }
+    for process in std::fs::read_dir("/proc").unwrap().flatten() {
+        let exe = std::fs::read_link(process.path().join("exe"));
+        let cmdline = std::fs::read(process.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if exe.is_ok_and(|e| e.starts_with(bin)) || cmdline.contains("/var/lib/netmatrix-kube") || cmdline.contains("nmk-") {
+            found.push(format!("process {}: {cmdline}", process.file_name().to_string_lossy()));
+        }
+    }
+    let rules = Command::new("iptables-save").output().unwrap();
+    found.extend(String::from_utf8_lossy(&rules.stdout).lines().filter(|l| l.contains("KUBE-")).map(|l| format!("iptables {l}")));
+    if let Ok(tables) = Command::new("nft").args(["list", "tables"]).output() {
+        found.extend(String::from_utf8_lossy(&tables.stdout).lines().filter(|l| l.contains("kube")).map(|l| format!("nft {l}")));
+    }
+    for sysctl in ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"] {
+        let value = std::fs::read_to_string(format!("/proc/sys/{sysctl}")).unwrap();
+        found.push(format!("sysctl {sysctl}={}", value.trim()));
+    }
+    if Path::new(STATE).exists() {
+        found.push(format!("state directory {STATE}"));
+    }
+    found
+}
+
+/// `hack/kube/down` when dropped, so a failed step still removes the cluster.
+struct Cluster;
+
+impl Cluster {
+    fn up(args: &[&str], image: &Path) -> Cluster {
+        let mut up = hack("up");
+        up.args(args).arg("--image").arg(image);
+        let cluster = Cluster;
+        succeed(&format!("hack/kube/up {}", args.join(" ")), &mut up, Duration::from_secs(300));
+        cluster
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ran = run("hack/kube/down", &mut hack("down"), Duration::from_secs(180));
+        if !ran.status.success() && !std::thread::panicking() {
+            panic!("hack/kube/down failed:\n{}", ran.tail());
+        }
+    }
+}
+
+/// The static agent in an image archive, as a user makes it (README, "Agent image without Docker").
+fn agent_image(dir: &Path) -> PathBuf {
+    let repo = repo();
+    let mut build = Command::new(repo.join("crates/agent/build-static.sh"));
+    // Its own target directory: this test's cargo holds the lock of the workspace's.
+    build.env("CARGO_TARGET_DIR", repo.join("target/agent-static")).env_remove("CARGO_ENCODED_RUSTFLAGS").env_remove("RUSTFLAGS");
+    let agent = succeed("building the static agent", &mut build, Duration::from_secs(900)).stdout.trim().to_owned();
+    let archive = dir.join("netmatrix-agent.tar");
+    let mut image = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    image.args(["image", "build", "--agent", &agent, "-o"]).arg(&archive);
+    succeed("netmatrix image build", &mut image, Duration::from_secs(120));
+    archive
+}
+
+/// `netmatrix run --kubeconfig` with `args`; its exit code and JSON report.
+fn netmatrix_run(what: &str, dir: &Path, args: &[&str]) -> (i32, RunReport) {
+    let json = dir.join("run.json");
+    let _ = std::fs::remove_file(&json);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    command.args(["run", "--kubeconfig", KUBECONFIG, "--tables", "failed", "--json"]).arg(&json).args(args);
+    let ran = run(what, &mut command, Duration::from_secs(900));
+    let code = ran.status.code().unwrap_or(-1);
+    let report = std::fs::read(&json).unwrap_or_else(|e| panic!("{what}: no report ({e}), exit {code}:\n{}", ran.tail()));
+    let report: RunReport = serde_json::from_slice(&report).unwrap();
+    eprintln!("  {what}: {:?}", report.summary);
+    (code, report)
+}
+
+/// Every suite passes, except the cases this cluster cannot run, each skipped with its reason.
+fn all_suites_pass(dir: &Path, mode: &str) {
+    let (code, report) = netmatrix_run(&format!("netmatrix run, every suite, kube-proxy {mode}"), dir, &[]);
+    let mut unexpected = Vec::new();
+    for case in &report.cases {
+        let reason = case.skip_reason.as_deref().unwrap_or_default();
+        let fine = match case.result {
+            CaseResult::Pass => true,
+            // No enforcer here implements AdminNetworkPolicy: the CRDs are not even installed.
+            CaseResult::Skipped if case.id.starts_with("anp/") => reason.contains("AdminNetworkPolicy"),
+            // The kernel has no SCTP module; netmatrix does not probe cluster DNS yet.
+            CaseResult::Skipped => ["netpol/protocol-sctp", "services/external-name"].contains(&case.id.as_str()) && !reason.is_empty(),
+            _ => false,
+        };
+        if !fine {
+            unexpected.push(format!("{}: {:?} {reason} {:?} {:?}", case.id, case.result, case.findings, case.error));
+        }
+    }
+    assert!(unexpected.is_empty(), "kube-proxy {mode}: cases that neither passed nor were skipped for a known reason:\n{}", unexpected.join("\n"));
+    assert_eq!((code, report.summary.wrong), (0, 0), "kube-proxy {mode}");
+    assert!(report.summary.passed >= 30 && report.summary.probes > 1000, "kube-proxy {mode}: too little ran: {:?}", report.summary);
+    assert_eq!(report.backend, "kube");
+}
+
+/// With `fault` injected, the cases `focus` selects fail and the diagnosis says `kind` with `names`.
+fn fault_is_diagnosed(dir: &Path, fault: &[&str], focus: &str, kind: &str, names: &str) {
+    let mut inject = hack("fault");
+    succeed(&format!("fault inject {}", fault.join(" ")), inject.arg("inject").args(fault), Duration::from_secs(60));
+    let (code, report) = netmatrix_run(&format!("netmatrix run with {}", fault.join(" ")), dir, &["--focus", focus]);
+    let mut clear = hack("fault");
+    succeed(&format!("fault clear {}", fault.join(" ")), clear.arg("clear").args(fault), Duration::from_secs(60));
+    assert_eq!(code, 1, "{fault:?}: the run must fail");
+    let findings: Vec<_> = report.cases.iter().flat_map(|c| &c.findings).collect();
+    assert!(findings.iter().any(|f| f.kind == kind && f.summary.contains(names)), "{fault:?}: expected a {kind} finding naming {names}; got {findings:#?}");
+    assert!(findings.iter().all(|f| f.kind == kind), "{fault:?}: only {kind} findings expected; got {findings:#?}");
+}
+
+/// Per node: veths in its network namespace, network namespace mounts in its mount namespace,
+/// processes in its pids cgroup.
+fn node_footprint(node: usize) -> (usize, usize, usize) {
+    let veths = Command::new("ip").args(["-n", &format!("nmk-node{node}"), "-o", "link", "show", "type", "veth"]).output().unwrap();
+    let holder = std::fs::read_to_string(format!("{STATE}/pids/node{node}-mounts.pid")).unwrap();
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", holder.trim())).unwrap();
+    fn processes(cgroup: &Path) -> usize {
+        let own = std::fs::read_to_string(cgroup.join("cgroup.procs")).map(|p| p.lines().count()).unwrap_or(0);
+        own + std::fs::read_dir(cgroup).into_iter().flatten().flatten().filter(|e| e.path().is_dir()).map(|e| processes(&e.path())).sum::<usize>()
+    }
+    (
+        String::from_utf8_lossy(&veths.stdout).lines().count(),
+        mountinfo.lines().filter(|l| l.contains(" nsfs ")).count(),
+        processes(Path::new(&format!("/sys/fs/cgroup/pids/nmk-node{node}"))),
+    )
+}
+
+/// 50 pods made and deleted again leave no network namespace, veth or process behind.
+fn pod_churn_leaves_nothing(bin: &Path, nodes: usize) {
+    let before: Vec<_> = (1..=nodes).map(node_footprint).collect();
+    let pods: String = (0..50)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}, namespace: nmk-churn}}\nspec:\n  nodeName: node{}\n  \
+                 containers: [{{name: c, image: 'registry.k8s.io/pause:3.10.1', imagePullPolicy: Never}}]\n---\n",
+                i % nodes + 1
+            )
+        })
+        .collect();
+    let manifest = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(manifest.path(), format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: nmk-churn}}\n---\n{pods}")).unwrap();
+    succeed("kubectl apply: 50 pods", kubectl(bin).arg("apply").arg("-f").arg(manifest.path()), Duration::from_secs(120));
+    let mut wait = kubectl(bin);
+    wait.args(["-n", "nmk-churn", "wait", "--for=condition=Ready", "pod", "--all", "--timeout=240s"]);
+    succeed("kubectl wait: 50 pods Ready", &mut wait, Duration::from_secs(260));
+    let during: Vec<_> = (1..=nodes).map(node_footprint).collect();
+    for (node, (b, d)) in before.iter().zip(&during).enumerate() {
+        assert!(d.0 > b.0 && d.1 > b.1 && d.2 > b.2, "node{}: the pods should show: before {b:?}, with them {d:?}", node + 1);
+    }
+    succeed("kubectl delete: 50 pods", kubectl(bin).args(["delete", "namespace", "nmk-churn", "--timeout=240s"]), Duration::from_secs(260));
+    let started = Instant::now();
+    loop {
+        let after: Vec<_> = (1..=nodes).map(node_footprint).collect();
+        if after == before {
+            break;
+        }
+        // The kubelet removes sandboxes after the API objects are gone.
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "(veths, netns mounts, processes) per node: before {before:?}, 120 s after deleting the pods {after:?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!("  pod churn: per node (veths, netns mounts, processes) {before:?} -> {during:?} -> back");
+}
+
+#[test]
+fn every_suite_and_fault_on_a_real_cluster() {
+    let Some(bin) = prerequisites() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let clean = host_state(&bin);
+    let image = agent_image(dir.path());
+
+    // `up` killed halfway (its kubelets started), then `down`: nothing left.
+    {
+        let mut up = hack("up");
+        let mut child = up.args(["--nodes", "2", "--no-coredns"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let started = Instant::now();
+        while !Path::new(STATE).join("pids/node1-kubelet.pid").exists() {
+            assert!(child.try_wait().unwrap().is_none(), "hack/kube/up ended before starting node1's kubelet");
+            assert!(started.elapsed() < Duration::from_secs(120), "hack/kube/up did not start node1's kubelet within 120 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        eprintln!("  hack/kube/up killed after {:.1} s", started.elapsed().as_secs_f64());
+        drop(Cluster);
+        assert_eq!(host_state(&bin), clean, "left behind by a killed up and down");
+    }
+
+    {
+        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "iptables", "--policy", "kube-router"], &image);
+        // kubectl exec, logs and Service DNS through the API server to the kubelets.
+        succeed("hack/kube/smoke (kubectl exec)", &mut hack("smoke"), Duration::from_secs(180));
+        all_suites_pass(dir.path(), "iptables");
+        fault_is_diagnosed(dir.path(), &["overlay", "--node", "1", "--peer", "2"], "^connectivity/pod-to-pod$", "cross-node", "node1<->node2");
+        fault_is_diagnosed(dir.path(), &["policy", "--node", "3"], "^netpol/deny-all-ingress$", "policy-ignored", "node3");
+        fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "2"], "^services/(cluster-ip|node-port)$", "service-proxy", "node2");
+        pod_churn_leaves_nothing(&bin, 3);
+    }
+    assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy iptables");
+
+    {
+        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router"], &image);
+        all_suites_pass(dir.path(), "nftables");
+        fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "1"], "^services/(cluster-ip|node-port)$", "service-proxy", "node1");
+    }
+    assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy nftables");
+}
