@@ -899,6 +899,7 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
         session_affinity,
         load_balancer_ips,
         publish_not_ready_addresses: spec.publish_not_ready_addresses,
+        traffic_distribution: spec.traffic_distribution.filter(|t| !t.is_empty()),
         origin: ctx.origin.clone(),
     })
 }

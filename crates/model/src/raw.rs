@@ -183,6 +183,7 @@ pub struct ServiceSpec {
     pub session_affinity: Option<String>,
     pub session_affinity_config: SessionAffinityConfig,
     pub publish_not_ready_addresses: bool,
+    pub traffic_distribution: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -308,6 +308,9 @@ pub struct Service {
     pub load_balancer_ips: Vec<IpAddr>,
     /// Endpoints include pods that are not ready, or terminating, as if they were ready.
     pub publish_not_ready_addresses: bool,
+    /// `spec.trafficDistribution` (`PreferClose`, `PreferSameZone`, `PreferSameNode`): a hint the
+    /// proxy may follow, never a rule.
+    pub traffic_distribution: Option<String>,
     pub origin: Origin,
 }
 
