@@ -17,6 +17,10 @@ pub struct RunReport {
     pub schema: String,
     /// `lab` or `kube`.
     pub backend: String,
+    /// The implementation profile the expectations follow where Kubernetes leaves the outcome
+    /// open: `spec`, `lab` or `kube-proxy` (empty in reports written before profiles).
+    #[serde(default)]
+    pub profile: String,
     /// RFC 3339.
     pub started: String,
     pub duration_ms: u64,
