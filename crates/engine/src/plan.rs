@@ -161,6 +161,7 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, pr
                     (format!("node:{name}:{}", frontend.dst_port), TargetKind::NodePort, Some(name.clone()))
                 }
                 FrontendKind::LoadBalancer => (format!("lb:{address}"), TargetKind::LoadBalancer, None),
+                FrontendKind::ExternalIp => (format!("ext:{address}"), TargetKind::ExternalIp, None),
                 FrontendKind::ExternalName => continue,
             };
             let affinity = spec.check == Check::Affinity;

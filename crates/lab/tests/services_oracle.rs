@@ -229,6 +229,11 @@ fn every_service_frontend_behaves_as_the_oracle_predicts() {
         ("solo-etp", json!({"type": "NodePort", "externalTrafficPolicy": "Local", "selector": solo(), "ports": [{"port": 80, "targetPort": "http"}]})),
         ("solo-lb", json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "selector": solo(), "ports": [{"port": 80, "targetPort": "http"}]})),
         ("solo-itp", json!({"internalTrafficPolicy": "Local", "selector": solo(), "ports": [{"port": 80, "targetPort": "http"}]})),
+        ("web-ext", json!({"selector": web(), "externalIPs": ["198.51.100.7"], "ports": [{"port": 80, "targetPort": "http"}]})),
+        (
+            "solo-ext",
+            json!({"type": "NodePort", "externalTrafficPolicy": "Local", "selector": solo(), "externalIPs": ["198.51.100.8"], "ports": [{"port": 80, "targetPort": "http"}]}),
+        ),
         ("empty", json!({"selector": {"app": "nobody"}, "ports": [{"port": 80}]})),
         ("doomed", json!({"selector": {"app": "doomed"}, "ports": [{"port": 80, "targetPort": 80}]})),
     ] {

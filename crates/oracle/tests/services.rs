@@ -659,3 +659,30 @@ fn load_balancer_ips_from_within_the_cluster_may_or_may_not_be_masqueraded() {
         assert_eq!(eval(&c, "x/c0", &lb, profile).verdict, Verdict::Allow, "{profile}");
     }
 }
+
+#[test]
+fn external_ips_are_frontends_with_cluster_semantics_from_within() {
+    // "Traffic that ingresses into the cluster with the external IP (as destination IP), on the
+    // Service port, will be routed to one of the Service endpoints" (Service docs, external IPs),
+    // and "traffic sent to an External IP or LoadBalancer IP from within the cluster will always
+    // get 'Cluster' semantics" (ServiceSpec.externalTrafficPolicy).
+    let c = cluster(&[
+        service("ext", "{clusterIP: 10.96.0.1, externalIPs: [198.51.100.7], selector: {app: web}, ports: [{port: 80, targetPort: http}]}"),
+        service("ext-local", "{type: NodePort, externalTrafficPolicy: Local, clusterIP: 10.96.0.2, externalIPs: [198.51.100.8], selector: {app: web}, ports: [{port: 80, targetPort: http, nodePort: 30080}]}"),
+    ]
+    .join("---\n"));
+    let labels: Vec<String> = frontends(&c).iter().map(|f| f.label(&c)).collect();
+    assert_eq!(labels[..2], ["svc:x/ext:80/TCP", "svc:x/ext:80/TCP[ExternalIP 198.51.100.7]"]);
+    let ext = frontend(&c, "ext", FrontendKind::ExternalIp);
+    assert_eq!((ext.address, ext.dst_port), (Some(ip("198.51.100.7")), 80), "the Service port on the external IP");
+    for profile in Profile::ALL {
+        let v = eval(&c, "x/c1", &ext, profile);
+        assert_eq!(
+            (v.verdict, names(&c, &v), v.snat),
+            (Verdict::Allow, set(&["x/web-0", "x/web-1"]), Some(ip("172.18.1.2"))),
+            "Cluster masquerades, {profile}: {v:#?}"
+        );
+        let v = eval(&c, "x/c1", &frontend(&c, "ext-local", FrontendKind::ExternalIp), profile);
+        assert_eq!((v.verdict, names(&c, &v)), (Verdict::Allow, set(&["x/web-0", "x/web-1"])), "Local, from within: every endpoint, {profile}: {v:#?}");
+    }
+}

@@ -138,6 +138,8 @@ pub enum TargetKind {
     ClusterIp,
     NodePort,
     LoadBalancer,
+    /// One of a Service's `spec.externalIPs`.
+    ExternalIp,
     ExternalName,
     /// A node's own address (pod-to-node).
     Node,
@@ -151,6 +153,7 @@ impl TargetKind {
             Self::ClusterIp => "cluster-ip",
             Self::NodePort => "node-port",
             Self::LoadBalancer => "load-balancer",
+            Self::ExternalIp => "external-ip",
             Self::ExternalName => "external-name",
             Self::Node => "node",
         }

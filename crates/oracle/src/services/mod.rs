@@ -26,6 +26,8 @@ pub enum FrontendKind {
         node: usize,
     },
     LoadBalancer,
+    /// One of `spec.externalIPs`.
+    ExternalIp,
     ExternalName,
 }
 
@@ -46,7 +48,8 @@ pub struct Frontend {
 
 impl Frontend {
     /// `svc:ns/name:80/TCP` for the cluster IP; other kinds add where they are reached:
-    /// `[NodePort node0 172.18.0.2:30080]`, `[LoadBalancer 172.18.255.1]`, `[ExternalName db.example.com]`.
+    /// `[NodePort node0 172.18.0.2:30080]`, `[LoadBalancer 172.18.255.1]`,
+    /// `[ExternalIP 198.51.100.7]`, `[ExternalName db.example.com]`.
     pub fn label(&self, cluster: &Cluster) -> String {
         let s = &cluster.services[self.service];
         let port = &s.ports[self.port];
@@ -56,6 +59,7 @@ impl Frontend {
             FrontendKind::ClusterIp => base,
             FrontendKind::NodePort { node } => format!("{base}[NodePort {} {}]", cluster.nodes[node].name, socket(&address, self.dst_port)),
             FrontendKind::LoadBalancer => format!("{base}[LoadBalancer {address}]"),
+            FrontendKind::ExternalIp => format!("{base}[ExternalIP {address}]"),
             FrontendKind::ExternalName => format!("{base}[ExternalName {}]", s.external_name.as_deref().unwrap_or_default()),
         }
     }
@@ -66,7 +70,7 @@ fn socket(address: &str, port: u16) -> String {
 }
 
 /// Every frontend of every Service, by Service, then port, then kind (cluster IP, node port on
-/// each node in `cluster.nodes` order, load-balancer IPs). Headless Services have none: "a
+/// each node in `cluster.nodes` order, load-balancer IPs, external IPs). Headless Services have none: "a
 /// headless Service ... kube-proxy does not handle these Services, and there is no load
 /// balancing or proxying done by the platform" (Service docs, headless Services). Node ports
 /// answer on each node's primary address (kube-proxy's nftables default; a node without
@@ -97,6 +101,11 @@ pub fn frontends(cluster: &Cluster) -> Vec<Frontend> {
                 for &ip in &service.load_balancer_ips {
                     out.push(frontend(FrontendKind::LoadBalancer, Some(ip), port.port));
                 }
+            }
+            // "Traffic that ingresses into the cluster with the external IP (as destination IP),
+            // on the Service port, will be routed to one of the Service endpoints" (Service docs).
+            for &ip in &service.external_ips {
+                out.push(frontend(FrontendKind::ExternalIp, Some(ip), port.port));
             }
         }
     }

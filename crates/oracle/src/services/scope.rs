@@ -84,10 +84,10 @@ pub(crate) fn scope<'c>(
             let masquerade = if src.host_network { node_client(profile, decisions.masquerade_node_clients, reasons) } else { Masquerade::No };
             Some(Scope::new(src_node, local_only, masquerade))
         }
-        FrontendKind::NodePort { .. } | FrontendKind::LoadBalancer => {
+        FrontendKind::NodePort { .. } | FrontendKind::LoadBalancer | FrontendKind::ExternalIp => {
             let node = match frontend.kind {
                 FrontendKind::NodePort { node } => Some(cluster.nodes[node].name.as_str()),
-                // The source's own node translates load-balancer IPs on their way out.
+                // The source's own node translates load-balancer and external IPs on their way out.
                 _ => src_node,
             };
             let etp = service.external_traffic_policy;
@@ -97,7 +97,7 @@ pub(crate) fn scope<'c>(
                 reasons.push(format!("{label}, externalTrafficPolicy Cluster: masqueraded to the translating node's address, any endpoint may serve"));
                 return Some(Scope::new(node, false, Masquerade::Yes));
             }
-            if frontend.kind == FrontendKind::LoadBalancer {
+            if !matches!(frontend.kind, FrontendKind::NodePort { .. }) {
                 // "traffic sent to an External IP or LoadBalancer IP from within the cluster will
                 // always get 'Cluster' semantics" (ServiceSpec.externalTrafficPolicy); whether it
                 // is masqueraded then is not said.
