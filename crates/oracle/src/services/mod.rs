@@ -1,6 +1,6 @@
 //! Service semantics: which backends a source pod reaches through each frontend of a Service
-//! (its cluster IP, its node port on each node, its load-balancer IPs, its ExternalName), with
-//! NetworkPolicy applied to the translated connection. Pure: no I/O.
+//! (its cluster IP, its node port on each node, its load-balancer and external IPs, its
+//! ExternalName), with NetworkPolicy applied to the translated connection. Pure: no I/O.
 //!
 //! Where Kubernetes leaves the outcome to the implementation, an implementation profile
 //! ([`Profile`]) decides, or the cell is undefined with the sentence that leaves it open.
