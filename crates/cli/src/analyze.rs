@@ -2,7 +2,7 @@ use std::io::{self, Write};
 use std::time::Instant;
 
 use netmatrix_oracle::explain::{Endpoint, explain, find_endpoint};
-use netmatrix_oracle::{Options, Reachability, ServiceOptions, admin, connlist, services};
+use netmatrix_oracle::{Options, Profile, Reachability, admin, connlist, services};
 use netmatrix_report::connlist::Format;
 
 use crate::Outcome;
@@ -43,9 +43,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
         OutputFormat::Md => Format::Md,
         OutputFormat::Json => Format::Json,
     };
-    // Manifests promise nothing about the dataplane: a pod reaching itself through its Service
-    // is left undefined.
-    let service_options = ServiceOptions { hairpin: false };
+    let profile = Profile::from(args.profile);
     let written = match &args.explain {
         Some(query) if query[1].starts_with("svc:") => {
             let src = match find_endpoint(&cluster, &query[0]) {
@@ -62,7 +60,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
                 Err(e) => return bad_explain(&e),
             };
             let mut reach = Reachability::compute(&cluster, options);
-            let explanations = services::explain(&cluster, &mut reach, src, service, port, service_options);
+            let explanations = services::explain(&cluster, &mut reach, src, service, port, profile);
             if args.output == OutputFormat::Json {
                 serde_json::to_writer_pretty(&mut out, &explanations).map_err(io::Error::from).and_then(|()| writeln!(out))
             } else {
@@ -91,7 +89,7 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
             let mut reach = Reachability::compute(&cluster, options);
             timings.phase(format_args!("reachability ({} pod classes, {} address ranges)", reach.classes.len(), reach.ranges.len()));
             if args.services {
-                let lines = services::service_lines(&cluster, &mut reach, service_options);
+                let lines = services::service_lines(&cluster, &mut reach, profile);
                 timings.phase(format_args!("services ({} lines)", lines.len()));
                 netmatrix_report::services::write(&mut out, &lines, format)
             } else {

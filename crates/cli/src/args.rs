@@ -133,6 +133,30 @@ pub struct AnalyzeArgs {
     /// default field validation, a warning, or ignored.
     #[arg(long, value_enum, default_value_t = Validate::Strict)]
     pub validate: Validate,
+
+    /// Who decides what the Kubernetes documentation leaves open (Service cells): `spec` marks
+    /// it `#`; `lab` and `kube-proxy` predict what that dataplane does. Manifests name no
+    /// dataplane, so the default promises only what every conformant cluster does.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Spec)]
+    pub profile: ProfileArg,
+}
+
+/// `--profile`: an implementation profile of the oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    Spec,
+    Lab,
+    KubeProxy,
+}
+
+impl From<ProfileArg> for netmatrix_oracle::Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Spec => Self::Spec,
+            ProfileArg::Lab => Self::Lab,
+            ProfileArg::KubeProxy => Self::KubeProxy,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,6 +208,16 @@ mod tests {
         assert_eq!(a.output, OutputFormat::Csv);
         assert!(a.ipblocks_external_only && a.timings);
         assert!(a.explain.is_none() && !a.services);
+        assert_eq!(a.profile, ProfileArg::Spec, "manifests name no dataplane: strict Kubernetes");
+    }
+
+    #[test]
+    fn profiles_are_the_oracles() {
+        for p in netmatrix_oracle::Profile::ALL {
+            let Command::Analyze(a) = parse(&["analyze", "-f", "x", "--profile", p.name()]).unwrap().command else { panic!("analyze") };
+            assert_eq!(netmatrix_oracle::Profile::from(a.profile), p);
+        }
+        assert!(parse(&["analyze", "-f", "x", "--profile", "iptables"]).unwrap_err().to_string().contains("possible values: spec, lab, kube-proxy"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use netmatrix_report::tables::Tables;
 use netmatrix_results::{CaseResult, RunReport, Verdict};
 use regex::Regex;
 
+use crate::args::ProfileArg;
 use crate::sonobuoy::Sonobuoy;
 use crate::{CliError, Outcome, signals};
 
@@ -103,6 +104,11 @@ pub struct RunArgs {
     /// the `done` file last, whatever happens.
     #[arg(long, conflicts_with_all = ["lab", "json", "junit", "html"])]
     pub sonobuoy: bool,
+    /// Who decides what the Kubernetes documentation leaves open: `spec` expects only what it
+    /// promises (`#` elsewhere), `lab` and `kube-proxy` what that dataplane does. Default: `lab`
+    /// on the lab, `kube-proxy` on a cluster.
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,6 +199,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         retry_interval: args.retry_interval,
         parallel: args.parallel,
         cancel: Some(&signals::CANCEL),
+        profile: args.profile.map(Into::into),
         ..ProbeConfig::default()
     };
     Ok(Config { cases, probe, reports, sonobuoy, tables: args.tables.into() })
@@ -304,7 +311,8 @@ fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> 
     let chosen = if args.kubeconfig.is_some() || args.sonobuoy { kube(args)? } else { lab(args)? };
     signals::on_abort(if args.keep { None } else { chosen.backend.abort_handle() });
     let nodes: Vec<String> = chosen.backend.nodes().iter().map(|n| n.name.clone()).collect();
-    eprintln!("{}: {} nodes ({})", chosen.about, nodes.len(), nodes.join(", "));
+    let profile = netmatrix_engine::profile(&config.probe, chosen.backend.as_ref());
+    eprintln!("{}: {} nodes ({}), profile {profile}", chosen.about, nodes.len(), nodes.join(", "));
     let world = suites::world(&nodes, chosen.backend.capabilities().sctp.is_yes());
     let mut run = Teardown { backend: chosen.backend, keep: args.keep, done: false };
     let outcome = execute(run.backend.as_mut(), &world, config);
@@ -487,6 +495,9 @@ mod tests {
         assert_eq!(a.tables, TablesArg::Failed, "tables of failing steps only, by default");
         assert_eq!(parse(&["--tables", "all"]).unwrap().tables, TablesArg::All);
         assert!(parse(&["--tables", "some"]).is_err());
+        assert_eq!(a.profile, None, "the backend's default profile");
+        assert_eq!(parse(&["--profile", "spec"]).unwrap().profile, Some(ProfileArg::Spec));
+        assert_eq!(validate(&parse(&["--profile", "kube-proxy"]).unwrap()).unwrap().probe.profile, Some(netmatrix_oracle::Profile::KubeProxy));
     }
 
     #[test]

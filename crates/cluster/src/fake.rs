@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use netmatrix_model::{Cluster, Labels, Namespace, Origin, PodKey, Protocol};
-use netmatrix_oracle::services::{self, ServiceOptions, Verdict};
+use netmatrix_oracle::services::{self, Verdict};
 use netmatrix_oracle::{Options, Reachability};
 
 use crate::{
@@ -305,7 +305,7 @@ impl FakeBackend {
                 let (real, answered_by) = match (dst_index, frontend) {
                     (Some(d), None) => (self.dataplane(&model, &mut reach, src, d, probe.port, protocol), dst_key.clone()),
                     (_, Some(f)) => {
-                        let verdict = services::evaluate(&model, &mut reach, src, f, ServiceOptions { hairpin: self.capabilities.hairpin.is_yes() });
+                        let verdict = services::evaluate(&model, &mut reach, src, f, BackendKind::Fake.default_profile());
                         // Round robin over the backends the oracle allows this source; under
                         // ClientIP affinity one backend per source.
                         let sticky = matches!(model.services[f.service].session_affinity, netmatrix_model::SessionAffinity::ClientIp { .. });

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use netmatrix_lab::LabError;
 use netmatrix_model::Labels;
+pub use netmatrix_oracle::Profile;
 
 pub use capabilities::{Capabilities, Capability, Support};
 pub use netmatrix_model::{ContainerPort, PodKey, PodSpec};
@@ -35,6 +36,16 @@ impl BackendKind {
             Self::Lab => "lab",
             Self::Kube => "kube",
             Self::Fake => "fake",
+        }
+    }
+
+    /// The implementation profile a run on this backend is held to unless told otherwise: the
+    /// lab's own dataplane, kube-proxy on a cluster (the common proxy; `--profile` names
+    /// another), and the lab's for the fake, which answers like the lab.
+    pub fn default_profile(self) -> Profile {
+        match self {
+            Self::Lab | Self::Fake => Profile::Lab,
+            Self::Kube => Profile::KubeProxy,
         }
     }
 }

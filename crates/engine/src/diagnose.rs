@@ -211,10 +211,10 @@ fn ends(c: &Cell) -> BTreeSet<&str> {
 }
 
 /// Cross-node scopes of a cell that crosses the router between pod networks: pod targets, and
-/// ClusterIP and LoadBalancer addresses (translated on the source's node, then routed to the
-/// backend pod). A node port is addressed to a node, not a pod network, so it is left out.
+/// ClusterIP, LoadBalancer and external addresses (translated on the source's node, then routed
+/// to the backend pod). A node port is addressed to a node, not a pod network, so it is left out.
 fn cross_node(c: &Cell) -> Vec<Pairs> {
-    let routed = matches!(c.target, TargetKind::Pod | TargetKind::ClusterIp | TargetKind::LoadBalancer);
+    let routed = matches!(c.target, TargetKind::Pod | TargetKind::ClusterIp | TargetKind::LoadBalancer | TargetKind::ExternalIp);
     match (&c.src_node, &c.dst_node) {
         (Some(a), Some(b)) if routed && a != b => {
             let (lo, hi) = if a < b { (a, b) } else { (b, a) };
@@ -235,7 +235,7 @@ fn contrasted(h: &Hypothesis, steps: &[StepReport]) -> bool {
 }
 
 fn is_service(kind: TargetKind) -> bool {
-    matches!(kind, TargetKind::ClusterIp | TargetKind::NodePort | TargetKind::LoadBalancer)
+    matches!(kind, TargetKind::ClusterIp | TargetKind::NodePort | TargetKind::LoadBalancer | TargetKind::ExternalIp)
 }
 
 /// The symptoms a hypothesis explains, if it holds.

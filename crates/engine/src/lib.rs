@@ -14,5 +14,5 @@ pub mod world;
 pub use case::{Action, Case, ProbeSpec, Requirement, Step};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use probe::ProbeConfig;
-pub use runner::{EngineError, Event, run};
+pub use runner::{EngineError, Event, profile, run};
 pub use world::World;

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use netmatrix_model::{Cluster, PodKey, Protocol, SessionAffinity};
 use netmatrix_oracle::explain::Endpoint;
-use netmatrix_oracle::services::{self, FrontendKind, ServiceOptions, Verdict};
-use netmatrix_oracle::{Options, Reachability};
+use netmatrix_oracle::services::{self, FrontendKind, Verdict};
+use netmatrix_oracle::{Options, Profile, Reachability};
 use netmatrix_results::{Cell, Check, Expected, Observed, TargetKind};
 
 use crate::case::ProbeSpec;
@@ -82,15 +82,16 @@ fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, 
     }
 }
 
-/// The cells of a step's probe set, with the oracle computed once for all of them.
-pub fn cells(model: &Cluster, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
+/// The cells of a step's probe set, with the oracle computed once for all of them; `profile`
+/// decides what Kubernetes leaves open.
+pub fn cells(model: &Cluster, spec: &ProbeSpec, profile: Profile) -> Vec<Planned> {
     let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
     let mut cells = Vec::new();
     if spec.pods {
         cells.extend(pod_cells(model, &mut reach, spec));
     }
     if spec.services {
-        cells.extend(service_cells(model, &mut reach, spec, hairpin));
+        cells.extend(service_cells(model, &mut reach, spec, profile));
     }
     cells
 }
@@ -141,7 +142,7 @@ fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec) -> Vec
 
 /// Every pod to every Service frontend with an address (ExternalName needs DNS: the suite's
 /// ExternalName case says so). The oracle gives the verdict and the backends that may answer.
-fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, hairpin: bool) -> Vec<Planned> {
+fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, profile: Profile) -> Vec<Planned> {
     let frontends = services::frontends(model);
     // Fixed source ports follow the pod's name, not its place in the model, which changes
     // when a pod is recreated.
@@ -152,7 +153,7 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
         for frontend in &frontends {
             let Some(address) = frontend.address else { continue };
             let service = &model.services[frontend.service];
-            let verdict = services::evaluate(model, reach, s, frontend, ServiceOptions { hairpin });
+            let verdict = services::evaluate(model, reach, s, frontend, profile);
             let (dst, target, dst_node) = match frontend.kind {
                 FrontendKind::ClusterIp => (format!("svc:{}/{}", service.namespace, service.name), TargetKind::ClusterIp, None),
                 FrontendKind::NodePort { node } => {
@@ -160,6 +161,7 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
                     (format!("node:{name}:{}", frontend.dst_port), TargetKind::NodePort, Some(name.clone()))
                 }
                 FrontendKind::LoadBalancer => (format!("lb:{address}"), TargetKind::LoadBalancer, None),
+                FrontendKind::ExternalIp => (format!("ext:{address}"), TargetKind::ExternalIp, None),
                 FrontendKind::ExternalName => continue,
             };
             let affinity = spec.check == Check::Affinity;
@@ -172,6 +174,8 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
                 // Affinity is only a question where connections succeed and the Service asks for it.
                 expected = Expected::Undefined;
             }
+            let answering: Vec<String> =
+                verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).chain(verdict.addresses.iter().map(|a| a.to_string())).collect();
             let mut c = cell(src, dst, frontend.dst_port, frontend.protocol, expected, target);
             c.dst_node = dst_node;
             c.service = Some(format!("{}/{}", service.namespace, service.name));
@@ -182,7 +186,8 @@ fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, ha
                 cell: c,
                 source: src.key(),
                 address,
-                backends: Some(verdict.backends.iter().map(|&b| pod_key(&model.pods[b])).collect()),
+                // A cell left open without a say on who answers checks no answerer.
+                backends: (verdict.verdict != Verdict::Undefined || !answering.is_empty()).then_some(answering),
                 source_port: spec.fixed_source_port.then(|| FIXED_SOURCE_PORT + names.binary_search(&pod_key(src)).unwrap_or_default() as u16),
                 repeat: if affinity { AFFINITY_CONNECTIONS } else { 1 },
                 target: None,
@@ -220,7 +225,7 @@ status: {podIP: 10.244.1.10}
     fn cells_follow_policy_and_serving_ports() {
         let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {matchLabels: {pod: b}}, policyTypes: [Ingress]}\n";
         let model = cluster(&format!("{PODS}{policy}"));
-        let cells = cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp), (81, Protocol::Tcp)]), true);
+        let cells = cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp), (81, Protocol::Tcp)]), Profile::Spec);
         let find = |src: &str, dst: &str, port: u16| cells.iter().find(|p| p.cell.src == src && p.cell.dst == dst && p.cell.port == port).unwrap();
         assert_eq!(cells.len(), 4, "two ordered pairs, two ports, no self cells");
         assert_eq!(find("x/b", "x/a", 80).cell.expected, Expected::Allow);

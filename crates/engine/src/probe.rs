@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use netmatrix_cluster::{Backend, Outcome, ProbeProtocol, ProbeRequest, ProbeResult, Row, Target};
+use netmatrix_cluster::{Backend, Outcome, ProbeProtocol, ProbeRequest, ProbeResult, Profile, Row, Target};
 use netmatrix_model::PodKey;
 use netmatrix_results::{Expected, Observed};
 
@@ -28,6 +28,9 @@ pub struct ProbeConfig {
     pub cancel: Option<&'static AtomicBool>,
     /// When tries happen, and the pause between them.
     pub clock: Arc<dyn Clock>,
+    /// What the oracle expects where Kubernetes leaves the outcome open; `None`: the backend's
+    /// default (`BackendKind::default_profile`).
+    pub profile: Option<Profile>,
 }
 
 impl Default for ProbeConfig {
@@ -39,6 +42,7 @@ impl Default for ProbeConfig {
             parallel: 8,
             cancel: None,
             clock: Arc::new(SystemClock::new()),
+            profile: None,
         }
     }
 }
@@ -151,7 +155,10 @@ pub fn probe_cells(backend: &dyn Backend, cells: &mut [Planned], config: &ProbeC
             c.tried_at_ms.push(at);
             c.latency_ms = o.latency_ms;
             c.answered_by = o.answered_by;
-            c.detail = o.detail;
+            // A `#` cell keeps the reason it is open; what was observed there decides nothing.
+            if c.expected != Expected::Undefined {
+                c.detail = o.detail;
+            }
         }
     }
     for p in cells.iter_mut() {

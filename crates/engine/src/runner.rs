@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Instant, SystemTime};
 
-use netmatrix_cluster::{Backend, BackendError, ObjectKind};
+use netmatrix_cluster::{Backend, BackendError, ObjectKind, Profile};
 use netmatrix_model::{Labels, Namespace, PodKey, Protocol};
 use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Comparison, Expected, RunReport, SCHEMA, StepReport, Summary};
 
@@ -74,6 +74,7 @@ pub fn run(
     Ok(RunReport {
         schema: SCHEMA.to_owned(),
         backend: backend.kind().as_str().to_owned(),
+        profile: profile(config, backend).name().to_owned(),
         started: humantime::format_rfc3339_seconds(started).to_string(),
         duration_ms: clock.elapsed().as_millis() as u64,
         cluster: ClusterInfo {
@@ -84,6 +85,11 @@ pub fn run(
         summary: Summary::of(&reports),
         cases: reports,
     })
+}
+
+/// The profile the run's expectations follow: `config`'s, else the backend's default.
+pub fn profile(config: &ProbeConfig, backend: &dyn Backend) -> Profile {
+    config.profile.unwrap_or(backend.kind().default_profile())
 }
 
 fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
@@ -170,7 +176,7 @@ fn run_step(
         act(backend, world, action, created)?;
     }
     let model = backend.model()?;
-    let mut cells: Vec<Planned> = plan::cells(&model, &step.probe, backend.capabilities().hairpin.is_yes());
+    let mut cells: Vec<Planned> = plan::cells(&model, &step.probe, profile(config, backend));
     // What the step changed: the cells whose verdict moved (what convergence is measured on).
     for p in &mut cells {
         let c = &mut p.cell;

@@ -873,6 +873,13 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
             SessionAffinity::None
         }
     };
+    let mut external_ips = Vec::new();
+    for (i, text) in spec.external_ips.iter().enumerate() {
+        match text.parse::<IpAddr>() {
+            Ok(ip) => external_ips.push(ip),
+            Err(_) => ctx.error(&format!("spec.externalIPs[{i}]"), format!("{text:?} is not an IP address")),
+        }
+    }
     let mut load_balancer_ips = Vec::new();
     for (i, ingress) in s.status.load_balancer.ingress.iter().enumerate() {
         // Some load balancers report only a hostname.
@@ -898,7 +905,9 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
         internal_traffic_policy: internal_traffic_policy?,
         session_affinity,
         load_balancer_ips,
+        external_ips,
         publish_not_ready_addresses: spec.publish_not_ready_addresses,
+        traffic_distribution: spec.traffic_distribution.filter(|t| !t.is_empty()),
         origin: ctx.origin.clone(),
     })
 }

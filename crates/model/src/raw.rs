@@ -183,6 +183,10 @@ pub struct ServiceSpec {
     pub session_affinity: Option<String>,
     pub session_affinity_config: SessionAffinityConfig,
     pub publish_not_ready_addresses: bool,
+    pub traffic_distribution: Option<String>,
+    #[serde(rename = "externalIPs")]
+    #[serde(deserialize_with = "null_as_empty")]
+    pub external_ips: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

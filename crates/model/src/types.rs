@@ -306,8 +306,13 @@ pub struct Service {
     pub session_affinity: SessionAffinity,
     /// `status.loadBalancer.ingress[].ip` (entries with only a hostname are left out).
     pub load_balancer_ips: Vec<IpAddr>,
+    /// `spec.externalIPs`: addresses the Service answers on, of any type but ExternalName.
+    pub external_ips: Vec<IpAddr>,
     /// Endpoints include pods that are not ready, or terminating, as if they were ready.
     pub publish_not_ready_addresses: bool,
+    /// `spec.trafficDistribution` (`PreferClose`, `PreferSameZone`, `PreferSameNode`): a hint the
+    /// proxy may follow, never a rule.
+    pub traffic_distribution: Option<String>,
     pub origin: Origin,
 }
 

@@ -42,7 +42,7 @@ fn a_minimal_service_gets_the_api_defaults() {
     assert_eq!((s.cluster_ip, s.headless, s.external_name.as_deref()), (None, false, None), "no clusterIP in the manifest: not allocated yet");
     assert_eq!((s.external_traffic_policy, s.internal_traffic_policy), (TrafficPolicy::Cluster, TrafficPolicy::Cluster));
     assert_eq!(s.session_affinity, SessionAffinity::None);
-    assert!(s.load_balancer_ips.is_empty() && !s.publish_not_ready_addresses);
+    assert!(s.load_balancer_ips.is_empty() && !s.publish_not_ready_addresses && s.traffic_distribution.is_none() && s.external_ips.is_empty());
     let p = &s.ports[0];
     assert_eq!((p.name.as_deref(), p.port, p.protocol, p.node_port), (None, 80, Protocol::Tcp, None));
     assert_eq!(p.target_port, TargetPort::Number(80), "targetPort defaults to port");
@@ -66,6 +66,8 @@ fn every_field_is_read() {
   sessionAffinity: ClientIP
   sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
   publishNotReadyAddresses: true
+  trafficDistribution: PreferClose
+  externalIPs: [198.51.100.7]
   ports:
   - {name: http, port: 80, targetPort: http, nodePort: 30080}
   - {name: dns, port: 53, protocol: UDP, targetPort: 5353}
@@ -81,6 +83,8 @@ status:
     assert_eq!((s.external_traffic_policy, s.internal_traffic_policy), (TrafficPolicy::Local, TrafficPolicy::Local));
     assert_eq!(s.session_affinity, SessionAffinity::ClientIp { timeout_seconds: 600 });
     assert!(s.publish_not_ready_addresses);
+    assert_eq!(s.traffic_distribution.as_deref(), Some("PreferClose"));
+    assert_eq!(s.external_ips, [ip("198.51.100.7")]);
     assert_eq!(s.load_balancer_ips, [ip("172.18.255.1"), ip("fd00::1")], "hostname-only ingress entries have no IP");
     assert_eq!(s.ports[0].target_port, TargetPort::Name("http".into()));
     assert_eq!(s.ports[0].node_port, Some(30080));
@@ -177,6 +181,7 @@ fn invalid_values_name_their_field() {
         &[("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "1-86400")],
     );
     fails_with("status: {loadBalancer: {ingress: [{ip: 1.2.3}]}}", &[("status.loadBalancer.ingress[0].ip", "not an IP address")]);
+    fails_with("spec: {ports: [{port: 80}], externalIPs: [198.51.100.7, web]}", &[("spec.externalIPs[1]", "\"web\" is not an IP address")]);
     fails_with("spec: {sessionAffinity: [ClientIP]}", &[("spec.sessionAffinity", "invalid type")]);
 }
 

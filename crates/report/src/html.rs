@@ -72,6 +72,9 @@ fn write_summary(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
         duration(report.duration_ms),
         Esc(&report.cluster.nodes.join(", "))
     )?;
+    if !report.profile.is_empty() {
+        write!(out, " &middot; profile {}", Esc(&report.profile))?;
+    }
     if !report.cluster.server_version.is_empty() {
         write!(out, " &middot; server {}", Esc(&report.cluster.server_version))?;
     }

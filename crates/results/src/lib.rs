@@ -17,6 +17,10 @@ pub struct RunReport {
     pub schema: String,
     /// `lab` or `kube`.
     pub backend: String,
+    /// The implementation profile the expectations follow where Kubernetes leaves the outcome
+    /// open: `spec`, `lab` or `kube-proxy` (empty in reports written before profiles).
+    #[serde(default)]
+    pub profile: String,
     /// RFC 3339.
     pub started: String,
     pub duration_ms: u64,
@@ -134,6 +138,8 @@ pub enum TargetKind {
     ClusterIp,
     NodePort,
     LoadBalancer,
+    /// One of a Service's `spec.externalIPs`.
+    ExternalIp,
     ExternalName,
     /// A node's own address (pod-to-node).
     Node,
@@ -147,6 +153,7 @@ impl TargetKind {
             Self::ClusterIp => "cluster-ip",
             Self::NodePort => "node-port",
             Self::LoadBalancer => "load-balancer",
+            Self::ExternalIp => "external-ip",
             Self::ExternalName => "external-name",
             Self::Node => "node",
         }

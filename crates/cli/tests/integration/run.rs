@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn netmatrix(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_netmatrix")).args(args).output().expect("running netmatrix")
@@ -79,7 +79,7 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     assert!(stdout.lines().count() < 80 && stdout.lines().last().unwrap().starts_with("summary: "), "{stdout}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["schema"], "netmatrix.run/v1");
-    assert_eq!(report["backend"], "lab");
+    assert_eq!((&report["backend"], &report["profile"]), (&json!("lab"), &json!("lab")), "the lab's own profile by default");
     let summary = &report["summary"];
     assert_eq!(
         (summary["failed"].as_u64(), summary["errors"].as_u64(), summary["flaky"].as_u64(), summary["wrong"].as_u64()),
@@ -93,6 +93,30 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testcase"));
     assert!(std::fs::read_to_string(&html).unwrap().contains("netpol/deny-all"));
     assert!(namespaces("nm-tall-").is_empty(), "the run removes the lab it created");
+}
+
+#[test]
+fn the_services_suite_passes_on_the_lab_under_the_spec_profile_too() {
+    if !root() {
+        return;
+    }
+    let _lab = Lab("tspec");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("run.json").to_string_lossy().into_owned();
+    let out = netmatrix(&["run", "--lab", "tspec", "--suite", "services", "--profile", "spec", "--json", &json]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stderr).lines().next().unwrap_or_default().ends_with("profile spec"), "the header names the profile: {}", text(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["profile"], "spec");
+    let cells: Vec<&Value> =
+        report["cases"].as_array().unwrap().iter().flat_map(|c| c["steps"].as_array().unwrap()).flat_map(|s| s["cells"].as_array().unwrap()).collect();
+    let open: Vec<&&Value> = cells.iter().filter(|c| c["expected"] == "undefined").collect();
+    assert!(!open.is_empty(), "the documentation leaves some Service cells open");
+    assert!(
+        open.iter().any(|c| c["dst"].as_str().unwrap().starts_with("node:")
+            && c["detail"].as_str().unwrap_or_default().contains("may need to take traffic policy into account")),
+        "in-cluster node ports under externalTrafficPolicy Local are among them"
+    );
 }
 
 /// Removes the lab when the test ends, passed or not.

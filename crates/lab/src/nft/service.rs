@@ -164,13 +164,15 @@ pub fn render(out: &mut String, cluster: &Cluster, node: &str, node_ips: &[Ipv4A
                 None
             }
         };
+        // Load-balancer and external IPs alike: kube-proxy treats both as externally-facing
+        // addresses, translated where the packet enters (externalTrafficPolicy applies).
         let mut lb_ips = Vec::new();
-        if service.service_type == ServiceType::LoadBalancer {
-            for ip in &service.load_balancer_ips {
-                match ip {
-                    IpAddr::V4(v4) => lb_ips.push(*v4),
-                    IpAddr::V6(v6) => r.note(&format!("{label}: load-balancer IP {v6} is IPv6, not rendered (the lab is IPv4 only)")),
-                }
+        let balancer_ips = if service.service_type == ServiceType::LoadBalancer { service.load_balancer_ips.as_slice() } else { &[] };
+        let external_ips = service.external_ips.iter().map(|ip| ("external IP", ip));
+        for (what, ip) in balancer_ips.iter().map(|ip| ("load-balancer IP", ip)).chain(external_ips) {
+            match ip {
+                IpAddr::V4(v4) => lb_ips.push(*v4),
+                IpAddr::V6(v6) => r.note(&format!("{label}: {what} {v6} is IPv6, not rendered (the lab is IPv4 only)")),
             }
         }
         let mut ports: Vec<&ServicePort> = service.ports.iter().collect();

@@ -218,6 +218,7 @@ pub fn report() -> RunReport {
     RunReport {
         schema: SCHEMA.into(),
         backend: "lab".into(),
+        profile: "lab".into(),
         started: "2025-05-01T10:00:00Z".into(),
         duration_ms: 65_060,
         cluster: ClusterInfo { nodes: vec!["n1".into(), "n2".into(), "n3".into()], server_version: String::new(), namespaces: Default::default() },

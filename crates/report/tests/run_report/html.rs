@@ -46,6 +46,7 @@ fn heat_maps_render_in_chromium() {
     std::fs::write(&page, &html).unwrap();
     let html = String::from_utf8(html).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="), "self-contained");
+    assert!(html.contains("backend lab &middot; started") && html.contains(" &middot; profile lab"), "the run names its backend and profile");
 
     let Some(dom) = dump_dom(&page) else {
         assert!(std::env::var_os("CI").is_none(), "chromium is missing in CI (Debian package chromium)");
