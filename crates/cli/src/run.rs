@@ -109,6 +109,10 @@ pub struct RunArgs {
     /// on the lab, `kube-proxy` on a cluster.
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
+    /// On a cluster: save its OpenAPI spec (/openapi/v2) here at the start, for `netmatrix
+    /// coverage --openapi FILE --audit-log ...` on the API server's audit log of the run.
+    #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+    pub coverage_openapi: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -192,7 +196,10 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
     }
-    check_reports(&reports)?;
+    if args.coverage_openapi.is_some() && args.kubeconfig.is_none() && !args.sonobuoy {
+        return Err("--coverage-openapi: only on a cluster (--kubeconfig); a lab has no API server".into());
+    }
+    check_reports(&[&reports[..], std::slice::from_ref(&args.coverage_openapi)].concat())?;
     let probe = ProbeConfig {
         timeout: args.timeout,
         retries: args.retries,
@@ -361,6 +368,9 @@ fn kube(args: &RunArgs) -> Result<Chosen, CliError> {
     };
     let run = options.run.clone();
     let backend = netmatrix_kube::KubeBackend::connect(options)?;
+    if let Some(path) = &args.coverage_openapi {
+        std::fs::write(path, backend.openapi_v2()?).map_err(|source| CliError::Io { what: format!("writing {}", path.display()), source })?;
+    }
     let about = format!("cluster {} ({}), run {run}", backend.server(), backend.server_version());
     let kept = format!("kept the run's objects (netmatrix cleanup --kubeconfig ... --run {run} removes them)");
     Ok(Chosen { backend: Box::new(backend), about, kept })
@@ -481,6 +491,14 @@ mod tests {
         let cli = Cli::try_parse_from(["netmatrix", "run"].iter().chain(args))?;
         let Command::Run(run) = cli.command else { panic!("run") };
         Ok(*run)
+    }
+
+    #[test]
+    fn coverage_openapi_needs_a_cluster() {
+        let args = parse(&["--coverage-openapi", "spec.json"]).unwrap();
+        assert!(validate(&args).err().unwrap().contains("only on a cluster"));
+        let args = parse(&["--kubeconfig", "k", "--coverage-openapi", "/nonexistent-dir/spec.json"]).unwrap();
+        assert!(validate(&args).err().unwrap().contains("does not exist"));
     }
 
     #[test]

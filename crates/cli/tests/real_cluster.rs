@@ -212,8 +212,8 @@ fn netmatrix_run(what: &str, dir: &Path, args: &[&str]) -> (i32, RunReport) {
 }
 
 /// Every suite passes, except the cases this cluster cannot run, each skipped with its reason.
-fn all_suites_pass(dir: &Path, mode: &str) {
-    let (code, report) = netmatrix_run(&format!("netmatrix run, every suite, kube-proxy {mode}"), dir, &[]);
+fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
+    let (code, report) = netmatrix_run(&format!("netmatrix run, every suite, kube-proxy {mode}"), dir, extra);
     let mut unexpected = Vec::new();
     for case in &report.cases {
         let reason = case.skip_reason.as_deref().unwrap_or_default();
@@ -232,7 +232,31 @@ fn all_suites_pass(dir: &Path, mode: &str) {
     assert!(unexpected.is_empty(), "kube-proxy {mode}: cases that neither passed nor were skipped for a known reason:\n{}", unexpected.join("\n"));
     assert_eq!((code, report.summary.wrong), (0, 0), "kube-proxy {mode}");
     assert!(report.summary.passed >= 30 && report.summary.probes > 1000, "kube-proxy {mode}: too little ran: {:?}", report.summary);
-    assert_eq!(report.backend, "kube");
+    assert_eq!((report.backend.as_str(), report.profile.as_str()), ("kube", "kube-proxy"), "a cluster is held to kube-proxy's documented behaviour by default");
+}
+
+/// `netmatrix coverage` on the cluster's audit log, with the spec `run --coverage-openapi` saved:
+/// the calls netmatrix is known to make are there, attributed to the cases that made them.
+fn coverage_of_the_run(openapi: &Path) {
+    let mut coverage = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    coverage.args(["coverage", "-o", "json", "--openapi"]).arg(openapi).args(["--audit-log", &format!("{STATE}/audit.log")]);
+    let ran = succeed("netmatrix coverage on the audit log", &mut coverage, Duration::from_secs(120));
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let ops_of = |case: &str| -> Vec<String> {
+        let case = report["cases"].as_array().unwrap().iter().find(|c| c["case"] == case).unwrap_or_else(|| panic!("no case {case} in the coverage report"));
+        case["operations"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let netpol = ops_of("netpol/deny-all-ingress");
+    assert!(netpol.iter().any(|o| o == "createNetworkingV1NamespacedNetworkPolicy"), "{netpol:?}");
+    assert!(netpol.iter().any(|o| o.contains("NamespacedPodExec")), "the probes are execs: {netpol:?}");
+    let services = ops_of("services/node-port");
+    assert!(services.iter().any(|o| o == "createCoreV1NamespacedService"), "{services:?}");
+    let share = report["networking"]["share"].as_f64().unwrap();
+    assert!(share > 0.1, "networking operations exercised: {share}");
+    eprintln!(
+        "  coverage: {} events, {} of {} operations, networking share {share:.2}",
+        report["events"], report["operations"]["hit"], report["operations"]["total"]
+    );
 }
 
 /// With `fault` injected, the cases `focus` selects fail and the diagnosis says `kind` with `names`.
@@ -332,7 +356,9 @@ fn every_suite_and_fault_on_a_real_cluster() {
         let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "iptables", "--policy", "kube-router"], &image);
         // kubectl exec, logs and Service DNS through the API server to the kubelets.
         succeed("hack/kube/smoke (kubectl exec)", &mut hack("smoke"), Duration::from_secs(180));
-        all_suites_pass(dir.path(), "iptables");
+        let openapi = dir.path().join("openapi.json");
+        all_suites_pass(dir.path(), "iptables", &["--coverage-openapi", openapi.to_str().unwrap()]);
+        coverage_of_the_run(&openapi);
         fault_is_diagnosed(dir.path(), &["overlay", "--node", "1", "--peer", "2"], "^connectivity/pod-to-pod$", "cross-node", "node1<->node2");
         fault_is_diagnosed(dir.path(), &["policy", "--node", "3"], "^netpol/deny-all-ingress$", "policy-ignored", "node3");
         fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "2"], "^services/(cluster-ip|node-port)$", "service-proxy", "node2");
@@ -342,7 +368,7 @@ fn every_suite_and_fault_on_a_real_cluster() {
 
     {
         let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router"], &image);
-        all_suites_pass(dir.path(), "nftables");
+        all_suites_pass(dir.path(), "nftables", &[]);
         fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "1"], "^services/(cluster-ip|node-port)$", "service-proxy", "node1");
     }
     assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy nftables");

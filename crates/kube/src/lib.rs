@@ -173,6 +173,19 @@ impl KubeBackend {
         &self.server_version
     }
 
+    /// The API server's OpenAPI v2 document (`/openapi/v2`), for `netmatrix coverage`.
+    pub fn openapi_v2(&self) -> Result<String, KubeError> {
+        let what = "fetching /openapi/v2";
+        let after = Duration::from_secs(60);
+        let request = http::Request::get("/openapi/v2").header("Accept", "application/json").body(Vec::new()).expect("a valid request");
+        self.runtime.block_on(async {
+            match tokio::time::timeout(after, self.client.request_text(request)).await {
+                Ok(text) => text.map_err(KubeError::api(what)),
+                Err(_) => Err(KubeError::Deadline { what: what.into(), after }),
+            }
+        })
+    }
+
     /// The labels every object of this run carries.
     fn run_labels(&self) -> Value {
         json!({MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: self.run})

@@ -150,6 +150,16 @@ fn nodes_are_chosen_and_admin_policies_are_skipped_without_their_crds() {
 }
 
 #[test]
+fn the_openapi_spec_is_fetched_as_served_for_coverage() {
+    let spec = json!({"swagger": "2.0", "paths": {"/api/v1/pods": {"get": {"operationId": "listCoreV1PodForAllNamespaces"}}}});
+    let served = spec.clone();
+    let (server, backend) = connect(Box::new(move |method, path, _| (method == Method::GET && path == "/openapi/v2").then(|| (200, served.clone()))));
+    let text = backend.unwrap().openapi_v2().unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), spec);
+    assert!(server.seen().iter().any(|(m, p, _)| m == Method::GET && p == "/openapi/v2"));
+}
+
+#[test]
 fn a_pod_stuck_pulling_its_image_fails_fast_with_its_events() {
     let stuck = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "nm-r1-x", "resourceVersion": "5", "labels": {"netmatrix.io/run": "r1"}},
         "spec": {"containers": [{"name": "agent"}]},
