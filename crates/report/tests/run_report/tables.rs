@@ -25,6 +25,7 @@ fn case_of(steps: Vec<StepReport>) -> CaseReport {
         findings: vec![],
         skip_reason: None,
         error: None,
+        features: vec![],
     }
 }
 
