@@ -25,6 +25,7 @@ table.summary td, table.summary th { padding: .2em .8em; text-align: right; }
 table.features { border-collapse: collapse; } table.features td, table.features th { padding: .1em .6em; text-align: left; }
 table.features tr.group th { padding-top: .6em; border-bottom: 1px solid #ddd; }
 table.features tr.not-exercised { color: #888; } table.features td.count { text-align: right; }
+table.features .badge { white-space: nowrap; }
 section.case { border-top: 1px solid #ddd; margin-top: 1em; }
 .matrices { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 figure { margin: 0; }
