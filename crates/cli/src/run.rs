@@ -453,6 +453,7 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
     bar.finish_and_clear();
     let report = report?;
     let mut out = std::io::stdout();
+    let _ = netmatrix_report::features::write_features(&mut out, &report, color, config.tables);
     let _ = netmatrix_report::tables::write_summary(&mut out, &report, color);
     write_reports(&report, &config.reports)?;
     Ok(match report.summary.verdict() {

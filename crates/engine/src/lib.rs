@@ -5,6 +5,7 @@ pub mod case;
 pub mod cases_file;
 pub mod clock;
 pub mod diagnose;
+pub mod features;
 pub mod plan;
 pub mod probe;
 pub mod runner;

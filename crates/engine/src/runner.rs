@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind, Profile};
-use netmatrix_model::{Labels, Namespace, PodKey, Protocol};
-use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Comparison, Expected, RunReport, SCHEMA, StepReport, Summary};
+use netmatrix_model::{Cluster, Labels, Namespace, PodKey, Protocol};
+use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Comparison, Expected, Feature, FeatureCoverage, RunReport, SCHEMA, StepReport, Summary};
 
 use crate::case::{Action, Case, Step};
 use crate::diagnose::diagnose;
+use crate::features;
 use crate::plan::{self, Planned};
 use crate::probe::{ProbeConfig, probe_cells};
 use crate::world::World;
@@ -83,6 +84,7 @@ pub fn run(
             namespaces: backend.real_namespaces(),
         },
         summary: Summary::of(&reports),
+        features: FeatureCoverage::of(&reports),
         cases: reports,
     })
 }
@@ -137,6 +139,7 @@ fn run_case(
         findings: Vec::new(),
         skip_reason: None,
         error: None,
+        features: Vec::new(),
     };
     if let Some(reason) = case.needs().find_map(|r| r.unmet(backend.capabilities())) {
         report.result = CaseResult::Skipped;
@@ -144,15 +147,20 @@ fn run_case(
         return report;
     }
     let mut before = Expectations::new();
+    let mut exercised: BTreeSet<Feature> = BTreeSet::new();
     for step in case.steps.iter().take_while(|_| !config.cancelled()) {
         match run_step(backend, world, step, config, created, &mut before, on_event) {
-            Ok(s) => report.steps.push(s),
+            Ok((s, features)) => {
+                report.steps.push(s);
+                exercised.extend(features);
+            }
             Err(e) => {
                 report.error = Some(format!("step {:?}: {e}", step.name));
                 break;
             }
         }
     }
+    report.features = exercised.iter().map(|f| f.id().to_owned()).collect();
     report.findings = diagnose(&report.steps);
     report.diagnosis = report.findings.iter().map(|f| f.summary.clone()).collect();
     report.result = if report.error.is_some() { CaseResult::Error } else { CaseReport::result_from_cells(&report.steps) };
@@ -171,7 +179,7 @@ fn run_step(
     created: &mut Created,
     before: &mut Expectations,
     on_event: &(dyn Fn(Event) + Sync),
-) -> Result<StepReport, BackendError> {
+) -> Result<(StepReport, BTreeSet<Feature>), BackendError> {
     for action in &step.actions {
         act(backend, world, action, created)?;
     }
@@ -193,7 +201,22 @@ fn run_step(
         p.cell.explanation = p.explain(&model);
     }
     let tries = cells.iter().map(|c| c.cell.tries).max().unwrap_or(0);
-    Ok(StepReport { name: step.name.clone(), tries, cells: cells.into_iter().map(|p| p.cell).collect() })
+    let exercised = features::exercised(&applied(&model, created, step.probe.services));
+    Ok((StepReport { name: step.name.clone(), tries, cells: cells.into_iter().map(|p| p.cell).collect() }, exercised))
+}
+
+/// The objects of `model` the case applied, with the pods they select: what a step exercised.
+/// A cluster's other objects count for the oracle, not for coverage, and Services count only
+/// when the step probed them.
+fn applied(model: &Cluster, created: &Created, services_probed: bool) -> Cluster {
+    let ours = |kind: &str, namespace: &str, name: &str| created.objects.iter().any(|(k, ns, n)| k.as_str() == kind && ns == namespace && n == name);
+    Cluster {
+        pods: model.pods.clone(),
+        policies: model.policies.iter().filter(|p| ours(ObjectKind::NetworkPolicy.as_str(), &p.namespace, &p.name)).cloned().collect(),
+        admin_policies: model.admin_policies.iter().filter(|p| ours(p.kind.as_str(), "", &p.name)).cloned().collect(),
+        services: model.services.iter().filter(|s| services_probed && ours(ObjectKind::Service.as_str(), &s.namespace, &s.name)).cloned().collect(),
+        ..Cluster::default()
+    }
 }
 
 fn act(backend: &mut dyn Backend, world: &World, action: &Action, created: &mut Created) -> Result<(), BackendError> {

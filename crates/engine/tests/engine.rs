@@ -47,6 +47,9 @@ fn a_perfect_dataplane_passes_every_case_with_one_batch_per_row() {
         assert!(report.cases.iter().filter(|c| c.id.starts_with(&format!("{suite}/"))).count() >= 3, "suite {suite} ran");
     }
     assert!(report.summary.probes > 0 && report.summary.wrong == 0);
+    let decided: Vec<_> = report.features.iter().filter(|f| !f.cases.is_empty()).map(|f| (f.feature.as_str(), f.result)).collect();
+    assert!(decided.iter().all(|(_, r)| *r == netmatrix_results::FeatureResult::Pass), "{decided:?}");
+    assert!(decided.len() * 10 >= report.features.len() * 7, "the built-in suites exercise most features: {decided:?}");
     // Positive and negative controls: every reachability step expects some allowed and some denied cells.
     for case in report.cases.iter().filter(|c| !c.id.starts_with("connectivity/")) {
         for step in case.steps.iter().filter(|s| s.cells.iter().all(|c| c.check == Check::Reach)) {
@@ -264,4 +267,57 @@ fn wrong_cells_say_why_the_oracle_expected_what_it_did() {
     assert_eq!((wrong.src.as_str(), wrong.dst.as_str()), ("y/b", "x/a"));
     assert_eq!(wrong.explanation.as_deref(), Some("denied: egress of y/b: no policy isolates it; ingress of x/a: isolated by x/allow-a, no rule allows it"));
     assert!(cells.iter().filter(|c| c.comparison() != Comparison::Wrong).all(|c| c.explanation.is_none()), "only wrong cells carry one");
+}
+
+/// The ids of `features`.
+fn ids(features: &[netmatrix_results::Feature]) -> Vec<String> {
+    features.iter().map(|f| f.id().to_owned()).collect()
+}
+
+#[test]
+fn a_failing_case_marks_the_features_its_objects_exercised_failed() {
+    use netmatrix_results::{Feature, FeatureResult};
+    let mut fake = FakeBackend::new(3);
+    // Allowed only by netpol/pod-selector's policy (x/a from pods b of x); the others deny it anyway.
+    fake.inject(Box::new(|p| (p.src == "x/b" && p.dst == Some("x/a") && p.port == 80).then_some(Outcome::Timeout)));
+    let report = run_on(&mut fake, &netpol(&["pod-selector", "namespace-selector", "port-range"]));
+    let results: Vec<CaseResult> = report.cases.iter().map(|c| c.result).collect();
+    assert_eq!(results, [CaseResult::Fail, CaseResult::Pass, CaseResult::Pass]);
+    assert_eq!(report.cases[0].features, ids(&[Feature::NetpolPodSelector, Feature::NetpolPeerPods, Feature::NetpolIngress]));
+    let of = |f: Feature| report.features.iter().find(|c| c.feature == f.id()).unwrap();
+    let peer_pods = of(Feature::NetpolPeerPods);
+    assert_eq!((peer_pods.result, peer_pods.cases.as_slice(), peer_pods.failed), (FeatureResult::Fail, &["netpol/pod-selector".to_owned()][..], 1));
+    let selected = of(Feature::NetpolPodSelector);
+    assert_eq!((selected.result, selected.cases.len(), selected.passed, selected.failed), (FeatureResult::Fail, 3, 2, 1), "every case selects x/a");
+    assert_eq!(of(Feature::NetpolPeerNamespaces).result, FeatureResult::Pass);
+    assert_eq!(of(Feature::NetpolEndPort).result, FeatureResult::Pass);
+    assert_eq!(of(Feature::NetpolSctp).result, FeatureResult::NotExercised);
+    assert_eq!(report.features.len(), Feature::ALL.len());
+}
+
+#[test]
+fn features_follow_the_applied_objects_not_the_labels() {
+    use netmatrix_engine::{Action, ProbeSpec, Step};
+    use netmatrix_results::Feature;
+    let mut fake = FakeBackend::new(3);
+    let all = suites::cases(&suites::SUITES.map(String::from)).unwrap();
+    let case = |id: &str| all.iter().find(|c| c.id == id).unwrap().clone();
+    let service = serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"},
+        "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 80, "targetPort": 80}]}});
+    let unprobed = Case::new(
+        "mine/service-not-probed",
+        &[("feature", "node-port")],
+        vec![Step::new("pods only", vec![Action::Apply(vec![service])], ProbeSpec::pods(&[(80, netmatrix_model::Protocol::Tcp)]))],
+    );
+    // In the cluster before the run: the oracle counts it, coverage does not.
+    let theirs = serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "theirs", "namespace": "z"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}]}});
+    fake.apply(vec![theirs]).unwrap();
+    let report = run_on(&mut fake, &[case("connectivity/pod-to-pod"), case("services/policy-on-backends"), unprobed]);
+    assert!(report.cases[0].features.is_empty(), "no object of its own, no feature: {:?}", report.cases[0].features);
+    let on_backends = &report.cases[1].features;
+    for f in [Feature::ServiceNodePort, Feature::ServiceUnderPolicy, Feature::NetpolPeerNamespaces, Feature::NetpolPodSelectorEmpty] {
+        assert!(on_backends.iter().any(|id| id == f.id()), "{f:?} in {on_backends:?}");
+    }
+    assert!(report.cases[2].features.is_empty(), "a Service no step probed, whatever the labels say: {:?}", report.cases[2].features);
 }

@@ -1,5 +1,7 @@
 //! What a person and a CI system read of one engine run on the fake backend with one wrong
-//! cell: the tables, the JUnit XML and the JSON report, times redacted.
+//! cell: the tables, the JUnit XML and the JSON report, times redacted. Feature coverage as the
+//! default `--tables failed` prints it; the reports keep the features the case exercised, which
+//! stand for the whole list.
 
 use netmatrix_cluster::fake::FakeBackend;
 use std::sync::Arc;
@@ -28,14 +30,17 @@ fn tables() {
     let report = report();
     let mut out = Vec::new();
     netmatrix_report::tables::write_case(&mut out, &report.cases[0], false, netmatrix_report::tables::Tables::All).unwrap();
+    netmatrix_report::features::write_features(&mut out, &report, false, netmatrix_report::tables::Tables::Failed).unwrap();
     netmatrix_report::tables::write_summary(&mut out, &report, false).unwrap();
     insta::assert_snapshot!(without_times(&String::from_utf8(out).unwrap()));
 }
 
 #[test]
 fn junit() {
+    let mut report = report();
+    report.features.retain(|f| !f.cases.is_empty());
     let mut out = Vec::new();
-    netmatrix_report::junit::write(&mut out, &report()).unwrap();
+    netmatrix_report::junit::write(&mut out, &report).unwrap();
     let xml = String::from_utf8(out).unwrap();
     let re = regex::Regex::new(r#"(time|timestamp)="[^"]*""#).unwrap();
     insta::assert_snapshot!(without_times(&re.replace_all(&xml, r#"$1="[time]""#)));
@@ -48,6 +53,7 @@ fn json() {
     for step in &mut report.cases[0].steps {
         step.cells.retain(|c| c.dst == "x/a" && c.port == 80 && c.src.starts_with("x/"));
     }
+    report.features.retain(|f| !f.cases.is_empty());
     insta::assert_json_snapshot!(report, {
         ".started" => "[time]",
         ".duration_ms" => "[time]",

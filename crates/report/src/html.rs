@@ -1,5 +1,6 @@
 //! `--html`: one self-contained page (inline CSS and JS, nothing fetched) with the summary,
-//! a heat map per step and port/protocol coloured by comparison, and each case's diagnosis.
+//! the feature coverage, a heat map per step and port/protocol coloured by comparison, and each
+//! case's diagnosis.
 //! Every report string goes through `Esc`: names, details and agent errors come from the cluster.
 
 use std::fmt;
@@ -7,7 +8,7 @@ use std::io::{self, Write};
 
 use crate::matrix::{Matrix, check_name, matrices};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
-use netmatrix_results::{CaseReport, Cell, Check, Comparison, RunReport, StepReport, Tally};
+use netmatrix_results::{CaseReport, Cell, Check, Comparison, Feature, RunReport, StepReport, Tally};
 
 /// Cells listed openly under a step; longer lists are folded.
 const FOLD_AFTER: usize = 12;
@@ -20,6 +21,11 @@ table.summary td, table.summary th { padding: .2em .8em; text-align: right; }
 .badge { font-size: .75em; padding: .1em .5em; border-radius: .8em; color: #fff; vertical-align: middle; }
 .badge.pass { background: #2e7d32; } .badge.fail { background: #c62828; }
 .badge.flaky { background: #f9a825; } .badge.error { background: #8e24aa; } .badge.skipped { background: #757575; }
+.badge.incomplete { background: #f9a825; } .badge.not-exercised { background: #9e9e9e; }
+table.features { border-collapse: collapse; } table.features td, table.features th { padding: .1em .6em; text-align: left; }
+table.features tr.group th { padding-top: .6em; border-bottom: 1px solid #ddd; }
+table.features tr.not-exercised { color: #888; } table.features td.count { text-align: right; }
+table.features .badge { white-space: nowrap; }
 section.case { border-top: 1px solid #ddd; margin-top: 1em; }
 .matrices { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 figure { margin: 0; }
@@ -56,6 +62,7 @@ pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     writeln!(out, "<title>netmatrix run {}</title>\n<style>{STYLE}</style>\n</head>\n<body>", Esc(&report.started))?;
     write_summary(out, report)?;
     write_fault_map(out, report)?;
+    write_features(out, report)?;
     for case in &report.cases {
         write_case(out, case)?;
     }
@@ -148,6 +155,47 @@ fn write_fault_map(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
         writeln!(out, "</tbody></table></figure>")?;
     }
     writeln!(out, "</div></section>")
+}
+
+/// Every feature of the list by group: its result, the counts, what exercises it and the cases
+/// that did; the features no case exercised stay in the table, greyed, as the run's gaps.
+fn write_features(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    // Reports written before feature coverage have none.
+    if report.features.is_empty() {
+        return Ok(());
+    }
+    let exercised = report.features.iter().filter(|f| !f.cases.is_empty()).count();
+    writeln!(
+        out,
+        "<section class=\"features\"><h2>feature coverage</h2><p class=\"meta\">{exercised} of {} features exercised by the objects the cases applied</p>",
+        report.features.len()
+    )?;
+    writeln!(
+        out,
+        "<table class=\"features\"><thead><tr><th>feature</th><th>result</th><th>cases</th><th>passed</th><th>failed</th>\
+         <th>exercised by</th><th>cases that exercised it</th></tr></thead><tbody>"
+    )?;
+    let mut group = None;
+    for f in &report.features {
+        if group != Some(f.group) {
+            writeln!(out, "<tr class=\"group\"><th colspan=\"7\">{}</th></tr>", Esc(f.group.as_str()))?;
+            group = Some(f.group);
+        }
+        let meaning = Feature::ALL.iter().find(|known| known.id() == f.feature).map_or("", |known| known.meaning());
+        let result = f.result.as_str();
+        writeln!(
+            out,
+            "<tr class=\"feature {result}\"><td><code>{}</code></td><td><span class=\"badge {result}\">{result}</span></td>\
+             <td class=\"count\">{}</td><td class=\"count\">{}</td><td class=\"count\">{}</td><td>{}</td><td>{}</td></tr>",
+            Esc(&f.feature),
+            f.cases.len(),
+            f.passed,
+            f.failed,
+            Esc(meaning),
+            Esc(&f.cases.join(", "))
+        )?;
+    }
+    writeln!(out, "</tbody></table></section>")
 }
 
 fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {

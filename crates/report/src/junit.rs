@@ -1,13 +1,20 @@
 //! `--junit`: one `<testsuite>` per suite, one `<testcase>` per case (DESIGN.md), so CI systems
-//! show each case with its truth tables and the cells that were wrong.
+//! show each case with its truth tables and the cells that were wrong. Feature coverage: each
+//! testcase has a property `netmatrix.feature` per feature it exercised, and a last testsuite
+//! without tests, [`FEATURES_SUITE`], one property per feature of the list (its result and
+//! counts) and the feature table in its system-out; it adds no test to the counts.
 
 use std::io::{self, Write};
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::features::write_features;
 use crate::tables::{Tables, describe_cell, write_case};
 use netmatrix_results::{CaseReport, CaseResult, Cell, Comparison, RunReport};
+
+/// The testsuite of the feature coverage; a dot keeps it apart from the `suite/case` ids.
+pub const FEATURES_SUITE: &str = "netmatrix.features";
 
 pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     // Suites in the order their first case ran, each with its cases' total time.
@@ -31,6 +38,7 @@ pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
         suite.set_time(Duration::from_millis(ms));
         junit.add_test_suite(suite);
     }
+    junit.add_test_suite(features_suite(report)?);
     junit.serialize(out).map_err(io::Error::other)
 }
 
@@ -60,7 +68,24 @@ fn test_case(case: &CaseReport, suite: &str, name: &str) -> io::Result<TestCase>
     write_case(&mut tables, case, false, Tables::All)?;
     let mut test_case = TestCase::new(name, status);
     test_case.set_classname(suite).set_time(Duration::from_millis(case.duration_ms)).set_system_out_lossy(tables);
+    test_case.add_properties(case.features.iter().map(|f| Property::new("netmatrix.feature", f.as_str())));
     Ok(test_case)
+}
+
+/// `netpol.ipblock` = `fail (cases:2, passed:1, failed:1)`, and the table as the terminal's
+/// `--tables all` prints it.
+fn features_suite(report: &RunReport) -> io::Result<TestSuite> {
+    let mut suite = TestSuite::new(FEATURES_SUITE);
+    suite.add_properties(
+        report
+            .features
+            .iter()
+            .map(|f| Property::new(f.feature.as_str(), format!("{} (cases:{}, passed:{}, failed:{})", f.result.as_str(), f.cases.len(), f.passed, f.failed))),
+    );
+    let mut table = Vec::new();
+    write_features(&mut table, report, false, Tables::All)?;
+    suite.set_system_out_lossy(table);
+    Ok(suite)
 }
 
 /// The message names the cells (`2 wrong cells: y/a -> x/b 80/TCP, ...`); the description

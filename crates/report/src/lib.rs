@@ -2,6 +2,7 @@
 
 pub mod connlist;
 pub mod explain;
+pub mod features;
 pub mod html;
 pub mod json_report;
 pub mod junit;

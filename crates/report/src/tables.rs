@@ -8,11 +8,11 @@ use crate::matrix::{Matrix, check_name, matrices};
 use netmatrix_results::{CaseReport, CaseResult, Cell, Check, Comparison, Expected, Observed, RunReport, StepReport, Tally};
 
 /// Tables wider than this get numbered columns and a legend, so they fit a terminal.
-const MAX_WIDTH: usize = 100;
+pub(crate) const MAX_WIDTH: usize = 100;
 
-const RED: &str = "\x1b[31m";
-const GREEN: &str = "\x1b[32m";
-const YELLOW: &str = "\x1b[33m";
+pub(crate) const RED: &str = "\x1b[31m";
+pub(crate) const GREEN: &str = "\x1b[32m";
+pub(crate) const YELLOW: &str = "\x1b[33m";
 const MAGENTA: &str = "\x1b[35m";
 const RESET: &str = "\x1b[0m";
 /// Cells listed one by one under a step; the tables and the diagnosis carry the rest.
@@ -261,6 +261,6 @@ fn result_color(result: CaseResult) -> &'static str {
     }
 }
 
-fn paint(color: bool, code: &str, text: &str) -> String {
+pub(crate) fn paint(color: bool, code: &str, text: &str) -> String {
     if color && !code.is_empty() { format!("{code}{text}{RESET}") } else { text.to_string() }
 }

@@ -3,12 +3,16 @@
 //!
 //! Fields beyond the DESIGN.md shape (`history`, `tried_at_ms`, `expected_before`, `src_node`,
 //! `dst_node`, `target`, `service`, `hairpin`, `check`, `detail`, `skip_reason`, `error`,
-//! `findings`) are additions: readers ignore what they do not know.
+//! `findings`, `features`) are additions: readers ignore what they do not know.
+
+mod features;
 
 use std::collections::BTreeMap;
 
 use netmatrix_model::Protocol;
 use serde::{Deserialize, Serialize};
+
+pub use features::{Feature, FeatureCoverage, FeatureResult, Group};
 
 pub const SCHEMA: &str = "netmatrix.run/v1";
 
@@ -27,6 +31,9 @@ pub struct RunReport {
     pub cluster: ClusterInfo,
     pub summary: Summary,
     pub cases: Vec<CaseReport>,
+    /// Every feature of the list with the cases that exercised it (none: not exercised).
+    #[serde(default)]
+    pub features: Vec<FeatureCoverage>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -88,6 +95,10 @@ pub struct CaseReport {
     /// What failed when the case could not be carried out (`error`).
     #[serde(default)]
     pub error: Option<String>,
+    /// Ids of the features that the objects the case applied exercised while its steps probed,
+    /// in list order.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// A likely fault and the cells it explains.

@@ -74,8 +74,14 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     let out = netmatrix(&["run", "--lab", "tall", "--json", &json, "--junit", &junit, "--html", &html]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
-    // A green run is one line per case and the summary (`--tables failed`, the default).
-    assert!(stdout.lines().all(|l| l.starts_with("case ") || l.starts_with("skipped: ") || l.starts_with("summary: ")), "{stdout}");
+    // A green run is one line per case, the feature count and gaps, and the summary (`--tables
+    // failed`, the default).
+    let features_at = stdout.find("\nfeatures: ").expect("the feature coverage");
+    let (cases, coverage) = stdout.split_at(features_at + 1);
+    assert!(cases.lines().all(|l| l.starts_with("case ") || l.starts_with("skipped: ")), "{stdout}");
+    let coverage: Vec<&str> = coverage.lines().collect();
+    assert!(coverage[0].contains(", failed:0, incomplete:0"), "{stdout}");
+    assert!(coverage[1..coverage.len() - 1].iter().all(|l| l.starts_with("not exercised: ") || l.starts_with("               ")), "{stdout}");
     assert!(stdout.lines().count() < 80 && stdout.lines().last().unwrap().starts_with("summary: "), "{stdout}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["schema"], "netmatrix.run/v1");
@@ -90,6 +96,9 @@ fn every_suite_passes_on_a_fresh_lab_and_the_lab_is_removed() {
     for suite in ["connectivity/", "services/", "netpol/", "anp/"] {
         assert!(cases.iter().any(|c| c["id"].as_str().unwrap().starts_with(suite) && c["result"] == "pass"), "a passing {suite} case");
     }
+    let features = report["features"].as_array().unwrap();
+    assert!(features.iter().all(|f| f["result"] == "pass" || f["result"] == "not-exercised"), "{features:?}");
+    assert!(features.iter().filter(|f| f["result"] == "pass").count() * 10 >= features.len() * 7, "most features exercised on the lab: {features:?}");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testcase"));
     assert!(std::fs::read_to_string(&html).unwrap().contains("netpol/deny-all"));
     assert!(namespaces("nm-tall-").is_empty(), "the run removes the lab it created");

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use netmatrix_model::Protocol;
-use netmatrix_results::{CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Finding, Observed, RunReport, SCHEMA, StepReport, Summary, TargetKind};
+use netmatrix_results::{
+    CaseReport, CaseResult, Cell, Check, ClusterInfo, Expected, Feature, FeatureCoverage, Finding, Observed, RunReport, SCHEMA, StepReport, Summary, TargetKind,
+};
 
 pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expected, observed: Observed) -> Cell {
     Cell {
@@ -30,6 +32,13 @@ pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expec
         detail: None,
         explanation: None,
     }
+}
+
+/// As the engine lists them: in the order of the list.
+fn ids(features: &[Feature]) -> Vec<String> {
+    let mut features = features.to_vec();
+    features.sort();
+    features.iter().map(|f| f.id().to_owned()).collect()
 }
 
 pub fn pods(namespaces: &[&str], names: &[&str]) -> Vec<String> {
@@ -153,6 +162,15 @@ fn policy_case() -> CaseReport {
         steps,
         skip_reason: None,
         error: None,
+        features: ids(&[
+            Feature::NetpolPodSelectorEmpty,
+            Feature::NetpolPeerNamespaces,
+            Feature::NetpolIngress,
+            Feature::ServiceNodePort,
+            Feature::ServiceTcp,
+            Feature::ServiceAffinity,
+            Feature::ServiceHairpin,
+        ]),
     }
 }
 
@@ -182,6 +200,7 @@ fn passing_case() -> CaseReport {
         findings: vec![],
         skip_reason: None,
         error: None,
+        features: ids(&[Feature::NetpolPodSelectorEmpty, Feature::NetpolIngress, Feature::NetpolAnyPeer]),
     }
 }
 
@@ -196,6 +215,7 @@ fn error_case() -> CaseReport {
         findings: vec![],
         skip_reason: None,
         error: Some("pods never ready: x/web-2 is Pending on node <none> after 60s".into()),
+        features: Vec::new(),
     }
 }
 
@@ -210,6 +230,7 @@ fn skipped_case() -> CaseReport {
         findings: vec![],
         skip_reason: Some("the lab's kernel has no sctp module".into()),
         error: None,
+        features: Vec::new(),
     }
 }
 
@@ -223,6 +244,7 @@ pub fn report() -> RunReport {
         duration_ms: 65_060,
         cluster: ClusterInfo { nodes: vec!["n1".into(), "n2".into(), "n3".into()], server_version: String::new(), namespaces: Default::default() },
         summary: Summary::of(&cases),
+        features: FeatureCoverage::of(&cases),
         cases,
     }
 }

@@ -47,6 +47,18 @@ fn heat_maps_render_in_chromium() {
     let html = String::from_utf8(html).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains(" src="), "self-contained");
     assert!(html.contains("backend lab &middot; started") && html.contains(" &middot; profile lab"), "the run names its backend and profile");
+    assert!(html.contains("<h2>feature coverage</h2><p class=\"meta\">8 of "), "the features section");
+    assert_eq!(html.matches("<tr class=\"feature ").count(), report.features.len(), "every feature, exercised or not");
+    assert_eq!(html.matches("<tr class=\"group\">").count(), 3, "NetworkPolicy, AdminPolicy, Service");
+    assert!(
+        html.contains(
+            "<tr class=\"feature fail\"><td><code>netpol.pod-selector-empty</code></td><td><span class=\"badge fail\">fail</span></td><td class=\"count\">2</td>\
+             <td class=\"count\">1</td><td class=\"count\">1</td><td>a policy with an empty podSelector (every pod of its namespace)</td>\
+             <td>netpol/deny-ingress-from-y, netpol/allow-all</td></tr>"
+        ),
+        "a failed feature with its counts, meaning and cases"
+    );
+    assert!(html.contains("<tr class=\"feature not-exercised\"><td><code>admin.peer-nodes</code>"), "a gap is shown");
 
     let Some(dom) = dump_dom(&page) else {
         assert!(std::env::var_os("CI").is_none(), "chromium is missing in CI (Debian package chromium)");
@@ -73,4 +85,5 @@ fn heat_maps_render_in_chromium() {
     assert_eq!(dom.matches("<ul class=\"problems\">").count(), 2, "the failing case's two steps list their cells");
     assert!(dom.contains("on node &lt;none&gt; after 60s"), "report text is escaped");
     assert!(!dom.contains("<none>"), "no markup from report text");
+    assert_eq!(dom.matches("<tr class=\"feature ").count(), report.features.len(), "the feature table survives parsing");
 }

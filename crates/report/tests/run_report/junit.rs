@@ -1,4 +1,5 @@
-use netmatrix_report::junit::write;
+use netmatrix_report::junit::{FEATURES_SUITE, write};
+use netmatrix_results::Feature;
 
 use crate::fixture::report;
 
@@ -19,7 +20,7 @@ fn one_testcase_per_case_with_tables_failures_errors_and_skips() {
     let cases: Vec<roxmltree::Node> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
     assert_eq!(cases.len(), 4);
     let suites: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).filter_map(|n| n.attribute("name")).collect();
-    assert_eq!(suites, ["netpol", "services"]);
+    assert_eq!(suites, ["netpol", "services", "netmatrix.features"]);
     let case = |name: &str| *cases.iter().find(|c| c.attribute("name") == Some(name)).unwrap();
 
     let failed = case("deny-ingress-from-y");
@@ -43,4 +44,38 @@ fn one_testcase_per_case_with_tables_failures_errors_and_skips() {
 
     let skipped = child(case("sctp"), "skipped").expect("skipped");
     assert_eq!(skipped.attribute("message"), Some("the lab's kernel has no sctp module"));
+}
+
+#[test]
+fn feature_coverage_as_properties_and_a_suite_without_tests() {
+    let xml = render();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.attribute("tests"), Some("4"), "the features suite adds no test");
+    let properties = |node: roxmltree::Node| -> Vec<(String, String)> {
+        child(node, "properties")
+            .map(|p| {
+                p.children()
+                    .filter(|n| n.has_tag_name("property"))
+                    .map(|n| (n.attribute("name").unwrap().into(), n.attribute("value").unwrap().into()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let passed = doc.descendants().find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("allow-all")).unwrap();
+    let features: Vec<String> = properties(passed).into_iter().filter(|(k, _)| k == "netmatrix.feature").map(|(_, v)| v).collect();
+    assert_eq!(features, ["netpol.pod-selector-empty", "netpol.any-peer", "netpol.ingress"]);
+    let skipped = doc.descendants().find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("sctp")).unwrap();
+    assert!(properties(skipped).is_empty(), "a skipped case exercised nothing");
+
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite") && n.attribute("name") == Some(FEATURES_SUITE)).unwrap();
+    assert_eq!(suite.attribute("tests"), Some("0"));
+    let properties = properties(suite);
+    assert_eq!(properties.len(), Feature::ALL.len(), "one property per feature of the list");
+    let value = |id: &str| properties.iter().find(|(k, _)| k == id).map(|(_, v)| v.as_str()).unwrap();
+    assert_eq!(value("netpol.pod-selector-empty"), "fail (cases:2, passed:1, failed:1)");
+    assert_eq!(value("netpol.any-peer"), "pass (cases:1, passed:1, failed:0)");
+    assert_eq!(value("admin.peer-nodes"), "not-exercised (cases:0, passed:0, failed:0)");
+    let out = child(suite, "system-out").unwrap().text().unwrap();
+    assert!(out.starts_with("features: exercised:8/") && out.contains("failed: netpol/deny-ingress-from-y"), "{out}");
 }

@@ -1,6 +1,7 @@
 use netmatrix_model::Protocol;
+use netmatrix_report::features::write_features;
 use netmatrix_report::tables::{Tables, write_case, write_summary};
-use netmatrix_results::{CaseReport, CaseResult, Expected, Observed, StepReport};
+use netmatrix_results::{CaseReport, CaseResult, Expected, Feature, Group, Observed, StepReport};
 
 use crate::fixture::{allow_all_step, cell, pods, report};
 
@@ -10,6 +11,7 @@ fn render(color: bool) -> String {
     for case in &report.cases {
         write_case(&mut out, case, color, Tables::All).unwrap();
     }
+    write_features(&mut out, &report, color, Tables::All).unwrap();
     write_summary(&mut out, &report, color).unwrap();
     String::from_utf8(out).unwrap()
 }
@@ -25,6 +27,7 @@ fn case_of(steps: Vec<StepReport>) -> CaseReport {
         findings: vec![],
         skip_reason: None,
         error: None,
+        features: vec![],
     }
 }
 
@@ -115,6 +118,7 @@ fn render_with(tables: Tables) -> String {
     for case in &report.cases {
         write_case(&mut out, case, false, tables).unwrap();
     }
+    write_features(&mut out, &report, false, tables).unwrap();
     write_summary(&mut out, &report, false).unwrap();
     String::from_utf8(out).unwrap()
 }
@@ -136,6 +140,63 @@ fn no_tables_is_one_line_per_case_and_the_summary() {
     let text = render_with(Tables::None);
     let report = report();
     let reasons = report.cases.iter().filter(|c| c.skip_reason.is_some() || c.error.is_some()).count();
-    assert_eq!(text.lines().count(), report.cases.len() + reasons + 1, "{text}");
+    assert_eq!(text.lines().count(), report.cases.len() + reasons + 2, "the cases, the feature count and the summary: {text}");
     assert!(!text.contains("comparison:"), "{text}");
+}
+
+/// The feature lines of the run as `tables` prints them.
+fn features_with(tables: Tables) -> String {
+    let mut out = Vec::new();
+    write_features(&mut out, &report(), false, tables).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The words of `feature`'s row in `text`.
+fn row<'a>(text: &'a str, feature: &str) -> Vec<&'a str> {
+    text.lines().find(|l| l.starts_with(&format!("{feature} "))).map(|l| l.split_whitespace().collect()).unwrap_or_default()
+}
+
+#[test]
+fn features_count_line_then_failing_features_and_gaps() {
+    let total = Feature::ALL.len();
+    let none = features_with(Tables::None);
+    assert_eq!(none, format!("features: exercised:8/{total}, passed:1, failed:7, incomplete:0\n"));
+
+    let failed = features_with(Tables::Failed);
+    assert!(failed.starts_with(&none), "{failed}");
+    assert_eq!(failed.lines().filter(|l| l.split_whitespace().nth(1) == Some("fail")).count(), 7, "one row per failing feature: {failed}");
+    assert_eq!(
+        row(&failed, "netpol.pod-selector-empty"),
+        ["netpol.pod-selector-empty", "fail", "2", "1", "1", "failed:", "netpol/deny-ingress-from-y"],
+        "both cases counted, the failing one named: {failed}"
+    );
+    assert!(row(&failed, "netpol.any-peer").is_empty(), "a passing feature has no row: {failed}");
+    assert!(failed.contains("\nnot exercised: netpol.pod-selector, "), "{failed}");
+    let gaps: Vec<&str> = failed.lines().skip_while(|l| !l.starts_with("not exercised: ")).collect();
+    assert!(gaps.len() > 1 && gaps.iter().all(|l| l.len() <= 100), "wrapped to 100 columns: {failed}");
+    let gaps = gaps.concat();
+    let admin = Feature::ALL.iter().filter(|f| f.group() == Group::AdminPolicy).count();
+    assert_eq!(gaps.matches('.').count(), total - 8 - admin, "every feature no case exercised: {failed}");
+    assert!(gaps.ends_with("service.backends-under-policy"), "{failed}");
+    assert!(gaps.contains("every AdminPolicy feature,") && !gaps.contains("admin."), "a group no case touched is one item: {failed}");
+
+    let all = features_with(Tables::All);
+    assert_eq!(all.lines().count(), 2 + total, "the count, a header and every feature: {all}");
+    assert_eq!(row(&all, "netpol.any-peer"), ["netpol.any-peer", "pass", "1", "1", "0"]);
+    assert_eq!(row(&all, "admin.peer-nodes"), ["admin.peer-nodes", "not-exercised", "0", "0", "0"]);
+    assert!(!all.contains("not exercised: "), "the table has every row: {all}");
+}
+
+#[test]
+fn a_failed_feature_names_three_failed_cases_and_counts_the_rest() {
+    let mut report = report();
+    let failing = report.cases[0].clone();
+    report.cases.extend((1..5).map(|n| CaseReport { id: format!("netpol/copy-{n}"), ..failing.clone() }));
+    report.features = netmatrix_results::FeatureCoverage::of(&report.cases);
+    let mut out = Vec::new();
+    write_features(&mut out, &report, false, Tables::Failed).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let ingress = text.lines().find(|l| l.starts_with("netpol.ingress ")).unwrap();
+    assert!(ingress.ends_with("failed: netpol/deny-ingress-from-y, netpol/copy-1, netpol/copy-2 and 2 more"), "{text}");
+    assert_eq!(row(&text, "netpol.ingress")[..5], ["netpol.ingress", "fail", "6", "1", "5"]);
 }
