@@ -21,6 +21,9 @@ pub fn run(args: AnalyzeArgs) -> Outcome {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
+            // What finding the errors cost, for `bench/load.sh`.
+            timings.phase(format_args!("load ({} errors)", errors.0.len()));
+            timings.peak_memory();
             return Outcome::BadInput;
         }
     };

@@ -38,15 +38,16 @@ fn is_json(file: &str) -> bool {
     file.ends_with(".json")
 }
 
-/// serde-saphyr's default budget stops at 1,024 documents and 250,000 nodes, less than a dump of
-/// a large cluster. Limits that grow with the input's own length still stop amplification
-/// (alias and anchor limits stay at their defaults).
+/// The limits of each document of a stream (documents are parsed one at a time, each budget
+/// resets). serde-saphyr's default budget stops at 250,000 nodes, less than a `List` dump of a
+/// large cluster: limits that grow with the input's own length still stop amplification (alias
+/// and anchor limits stay at their defaults). The text is in memory already: no reader cap.
 fn yaml_budget(input_len: usize) -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_documents = input_len.max(1_024);
     budget.max_nodes = input_len.max(250_000);
     budget.max_events = input_len.saturating_mul(2).max(1_000_000);
     budget.max_total_scalar_bytes = input_len.max(64 << 20);
+    budget.max_reader_input_bytes = None;
     budget
 }
 
@@ -96,52 +97,123 @@ struct UniqueKeys(Value);
 
 impl<'de> serde::Deserialize<'de> for UniqueKeys {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+        d.deserialize_any(ValueVisitor(Level::Nested)).map(|d| UniqueKeys(d.value))
     }
 }
 
-struct UniqueKeysVisitor;
+/// A document, with the `items` of a list kept aside as compact JSON texts, each parsed again
+/// when added: a `List` of many objects (`kubectl get -o yaml`) never exists as parsed values
+/// all at once, which take about 30 times their text.
+struct Document {
+    value: Value,
+    items: Option<Vec<Box<str>>>,
+}
 
-impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
-    type Value = Value;
+impl<'de> serde::Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ValueVisitor(Level::Document))
+    }
+}
+
+impl Document {
+    /// The value at `path` ([`lookup`]), an item's path included (`items[3].metadata.name`).
+    fn lookup(&self, path: &str) -> Option<Value> {
+        let item = path.strip_prefix("items[").and_then(|rest| rest.split_once(']'));
+        match (&self.items, item) {
+            (Some(items), Some((index, rest))) => {
+                let item: Value = serde_json::from_str(items.get(index.parse::<usize>().ok()?)?).ok()?;
+                lookup(&item, rest.strip_prefix('.').unwrap_or(rest)).cloned()
+            }
+            _ => lookup(&self.value, path).cloned(),
+        }
+    }
+}
+
+/// Where a value stands: the document itself, its `items`, or anywhere below.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Document,
+    Items,
+    Nested,
+}
+
+struct ValueVisitor(Level);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ValueVisitor {
+    type Value = Document;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueVisitor {
+    fn value<E>(value: impl Into<Value>) -> Result<Document, E> {
+        Ok(Document { value: value.into(), items: None })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = Document;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_bool<E>(self, v: bool) -> Result<Document, E> {
+        Self::value(v)
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_i64<E>(self, v: i64) -> Result<Document, E> {
+        Self::value(v)
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_u64<E>(self, v: u64) -> Result<Document, E> {
+        Self::value(v)
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_f64<E>(self, v: f64) -> Result<Document, E> {
+        Self::value(v)
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(v.into())
+    fn visit_str<E>(self, v: &str) -> Result<Document, E> {
+        Self::value(v)
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Document, E> {
+        Self::value(Value::Null)
     }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_none<E>(self) -> Result<Document, E> {
+        Self::value(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Document, A::Error> {
+        if self.0 == Level::Items {
+            let mut texts = Vec::new();
+            while let Some(UniqueKeys(item)) = seq.next_element()? {
+                texts.push(item.to_string().into_boxed_str());
+            }
+            return Ok(Document { value: Value::Null, items: Some(texts) });
+        }
         let mut items = Vec::new();
         while let Some(UniqueKeys(item)) = seq.next_element()? {
             items.push(item);
         }
-        Ok(Value::Array(items))
+        Self::value(items)
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
         let mut object = serde_json::Map::new();
+        let mut items = None;
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
+            if object.contains_key(&key) || (key == "items" && items.is_some()) {
                 return Err(serde::de::Error::custom(format_args!("duplicate key {key}")));
+            }
+            if self.0 == Level::Document && key == "items" {
+                let Document { value, items: texts } = map.next_value_seed(ValueVisitor(Level::Items))?;
+                match texts {
+                    Some(texts) => items = Some(texts),
+                    None => drop(object.insert(key, value)),
+                }
+                continue;
             }
             let UniqueKeys(value) = map.next_value()?;
             object.insert(key, value);
         }
-        Ok(Value::Object(object))
+        Ok(Document { value: Value::Object(object), items })
     }
 }
 
@@ -154,7 +226,9 @@ struct Loader {
     validation: Validation,
     errors: Vec<InputError>,
     warnings: Vec<String>,
-    namespaces: BTreeMap<String, Labels>,
+    // Labels as pairs: a BTreeMap costs about 500 bytes even for one label, many times a small
+    // Namespace document's text (issue 20: 640k of them).
+    namespaces: BTreeMap<String, Vec<(String, String)>>,
     referenced_namespaces: BTreeSet<String>,
     // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
     pods: BTreeMap<(String, String, String), Pod>,
@@ -188,62 +262,73 @@ impl Ctx<'_> {
 
 impl Loader {
     fn add_file(&mut self, file: &str, text: &str, json: bool) {
+        let origin = |index: usize| Origin { file: file.to_owned(), document: index + 1 };
+        if json {
+            match serde_json::from_str::<Document>(text) {
+                Ok(document) => self.add_document(origin(0), document),
+                Err(e) => self.errors.push(file_error(file, format!("not valid JSON: {e}"))),
+            }
+            return;
+        }
+        let errors_before = self.errors.len();
+        let budget = yaml_budget(text.len());
+        let options = serde_saphyr::options! { budget: Some(budget.clone()) };
+        let mut reader = text.as_bytes();
+        // One document at a time, each dropped once added: a stream of many documents never
+        // exists as parsed values all at once (they take about 30 times their text).
         // Empty documents are not counted: document N is the N-th non-empty one.
-        let documents: Result<Vec<Value>, String> = if json {
-            serde_json::from_str::<UniqueKeys>(text).map(|v| vec![v.0]).map_err(|e| e.to_string())
-        } else {
-            let budget = yaml_budget(text.len());
-            let options = serde_saphyr::options! { budget: Some(budget.clone()) };
-            serde_saphyr::from_multiple_with_options::<Value>(text, options).map_err(|e| yaml_message(&e, &budget))
-        };
-        match documents {
-            Ok(documents) => {
-                let errors_before = self.errors.len();
-                for (index, document) in documents.into_iter().enumerate() {
-                    let origin = Origin { file: file.to_owned(), document: index + 1 };
-                    self.add_document(origin, document);
-                }
-                if !json {
-                    explain_booleans(&mut self.errors[errors_before..], text);
+        for (index, document) in serde_saphyr::read_with_options::<_, Document>(&mut reader, options).enumerate() {
+            match document {
+                Ok(document) => self.add_document(origin(index), document),
+                Err(e) => {
+                    self.errors.push(file_error(file, format!("not valid YAML: {}", yaml_message(&e, &budget))));
+                    break;
                 }
             }
-            Err(message) => self.errors.push(file_error(file, format!("not valid {}: {message}", if json { "JSON" } else { "YAML" }))),
         }
+        explain_booleans(&mut self.errors[errors_before..], text);
     }
 
-    fn add_document(&mut self, origin: Origin, document: Value) {
-        let kind = document.get("kind").and_then(Value::as_str).map(str::to_owned);
-        let api_version = document.get("apiVersion").and_then(Value::as_str).map(str::to_owned);
+    fn add_document(&mut self, origin: Origin, Document { value, items }: Document) {
+        let kind = value.get("kind").and_then(Value::as_str).map(str::to_owned);
+        let api_version = value.get("apiVersion").and_then(Value::as_str).map(str::to_owned);
         let (Some(kind), Some(api_version)) = (kind, api_version) else {
             self.warnings.push(format!("{origin}: not a Kubernetes object (no apiVersion and kind), skipped"));
             return;
         };
-        if kind.ends_with("List") {
-            let mut document = document;
-            match document.get_mut("items").map(Value::take) {
-                Some(Value::Array(items)) => {
-                    // Items of a typed list (`PodList`) usually omit their kind.
-                    let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
-                    // A typed list's items are of its API version; a `List`'s items name their own.
-                    let list_api_version = (!list_item_kind.is_empty()).then_some(api_version.as_str());
-                    for (i, item) in items.into_iter().enumerate() {
-                        let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
-                        let item_api_version = item.get("apiVersion").and_then(Value::as_str).or(list_api_version).map(str::to_owned);
-                        self.add_object(&origin, &format!("items[{i}]."), &item_kind, item_api_version.as_deref(), item);
-                    }
-                }
-                Some(Value::Null) | None => {}
-                Some(_) => self.errors.push(InputError {
-                    file: origin.file.clone(),
-                    document: Some(origin.document),
-                    object: Some(kind),
-                    field: Some("items".into()),
-                    message: "must be a list".into(),
-                }),
+        if !kind.ends_with("List") {
+            let mut value = value;
+            // Not a list: its `items` field, if any, is one like any other (for field validation).
+            if let (Some(items), Value::Object(object)) = (items, &mut value) {
+                let items = items.iter().map(|text| serde_json::from_str(text).unwrap_or_default()).collect();
+                object.insert("items".into(), Value::Array(items));
             }
+            self.add_object(&origin, "", &kind, Some(&api_version), value);
             return;
         }
-        self.add_object(&origin, "", &kind, Some(&api_version), document);
+        match (items, value.get("items")) {
+            (Some(items), _) => {
+                // Items of a typed list (`PodList`) usually omit their kind.
+                let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
+                // A typed list's items are of its API version; a `List`'s items name their own.
+                let list_api_version = (!list_item_kind.is_empty()).then_some(api_version.as_str());
+                for (i, text) in items.iter().enumerate() {
+                    // serde_json reads the text it wrote: nesting is within both parsers' limits.
+                    let item: Value = serde_json::from_str(text).unwrap_or_default();
+                    let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
+                    let item_api_version = item.get("apiVersion").and_then(Value::as_str).or(list_api_version).map(str::to_owned);
+                    self.add_object(&origin, &format!("items[{i}]."), &item_kind, item_api_version.as_deref(), item);
+                }
+            }
+            (None, Some(Value::Null) | None) => {}
+            (None, Some(_)) => self.errors.push(InputError {
+                file: origin.file.clone(),
+                document: Some(origin.document),
+                object: Some(kind),
+                field: Some("items".into()),
+                message: "must be a list".into(),
+            }),
+        }
     }
 
     fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, api_version: Option<&str>, value: Value) {
@@ -293,7 +378,7 @@ impl Loader {
                 if let Some(ns) = typed::<raw::Namespace>(&mut ctx, value)
                     && let Some(name) = required_name(&mut ctx, &ns.metadata)
                 {
-                    self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default());
+                    self.namespaces.insert(name, ns.metadata.labels.unwrap_or_default().into_iter().collect());
                 }
             }
             "Pod" => {
@@ -379,7 +464,7 @@ impl Loader {
         for name in self.referenced_namespaces {
             namespaces.entry(name).or_default();
         }
-        let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
+        let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels.into_iter().collect())).collect();
         Ok(Cluster {
             namespaces,
             pods: self.pods.into_values().collect(),
@@ -521,16 +606,22 @@ const BOOLEAN_TYPE: &str = "invalid type: boolean";
 /// YAML 1.1, as kubectl reads it, takes `y`, `yes`, `on` (and `n`, `no`, `off`) for booleans: a
 /// namespace named `y` is `true`. Says so, with the quoted form, using the text as written.
 fn explain_booleans(errors: &mut [InputError], text: &str) {
-    if !errors.iter().any(|e| e.message.starts_with(BOOLEAN_TYPE)) {
-        return;
-    }
+    let is_boolean = |e: &InputError| e.message.starts_with(BOOLEAN_TYPE);
+    let documents: BTreeSet<usize> = errors.iter().filter(|e| is_boolean(e)).filter_map(|e| e.document).collect();
+    let Some(&last) = documents.last() else { return };
     let options = serde_saphyr::options! { budget: Some(yaml_budget(text.len())), strict_booleans: true };
-    let Ok(verbatim) = serde_saphyr::from_multiple_with_options::<Value>(text, options) else { return };
-    for e in errors.iter_mut().filter(|e| e.message.starts_with(BOOLEAN_TYPE)) {
-        let written = e.document.zip(e.field.as_deref()).and_then(|(doc, field)| lookup(verbatim.get(doc - 1)?, field)).and_then(Value::as_str);
-        if let Some(written) = written {
-            let boolean = e.message.contains("`true`");
-            e.message = format!("{written} is read as the boolean {boolean} (YAML 1.1); quote it for the string: {}", Value::from(written));
+    let mut reader = text.as_bytes();
+    // Only up to the last document concerned, one at a time, as when loading.
+    for (index, verbatim) in serde_saphyr::read_with_options::<_, Document>(&mut reader, options).take(last).enumerate() {
+        let Ok(verbatim) = verbatim else { return };
+        if !documents.contains(&(index + 1)) {
+            continue;
+        }
+        for e in errors.iter_mut().filter(|e| is_boolean(e) && e.document == Some(index + 1)) {
+            if let Some(Value::String(written)) = e.field.as_deref().and_then(|field| verbatim.lookup(field)) {
+                let boolean = e.message.contains("`true`");
+                e.message = format!("{written} is read as the boolean {boolean} (YAML 1.1); quote it for the string: {}", Value::from(written.as_str()));
+            }
         }
     }
 }

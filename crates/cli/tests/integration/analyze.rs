@@ -71,6 +71,7 @@ fn bad_input_exits_2_with_located_errors() {
         &["analyze", "-f", bad],
         &["bad.yaml: document 1 (NetworkPolicy default/p): field spec.podSelector.matchExpressions[0].operator", "field spec.ingress[0].ports[0].port"],
     );
+    rejects(&["analyze", "-f", bad, "--timings"], &["timing: ", " ms load (2 errors)", "timing: peak memory "]);
     rejects(&["analyze", "-f", "no-such-dir"], &["no-such-dir: cannot read"]);
     rejects(&["analyze", "-f", "shop", "--explain", "shop/nope", "shop/cart"], &["--explain", "shop/nope"]);
     rejects(&["analyze", "-f", "shop", "--explain", "shop/frontend", "shop/cart", "80/ICMP"], &["\"ICMP\" is not a protocol"]);
