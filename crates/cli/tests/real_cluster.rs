@@ -260,6 +260,48 @@ fn coverage_of_the_run(openapi: &Path) {
     );
 }
 
+/// What netmatrix made in the cluster: namespaces with its managed-by label.
+fn netmatrix_namespaces(bin: &Path) -> Vec<String> {
+    let mut list = kubectl(bin);
+    list.args(["get", "namespaces", "-l", "app.kubernetes.io/managed-by=netmatrix", "-o", "name"]);
+    succeed("kubectl get namespaces", &mut list, Duration::from_secs(60)).stdout.lines().map(String::from).collect()
+}
+
+/// Bad input creates nothing in the cluster; SIGTERM in the middle of a run removes what it made.
+fn bad_input_and_sigterm_leave_the_cluster_as_it_was(bin: &Path, dir: &Path) {
+    let cases = dir.join("misspelled.yaml");
+    std::fs::write(&cases, "cases:\n- id: mine\n  stepz: []\n").unwrap();
+    let mut bad = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    bad.args(["run", "--kubeconfig", KUBECONFIG, "--cases"]).arg(&cases);
+    let ran = run("netmatrix run with a misspelled case file", &mut bad, Duration::from_secs(60));
+    assert_eq!(ran.status.code(), Some(2), "{}", ran.tail());
+    assert!(ran.stderr.contains("misspelled.yaml") && ran.stderr.contains("stepz"), "{}", ran.stderr);
+    assert_eq!(netmatrix_namespaces(bin), Vec::<String>::new(), "bad input created something");
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    let mut child = command.args(["run", "--kubeconfig", KUBECONFIG, "--suite", "netpol"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while netmatrix_namespaces(bin).is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before creating its namespaces");
+        assert!(started.elapsed() < Duration::from_secs(120), "no namespace of the run within 120 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5)); // into the probing
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let signalled = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(180), "netmatrix run still running 180 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("  SIGTERM: exit {:?} after {:.1} s", status.code(), signalled.elapsed().as_secs_f64());
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(netmatrix_namespaces(bin), Vec::<String>::new(), "left behind after SIGTERM");
+}
+
 /// With `fault` injected, the cases `focus` selects fail and the diagnosis says `kind` with `names`.
 fn fault_is_diagnosed(dir: &Path, fault: &[&str], focus: &str, kind: &str, names: &str) {
     let mut inject = hack("fault");
@@ -370,6 +412,7 @@ fn every_suite_and_fault_on_a_real_cluster() {
     {
         let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router"], &image);
         all_suites_pass(dir.path(), "nftables", &[]);
+        bad_input_and_sigterm_leave_the_cluster_as_it_was(&bin, dir.path());
         fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "1"], "^services/(cluster-ip|node-port)$", "service-proxy", "node1");
     }
     assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy nftables");
