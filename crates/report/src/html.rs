@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
+use crate::escape::Esc;
 use crate::matrix::{Matrix, Order, Span, check_name, matrices};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
 use netmatrix_results::{CaseReport, Cell, Check, Comparison, Feature, RunReport, StepReport, Tally};
@@ -444,26 +445,5 @@ impl fmt::Display for FeatureName<'_> {
             FeatureName(id, true) => write!(f, "<a href=\"#feature={}\"><code>{}</code></a>", Esc(id), Esc(id)),
             FeatureName(id, false) => write!(f, "<code>{}</code>", Esc(id)),
         }
-    }
-}
-
-/// HTML-escapes text for element content and double- or single-quoted attributes.
-struct Esc<'a>(&'a str);
-
-impl fmt::Display for Esc<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-            f.write_str(&rest[..at])?;
-            f.write_str(match rest.as_bytes()[at] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = &rest[at + 1..];
-        }
-        f.write_str(rest)
     }
 }

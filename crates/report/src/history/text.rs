@@ -1,0 +1,98 @@
+//! The history in the terminal: the runs, newest first; a line per case with one symbol per run
+//! and its rates; then, under their case and step, the cells that were not always as expected.
+//! What changed verdict between runs says `changed` at the end of its line.
+
+use std::io::{self, Write};
+
+use super::{CaseHistory, CellHistory, Counts, History, cell_name, result_symbol, verdict_symbol};
+
+/// Cells listed per case; `-o json` and `-o html` list them all.
+const CELLS_PER_CASE: usize = 12;
+
+pub fn write(out: &mut impl Write, history: &History) -> io::Result<()> {
+    writeln!(out, "runs: {}, newest first", history.runs.len())?;
+    for (index, run) in history.runs.iter().enumerate() {
+        let s = &run.summary;
+        let profile = if run.profile.is_empty() { String::new() } else { format!(", profile {}", run.profile) };
+        writeln!(
+            out,
+            "  {}. {} {}{profile}: cases:{}, passed:{}, failed:{}, flaky:{}, errors:{}, skipped:{}, wrong:{} ({})",
+            index + 1,
+            run.started,
+            run.backend,
+            s.cases,
+            s.passed,
+            s.failed,
+            s.flaky,
+            s.errors,
+            s.skipped,
+            s.wrong,
+            run.file
+        )?;
+    }
+    let width = history.runs.len().max("history".len());
+    let changed = history.cases.iter().filter(|c| c.changed).count();
+    writeln!(
+        out,
+        "\ncases: {}, changed verdict: {changed} (history, newest first: . pass, X fail, ? flaky, ! error, s skipped, - not run)",
+        history.cases.len()
+    )?;
+    writeln!(out, "{}", header(width, "case"))?;
+    for case in &history.cases {
+        write_case(out, case, width)?;
+    }
+    if history.cells.is_empty() {
+        return Ok(());
+    }
+    let changed = history.cells.iter().filter(|c| c.changed).count();
+    writeln!(
+        out,
+        "\ncells not always as expected: {}, changed verdict: {changed} (. as expected, X wrong, ? inconclusive, ! probe failed, # undefined, - not probed)",
+        history.cells.len()
+    )?;
+    writeln!(out, "{}", header(width, "cell"))?;
+    for of_case in history.cells.chunk_by(|a, b| a.case == b.case) {
+        let mut listed = 0;
+        for of_step in of_case.chunk_by(|a, b| a.step == b.step) {
+            if listed == CELLS_PER_CASE {
+                break;
+            }
+            writeln!(out, "{}, step {}: {}", of_step[0].case, of_step[0].step, of_step[0].step_name)?;
+            for cell in of_step.iter().take(CELLS_PER_CASE - listed) {
+                write_cell(out, cell, width)?;
+                listed += 1;
+            }
+        }
+        if of_case.len() > listed {
+            writeln!(out, "  ... and {} more (-o json and -o html list each)", of_case.len() - listed)?;
+        }
+    }
+    Ok(())
+}
+
+fn header(width: usize, what: &str) -> String {
+    format!("{:<width$}  runs  pass  fail  flaky  error  {what}", "history")
+}
+
+fn write_case(out: &mut impl Write, case: &CaseHistory, width: usize) -> io::Result<()> {
+    let history: String = case.results.iter().map(|r| result_symbol(*r)).collect();
+    writeln!(out, "{}", line(&history, width, &case.counts, &case.id, case.changed))
+}
+
+fn write_cell(out: &mut impl Write, cell: &CellHistory, width: usize) -> io::Result<()> {
+    let history: String = cell.verdicts.iter().map(|v| verdict_symbol(*v)).collect();
+    writeln!(out, "{}", line(&history, width, &cell.counts, &format!("  {}", cell_name(cell)), cell.changed))
+}
+
+/// The symbols, the counted runs, the four rates, the name and the flag.
+fn line(history: &str, width: usize, counts: &Counts, name: &str, changed: bool) -> String {
+    format!(
+        "{history:<width$}  {:>4}  {:>4}  {:>4}  {:>5}  {:>5}  {name}{}",
+        counts.runs,
+        counts.rate(counts.passed),
+        counts.rate(counts.failed),
+        counts.rate(counts.flaky),
+        counts.rate(counts.errors),
+        if changed { "  changed" } else { "" }
+    )
+}
