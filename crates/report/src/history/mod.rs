@@ -8,6 +8,7 @@ pub mod html;
 pub mod text;
 
 use std::collections::BTreeMap;
+use std::io::{self, Write};
 use std::time::SystemTime;
 
 use netmatrix_model::Protocol;
@@ -221,6 +222,12 @@ pub fn merge(mut runs: Vec<(String, RunReport)>) -> History {
         .collect();
     let runs = runs.into_iter().map(|(file, r)| RunInfo { file, started: r.started, backend: r.backend, profile: r.profile, summary: r.summary }).collect();
     History { schema: SCHEMA, runs, cases, cells }
+}
+
+/// `-o json`: the history as pretty JSON, schema [`SCHEMA`].
+pub fn write_json(out: &mut impl Write, history: &History) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, history)?;
+    writeln!(out)
 }
 
 /// A case's result as one character of its history (shared by the text and HTML histories).

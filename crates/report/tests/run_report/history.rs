@@ -89,7 +89,9 @@ fn html_and_json_carry_the_same_history() {
     assert!(html.contains("<td class=\"run fail\">X</td><td class=\"run pass\">.</td><td class=\"run fail\">X</td>"), "y/a -> x/b");
     assert!(html.contains("<td class=\"name\">y/a -&gt; x/b 80/TCP</td>"), "escaped");
 
-    let json = serde_json::to_value(&history).unwrap();
+    let mut json = Vec::new();
+    history::write_json(&mut json, &history).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(json["schema"], "netmatrix.history/v1");
     let started: Vec<&str> = json["runs"].as_array().unwrap().iter().map(|r| r["started"].as_str().unwrap()).collect();
     assert_eq!(started, ["2025-05-03T10:00:00Z", "2025-05-02T10:00:00Z", "2025-05-01T10:00:00Z"]);
