@@ -96,3 +96,48 @@ fn line(history: &str, width: usize, counts: &Counts, name: &str, changed: bool)
         if changed { "  changed" } else { "" }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{RunInfo, SCHEMA};
+    use netmatrix_model::Protocol;
+    use netmatrix_results::{Check, Comparison};
+
+    fn cell(case: &str, step: usize, dst: usize) -> CellHistory {
+        CellHistory {
+            case: case.into(),
+            step,
+            step_name: format!("s{step}"),
+            src: "x/a".into(),
+            dst: format!("x/p{dst:02}"),
+            port: 80,
+            protocol: Protocol::Tcp,
+            check: Check::Reach,
+            verdicts: vec![Some(Comparison::Wrong)],
+            counts: Counts { runs: 1, failed: 1, ..Counts::default() },
+            changed: false,
+        }
+    }
+
+    #[test]
+    fn twelve_cells_per_case_then_a_count() {
+        let mut cells: Vec<CellHistory> = (0..8).map(|d| cell("s/big", 1, d)).chain((20..27).map(|d| cell("s/big", 2, d))).collect();
+        cells.push(cell("s/small", 1, 0));
+        let run = RunInfo {
+            file: "r.json".into(),
+            started: "2025-05-01T00:00:00Z".into(),
+            backend: "lab".into(),
+            profile: String::new(),
+            summary: Default::default(),
+        };
+        let history = History { schema: SCHEMA, runs: vec![run], cases: vec![], cells };
+        let mut out = Vec::new();
+        write(&mut out, &history).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let listed = |dst: &str| text.contains(&format!("x/a -> {dst} 80/TCP"));
+        assert!(text.contains("\ns/big, step 2: s2\n") && listed("x/p07") && listed("x/p23") && !listed("x/p24"), "8 of step 1 and 4 of step 2: {text}");
+        assert!(text.contains("\n  ... and 3 more (-o json and -o html list each)\ns/small, step 1: s1\n"), "{text}");
+        assert_eq!(text.matches(" -> ").count(), 13, "{text}");
+    }
+}
