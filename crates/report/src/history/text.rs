@@ -52,19 +52,20 @@ pub fn write(out: &mut impl Write, history: &History) -> io::Result<()> {
     )?;
     writeln!(out, "{}", header(width, "cell"))?;
     for of_case in history.cells.chunk_by(|a, b| a.case == b.case) {
-        let mut listed = 0;
-        for of_step in of_case.chunk_by(|a, b| a.step == b.step) {
-            if listed == CELLS_PER_CASE {
-                break;
-            }
+        // Past the cap, the cells that changed verdict (the flakes) are the ones kept; they print
+        // in order all the same.
+        let (changed, steady) = (0..of_case.len()).partition::<Vec<usize>, _>(|&i| of_case[i].changed);
+        let mut listed: Vec<usize> = changed.into_iter().chain(steady).take(CELLS_PER_CASE).collect();
+        listed.sort_unstable();
+        let listed: Vec<&CellHistory> = listed.into_iter().map(|i| &of_case[i]).collect();
+        for of_step in listed.chunk_by(|a, b| a.step == b.step) {
             writeln!(out, "{}, step {}: {}", of_step[0].case, of_step[0].step, of_step[0].step_name)?;
-            for cell in of_step.iter().take(CELLS_PER_CASE - listed) {
+            for cell in of_step {
                 write_cell(out, cell, width)?;
-                listed += 1;
             }
         }
-        if of_case.len() > listed {
-            writeln!(out, "  ... and {} more (-o json and -o html list each)", of_case.len() - listed)?;
+        if of_case.len() > listed.len() {
+            writeln!(out, "  ... and {} more (-o json and -o html list each)", of_case.len() - listed.len())?;
         }
     }
     Ok(())
@@ -121,8 +122,9 @@ mod tests {
     }
 
     #[test]
-    fn twelve_cells_per_case_then_a_count() {
+    fn twelve_cells_per_case_those_that_changed_first_then_a_count() {
         let mut cells: Vec<CellHistory> = (0..8).map(|d| cell("s/big", 1, d)).chain((20..27).map(|d| cell("s/big", 2, d))).collect();
+        cells[14].changed = true;
         cells.push(cell("s/small", 1, 0));
         let run = RunInfo {
             file: "r.json".into(),
@@ -136,7 +138,8 @@ mod tests {
         write(&mut out, &history).unwrap();
         let text = String::from_utf8(out).unwrap();
         let listed = |dst: &str| text.contains(&format!("x/a -> {dst} 80/TCP"));
-        assert!(text.contains("\ns/big, step 2: s2\n") && listed("x/p07") && listed("x/p23") && !listed("x/p24"), "8 of step 1 and 4 of step 2: {text}");
+        assert!(text.contains("\ns/big, step 2: s2\n") && listed("x/p07") && listed("x/p22") && !listed("x/p23"), "8 of step 1, 3 of step 2: {text}");
+        assert!(text.contains("x/a -> x/p26 80/TCP  changed\n  ... and 3 more"), "a cell that changed verdict is listed first: {text}");
         assert!(text.contains("\n  ... and 3 more (-o json and -o html list each)\ns/small, step 1: s1\n"), "{text}");
         assert_eq!(text.matches(" -> ").count(), 13, "{text}");
     }
