@@ -12,7 +12,7 @@ use crate::escape::Esc;
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; margin-bottom: 1.5em; } th, td { padding: .15em .6em; text-align: left; }
-td.count { text-align: right; } th.run { font-weight: normal; font-family: ui-monospace, monospace; }
+td.count { text-align: right; } td.started { white-space: nowrap; } th.run { font-weight: normal; font-family: ui-monospace, monospace; }
 td.run { width: 1.4em; text-align: center; font-family: ui-monospace, monospace; border: 1px solid #fff; }
 td.pass { background: #c8e6c9; } td.fail { background: #e53935; color: #fff; font-weight: bold; }
 td.flaky { background: #fdd835; } td.error { background: #ab47bc; color: #fff; }
@@ -33,7 +33,7 @@ pub fn write(out: &mut impl Write, history: &History) -> io::Result<()> {
     )?;
     for (index, run) in history.runs.iter().enumerate() {
         let s = &run.summary;
-        write!(out, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", index + 1, Esc(&run.started), Esc(&run.backend), Esc(&run.profile))?;
+        write!(out, "<tr><td>{}</td><td class=\"started\">{}</td><td>{}</td><td>{}</td>", index + 1, Esc(&run.started), Esc(&run.backend), Esc(&run.profile))?;
         for n in [s.cases, s.passed, s.failed, s.flaky, s.errors, s.skipped, s.wrong] {
             write!(out, "<td class=\"count\">{n}</td>")?;
         }
@@ -57,11 +57,12 @@ pub fn write(out: &mut impl Write, history: &History) -> io::Result<()> {
     let changed = history.cells.iter().filter(|c| c.changed).count();
     writeln!(out, "<h2>cells not always as expected</h2><p>{} cells, {changed} changed verdict between runs</p>", history.cells.len())?;
     write_header(out, history, "cell")?;
-    let columns = history.runs.len() + 6;
+    // The heading goes in the cells' column: spanning every column, it would widen them all.
+    let before = history.runs.len() + 5;
     for (index, cell) in history.cells.iter().enumerate() {
         if index == 0 || (&history.cells[index - 1].case, history.cells[index - 1].step) != (&cell.case, cell.step) {
             let step = format!("{}, step {}: {}", cell.case, cell.step, cell.step_name);
-            writeln!(out, "<tr class=\"step\"><th colspan=\"{columns}\">{}</th></tr>", Esc(&step))?;
+            writeln!(out, "<tr class=\"step\"><td colspan=\"{before}\"></td><th>{}</th></tr>", Esc(&step))?;
         }
         write!(out, "<tr class=\"cell{}\">", if cell.changed { " changed" } else { "" })?;
         for verdict in &cell.verdicts {
