@@ -190,6 +190,13 @@ fn heat_maps_order_by_node_so_a_cross_node_fault_is_a_block() {
     let (groups, columns, _) = heat_map(&html, "cluster-ip, node-port TCP");
     assert_eq!(groups, ["n1", "n2", "cluster-ip"]);
     assert_eq!(columns, ["node:n1:30080", "node:n2:30080", "svc:x/web:30080"]);
+
+    // The fixture's passing case records no nodes (as reports before nodes): name order, no headings.
+    let (_dir, _page, html) = page(&report());
+    let step = html.split("allow all within x").nth(1).unwrap();
+    let (groups, columns, _) = heat_map(step, "80/TCP");
+    assert!(groups.is_empty(), "{groups:?}");
+    assert_eq!(columns, ["x/a", "x/b", "x/c"]);
 }
 
 /// Per case section of the page as Chromium shows it at `fragment`: its id and whether shown;
