@@ -47,6 +47,9 @@ pub enum Command {
     /// Which API operations the requests of an audit log exercised, per netmatrix case and per
     /// API group, against the server's OpenAPI spec.
     Coverage(crate::coverage::CoverageArgs),
+    /// Reports over earlier runs' JSON reports.
+    #[command(subcommand)]
+    Report(crate::history::ReportCommand),
 }
 
 #[derive(Debug, Subcommand)]

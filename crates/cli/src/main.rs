@@ -4,6 +4,7 @@ mod analyze;
 mod args;
 mod coverage;
 mod files;
+mod history;
 mod image;
 mod lab;
 mod run;
@@ -110,6 +111,7 @@ fn main() -> ExitCode {
             print(&page)
         }
         args::Command::Coverage(a) => coverage::run(a),
+        args::Command::Report(command) => history::run(command),
         args::Command::Sonobuoy(args::SonobuoyCommand::Plugin(a)) => sonobuoy::print_plugin(a),
     };
     let outcome = result.unwrap_or_else(|e| {

@@ -1,12 +1,13 @@
 //! `--html`: one self-contained page (inline CSS and JS, nothing fetched) with the summary,
-//! the feature coverage, a heat map per step and port/protocol coloured by comparison, and each
-//! case's diagnosis.
+//! filters, the fault map, the feature coverage, a heat map per step and port/protocol coloured
+//! by comparison, its rows and columns grouped by node, and each case's diagnosis.
 //! Every report string goes through `Esc`: names, details and agent errors come from the cluster.
 
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::matrix::{Matrix, check_name, matrices};
+use crate::escape::Esc;
+use crate::matrix::{Matrix, Order, Span, check_name, matrices};
 use crate::tables::{describe_cell, duration, expected_name, not_as_expected, observed_name, result_name};
 use netmatrix_results::{CaseReport, Cell, Check, Comparison, Feature, RunReport, StepReport, Tally};
 
@@ -41,20 +42,52 @@ td.cell:hover, td.pair:hover { outline: 2px solid #222; }
 #detail { position: fixed; right: 1em; bottom: 1em; max-width: 30em; white-space: pre-wrap; background: #fffde7;
   border: 1px solid #ccc; padding: .5em .8em; font-family: ui-monospace, monospace; font-size: 12px; }
 #detail:empty { display: none; }
-body.problems-only section.case.pass { display: none; }
+form.filters { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: center; margin: .8em 0; }
+table.heat th.group { font-weight: 600; background: #f5f5f5; }
+table.heat thead tr.groups th { writing-mode: horizontal-tb; transform: none; text-align: center; }
+table.heat tbody th.group { writing-mode: vertical-rl; transform: rotate(180deg); text-align: center; }
+table.heat .start { border-left: 2px solid #444; } table.heat tr.start > * { border-top: 2px solid #444; }
 "#;
 
-/// Hovering a cell shows its details in a fixed panel (titles are slow and hard to copy);
-/// the checkbox hides passing cases.
+/// Hovering a cell shows its details in a fixed panel (titles are slow and hard to copy).
+/// The filters live in the URL fragment (`#failing&suite=netpol&feature=netpol.ipblock`), so a
+/// filtered view is a link to share and Chromium's `--dump-dom` of such a URL shows it; the
+/// controls only rewrite the fragment. A case that does not match gets the `hidden` attribute.
+/// The controls' ids are not the fragment's words: opening `#failing` would scroll to them.
 const SCRIPT: &str = r#"
 const detail = document.getElementById('detail');
 for (const cell of document.querySelectorAll('td[title]')) {
   cell.addEventListener('mouseenter', () => { detail.textContent = cell.title; });
   cell.addEventListener('mouseleave', () => { detail.textContent = ''; });
 }
-document.getElementById('problems-only').addEventListener('change', (e) => {
-  document.body.classList.toggle('problems-only', e.target.checked);
-});
+const cases = [...document.querySelectorAll('section.case')];
+const failing = document.getElementById('filter-failing');
+const suite = document.getElementById('filter-suite');
+const feature = document.getElementById('filter-feature');
+function applyFilters() {
+  const want = new URLSearchParams(location.hash.slice(1));
+  const onlyFailing = want.has('failing'), wantSuite = want.get('suite') || '', wantFeature = want.get('feature') || '';
+  failing.checked = onlyFailing; suite.value = wantSuite; feature.value = wantFeature;
+  let shown = 0;
+  for (const c of cases) {
+    const show = (!onlyFailing || ['fail', 'flaky', 'error'].includes(c.dataset.result))
+      && (!wantSuite || c.dataset.suite === wantSuite)
+      && (!wantFeature || c.dataset.features.split(' ').includes(wantFeature));
+    c.hidden = !show;
+    shown += show ? 1 : 0;
+  }
+  document.getElementById('shown').textContent = `${shown} of ${cases.length} cases shown`;
+}
+function writeFilters() {
+  const parts = [];
+  if (failing.checked) parts.push('failing');
+  if (suite.value) parts.push('suite=' + encodeURIComponent(suite.value));
+  if (feature.value) parts.push('feature=' + encodeURIComponent(feature.value));
+  location.hash = parts.join('&');
+}
+for (const control of [failing, suite, feature]) control.addEventListener('change', writeFilters);
+window.addEventListener('hashchange', applyFilters);
+applyFilters();
 "#;
 
 pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
@@ -64,7 +97,7 @@ pub fn write(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     write_fault_map(out, report)?;
     write_features(out, report)?;
     for case in &report.cases {
-        write_case(out, case)?;
+        write_case(out, case, &report.cluster.nodes)?;
     }
     writeln!(out, "<div id=\"detail\"></div>\n<script>{SCRIPT}</script>\n</body>\n</html>")
 }
@@ -94,7 +127,37 @@ fn write_summary(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
          <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
         s.cases, s.passed, s.failed, s.flaky, s.errors, s.skipped, s.probes, s.wrong
     )?;
-    writeln!(out, "<p><label><input type=\"checkbox\" id=\"problems-only\"> hide passing cases</label></p>")
+    write_filters(out, report)
+}
+
+/// Which cases show: failing (or flaky, or in error) only, one suite, one feature; the script
+/// applies them.
+fn write_filters(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
+    let mut suites: Vec<&str> = Vec::new();
+    for case in &report.cases {
+        if !suites.contains(&suite(case)) {
+            suites.push(suite(case));
+        }
+    }
+    // In the list's order; ids the list does not know (a newer netmatrix's) after, by name.
+    let mut features: Vec<&str> = report.cases.iter().flat_map(|c| &c.features).map(String::as_str).collect();
+    features.sort_by_key(|id| (Feature::ALL.iter().position(|f| f.id() == *id).unwrap_or(Feature::ALL.len()), *id));
+    features.dedup();
+    writeln!(out, "<form class=\"filters\"><label><input type=\"checkbox\" id=\"filter-failing\"> failing only</label>")?;
+    for (id, all, options) in [("suite", "every suite", suites), ("feature", "every feature", features)] {
+        write!(out, "<label>{id} <select id=\"filter-{id}\"><option value=\"\">{all}</option>")?;
+        for option in options {
+            write!(out, "<option>{}</option>", Esc(option))?;
+        }
+        writeln!(out, "</select></label>")?;
+    }
+    let cases = report.cases.len();
+    writeln!(out, "<span id=\"shown\">{cases} of {cases} cases shown</span></form>")
+}
+
+/// `netpol` of `netpol/deny-all`.
+fn suite(case: &CaseReport) -> &str {
+    case.id.split_once('/').map_or(case.id.as_str(), |(suite, _)| suite)
 }
 
 /// The wrong cells of the whole run by source node and target node, all protocols and each:
@@ -185,9 +248,9 @@ fn write_features(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
         let result = f.result.as_str();
         writeln!(
             out,
-            "<tr class=\"feature {result}\"><td><code>{}</code></td><td><span class=\"badge {result}\">{result}</span></td>\
+            "<tr class=\"feature {result}\"><td>{}</td><td><span class=\"badge {result}\">{result}</span></td>\
              <td class=\"count\">{}</td><td class=\"count\">{}</td><td class=\"count\">{}</td><td>{}</td><td>{}</td></tr>",
-            Esc(&f.feature),
+            FeatureName(&f.feature, !f.cases.is_empty()),
             f.cases.len(),
             f.passed,
             f.failed,
@@ -198,9 +261,14 @@ fn write_features(out: &mut impl Write, report: &RunReport) -> io::Result<()> {
     writeln!(out, "</tbody></table></section>")
 }
 
-fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {
+fn write_case(out: &mut impl Write, case: &CaseReport, nodes: &[String]) -> io::Result<()> {
     let result = result_name(case.result);
-    writeln!(out, "<section class=\"case {result}\">")?;
+    writeln!(
+        out,
+        "<section class=\"case {result}\" data-result=\"{result}\" data-suite=\"{}\" data-features=\"{}\">",
+        Esc(suite(case)),
+        Esc(&case.features.join(" "))
+    )?;
     writeln!(out, "<h2>{} <span class=\"badge {result}\">{result}</span></h2>", Esc(&case.id))?;
     write!(out, "<p class=\"meta\">{}", duration(case.duration_ms))?;
     if !case.labels.is_empty() {
@@ -215,7 +283,7 @@ fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {
         writeln!(out, "<p class=\"error\">error: {}</p>", Esc(error))?;
     }
     for (index, step) in case.steps.iter().enumerate() {
-        write_step(out, step, index + 1, case.steps.len())?;
+        write_step(out, step, index + 1, case.steps.len(), nodes)?;
     }
     if !case.diagnosis.is_empty() {
         writeln!(out, "<h3>diagnosis</h3>\n<ul class=\"diagnosis\">")?;
@@ -227,10 +295,10 @@ fn write_case(out: &mut impl Write, case: &CaseReport) -> io::Result<()> {
     writeln!(out, "</section>")
 }
 
-fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usize) -> io::Result<()> {
+fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usize, nodes: &[String]) -> io::Result<()> {
     writeln!(out, "<h3>step {number}/{steps}: {} (tries: {})</h3>", Esc(&step.name), step.tries)?;
     writeln!(out, "<div class=\"matrices\">")?;
-    for matrix in matrices(step) {
+    for matrix in matrices(step, Order::Node(nodes)) {
         write_matrix(out, &matrix)?;
     }
     writeln!(out, "</div>")?;
@@ -264,27 +332,66 @@ fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usi
     Ok(())
 }
 
+/// A heat map in node order: a heading row of node names over the columns and a heading column
+/// of node names before the rows, and a rule (`start`) where the node changes, so a node's
+/// fault shows as a block.
 fn write_matrix(out: &mut impl Write, matrix: &Matrix) -> io::Result<()> {
     writeln!(out, "<figure class=\"matrix\"><figcaption>{}</figcaption>", Esc(&matrix.title))?;
-    write!(out, "<table class=\"heat\"><thead><tr><th></th>")?;
-    for column in &matrix.columns {
-        write!(out, "<th scope=\"col\">{}</th>", Esc(column))?;
+    // The corner spans the row headings: the node names, if any, and the sources.
+    let corner = if matrix.row_groups.is_empty() { "<th></th>" } else { "<th></th><th></th>" };
+    write!(out, "<table class=\"heat\"><thead>")?;
+    if !matrix.column_groups.is_empty() {
+        write!(out, "<tr class=\"groups\">{corner}")?;
+        for (index, span) in matrix.column_groups.iter().enumerate() {
+            let class = if index > 0 { "group start" } else { "group" };
+            write!(out, "<th class=\"{class}\" colspan=\"{}\">{}</th>", span.len, Esc(&span.label))?;
+        }
+        writeln!(out, "</tr>")?;
+    }
+    write!(out, "<tr>{corner}")?;
+    let column_starts = starts(&matrix.column_groups);
+    for (index, column) in matrix.columns.iter().enumerate() {
+        let class = if index > 0 && column_starts.contains(&index) { " class=\"start\"" } else { "" };
+        write!(out, "<th scope=\"col\"{class}>{}</th>", Esc(column))?;
     }
     writeln!(out, "</tr></thead><tbody>")?;
+    let row_starts = starts(&matrix.row_groups);
     for (row, source) in matrix.rows.iter().enumerate() {
-        write!(out, "<tr><th scope=\"row\">{}</th>", Esc(source))?;
+        match row_starts.iter().position(|at| *at == row) {
+            Some(group) => {
+                let class = if group > 0 { " class=\"start\"" } else { "" };
+                let span = &matrix.row_groups[group];
+                write!(out, "<tr{class}><th class=\"group\" rowspan=\"{}\">{}</th>", span.len, Esc(&span.label))?;
+            }
+            None => write!(out, "<tr>")?,
+        }
+        write!(out, "<th scope=\"row\">{}</th>", Esc(source))?;
         for column in 0..matrix.columns.len() {
+            let start = if column > 0 && column_starts.contains(&column) { " start" } else { "" };
             match matrix.cells.get(&(row, column)) {
                 Some(cell) => {
                     let comparison = cell.comparison();
-                    write!(out, "<td class=\"cell {}\" title=\"{}\">{}</td>", comparison_class(comparison), Esc(&cell_title(cell)), comparison.symbol())?;
+                    write!(
+                        out,
+                        "<td class=\"cell {}{start}\" data-src-node=\"{}\" data-dst-node=\"{}\" title=\"{}\">{}</td>",
+                        comparison_class(comparison),
+                        Esc(cell.src_node.as_deref().unwrap_or("")),
+                        Esc(cell.dst_node.as_deref().unwrap_or("")),
+                        Esc(&cell_title(cell)),
+                        comparison.symbol()
+                    )?;
                 }
-                None => write!(out, "<td class=\"missing\"></td>")?,
+                None => write!(out, "<td class=\"missing{start}\"></td>")?,
             }
         }
         writeln!(out, "</tr>")?;
     }
     writeln!(out, "</tbody></table></figure>")
+}
+
+/// The index at which each group starts; a rule goes before each but the first.
+fn starts(spans: &[Span]) -> Vec<usize> {
+    spans.iter().scan(0, |at, span| Some(std::mem::replace(at, *at + span.len))).collect()
 }
 
 /// Everything known about one cell, one fact a line.
@@ -329,23 +436,14 @@ fn comparison_class(comparison: Comparison) -> &'static str {
     }
 }
 
-/// HTML-escapes text for element content and double- or single-quoted attributes.
-struct Esc<'a>(&'a str);
+/// A feature's id; a link that filters the cases to those exercising it, where any did.
+struct FeatureName<'a>(&'a str, bool);
 
-impl fmt::Display for Esc<'_> {
+impl fmt::Display for FeatureName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.0;
-        while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
-            f.write_str(&rest[..at])?;
-            f.write_str(match rest.as_bytes()[at] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            rest = &rest[at + 1..];
+        match self {
+            FeatureName(id, true) => write!(f, "<a href=\"#feature={}\"><code>{}</code></a>", Esc(id), Esc(id)),
+            FeatureName(id, false) => write!(f, "<code>{}</code>", Esc(id)),
         }
-        f.write_str(rest)
     }
 }

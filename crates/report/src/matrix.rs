@@ -24,18 +24,38 @@ enum GroupKey {
 pub(crate) struct Matrix<'a> {
     /// `80/TCP`, `cluster-ip, node-port TCP`, `affinity TCP`.
     pub title: String,
-    pub rows: Vec<&'a str>,
+    pub rows: Vec<String>,
     pub columns: Vec<String>,
     /// `(row, column)` → cell; a pair that was not probed is absent.
     pub cells: BTreeMap<(usize, usize), &'a Cell>,
+    /// In node order, the runs of consecutive rows (columns) that share a node, or for Service
+    /// addresses a target kind; empty in name order.
+    pub row_groups: Vec<Span>,
+    pub column_groups: Vec<Span>,
 }
 
-pub(crate) fn matrices(step: &StepReport) -> Vec<Matrix<'_>> {
+/// Consecutive rows or columns under one heading: a node's name, or a kind of Service address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub label: String,
+    pub len: usize,
+}
+
+/// How rows and columns are ordered: by name (the text tables, whose readers look names up),
+/// or by node, in the order of the cluster's nodes, then name (the HTML heat maps, where a
+/// node's fault then shows as a block).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Order<'n> {
+    Name,
+    Node(&'n [String]),
+}
+
+pub(crate) fn matrices<'a>(step: &'a StepReport, order: Order) -> Vec<Matrix<'a>> {
     let mut groups: BTreeMap<GroupKey, Vec<&Cell>> = BTreeMap::new();
     for cell in &step.cells {
         groups.entry(group_key(cell)).or_default().push(cell);
     }
-    groups.into_iter().map(|(key, cells)| matrix(key, cells)).collect()
+    groups.into_iter().map(|(key, cells)| matrix(key, cells, order)).collect()
 }
 
 fn group_key(cell: &Cell) -> GroupKey {
@@ -47,24 +67,96 @@ fn group_key(cell: &Cell) -> GroupKey {
     }
 }
 
-fn matrix(key: GroupKey, cells: Vec<&Cell>) -> Matrix<'_> {
+/// Where a row or column sorts: its group (a node by its place in the cluster's list, unknown
+/// nodes after by name; then addresses on no node, by kind), then, within a node, pods before
+/// the node's own address and its node ports, then the label.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    group: Heading,
+    kind: TargetKind,
+    label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Heading {
+    /// Name order: one group without heading.
+    None,
+    Node {
+        index: usize,
+        name: String,
+    },
+    /// Service addresses (they live on no one node), or pods of unknown node.
+    Unplaced(TargetKind),
+}
+
+impl Heading {
+    fn node(node: &Option<String>, nodes: &[String]) -> Option<Heading> {
+        let name = node.as_ref()?;
+        let index = nodes.iter().position(|n| n == name).unwrap_or(nodes.len());
+        Some(Heading::Node { index, name: name.clone() })
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Heading::None => String::new(),
+            Heading::Node { name, .. } => name.clone(),
+            Heading::Unplaced(TargetKind::Pod) => "no node".into(),
+            Heading::Unplaced(kind) => kind.as_str().into(),
+        }
+    }
+}
+
+fn row_place(cell: &Cell, order: Order) -> Place {
+    let group = match order {
+        Order::Name => Heading::None,
+        Order::Node(nodes) => Heading::node(&cell.src_node, nodes).unwrap_or(Heading::Unplaced(TargetKind::Pod)),
+    };
+    Place { group, kind: TargetKind::Pod, label: cell.src.clone() }
+}
+
+fn column_place(cell: &Cell, label: String, order: Order) -> Place {
+    let on_a_node = matches!(cell.target, TargetKind::Pod | TargetKind::Node | TargetKind::NodePort);
+    match order {
+        Order::Name => Place { group: Heading::None, kind: TargetKind::Pod, label },
+        Order::Node(nodes) => match Heading::node(&cell.dst_node, nodes).filter(|_| on_a_node) {
+            Some(group) => Place { group, kind: cell.target, label },
+            None => Place { group: Heading::Unplaced(cell.target), kind: cell.target, label },
+        },
+    }
+}
+
+/// The distinct places in order, each label once (at its first place), and their groups.
+fn axis(mut places: Vec<Place>, order: Order) -> (Vec<String>, Vec<Span>) {
+    places.sort_unstable();
+    let mut seen = std::collections::HashSet::new();
+    places.retain(|p| seen.insert(p.label.clone()));
+    let mut spans: Vec<Span> = Vec::new();
+    // Without any node known (reports written before nodes), there is nothing to group by.
+    if matches!(order, Order::Node(_)) && places.iter().any(|p| matches!(p.group, Heading::Node { .. })) {
+        for (i, place) in places.iter().enumerate() {
+            match spans.last_mut() {
+                Some(span) if i > 0 && places[i - 1].group == place.group => span.len += 1,
+                _ => spans.push(Span { label: place.group.label(), len: 1 }),
+            }
+        }
+    }
+    (places.into_iter().map(|p| p.label).collect(), spans)
+}
+
+fn matrix<'a>(key: GroupKey, cells: Vec<&'a Cell>, order: Order) -> Matrix<'a> {
     let column_of = |cell: &Cell| match key {
         GroupKey::Pod { .. } => cell.dst.clone(),
         GroupKey::Address { .. } | GroupKey::Check { .. } => address_label(cell),
     };
-    // Sorted, so rows and columns of a pod matrix come in the same order whatever order the
-    // engine probed in.
-    let mut rows: Vec<&str> = cells.iter().map(|c| c.src.as_str()).collect();
-    rows.sort_unstable();
-    rows.dedup();
-    let mut columns: Vec<String> = cells.iter().map(|c| column_of(c)).collect();
-    columns.sort_unstable();
-    columns.dedup();
+    // Sorted, so rows and columns come in the same order whatever order the engine probed in.
+    let (rows, row_groups) = axis(cells.iter().map(|c| row_place(c, order)).collect(), order);
+    let (columns, column_groups) = axis(cells.iter().map(|c| column_place(c, column_of(c), order)).collect(), order);
+    let row_index: BTreeMap<&str, usize> = rows.iter().enumerate().map(|(i, r)| (r.as_str(), i)).collect();
+    let column_index: BTreeMap<&str, usize> = columns.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let mut by_position = BTreeMap::new();
     for cell in &cells {
-        let row = rows.binary_search(&cell.src.as_str()).expect("every source is a row");
-        let column = columns.binary_search(&column_of(cell)).expect("every target is a column");
-        by_position.entry((row, column)).or_insert(*cell);
+        let position = (row_index[cell.src.as_str()], column_index[column_of(cell).as_str()]);
+        by_position.entry(position).or_insert(*cell);
     }
     let title = match key {
         GroupKey::Pod { port, protocol } => format!("{port}/{protocol}"),
@@ -77,7 +169,7 @@ fn matrix(key: GroupKey, cells: Vec<&Cell>) -> Matrix<'_> {
         }
         GroupKey::Check { check, protocol } => format!("{check} {protocol}"),
     };
-    Matrix { title, rows, columns, cells: by_position }
+    Matrix { title, rows, columns, cells: by_position, row_groups, column_groups }
 }
 
 /// `dst:port`, unless `dst` already names its port (node ports are `node:NODE:PORT`).

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::matrix::{Matrix, check_name, matrices};
+use crate::matrix::{Matrix, Order, check_name, matrices};
 use netmatrix_results::{CaseReport, CaseResult, Cell, Check, Comparison, Expected, Observed, RunReport, StepReport, Tally};
 
 /// Tables wider than this get numbered columns and a legend, so they fit a terminal.
@@ -87,7 +87,7 @@ pub fn write_summary(out: &mut impl Write, report: &RunReport, color: bool) -> i
 
 fn write_step(out: &mut impl Write, step: &StepReport, number: usize, steps: usize, color: bool) -> io::Result<()> {
     writeln!(out, "step {number}/{steps}: {} (tries: {})", step.name, step.tries)?;
-    for matrix in matrices(step) {
+    for matrix in matrices(step, Order::Name) {
         let columns = column_headers(&matrix);
         if columns.numbered {
             let legend: Vec<String> = matrix.columns.iter().enumerate().map(|(i, name)| format!("{}={name}", i + 1)).collect();

@@ -235,8 +235,9 @@ pub enum Check {
     UdpAfterReplace,
 }
 
-/// The state of a cell in the comparison table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The state of a cell in the comparison table (in JSON, e.g. `as-expected`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
 pub enum Comparison {
     AsExpected,
     Wrong,

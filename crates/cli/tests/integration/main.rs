@@ -6,6 +6,7 @@ mod docs;
 mod image;
 mod lab;
 mod peer_suite;
+mod report;
 mod run;
 mod services;
 mod sonobuoy;
