@@ -108,19 +108,7 @@ mod tests {
 
     use super::*;
 
-    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec: {clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}\n";
-
-    /// A pod of the Service `web` named `name` in state `state`: `ready`, `not-ready`,
-    /// `terminating` (ready, deletion requested), `no-port` (without the named target port).
-    fn pod(i: usize, name: &str, state: &str) -> String {
-        let port = if state == "no-port" { "other" } else { "http" };
-        let deleted = if state == "terminating" { ", deletionTimestamp: \"2026-12-01T10:00:00Z\"" } else { "" };
-        let ready = if state == "not-ready" { "False" } else { "True" };
-        format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: x, labels: {{app: web}}{deleted}}}\nspec: {{containers: [{{ports: [{{name: {port}, containerPort: 8080}}]}}]}}\nstatus: {{podIP: 10.0.0.{}, conditions: [{{type: Ready, status: \"{ready}\"}}]}}\n",
-            i + 10
-        )
-    }
+    use super::super::fixtures::{SERVICE, pod};
 
     const PODS: [(&str, &str); 4] = [("leaving", "terminating"), ("noport", "no-port"), ("slow", "not-ready"), ("up", "ready")];
 

@@ -246,17 +246,14 @@ pub fn explain(
         .collect()
 }
 
+/// Objects the tests of this module and of `endpoints` share.
 #[cfg(test)]
-mod tests {
-    use netmatrix_model::parse_str;
+mod fixtures {
+    pub const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec: {clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}\n";
 
-    use super::*;
-    use crate::Options;
-
-    const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}\nspec: {clusterIP: 10.96.0.1, selector: {app: web}, ports: [{port: 80, targetPort: http}]}\n";
-
-    /// A pod of `web` named `name` in state `ready`, `not-ready`, `terminating` or `no-port`.
-    fn pod(i: usize, name: &str, state: &str) -> String {
+    /// A pod of the Service `web` named `name` in state `state`: `ready`, `not-ready`,
+    /// `terminating` (ready, deletion requested), `no-port` (without the named target port).
+    pub fn pod(i: usize, name: &str, state: &str) -> String {
         let port = if state == "no-port" { "other" } else { "http" };
         let deleted = if state == "terminating" { ", deletionTimestamp: \"2026-12-01T10:00:00Z\"" } else { "" };
         let ready = if state == "not-ready" { "False" } else { "True" };
@@ -265,6 +262,16 @@ mod tests {
             i + 10
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use netmatrix_model::parse_str;
+
+    use super::*;
+    use crate::Options;
+
+    use super::fixtures::{SERVICE, pod};
 
     /// (name, state) of pods of `web`, as [`pod`] takes them.
     type Pods<'a> = &'a [(&'a str, &'a str)];
