@@ -10,7 +10,7 @@
 //! everything runs in one test, step after step.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use netmatrix_results::{CaseResult, RunReport};
@@ -78,6 +78,22 @@ impl Ran {
     }
 }
 
+/// `child`'s exit status, or `None` (and the child killed) when it is still running after `deadline`.
+fn exit_within(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `command` to its end, killing it and failing the test when it takes longer than `deadline`.
 fn run(what: &str, command: &mut Command, deadline: Duration) -> Ran {
     let dir = tempfile::tempdir().unwrap();
@@ -89,17 +105,7 @@ fn run(what: &str, command: &mut Command, deadline: Duration) -> Ran {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exit_within(&mut child, deadline);
     let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
     let ran = Ran { status: status.unwrap_or_default(), stdout: read(&out), stderr: read(&err) };
     assert!(status.is_some(), "{what}: not done within {deadline:?}; it printed:\n{}", ran.tail());
@@ -290,13 +296,7 @@ fn bad_input_and_sigterm_leave_the_cluster_as_it_was(bin: &Path, dir: &Path) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let signalled = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(180), "netmatrix run still running 180 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = exit_within(&mut child, Duration::from_secs(180)).expect("netmatrix run still running 180 s after SIGTERM");
     eprintln!("  SIGTERM: exit {:?} after {:.1} s", status.code(), signalled.elapsed().as_secs_f64());
     assert_eq!(status.code(), Some(143));
     assert_eq!(netmatrix_namespaces(bin), Vec::<String>::new(), "left behind after SIGTERM");

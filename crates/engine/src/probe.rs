@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use netmatrix_cluster::{Backend, Outcome, ProbeProtocol, ProbeRequest, ProbeResult, Profile, Row, Target};
 use netmatrix_model::PodKey;
-use netmatrix_results::{Expected, Observed};
+use netmatrix_results::{Comparison, Expected, Observed, compare};
 
 use crate::clock::{Clock, SystemClock};
 use crate::plan::Planned;
@@ -112,7 +112,7 @@ fn observe_affinity(results: &[ProbeResult], backends: Option<&[String]>) -> Obs
 /// did, or when its last two failed to run. A wrong cell is tried while the budget lasts: a
 /// dataplane still converging gets every chance before a cell is called wrong.
 fn settled(history: &[Observed], expected: Expected) -> bool {
-    let right = |o: &Observed| matches!((expected, o), (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny) | (Expected::Undefined, _));
+    let right = |o: &Observed| matches!(compare(expected, *o), Comparison::AsExpected | Comparison::Undefined);
     match history {
         [only] => right(only),
         [.., a, b] => a == b && (right(b) || *b == Observed::Error),
@@ -123,7 +123,7 @@ fn settled(history: &[Observed], expected: Expected) -> bool {
 /// What a cell's tries add up to: the last two agreeing, or wrong until it turned right on the
 /// last try (a dataplane converging late); anything else kept changing.
 fn conclusion(history: &[Observed], expected: Expected) -> Observed {
-    let right = |o: &Observed| matches!((expected, o), (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny));
+    let right = |o: &Observed| compare(expected, *o) == Comparison::AsExpected;
     match history {
         [] => Observed::Error,
         [only] => *only,

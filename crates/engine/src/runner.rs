@@ -129,18 +129,7 @@ fn run_case(
     on_event: &(dyn Fn(Event) + Sync),
 ) -> CaseReport {
     let clock = Instant::now();
-    let mut report = CaseReport {
-        id: case.id.clone(),
-        labels: case.labels.clone(),
-        result: CaseResult::Pass,
-        duration_ms: 0,
-        diagnosis: Vec::new(),
-        steps: Vec::new(),
-        findings: Vec::new(),
-        skip_reason: None,
-        error: None,
-        features: Vec::new(),
-    };
+    let mut report = CaseReport { labels: case.labels.clone(), ..CaseReport::of_steps(case.id.clone(), Vec::new()) };
     if let Some(reason) = case.needs().find_map(|r| r.unmet(backend.capabilities())) {
         report.result = CaseResult::Skipped;
         report.skip_reason = Some(reason);

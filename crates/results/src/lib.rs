@@ -282,13 +282,18 @@ impl Observed {
 
 impl Cell {
     pub fn comparison(&self) -> Comparison {
-        match (self.expected, self.observed) {
-            (Expected::Undefined, _) => Comparison::Undefined,
-            (_, Observed::Error) => Comparison::Error,
-            (_, Observed::Inconclusive) => Comparison::Inconclusive,
-            (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny) => Comparison::AsExpected,
-            _ => Comparison::Wrong,
-        }
+        compare(self.expected, self.observed)
+    }
+}
+
+/// What one observation says against an expectation (a cell's, or one of its tries').
+pub fn compare(expected: Expected, observed: Observed) -> Comparison {
+    match (expected, observed) {
+        (Expected::Undefined, _) => Comparison::Undefined,
+        (_, Observed::Error) => Comparison::Error,
+        (_, Observed::Inconclusive) => Comparison::Inconclusive,
+        (Expected::Allow, Observed::Allow) | (Expected::Deny, Observed::Deny) => Comparison::AsExpected,
+        _ => Comparison::Wrong,
     }
 }
 
@@ -324,6 +329,22 @@ impl Tally {
 }
 
 impl CaseReport {
+    /// A case of these steps, its result from their cells; no labels, findings or features yet.
+    pub fn of_steps(id: impl Into<String>, steps: Vec<StepReport>) -> CaseReport {
+        CaseReport {
+            id: id.into(),
+            labels: BTreeMap::new(),
+            result: CaseReport::result_from_cells(&steps),
+            duration_ms: 0,
+            diagnosis: Vec::new(),
+            steps,
+            findings: Vec::new(),
+            skip_reason: None,
+            error: None,
+            features: Vec::new(),
+        }
+    }
+
     /// pass, fail (a wrong cell), flaky (no wrong cell, some inconclusive) or error (a probe
     /// or an action failed); skipped cases keep their result.
     pub fn result_from_cells(steps: &[StepReport]) -> CaseResult {

@@ -291,18 +291,7 @@ mod tests {
             .iter()
             .map(|(id, cells)| {
                 let steps = vec![StepReport { name: "probe".into(), tries: 1, cells: cells.to_vec() }];
-                CaseReport {
-                    id: (*id).into(),
-                    labels: Default::default(),
-                    result: CaseReport::result_from_cells(&steps),
-                    duration_ms: 1,
-                    diagnosis: vec![],
-                    steps,
-                    findings: vec![],
-                    skip_reason: None,
-                    error: None,
-                    features: vec![],
-                }
+                CaseReport { duration_ms: 1, ..CaseReport::of_steps(*id, steps) }
             })
             .collect();
         RunReport {

@@ -191,16 +191,10 @@ pub fn allow_all_step() -> StepReport {
 fn passing_case() -> CaseReport {
     let steps = vec![allow_all_step()];
     CaseReport {
-        id: "netpol/allow-all".into(),
         labels: BTreeMap::from([("area".into(), "netpol".into())]),
-        result: CaseReport::result_from_cells(&steps),
         duration_ms: 850,
-        diagnosis: vec![],
-        steps,
-        findings: vec![],
-        skip_reason: None,
-        error: None,
         features: ids(&[Feature::NetpolPodSelectorEmpty, Feature::NetpolIngress, Feature::NetpolAnyPeer]),
+        ..CaseReport::of_steps("netpol/allow-all", steps)
     }
 }
 

@@ -128,18 +128,7 @@ fn cross_node_report() -> RunReport {
         }
     }
     let steps = vec![StepReport { name: "all to all".into(), tries: 1, cells }];
-    let case = CaseReport {
-        id: "connectivity/pod-to-pod".into(),
-        labels: Default::default(),
-        result: CaseReport::result_from_cells(&steps),
-        duration_ms: 1,
-        diagnosis: vec![],
-        steps,
-        findings: vec![],
-        skip_reason: None,
-        error: None,
-        features: vec![],
-    };
+    let case = CaseReport { duration_ms: 1, ..CaseReport::of_steps("connectivity/pod-to-pod", steps) };
     let mut run = report();
     run.cases = vec![case];
     run.summary = Summary::of(&run.cases);

@@ -17,18 +17,7 @@ fn render(color: bool) -> String {
 }
 
 fn case_of(steps: Vec<StepReport>) -> CaseReport {
-    CaseReport {
-        id: "netpol/wide".into(),
-        labels: Default::default(),
-        result: CaseReport::result_from_cells(&steps),
-        duration_ms: 10,
-        diagnosis: vec![],
-        steps,
-        findings: vec![],
-        skip_reason: None,
-        error: None,
-        features: vec![],
-    }
+    CaseReport { duration_ms: 10, ..CaseReport::of_steps("netpol/wide", steps) }
 }
 
 fn render_case(case: &CaseReport) -> String {
