@@ -74,9 +74,10 @@ pub struct RunArgs {
     /// Timeout of one probe attempt (`500ms`, `1s`, `2m`).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Tries after the first for a cell not yet as expected twice in a row.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
+    /// Tries after the first for a cell not yet as expected twice in a row [default: 3 on a lab,
+    /// 5 on a cluster, whose dataplane may take seconds to follow a change].
+    #[arg(long)]
+    pub retries: Option<u32>,
     /// Pause before the first retry (`100ms`, `1s`), doubled before each further one, so a dataplane still converging gets time to.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     pub retry_interval: Duration,
@@ -202,7 +203,9 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     check_reports(&[&reports[..], std::slice::from_ref(&args.coverage_openapi)].concat())?;
     let probe = ProbeConfig {
         timeout: args.timeout,
-        retries: args.retries,
+        // A real cluster's enforcer (kube-router under load) took over 5 s to let traffic through
+        // after pods were recreated: 5 retries wait 6.2 s in all, the lab needs 1.4.
+        retries: args.retries.unwrap_or(if args.kubeconfig.is_some() || args.sonobuoy { 5 } else { 3 }),
         retry_interval: args.retry_interval,
         parallel: args.parallel,
         cancel: Some(&signals::CANCEL),
@@ -495,6 +498,12 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_gets_more_retries_than_a_lab() {
+        let retries = |args: &[&str]| validate(&parse(args).unwrap()).ok().unwrap().probe.retries;
+        assert_eq!((retries(&[]), retries(&["--kubeconfig", "k"]), retries(&["--kubeconfig", "k", "--retries", "1"])), (3, 5, 1));
+    }
+
+    #[test]
     fn coverage_openapi_needs_a_cluster() {
         let args = parse(&["--coverage-openapi", "spec.json"]).unwrap();
         assert!(validate(&args).err().unwrap().contains("only on a cluster"));
@@ -505,7 +514,7 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), 3, 9, false));
+        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), None, 9, false));
         assert_eq!(
             (a.agent_image, a.ready_timeout, a.tolerate_taints),
             (format!("netmatrix-agent:{}", env!("CARGO_PKG_VERSION")), Duration::from_secs(120), false)
@@ -555,7 +564,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep),
-            (Some("l1"), Some(2), 2, 1, Duration::from_millis(500), 0, 4, true)
+            (Some("l1"), Some(2), 2, 1, Duration::from_millis(500), Some(0), 4, true)
         );
         assert_eq!((a.focus.as_deref(), a.skip.as_deref(), a.labels.as_deref()), (Some("a"), Some("b"), Some("type=x")));
         assert!(a.json.is_some() && a.junit.is_some() && a.html.is_some());
