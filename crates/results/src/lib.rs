@@ -5,6 +5,7 @@
 //! `dst_node`, `target`, `service`, `hairpin`, `check`, `detail`, `skip_reason`, `error`,
 //! `findings`, `features`) are additions: readers ignore what they do not know.
 
+pub mod churn;
 mod features;
 
 use std::collections::BTreeMap;
