@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod connlist;
 pub mod explain;
+pub mod incremental;
 pub mod matching;
 pub mod ports;
 pub mod profile;
