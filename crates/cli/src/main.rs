@@ -2,6 +2,7 @@
 
 mod analyze;
 mod args;
+mod backend;
 mod coverage;
 mod files;
 mod history;
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
         args::Command::Run(a) => run::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
-        args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => run::cleanup(kubeconfig, context, run),
+        args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => backend::cleanup(kubeconfig, context, run),
         args::Command::Image(command) => Ok(image::run(command)),
         args::Command::Completions { shell } => {
             let mut script = Vec::new();

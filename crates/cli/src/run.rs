@@ -7,54 +7,22 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use netmatrix_cluster::lab::LabBackend;
-use netmatrix_cluster::{Backend, BackendError};
+use netmatrix_cluster::Backend;
 use netmatrix_engine::{Case, Event, ProbeConfig, cases_file, suites};
-use netmatrix_lab::{Lab, LabError, names};
+use netmatrix_lab::names;
 use netmatrix_report::tables::Tables;
 use netmatrix_results::{CaseResult, RunReport, Verdict};
 use regex::Regex;
 
 use crate::args::ProfileArg;
+use crate::backend::{BackendArgs, LAB_NODES, Teardown, kube, lab};
 use crate::sonobuoy::Sonobuoy;
 use crate::{CliError, Outcome, signals};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Run in this lab (created if absent, and then removed at the end unless --keep). Without
-    /// --lab and --kubeconfig a fresh lab is made for the run and removed after it.
-    #[arg(long, value_name = "NAME")]
-    pub lab: Option<String>,
-    /// Run against the Kubernetes cluster of this kubeconfig (`-` for kubectl's own choice:
-    /// $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
-    #[arg(long, value_name = "FILE", conflicts_with = "lab")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use (default: its current context).
-    #[arg(long, requires = "kubeconfig")]
-    pub context: Option<String>,
-    /// Nodes of a lab the run creates (default 3); on a cluster, at most this many nodes.
-    #[arg(long)]
-    pub nodes: Option<usize>,
-    /// On a cluster: the probe pods' image (load it with `netmatrix image build`).
-    #[arg(long, value_name = "REF", default_value = concat!("netmatrix-agent:", env!("CARGO_PKG_VERSION")))]
-    pub agent_image: String,
-    /// On a cluster that only allows standard images: the upstream agnhost image serves and
-    /// probes (one exec per probe, as the upstream e2e tests do; slower, same tables; checks
-    /// that need to know who answered are skipped).
-    #[arg(long, value_name = "IMAGE", num_args = 0..=1, default_missing_value = AGNHOST_IMAGE, requires = "kubeconfig")]
-    pub agnhost: Option<String>,
-    /// On a cluster: an image pull secret for the probe pods.
-    #[arg(long, value_name = "NAME")]
-    pub image_pull_secret: Option<String>,
-    /// On a cluster: also place probe pods on tainted and control-plane nodes.
-    #[arg(long)]
-    pub tolerate_taints: bool,
-    /// On a cluster: only nodes with these labels (`k=v,...`).
-    #[arg(long, value_name = "k=v,...")]
-    pub node_selector: Option<String>,
-    /// On a cluster: how long probe pods and Service endpoints may take to be ready.
-    #[arg(long, default_value = "2m", value_parser = parse_duration)]
-    pub ready_timeout: Duration,
+    #[command(flatten)]
+    pub backend: BackendArgs,
     /// Suites to run (repeatable). Default: all.
     #[arg(long = "suite", value_name = "S", value_parser = clap::builder::PossibleValuesParser::new(suites::SUITES))]
     pub suites: Vec<String>,
@@ -97,9 +65,6 @@ pub struct RunArgs {
     /// Write a self-contained HTML report.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Keep the lab (or the probe pods) after the run, for a look.
-    #[arg(long)]
-    pub keep: bool,
     /// Run as a Sonobuoy plugin: the cluster the pod runs in (in-cluster configuration unless
     /// --kubeconfig), reports in $SONOBUOY_RESULTS_DIR, progress to the Sonobuoy worker, and
     /// the `done` file last, whatever happens.
@@ -160,11 +125,11 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         }
         None => [args.json.clone(), args.junit.clone(), args.html.clone()],
     };
-    if let Some(lab) = &args.lab {
+    if let Some(lab) = &args.backend.lab {
         names::validate(lab).map_err(|e| format!("--lab: {e}"))?;
     }
-    if args.nodes.is_some_and(|n| n == 0 || n > 50) {
-        return Err(format!("--nodes {}: from 1 to 50", args.nodes.unwrap_or_default()));
+    if args.backend.nodes.is_some_and(|n| n == 0 || n > 50) {
+        return Err(format!("--nodes {}: from 1 to 50", args.backend.nodes.unwrap_or_default()));
     }
     if args.parallel == 0 {
         return Err("--parallel: at least 1".into());
@@ -176,7 +141,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     };
     let mut cases = suites::cases(&suites).map_err(|e| format!("--suite: {e}"))?;
     // The pods' names and namespaces do not depend on the backend: validate against any world.
-    let world = suites::world(&netmatrix_engine::world::node_names(args.nodes.unwrap_or(LAB_NODES)), true);
+    let world = suites::world(&netmatrix_engine::world::node_names(args.backend.nodes.unwrap_or(LAB_NODES)), true);
     for path in &args.cases {
         let text = std::fs::read_to_string(path).map_err(|e| format!("--cases {}: {e}", path.display()))?;
         let mine = cases_file::parse(&path.display().to_string(), &text, &world)?;
@@ -197,7 +162,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
     }
-    if args.coverage_openapi.is_some() && args.kubeconfig.is_none() && !args.sonobuoy {
+    if args.coverage_openapi.is_some() && args.backend.kubeconfig.is_none() && !args.sonobuoy {
         return Err("--coverage-openapi: only on a cluster (--kubeconfig); a lab has no API server".into());
     }
     check_reports(&[&reports[..], std::slice::from_ref(&args.coverage_openapi)].concat())?;
@@ -205,7 +170,7 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         timeout: args.timeout,
         // A real cluster's enforcer (kube-router under load) took over 5 s to let traffic through
         // after pods were recreated: 5 retries wait 6.2 s in all, the lab needs 1.4.
-        retries: args.retries.unwrap_or(if args.kubeconfig.is_some() || args.sonobuoy { 5 } else { 3 }),
+        retries: args.retries.unwrap_or(if args.backend.kubeconfig.is_some() || args.sonobuoy { 5 } else { 3 }),
         retry_interval: args.retry_interval,
         parallel: args.parallel,
         cancel: Some(&signals::CANCEL),
@@ -259,48 +224,6 @@ fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// The run's backend, torn down when dropped (also on errors and panics) unless kept.
-struct Teardown {
-    backend: Box<dyn Backend>,
-    keep: bool,
-    done: bool,
-}
-
-impl Teardown {
-    /// Removes what the run created, or says how to, when kept; returns every failure.
-    fn finish(mut self, kept: &str) -> Vec<BackendError> {
-        self.done = true;
-        if self.keep {
-            eprintln!("{kept}");
-            return Vec::new();
-        }
-        self.backend.teardown()
-    }
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        if !self.done && !self.keep {
-            for e in self.backend.teardown() {
-                eprintln!("error: cleaning up: {e}");
-            }
-        }
-    }
-}
-
-/// The agnhost the Kubernetes 1.37 e2e tests use (test/utils/image/manifest.go).
-const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.66.1";
-
-/// Nodes of a lab a run makes, unless `--nodes` says.
-const LAB_NODES: usize = 3;
-
-/// The backend a run drives, what the run prints about it, and what `--keep` prints.
-struct Chosen {
-    backend: Box<dyn Backend>,
-    about: String,
-    kept: String,
-}
-
 pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
     let config = validate(&args).map_err(CliError::Usage)?;
     signals::install().map_err(|source| CliError::Io { what: "installing signal handlers".into(), source })?;
@@ -318,13 +241,13 @@ pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
 }
 
 fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> {
-    let chosen = if args.kubeconfig.is_some() || args.sonobuoy { kube(args)? } else { lab(args)? };
-    signals::on_abort(if args.keep { None } else { chosen.backend.abort_handle() });
+    let chosen = if args.backend.kubeconfig.is_some() || args.sonobuoy { kube(&args.backend, args.coverage_openapi.as_deref())? } else { lab(&args.backend)? };
+    signals::on_abort(if args.backend.keep { None } else { chosen.backend.abort_handle() });
     let nodes: Vec<String> = chosen.backend.nodes().iter().map(|n| n.name.clone()).collect();
     let profile = netmatrix_engine::profile(&config.probe, chosen.backend.as_ref());
     eprintln!("{}: {} nodes ({}), profile {profile}", chosen.about, nodes.len(), nodes.join(", "));
     let world = suites::world(&nodes, chosen.backend.capabilities().sctp.is_yes());
-    let mut run = Teardown { backend: chosen.backend, keep: args.keep, done: false };
+    let mut run = Teardown { backend: chosen.backend, keep: args.backend.keep, done: false };
     let outcome = execute(run.backend.as_mut(), &world, config);
     let errors = run.finish(&chosen.kept);
     if let Some(signal) = signals::received() {
@@ -344,82 +267,6 @@ fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> 
             Err(e)
         }
     }
-}
-
-/// A run's id: its label value and the prefix of its namespaces, unique enough that runs of
-/// several machines on one cluster do not meet.
-fn run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-    format!("r{:06x}", (nanos as u64 ^ u64::from(std::process::id()) << 20) % 0x100_0000)
-}
-
-fn kube(args: &RunArgs) -> Result<Chosen, CliError> {
-    let selector = args.node_selector.as_deref().map(netmatrix_kube::parse_selector).transpose().map_err(CliError::Usage)?;
-    let kubeconfig = args.kubeconfig.clone().filter(|k| k.as_os_str() != "-");
-    let options = netmatrix_kube::KubeOptions {
-        kubeconfig,
-        context: args.context.clone(),
-        run: run_id(),
-        pods: netmatrix_kube::PodOptions {
-            image: args.agnhost.clone().unwrap_or_else(|| args.agent_image.clone()),
-            image_pull_secret: args.image_pull_secret.clone(),
-            tolerate_taints: args.tolerate_taints,
-            agnhost: args.agnhost.is_some(),
-        },
-        nodes: netmatrix_kube::NodeFilter { tolerate_taints: args.tolerate_taints, selector: selector.unwrap_or_default(), max: args.nodes },
-        ready_timeout: args.ready_timeout,
-    };
-    let run = options.run.clone();
-    let backend = netmatrix_kube::KubeBackend::connect(options)?;
-    if let Some(path) = &args.coverage_openapi {
-        std::fs::write(path, backend.openapi_v2()?).map_err(|source| CliError::Io { what: format!("writing {}", path.display()), source })?;
-    }
-    let about = format!("cluster {} ({}), run {run}", backend.server(), backend.server_version());
-    let kept = format!("kept the run's objects (netmatrix cleanup --kubeconfig ... --run {run} removes them)");
-    Ok(Chosen { backend: Box::new(backend), about, kept })
-}
-
-/// `netmatrix cleanup --kubeconfig`: what netmatrix labelled in the cluster, and nothing else.
-pub fn cleanup(kubeconfig: PathBuf, context: Option<String>, run: Option<String>) -> Result<Outcome, CliError> {
-    let options = netmatrix_kube::KubeOptions {
-        kubeconfig: Some(kubeconfig).filter(|k| k.as_os_str() != "-"),
-        context,
-        run: run.clone().unwrap_or_default(),
-        pods: netmatrix_kube::PodOptions { image: String::new(), image_pull_secret: None, tolerate_taints: false, agnhost: false },
-        nodes: netmatrix_kube::NodeFilter::default(),
-        ready_timeout: Duration::from_secs(120),
-    };
-    let removed = netmatrix_kube::cleanup(&options, run.as_deref())?;
-    if removed.is_empty() {
-        println!("nothing to clean up");
-    }
-    for what in removed {
-        println!("removed {what}");
-    }
-    Ok(Outcome::Ok)
-}
-
-fn lab(args: &RunArgs) -> Result<Chosen, CliError> {
-    let (name, existed) = match &args.lab {
-        Some(name) => (name.clone(), Lab::list().contains(name)),
-        // A name of its own, so that runs side by side do not collide.
-        None => (format!("r{}", std::process::id() % 100_000), false),
-    };
-    // Until the backend exists, a second signal removes the lab being built (if the run makes it).
-    if !existed && !args.keep {
-        let lab = name.clone();
-        signals::on_abort(Some(Box::new(move || {
-            let _ = Lab::down(&lab);
-        })));
-    }
-    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes.unwrap_or(LAB_NODES)) };
-    let backend = backend.map_err(|e| match e {
-        LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
-        other => other,
-    })?;
-    let about = format!("lab {name}{}", if existed { " (existing)" } else { "" });
-    let kept = if existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
-    Ok(Chosen { backend: Box::new(backend), about, kept })
 }
 
 fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config) -> Result<Outcome, CliError> {
@@ -490,6 +337,7 @@ mod tests {
 
     use super::*;
     use crate::args::{Cli, Command};
+    use crate::backend::AGNHOST_IMAGE;
 
     fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
         let cli = Cli::try_parse_from(["netmatrix", "run"].iter().chain(args))?;
@@ -514,9 +362,9 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]).unwrap();
-        assert_eq!((a.lab, a.nodes, a.timeout, a.retries, a.parallel, a.keep), (None, None, Duration::from_secs(1), None, 9, false));
+        assert_eq!((a.backend.lab, a.backend.nodes, a.timeout, a.retries, a.parallel, a.backend.keep), (None, None, Duration::from_secs(1), None, 9, false));
         assert_eq!(
-            (a.agent_image, a.ready_timeout, a.tolerate_taints),
+            (a.backend.agent_image, a.backend.ready_timeout, a.backend.tolerate_taints),
             (format!("netmatrix-agent:{}", env!("CARGO_PKG_VERSION")), Duration::from_secs(120), false)
         );
         assert!(a.suites.is_empty() && a.cases.is_empty() && a.json.is_none());
@@ -563,7 +411,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (a.lab.as_deref(), a.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.keep),
+            (a.backend.lab.as_deref(), a.backend.nodes, a.suites.len(), a.cases.len(), a.timeout, a.retries, a.parallel, a.backend.keep),
             (Some("l1"), Some(2), 2, 1, Duration::from_millis(500), Some(0), 4, true)
         );
         assert_eq!((a.focus.as_deref(), a.skip.as_deref(), a.labels.as_deref()), (Some("a"), Some("b"), Some("type=x")));
@@ -590,18 +438,15 @@ mod tests {
             "30s",
         ])
         .unwrap();
-        assert_eq!((a.kubeconfig.unwrap().to_str(), a.context.as_deref(), a.nodes), (Some("k"), Some("c"), Some(4)));
-        assert_eq!((a.agent_image.as_str(), a.image_pull_secret.as_deref(), a.tolerate_taints), ("registry.example/agent:1", Some("s"), true));
-        assert_eq!((a.node_selector.as_deref(), a.ready_timeout), (Some("pool=probe"), Duration::from_secs(30)));
-        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost"]).unwrap().agnhost.as_deref(), Some(AGNHOST_IMAGE));
-        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost", "mirror/agnhost:2.66.1"]).unwrap().agnhost.as_deref(), Some("mirror/agnhost:2.66.1"));
+        assert_eq!((a.backend.kubeconfig.unwrap().to_str(), a.backend.context.as_deref(), a.backend.nodes), (Some("k"), Some("c"), Some(4)));
+        assert_eq!(
+            (a.backend.agent_image.as_str(), a.backend.image_pull_secret.as_deref(), a.backend.tolerate_taints),
+            ("registry.example/agent:1", Some("s"), true)
+        );
+        assert_eq!((a.backend.node_selector.as_deref(), a.backend.ready_timeout), (Some("pool=probe"), Duration::from_secs(30)));
+        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost"]).unwrap().backend.agnhost.as_deref(), Some(AGNHOST_IMAGE));
+        assert_eq!(parse(&["--kubeconfig", "k", "--agnhost", "mirror/agnhost:2.66.1"]).unwrap().backend.agnhost.as_deref(), Some("mirror/agnhost:2.66.1"));
         assert!(parse(&["--agnhost"]).is_err(), "agnhost is for clusters");
-    }
-
-    #[test]
-    fn run_ids_are_short_label_values() {
-        let id = run_id();
-        assert!(id.len() == 7 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
     }
 
     #[test]

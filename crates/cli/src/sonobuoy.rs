@@ -87,8 +87,8 @@ fn check_run_args(run_args: &[String]) -> Result<(), clap::Error> {
     let cli = Cli::try_parse_from(std::iter::once("netmatrix".to_owned()).chain(container_args(run_args)))?;
     let Command::Run(run) = cli.command else { unreachable!("the arguments start with run") };
     let refused = [
-        (run.lab.is_some(), "--lab: the plugin runs against the cluster Sonobuoy runs in"),
-        (run.kubeconfig.is_some(), "--kubeconfig: the plugin runs against the cluster Sonobuoy runs in, with its pod's ServiceAccount"),
+        (run.backend.lab.is_some(), "--lab: the plugin runs against the cluster Sonobuoy runs in"),
+        (run.backend.kubeconfig.is_some(), "--kubeconfig: the plugin runs against the cluster Sonobuoy runs in, with its pod's ServiceAccount"),
         (
             run.json.is_some() || run.junit.is_some() || run.html.is_some(),
             "--json, --junit, --html: the plugin writes every report into Sonobuoy's results directory",

@@ -3,6 +3,7 @@
 
 pub mod case;
 pub mod cases_file;
+pub mod churn;
 pub mod clock;
 pub mod diagnose;
 pub mod features;

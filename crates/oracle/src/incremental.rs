@@ -261,7 +261,7 @@ impl Incremental {
         true
     }
 
-    fn pod(&self, slot: usize) -> &Pod {
+    fn slot_pod(&self, slot: usize) -> &Pod {
         self.slots[slot].as_ref().expect("a live slot")
     }
 
@@ -286,7 +286,7 @@ impl Incremental {
         let mut subjects = FixedBitSet::with_capacity(self.slots.len());
         let mut rules: [Vec<CompiledRule>; 2] = [Vec::new(), Vec::new()];
         for slot in self.live.ones() {
-            let pod = self.pod(slot);
+            let pod = self.slot_pod(slot);
             if pod.namespace == policy.namespace && policy.pod_selector.matches(&pod.labels) {
                 subjects.insert(slot);
             }
@@ -295,7 +295,7 @@ impl Incremental {
             for rule in policy.rules(d).unwrap_or_default() {
                 let peers = (!rule.peers.is_empty()).then(|| {
                     let mut set = FixedBitSet::with_capacity(self.slots.len());
-                    set.extend(self.live.ones().filter(|&s| self.rule_matches(&policy, rule, self.pod(s))));
+                    set.extend(self.live.ones().filter(|&s| self.rule_matches(&policy, rule, self.slot_pod(s))));
                     set
                 });
                 rules[dir(d)].push(CompiledRule { peers, ports: RulePorts::of(rule) });
@@ -306,7 +306,7 @@ impl Incremental {
 
     /// A pod's row for one direction, from the compiled policies of its namespace.
     fn row(&self, slot: usize, d: Direction) -> Row {
-        let owner = self.pod(slot);
+        let owner = self.slot_pod(slot);
         let mut row = Row { isolated: false, allow: vec![FixedBitSet::with_capacity(self.slots.len()); self.ports.len()] };
         let range = (owner.namespace.clone(), String::new())..;
         for (_, compiled) in self.policies.range(range).take_while(|((ns, _), _)| *ns == owner.namespace) {
@@ -330,7 +330,7 @@ impl Incremental {
                             }
                         }
                         Direction::Egress => {
-                            let matching: Vec<usize> = peers.ones().filter(|&q| rule.ports.matches(port, self.pod(q))).collect();
+                            let matching: Vec<usize> = peers.ones().filter(|&q| rule.ports.matches(port, self.slot_pod(q))).collect();
                             row.allow[k].grow(self.slots.len());
                             matching.into_iter().for_each(|q| row.allow[k].insert(q));
                         }
@@ -356,7 +356,7 @@ impl Incremental {
         match &cell.dst {
             CellTarget::Pod(dst) => {
                 let (&s, &t) = (self.slot_of.get(&cell.src)?, self.slot_of.get(dst)?);
-                let has_port = self.pod(t).ports.iter().any(|c| c.port == cell.port && c.protocol == cell.protocol);
+                let has_port = self.slot_pod(t).ports.iter().any(|c| c.port == cell.port && c.protocol == cell.protocol);
                 if s == t || !has_port {
                     return None;
                 }
@@ -364,6 +364,22 @@ impl Incremental {
                 Some(self.allowed([&self.rows[0][s], &self.rows[1][t]], s, t, k))
             }
             CellTarget::Service { .. } => self.service_cells.get(cell).copied(),
+        }
+    }
+
+    pub fn pod(&self, key: &PodKey) -> Option<&Pod> {
+        self.slot_of.get(key).map(|&s| self.slot_pod(s))
+    }
+
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.live.ones().map(|s| self.slot_pod(s))
+    }
+
+    /// The address a cell's connection goes to: the pod's first IP, or the Service's ClusterIP.
+    pub fn address(&self, target: &CellTarget) -> Option<std::net::IpAddr> {
+        match target {
+            CellTarget::Pod(key) => self.slot_of.get(key).and_then(|&s| self.slot_pod(s).ips.first().copied()),
+            CellTarget::Service { namespace, name } => self.services.get(&(namespace.clone(), name.clone())).and_then(|s| s.cluster_ip),
         }
     }
 
@@ -381,13 +397,13 @@ impl Incremental {
     }
 
     fn key(&self, slot: usize) -> PodKey {
-        let pod = self.pod(slot);
+        let pod = self.slot_pod(slot);
         PodKey::new(&pod.namespace, &pod.name)
     }
 
     fn pod_cells(&self, s: usize, t: usize, rows: [&Row; 2]) -> Vec<(Cell, bool)> {
         let (src, dst) = (self.key(s), self.key(t));
-        self.pod(t)
+        self.slot_pod(t)
             .ports
             .iter()
             .filter_map(|c| {
@@ -399,7 +415,7 @@ impl Incremental {
     }
 
     fn node_of(&self, slot: usize) -> BTreeSet<String> {
-        self.pod(slot).node.iter().cloned().collect()
+        self.slot_pod(slot).node.iter().cloned().collect()
     }
 
     /// Every cell of a pod (as source and destination), with the nodes a new pod's cells need.
@@ -420,7 +436,7 @@ impl Incremental {
     pub fn cluster(&self) -> Cluster {
         let mut cluster = Cluster {
             namespaces: self.namespaces.iter().map(|(n, l)| Namespace { name: n.clone(), labels: l.clone() }).collect(),
-            pods: self.live.ones().map(|s| self.pod(s).clone()).collect(),
+            pods: self.live.ones().map(|s| self.slot_pod(s).clone()).collect(),
             policies: self.policies.values().map(|c| c.policy.clone()).collect(),
             services: self.services.values().cloned().collect(),
             ..Cluster::default()
@@ -482,7 +498,7 @@ impl Incremental {
             return;
         }
         self.namespaces.insert(name.clone(), labels);
-        let members: Vec<usize> = self.live.ones().filter(|&s| self.pod(s).namespace == name).collect();
+        let members: Vec<usize> = self.live.ones().filter(|&s| self.slot_pod(s).namespace == name).collect();
         // Only peers with a namespaceSelector see namespace labels.
         let owners = self.refresh_peers(&members, |peer| matches!(peer, Peer::Pods { namespaces: Some(_), .. }));
         self.recompute(owners, touched);
@@ -502,7 +518,7 @@ impl Incremental {
                         continue;
                     }
                     for &slot in pods {
-                        let now = self.live.contains(slot) && self.rule_matches(&compiled.policy, rule, self.pod(slot));
+                        let now = self.live.contains(slot) && self.rule_matches(&compiled.policy, rule, self.slot_pod(slot));
                         if now != peers.contains(slot) {
                             updates.push((key.clone(), dir(d), i, slot, now));
                         }
@@ -563,7 +579,7 @@ impl Incremental {
     fn remove_pod(&mut self, key: &PodKey, touched: &mut Touched) {
         let Some(slot) = self.slot_of.remove(key) else { return };
         touched.disappeared = self.cells_of(slot);
-        let namespace = self.pod(slot).namespace.clone();
+        let namespace = self.slot_pod(slot).namespace.clone();
         self.live.set(slot, false);
         let mut owners = FixedBitSet::with_capacity(self.slots.len());
         for compiled in self.policies.values_mut() {
@@ -608,7 +624,7 @@ impl Incremental {
         self.live
             .ones()
             .filter_map(|s| {
-                let pod = self.pod(s);
+                let pod = self.slot_pod(s);
                 let selected = service.selects(pod);
                 let ready = service.publish_not_ready_addresses || (pod.ready && !pod.terminating);
                 (selected && ready).then(|| sp.target_port.resolve(sp.protocol, &pod.ports).map(|p| (s, p)))?

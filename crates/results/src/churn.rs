@@ -109,7 +109,7 @@ pub struct ChangeReport {
     pub cells: BTreeMap<Direction, usize>,
     pub controls: usize,
     /// From `applied_at_ms` to the first round in which every changed cell was right; `None`:
-    /// not converged within the deadline.
+    /// not converged within the deadline, or no cell changed.
     pub latency_ms: Option<f64>,
     /// The same over the cells of one direction.
     pub latency_by_direction: BTreeMap<Direction, Option<f64>>,
@@ -154,6 +154,8 @@ impl LatencySummary {
         let relevant: Vec<Option<f64>> = changes
             .iter()
             .filter_map(|c| match direction {
+                // A change that changed no cell has nothing to converge.
+                None if c.cells.is_empty() => None,
                 None => Some(c.latency_ms),
                 Some(d) => c.latency_by_direction.get(&d).copied(),
             })
