@@ -1016,6 +1016,26 @@ mod tests {
     }
 
     #[test]
+    fn every_svg_is_well_formed_xml_with_a_title_first() {
+        let mut report = report();
+        report.patterns[0].changes[0].description = "<b>&'\"".into();
+        let html = html_of(&report);
+        let svgs: Vec<&str> = html.match_indices("<svg ").map(|(at, _)| &html[at..at + html[at..].find("</svg>").unwrap() + "</svg>".len()]).collect();
+        assert_eq!(svgs.len(), 4);
+        for svg in svgs {
+            let document = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{e}: {svg}"));
+            let root = document.root_element();
+            assert_eq!(root.tag_name().name(), "svg");
+            let title = root.first_element_child().unwrap();
+            assert_eq!(title.tag_name().name(), "title");
+            assert!(title.text().unwrap().starts_with("pattern "));
+            let points = root.descendants().filter(|n| n.attribute("class").is_some_and(|c| c.starts_with("point "))).count();
+            assert_eq!(points, svg.matches("<circle class=\"point ").count());
+        }
+        assert!(html.contains("<title>#0 &lt;b&gt;&amp;&#39;&quot;: deny-to-allow 12.3 ms</title>"));
+    }
+
+    #[test]
     fn the_histogram_counts_every_converged_latency_once() {
         let report = report();
         let html = html_of(&report);
