@@ -1,5 +1,6 @@
 //! Renderers over `impl Write`: pure, so tests print into a `Vec<u8>`.
 
+pub mod churn;
 pub mod connlist;
 mod escape;
 pub mod explain;
