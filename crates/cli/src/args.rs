@@ -16,6 +16,9 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Probe the dataplane and compare it with the oracle: truth tables, diagnosis, reports.
     Run(Box<crate::run::RunArgs>),
+    /// Measure how fast the dataplane enforces change: load patterns (namespace labels, pod
+    /// rings, policy and Service churn), each change's cells probed until they converge.
+    Churn(Box<crate::churn::ChurnArgs>),
     /// A multi-node cluster dataplane on this host (network namespaces, veth, nftables; root).
     #[command(subcommand)]
     Lab(LabCommand),

@@ -3,6 +3,7 @@
 mod analyze;
 mod args;
 mod backend;
+mod churn;
 mod coverage;
 mod files;
 mod history;
@@ -58,6 +59,8 @@ pub enum CliError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Kube(#[from] netmatrix_kube::KubeError),
+    #[error(transparent)]
+    Churn(#[from] netmatrix_engine::churn::ChurnError),
     /// Removing what a run created failed: each failure, after trying them all.
     #[error("cleaning up: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Teardown(Vec<BackendError>),
@@ -77,6 +80,7 @@ impl CliError {
             CliError::Lab(e) => e.is_bad_input(),
             CliError::Kube(e) => e.is_bad_input(),
             CliError::Backend(e) => e.is_bad_input(),
+            CliError::Churn(e) => e.is_bad_input(),
             CliError::Engine(_) | CliError::Teardown(_) | CliError::Io { .. } => false,
         };
         if bad_input { Outcome::BadInput } else { Outcome::Failure }
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Analyze(a) => Ok(analyze::run(a)),
         args::Command::Run(a) => run::run(*a),
+        args::Command::Churn(a) => churn::run(*a),
         args::Command::Lab(command) => lab::run(command),
         args::Command::Cleanup { lab, kubeconfig: None, .. } => lab::cleanup(lab),
         args::Command::Cleanup { kubeconfig: Some(kubeconfig), context, run, .. } => backend::cleanup(kubeconfig, context, run),

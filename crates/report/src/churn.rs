@@ -127,11 +127,29 @@ fn problems(change: &ChangeReport) -> [(char, &'static str, &'static str, &[Cell
 
 /// Not converged, though no cell is listed as such (the latency says so).
 fn unlisted_not_converged(change: &ChangeReport) -> bool {
-    change.latency_ms.is_none() && change.not_converged.is_empty()
+    change.latency_ms.is_none() && change.not_converged.is_empty() && !changed_nothing(change)
+}
+
+/// A change whose cells all kept their verdicts: nothing to converge.
+fn changed_nothing(change: &ChangeReport) -> bool {
+    change.cells.values().all(|&n| n == 0)
+}
+
+/// The change's latency: `-` when it changed no cell.
+fn change_latency(change: &ChangeReport) -> String {
+    if changed_nothing(change) { "-".into() } else { latency(change.latency_ms) }
 }
 
 fn summary_label(summary: &LatencySummary) -> &'static str {
     summary.direction.map_or("all", Direction::as_str)
+}
+
+/// `20 changes, 12 converged` with the changes that changed no cell said apart.
+fn pattern_counts(pattern: &PatternReport) -> String {
+    let idle = pattern.changes.iter().filter(|c| changed_nothing(c)).count();
+    let changed = count(pattern.changes.len(), "change", "changes");
+    let idle = if idle > 0 { format!(" ({idle} changed no cell)") } else { String::new() };
+    format!("{changed}{idle}, {} converged", converged(pattern))
 }
 
 fn converged(pattern: &PatternReport) -> usize {
@@ -157,7 +175,7 @@ pub fn text(report: &ChurnReport, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms: u64) -> io::Result<()> {
-    writeln!(out, "pattern {}: {}, {} converged", pattern.pattern, count(pattern.changes.len(), "change", "changes"), converged(pattern))?;
+    writeln!(out, "pattern {}: {}", pattern.pattern, pattern_counts(pattern))?;
     let columns = [
         ("latency ms", Align::Left),
         ("changes", Align::Right),
@@ -199,7 +217,7 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
                 c.index.to_string(),
                 c.description.clone(),
                 cells(c),
-                latency(c.latency_ms),
+                change_latency(c),
                 direction_latency(c, Direction::DenyToAllow, deadline_ms),
                 direction_latency(c, Direction::AllowToDeny, deadline_ms),
                 slowest_node(c).map_or_else(|| "-".into(), |(node, _)| node.to_string()),
@@ -364,7 +382,7 @@ pub fn html(report: &ChurnReport, out: &mut impl Write) -> io::Result<()> {
 
 fn write_pattern_html(out: &mut impl Write, pattern: &PatternReport) -> io::Result<()> {
     writeln!(out, "<section class=\"pattern\">\n<h2>pattern {}</h2>", Esc(&pattern.pattern))?;
-    writeln!(out, "<p class=\"meta\">{}, {} converged</p>", count(pattern.changes.len(), "change", "changes"), converged(pattern))?;
+    writeln!(out, "<p class=\"meta\">{}</p>", Esc(&pattern_counts(pattern)))?;
     writeln!(
         out,
         "<table class=\"summary\"><thead><tr><th class=\"text\">latency ms</th><th>changes</th><th>converged</th>\
@@ -420,7 +438,7 @@ fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
             cells(c),
             c.controls
         )?;
-        write!(out, "{}", latency_cell(Some(c.latency_ms)))?;
+        write!(out, "{}", latency_cell((!changed_nothing(c)).then_some(c.latency_ms)))?;
         for direction in Direction::BOTH {
             write!(out, "{}", latency_cell(c.latency_by_direction.get(&direction).copied()))?;
         }
@@ -1143,5 +1161,20 @@ mod tests {
         let html = html_of(&report);
         assert!(html.contains(">no latency converged</text>"));
         assert_eq!(html.matches("<svg ").count(), 2, "no plots for a pattern without changes");
+    }
+
+    #[test]
+    fn a_change_that_changed_no_cell_is_neither_converged_nor_flagged() {
+        let mut idle = change(0, "maturity staging -> production: ns3", 100.0, [0, 0], &[], &[]);
+        idle.latency_ms = None;
+        let mut r = report();
+        r.patterns.truncate(1);
+        r.patterns[0] = pattern("ns-labels", vec![idle]);
+        let mut text = Vec::new();
+        super::text(&r, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("pattern ns-labels: 1 change (1 changed no cell), 0 converged"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("0  ")).unwrap();
+        assert!(!row.contains("not converged") && !row.trim_end().ends_with('N'), "{row}");
     }
 }

@@ -28,7 +28,7 @@ pub fn pod_labels(j: usize) -> Labels {
     Labels::from([
         ("role".to_owned(), format!("role{}", j % 5 + 1)),
         ("instance".to_owned(), format!("instance{}", j / 5 % 5 + 1)),
-        ("ha".to_owned(), if j % 2 == 0 { "active" } else { "backup" }.to_owned()),
+        ("ha".to_owned(), if j.is_multiple_of(2) { "active" } else { "backup" }.to_owned()),
         (WORLD_LABEL.0.to_owned(), WORLD_LABEL.1.to_owned()),
     ])
 }
