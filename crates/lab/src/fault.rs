@@ -68,6 +68,24 @@ pub struct Fault {
     pub peer: Option<usize>,
 }
 
+impl Fault {
+    /// A fault of `kind` on `node` (no peer).
+    pub fn new(kind: FaultKind, node: usize) -> Self {
+        Fault { kind, node, peer: None }
+    }
+
+    /// Why `Lab::inject` refuses the fault in a lab of `nodes` nodes, if it does.
+    pub(crate) fn check(&self, nodes: usize) -> Result<(), String> {
+        if self.node >= nodes || self.peer.is_some_and(|p| p >= nodes || p == self.node) {
+            return Err(format!("fault {self}: nodes are node0 to node{}, and a peer differs from the node", nodes - 1));
+        }
+        match self.kind {
+            FaultKind::Netem => Err("fault netem (delay and loss on a node link) is not implemented yet: it needs tc netem, and the kernels netmatrix is tested on have no sch_netem; nothing was injected".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} node{}", self.kind, self.node)?;

@@ -192,8 +192,8 @@ fn incremental_updates_leave_the_tables_a_full_apply_gives_and_repair_a_tampered
     lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
     lab.delete_policy("x", "deny").unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "a Service added, a policy deleted");
-    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 0, peer: None }).unwrap();
-    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::IgnorePolicy, 0)).unwrap();
+    lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "faults injected");
     lab.clear(FaultKind::IgnorePolicy, None).unwrap();
     lab.clear(FaultKind::DropUdp, None).unwrap();
@@ -297,7 +297,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(healthy.values().all(|&c| c) && observe_protocol(&lab, 80, "udp").values().all(|&c| c));
 
     // A broken overlay between node0 and node1: exactly the cells between those two nodes fail.
-    lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(1) }).unwrap();
+    lab.inject(Fault { peer: Some(1), ..Fault::new(FaultKind::CrossNode, 0) }).unwrap();
     for ((src, dst), connected) in observe(&lab, 80) {
         let cut = matches!((node_of(&src), node_of(&dst)), (0, 1) | (1, 0));
         assert_eq!(connected, !cut, "{src} => {dst} with cross-node 0<->1");
@@ -306,7 +306,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert_eq!(observe(&lab, 80), healthy, "clear restores every cell");
 
     // UDP dropped on node1: UDP to or from node1's pods fails, TCP is untouched.
-    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap();
     for ((src, dst), connected) in observe_protocol(&lab, 80, "udp") {
         assert_eq!(connected, node_of(&src) != 1 && node_of(&dst) != 1, "UDP {src} => {dst} with drop-udp on node1");
     }
@@ -317,7 +317,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     // A node that ignores NetworkPolicy: under deny-all ingress only its pods stay reachable.
     lab.apply_policy(policy("default", "deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).unwrap();
     assert!(observe(&lab, 80).values().all(|&c| !c));
-    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::IgnorePolicy, 1)).unwrap();
     for ((src, dst), connected) in observe(&lab, 80) {
         assert_eq!(connected, node_of(&dst) == 1, "{src} => {dst} with ignore-policy on node1");
     }
@@ -325,9 +325,9 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(observe(&lab, 80).values().all(|&c| !c));
     assert!(lab.faults().is_empty());
 
-    let err = lab.inject(Fault { kind: FaultKind::Netem, node: 0, peer: None }).unwrap_err().to_string();
+    let err = lab.inject(Fault::new(FaultKind::Netem, 0)).unwrap_err().to_string();
     assert!(err.contains("netem"), "{err}");
-    assert!(lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(0) }).is_err());
+    assert!(lab.inject(Fault { peer: Some(0), ..Fault::new(FaultKind::CrossNode, 0) }).is_err());
 }
 
 /// One probe per target from `ns/pod`; returns (outcome, answered_by) per target.
@@ -426,7 +426,7 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     let connected = |lab: &Lab, pod: &str| probe_targets(lab, "x", pod, &vec![(ip.clone(), 8080); 16]).into_iter().filter(|(o, _)| o == "connected").count();
 
     // A dead proxy on node0: its pods cannot use the Service, node1's still can.
-    lab.inject(Fault { kind: FaultKind::DropServices, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::DropServices, 0)).unwrap();
     assert_eq!(connected(&lab, "c0"), 0);
     assert_eq!(connected(&lab, "c1"), 16);
     lab.clear(FaultKind::DropServices, None).unwrap();
@@ -436,7 +436,7 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     // (not each one: when br_netfilter routes the translated packet out of the bridge device
     // instead of bridging it back out of its port, it arrives without hairpin mode), while
     // those sent to x/b connect; on node1 x/b is unaffected.
-    lab.inject(Fault { kind: FaultKind::BreakHairpin, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::BreakHairpin, 0)).unwrap();
     let from_a = probe_targets(&lab, "x", "a", &vec![(ip.clone(), 8080); 24]);
     assert!(from_a.iter().any(|(o, _)| o != "connected"), "some connections were sent back to x/a and got lost: {from_a:?}");
     assert!(from_a.iter().any(|(o, by)| o == "connected" && by.as_deref() == Some("x/b")), "{from_a:?}");
@@ -477,7 +477,7 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
     assert_eq!(ask(&lab, 40000).as_deref(), Some("x/new"), "the flow was flushed and translated again");
 
     // The client's node keeps stale entries: the same flow goes on to the deleted address.
-    lab.inject(Fault { kind: FaultKind::StaleUdp, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::StaleUdp, 0)).unwrap();
     assert_eq!(ask(&lab, 40001).as_deref(), Some("x/new"));
     replace(&mut lab, "new", "newer");
     assert_eq!(ask(&lab, 40001), None, "the stale entry still points at the deleted backend");
@@ -553,7 +553,7 @@ fn a_vanished_namespace_is_named_not_taken_for_a_missing_tool() {
     let gone = names::node("tgone", 1);
     netns::delete(&gone).unwrap();
     // A change to node 1's rules runs `nft` in its namespace.
-    let err = lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap_err();
+    let err = lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap_err();
     let message = err.to_string();
     assert!(message.contains(&gone) && !message.contains("install"), "{message}");
     let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
