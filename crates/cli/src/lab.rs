@@ -50,7 +50,7 @@ fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer:
     match action {
         FaultAction::Inject => {
             let node = node.ok_or_else(|| LabError::BadInput("lab fault inject needs --node".into()))?;
-            lab.inject(Fault { kind, node, peer })?;
+            lab.inject(Fault { peer, ..Fault::new(kind, node) })?;
         }
         FaultAction::Clear => lab.clear(kind, node)?,
     }

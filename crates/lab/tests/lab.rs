@@ -2,7 +2,7 @@
 //! packets. Needs root (CI runs as root); otherwise each test says why it checked nothing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netmatrix_lab::{Fault, FaultKind, Lab, names, netns, nft, topology};
 use netmatrix_model::{ContainerPort, PodSpec};
@@ -558,4 +558,135 @@ fn a_vanished_namespace_is_named_not_taken_for_a_missing_tool() {
     assert!(message.contains(&gone) && !message.contains("install"), "{message}");
     let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
     assert!(source.contains("No such file or directory"), "the io error is the source: {source}");
+}
+
+/// Probes x/`pod` on TCP 80 from x/client every 10 ms until it is `reachable` (or not); how
+/// long after `since` the attempt that first saw so began. A blocked attempt waits out its
+/// timeout, so its start is the agent's answer less its latency, not the answer.
+fn until(lab: &Lab, pod: &str, reachable: bool, since: Instant) -> Duration {
+    let ip = lab.pods().iter().find(|p| p.namespace == "x" && p.name == pod).unwrap().ip.to_string();
+    let batch = json!([{"target": ip, "port": 80, "protocol": "tcp", "timeout": "200ms", "tries": 1}]).to_string();
+    loop {
+        let out = lab.probe("x", "client", &batch, Duration::from_secs(10)).unwrap();
+        let answered = Instant::now();
+        let r: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_ne!(r["outcome"], "error", "the agent could not probe: {out}");
+        if (r["outcome"] == "connected") == reachable {
+            let latency = Duration::from_micros(r["latency_us"].as_u64().unwrap());
+            return (answered - latency).saturating_duration_since(since);
+        }
+        assert!(since.elapsed() < Duration::from_secs(10), "x/{pod} is still {}reachable after 10 s", if reachable { "un" } else { "" });
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `delay-policy` on node1 by 300 ms: a policy whose rules live on node1 takes effect 300 ms
+/// after the change returned, one on node0 at once; clearing the fault applies what it holds
+/// back at once, and so does dropping the lab; nothing held back reaches a lab removed since.
+#[test]
+fn delay_policy_holds_back_one_nodes_rule_updates() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    const DELAY: Duration = Duration::from_millis(300);
+    /// Probing, the agent starting, `nft` and a loaded host (lab tests run in parallel).
+    const TOLERANCE: Duration = Duration::from_millis(250);
+    let _guard = Guard("tdly");
+    let mut lab = Lab::up("tdly", 2).unwrap();
+    let scratch = format!("{}scratch", names::prefix("tdly"));
+    netns::create(&scratch).unwrap();
+    let pod = |name: &str, node: usize, ports: Vec<ContainerPort>| PodSpec {
+        namespace: "x".into(),
+        name: name.into(),
+        labels: labels(&[("pod", name)]),
+        node: format!("node{node}"),
+        ports,
+        host_network: false,
+    };
+    lab.add_pods(vec![pod("p0", 0, vec![tcp(80)]), pod("p1", 1, vec![tcp(80)]), pod("client", 0, vec![])]).unwrap();
+    let delay = |node: usize, by: Duration| Fault { delay: Some(by), ..Fault::new(FaultKind::DelayPolicy, node) };
+    let err = lab.inject(Fault::new(FaultKind::DelayPolicy, 1)).unwrap_err();
+    assert!(matches!(err, netmatrix_lab::LabError::BadInput(_)) && err.to_string().contains("--by"), "{err}");
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.inject(delay(1, DELAY)).unwrap();
+    assert_eq!(lab.faults().iter().map(ToString::to_string).collect::<Vec<_>>(), ["delay-policy node1 by 300ms"], "re-injecting replaces");
+    assert!(lab.status().contains("fault delay-policy node1 by 300ms"));
+    let start = Instant::now();
+    until(&lab, "p0", true, start);
+    until(&lab, "p1", true, start);
+    let deny = |name: &str| policy("x", &format!("deny-{name}"), json!({"podSelector": {"matchLabels": {"pod": name}}, "policyTypes": ["Ingress"]}));
+
+    // node1's rules land the delay after the change returned.
+    let start = Instant::now();
+    lab.apply_policy(deny("p1")).unwrap();
+    let (returned, applying) = (Instant::now(), start.elapsed());
+    let held = until(&lab, "p1", false, returned);
+    eprintln!("delay-policy node1 by {DELAY:?}: apply_policy returned in {applying:?}; x/p1 (node1) unreachable {held:?} after");
+    assert!(applying < DELAY, "the change does not wait for the delayed node: {applying:?}");
+    assert!(held >= DELAY && held < DELAY + TOLERANCE, "x/p1 unreachable {held:?} after the change, not {DELAY:?} + at most {TOLERANCE:?}");
+
+    // node0's at once.
+    lab.apply_policy(deny("p0")).unwrap();
+    let at_once = until(&lab, "p0", false, Instant::now());
+    eprintln!("x/p0 (node0, not delayed) unreachable {at_once:?} after");
+    assert!(at_once < TOLERANCE, "x/p0 unreachable {at_once:?} after the change");
+    // Several updates held back at once land in order, each an update of what the one before
+    // it left: the table ends as its rendering applied from scratch.
+    lab.delete_policy("x", "deny-p0").unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    lab.set_pod_labels("x", "p1", labels(&[("pod", "p1"), ("extra", "yes")])).unwrap();
+    lab.apply_policy(deny("p1")).unwrap();
+    std::thread::sleep(DELAY + Duration::from_millis(100));
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after held-back updates landed");
+
+    // Clearing applies what is held back at once (here 5 s worth); later updates are immediate.
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    let start = Instant::now();
+    lab.clear(FaultKind::DelayPolicy, Some(1)).unwrap();
+    let (cleared, clearing) = (Instant::now(), start.elapsed());
+    let flushed = until(&lab, "p1", true, cleared);
+    eprintln!("clear applied the held-back update in {clearing:?}; x/p1 reachable {flushed:?} after");
+    assert!(flushed < TOLERANCE, "x/p1 reachable {flushed:?} after the clear");
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after the clear");
+    lab.apply_policy(deny("p1")).unwrap();
+    let immediate = until(&lab, "p1", false, Instant::now());
+    eprintln!("after the clear: x/p1 unreachable {immediate:?} after the change");
+    assert!(immediate < TOLERANCE, "x/p1 unreachable {immediate:?} after the change, with the fault cleared");
+
+    // A lab value dropped applies what it holds at once; the delay stays in the saved faults.
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    let start = Instant::now();
+    drop(lab);
+    let dropping = start.elapsed();
+    let mut lab = Lab::open("tdly").unwrap();
+    let reachable = until(&lab, "p1", true, start);
+    eprintln!("drop applied the held-back update in {dropping:?}; x/p1 reachable {reachable:?} after the drop began");
+    assert!(dropping < Duration::from_secs(2) && reachable < Duration::from_secs(2), "{dropping:?}, {reachable:?}");
+    assert_eq!(lab.faults(), [delay(1, Duration::from_secs(5))]);
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after the drop");
+
+    // Removed while an update is held back, and made again under the same name: the old
+    // value's update, dropped, never reaches the new lab.
+    lab.apply_policy(deny("p1")).unwrap();
+    Lab::down("tdly").unwrap();
+    let mut again = Lab::up("tdly", 2).unwrap();
+    drop(lab);
+    let scratch = format!("{}scratch", names::prefix("tdly"));
+    netns::create(&scratch).unwrap();
+    assert_tables_as_rendered(&again, "tdly", &scratch, "a new lab under the name");
+    again.add_pod(pod("p1", 1, vec![tcp(80)])).unwrap();
+    assert_tables_as_rendered(&again, "tdly", &scratch, "a new lab under the name, with a pod");
+
+    // A held-back update that fails (its node's namespace was deleted behind the lab's back)
+    // cannot fail the change that made it: the next change reports it.
+    again.inject(delay(1, Duration::from_millis(50))).unwrap();
+    let gone = names::node("tdly", 1);
+    netns::delete(&gone).unwrap();
+    again.apply_policy(deny("p1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let err = again.set_namespace("y", Labels::new()).unwrap_err().to_string();
+    assert!(err.contains("node 1 (held back by delay-policy)") && err.contains(&gone), "{err}");
 }
