@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use netmatrix_model::Protocol;
@@ -79,7 +80,7 @@ pub enum LabCommand {
         name: String,
     },
     /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin,
-    /// stale-udp.
+    /// stale-udp, delay-policy (with --by).
     Fault {
         action: FaultAction,
         name: String,
@@ -90,6 +91,11 @@ pub enum LabCommand {
         /// For cross-node: the other node (default: every other node).
         #[arg(long)]
         peer: Option<usize>,
+        /// For delay-policy (required there): how long the node's rule updates are held back,
+        /// e.g. 300ms. Only the process changing rules holds them back: a command that ends
+        /// applies what it holds first.
+        #[arg(long, value_name = "DURATION", value_parser = crate::run::parse_duration)]
+        by: Option<Duration>,
     },
 }
 
@@ -273,13 +279,23 @@ mod tests {
         assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));
         assert!(matches!(parse(&["lab", "status"]).unwrap().command, Command::Lab(LabCommand::Status { .. })));
         assert!(parse(&["lab", "up", "--nodes", "many"]).is_err());
-        let Command::Lab(LabCommand::Fault { action, name, kind, node, peer }) =
+        let Command::Lab(LabCommand::Fault { action, name, kind, node, peer, by }) =
             parse(&["lab", "fault", "inject", "x1", "cross-node", "--node", "0", "--peer", "2"]).unwrap().command
         else {
             panic!("fault")
         };
-        assert_eq!((action, name.as_str(), kind.as_str(), node, peer), (FaultAction::Inject, "x1", "cross-node", Some(0), Some(2)));
+        assert_eq!((action, name.as_str(), kind.as_str(), node, peer, by), (FaultAction::Inject, "x1", "cross-node", Some(0), Some(2), None));
         assert!(parse(&["lab", "fault", "break", "x1", "cross-node"]).is_err());
+        let Command::Lab(LabCommand::Fault { kind, node, by, .. }) =
+            parse(&["lab", "fault", "inject", "x1", "delay-policy", "--node", "1", "--by", "300ms"]).unwrap().command
+        else {
+            panic!("fault")
+        };
+        assert_eq!((kind.as_str(), node, by), ("delay-policy", Some(1), Some(Duration::from_millis(300))));
+        for bad in ["0s", "soon", "300"] {
+            let err = parse(&["lab", "fault", "inject", "x1", "delay-policy", "--node", "1", "--by", bad]).unwrap_err().to_string();
+            assert!(err.contains("--by"), "{bad}: {err}");
+        }
     }
 
     #[test]

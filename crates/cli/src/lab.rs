@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use netmatrix_lab::{Fault, FaultKind, Lab, LabError, topology};
 use netmatrix_model::{ContainerPort, PodSpec};
 use netmatrix_model::{Labels, Protocol};
@@ -30,7 +32,7 @@ pub fn run(command: LabCommand) -> Result<Outcome, CliError> {
         LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node)?,
         LabCommand::Down { name } => removed(&name, Lab::down(&name)?),
         LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status()))?,
-        LabCommand::Fault { action, name, kind, node, peer } => fault(action, &name, &kind, node, peer)?,
+        LabCommand::Fault { action, name, kind, node, peer, by } => fault(action, &name, &kind, node, peer, by)?,
     }
     Ok(Outcome::Ok)
 }
@@ -43,14 +45,14 @@ fn removed(name: &str, existed: bool) {
     }
 }
 
-fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer: Option<usize>) -> Result<(), LabError> {
+fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer: Option<usize>, delay: Option<Duration>) -> Result<(), LabError> {
     let names: Vec<String> = FaultKind::ALL.iter().map(ToString::to_string).collect();
     let kind = FaultKind::parse(kind).ok_or_else(|| LabError::BadInput(format!("unknown fault {kind:?} (one of {})", names.join(", "))))?;
     let mut lab = Lab::open(name)?;
     match action {
         FaultAction::Inject => {
             let node = node.ok_or_else(|| LabError::BadInput("lab fault inject needs --node".into()))?;
-            lab.inject(Fault { kind, node, peer })?;
+            lab.inject(Fault { kind, node, peer, delay })?;
         }
         FaultAction::Clear => lab.clear(kind, node)?,
     }

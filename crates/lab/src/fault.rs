@@ -2,6 +2,7 @@
 //! `nft -f` each and nothing lingers after a clear.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,10 +29,18 @@ pub enum FaultKind {
     StaleUdp,
     /// Delay and loss on a node's link: needs `tc netem`; refused until implemented.
     Netem,
+    /// A node whose policy agent lags: every rule update for the node is applied
+    /// [`Fault::delay`] after it was made (in the order made), while the other nodes and the
+    /// router update at once; `Lab::sync` does not wait for it. The reference a convergence
+    /// measurement is checked against: a change whose rules live on the node measures the
+    /// delay more. It acts in the process holding the `Lab` (the updates wait on a thread of
+    /// its own); the delay is in the saved faults, so whichever process opens the lab and
+    /// changes rules honours it, and one that ends applies what it still holds back first.
+    DelayPolicy,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::CrossNode,
         FaultKind::DropUdp,
         FaultKind::IgnorePolicy,
@@ -39,6 +48,7 @@ impl FaultKind {
         FaultKind::BreakHairpin,
         FaultKind::StaleUdp,
         FaultKind::Netem,
+        FaultKind::DelayPolicy,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -56,6 +66,7 @@ impl fmt::Display for FaultKind {
             Self::BreakHairpin => "break-hairpin",
             Self::StaleUdp => "stale-udp",
             Self::Netem => "netem",
+            Self::DelayPolicy => "delay-policy",
         })
     }
 }
@@ -66,6 +77,31 @@ pub struct Fault {
     pub node: usize,
     /// For `cross-node`: the other node; `None` means every other node.
     pub peer: Option<usize>,
+    /// For `delay-policy`: how long the node's rule updates are held back. Absent from states
+    /// saved before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+}
+
+impl Fault {
+    /// A fault of `kind` on `node` (no peer, no delay).
+    pub fn new(kind: FaultKind, node: usize) -> Self {
+        Fault { kind, node, peer: None, delay: None }
+    }
+
+    /// Why `Lab::inject` refuses the fault in a lab of `nodes` nodes, if it does.
+    pub(crate) fn check(&self, nodes: usize) -> Result<(), String> {
+        if self.node >= nodes || self.peer.is_some_and(|p| p >= nodes || p == self.node) {
+            return Err(format!("fault {self}: nodes are node0 to node{}, and a peer differs from the node", nodes - 1));
+        }
+        match (self.kind, self.delay) {
+            (FaultKind::Netem, _) => Err("fault netem (delay and loss on a node link) is not implemented yet: it needs tc netem, and the kernels netmatrix is tested on have no sch_netem; nothing was injected".into()),
+            (FaultKind::DelayPolicy, None) => Err("fault delay-policy needs --by DURATION: how long the node's rule updates are held back".into()),
+            (FaultKind::DelayPolicy, Some(d)) if d.is_zero() => Err("fault delay-policy: --by must be more than zero".into()),
+            (FaultKind::DelayPolicy, Some(_)) | (_, None) => Ok(()),
+            (kind, Some(_)) => Err(format!("fault {kind}: --by is for delay-policy only")),
+        }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -73,6 +109,10 @@ impl fmt::Display for Fault {
         write!(f, "{} node{}", self.kind, self.node)?;
         if let Some(peer) = self.peer {
             write!(f, " <-> node{peer}")?;
+        }
+        if let Some(delay) = self.delay {
+            // `Duration`'s Debug is the short form: 300ms, 1.5s.
+            write!(f, " by {delay:?}")?;
         }
         Ok(())
     }
@@ -106,4 +146,47 @@ pub fn render_node(out: &mut String, faults: &[Fault], node: usize) {
 
 pub fn active(faults: &[Fault], kind: FaultKind, node: usize) -> bool {
     faults.iter().any(|f| f.kind == kind && f.node == node)
+}
+
+/// How long `delay-policy` holds back `node`'s rule updates, if it is on the node.
+pub fn delay(faults: &[Fault], node: usize) -> Option<Duration> {
+    faults.iter().find(|f| f.kind == FaultKind::DelayPolicy && f.node == node).and_then(|f| f.delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_policy_reads_shows_and_round_trips_its_delay() {
+        assert_eq!(FaultKind::parse("delay-policy"), Some(FaultKind::DelayPolicy));
+        let fault = Fault { delay: Some(Duration::from_millis(300)), ..Fault::new(FaultKind::DelayPolicy, 1) };
+        assert_eq!(fault.to_string(), "delay-policy node1 by 300ms");
+        assert_eq!(Fault { delay: Some(Duration::from_millis(1500)), ..fault.clone() }.to_string(), "delay-policy node1 by 1.5s");
+        let json = serde_json::to_value(&fault).unwrap();
+        assert_eq!(serde_json::from_value::<Fault>(json).unwrap(), fault);
+        assert_eq!(delay(&[Fault::new(FaultKind::DropUdp, 1), fault], 1), Some(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn delay_policy_needs_a_delay_and_only_it_takes_one() {
+        let by = |ms| Some(Duration::from_millis(ms));
+        let err = Fault::new(FaultKind::DelayPolicy, 1).check(2).unwrap_err();
+        assert!(err.contains("--by"), "{err}");
+        assert!(Fault { delay: by(0), ..Fault::new(FaultKind::DelayPolicy, 1) }.check(2).unwrap_err().contains("--by"));
+        assert_eq!(Fault { delay: by(300), ..Fault::new(FaultKind::DelayPolicy, 1) }.check(2), Ok(()));
+        assert!(Fault { delay: by(300), ..Fault::new(FaultKind::DelayPolicy, 2) }.check(2).is_err(), "no node2");
+        assert_eq!(Fault { delay: by(300), ..Fault::new(FaultKind::DropUdp, 0) }.check(2).unwrap_err(), "fault drop-udp: --by is for delay-policy only");
+        assert_eq!(Fault::new(FaultKind::DropUdp, 0).check(2), Ok(()));
+        assert!(Fault::new(FaultKind::Netem, 0).check(2).unwrap_err().contains("netem"));
+    }
+
+    #[test]
+    fn faults_saved_before_delays_existed_still_load_and_save_the_same() {
+        let old = serde_json::json!({"kind": "cross-node", "node": 0, "peer": 2});
+        let fault: Fault = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(fault, Fault { peer: Some(2), ..Fault::new(FaultKind::CrossNode, 0) });
+        assert_eq!(serde_json::to_value(&fault).unwrap(), old, "no delay field where there is no delay");
+        assert_eq!(fault.to_string(), "cross-node node0 <-> node2");
+    }
 }

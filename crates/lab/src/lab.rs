@@ -6,11 +6,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, PodSpec, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
+use crate::delayed::{Delayed, Update};
 use crate::fault::{self, Fault, FaultKind};
 use crate::{lock, names, netns, nft, process, topology};
 
@@ -144,8 +145,12 @@ pub struct Lab {
     /// The script each node's table (the router's last) was last set to, where this process
     /// knows it: the base of incremental updates. `None`: replace the whole table.
     in_kernel: Vec<Option<String>>,
-    /// No other process changes the lab while this value lives.
-    _lock: Arc<lock::Held>,
+    /// The appliers of `delay-policy` nodes, by node, each started at the node's first held-back
+    /// update. Dropped with the lab: each applies what it still holds, at once.
+    delayed: BTreeMap<usize, Delayed>,
+    /// No other process changes the lab while this value lives (nor while an applier of
+    /// held-back updates, which holds a clone, is still at work).
+    lock: Arc<lock::Held>,
 }
 
 /// Policies and Services by (namespace, name), the order in which the model lists them; admin
@@ -204,8 +209,14 @@ impl Lab {
         if state_file(name).exists() || !netns::list(&names::prefix(name)).unwrap_or_default().is_empty() {
             return Err(LabError::Exists(name.to_owned()));
         }
-        let mut lab =
-            Lab { name: name.to_owned(), state: State { nodes, ..State::default() }, objects: Objects::default(), in_kernel: Vec::new(), _lock: lock };
+        let mut lab = Lab {
+            name: name.to_owned(),
+            state: State { nodes, ..State::default() },
+            objects: Objects::default(),
+            in_kernel: Vec::new(),
+            delayed: BTreeMap::new(),
+            lock,
+        };
         let built = (|| {
             std::fs::create_dir_all(log_dir(name)).map_err(io_err(format!("creating {}", log_dir(name).display())))?;
             topology::create_router(name).map_err(io_err("creating the router namespace"))?;
@@ -238,7 +249,7 @@ impl Lab {
         let loaded = parse_objects(name, &stream)?;
         let mut objects = Objects::default();
         objects.add(loaded);
-        Ok(Lab { name: name.to_owned(), state, objects, in_kernel: Vec::new(), _lock: lock })
+        Ok(Lab { name: name.to_owned(), state, objects, in_kernel: Vec::new(), delayed: BTreeMap::new(), lock })
     }
 
     /// Names of the labs on this host: those with a state file, and those whose namespaces are
@@ -656,8 +667,10 @@ impl Lab {
     /// Renders every node's ruleset (and the router's) and applies, in parallel, those that
     /// changed since the last apply: only the chains and sets that changed where the applied
     /// script is known (a change to one policy at 500 pods then costs a few ms per node instead
-    /// of a whole table's 50-100 ms), else the whole table.
+    /// of a whole table's 50-100 ms), else the whole table. A `delay-policy` node's update is
+    /// queued instead, due the fault's delay after the others were applied.
     pub fn sync(&mut self) -> Result<(), LabError> {
+        let late = self.settle_delayed();
         let cluster = self.model()?;
         let table = names::nft_table(&self.name);
         let nodes = self.state.nodes;
@@ -670,50 +683,73 @@ impl Lab {
             .collect();
         scripts.push((names::router(&self.name), fault::router_script(&table, faults, nodes), "the router".into()));
         let hashes: Vec<u64> = scripts.iter().map(|(_, script, _)| hash(script)).collect();
+        let changed: Vec<bool> = hashes.iter().enumerate().map(|(i, h)| self.state.applied.get(i) != Some(h)).collect();
+        let delays: Vec<Option<Duration>> = (0..nodes).map(|node| fault::delay(faults, node)).chain([None]).collect();
         self.in_kernel.resize(scripts.len(), None);
+        // Before anything is applied, so that a failure here leaves the bookkeeping as it was.
+        for node in (0..nodes).filter(|&node| delays[node].is_some() && changed[node]) {
+            if !self.delayed.contains_key(&node) {
+                self.delayed.insert(node, start_applier(&self.name, node, &self.lock)?);
+            }
+        }
         let results: Vec<Result<(), LabError>> = std::thread::scope(|s| {
             let handles: Vec<_> = scripts
                 .iter()
-                .zip(&hashes)
                 .zip(&self.in_kernel)
                 .enumerate()
-                .map(|(i, (((ns, script, what), h), in_kernel))| {
-                    let (table, unchanged) = (&table, self.state.applied.get(i) == Some(h));
-                    s.spawn(move || {
-                        if unchanged {
-                            return Ok(());
-                        }
-                        match in_kernel.as_deref().and_then(|old| nft::update(table, old, script)) {
-                            Some(update) if update.is_empty() => Ok(()),
-                            // A failed update changed nothing (one transaction); replacing the
-                            // table repairs what it tripped on (a table changed behind our back).
-                            Some(update) => apply_nft(ns, &update, what).or_else(|_| apply_nft(ns, script, what)),
-                            None => apply_nft(ns, script, what),
-                        }
-                    })
+                .map(|(i, ((ns, script, what), in_kernel))| {
+                    let (table, apply) = (&table, changed[i] && delays[i].is_none());
+                    s.spawn(move || if apply { apply_table(ns, table, in_kernel.as_deref(), script, what) } else { Ok(()) })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(LabError::Panicked("applying nftables rules".into())))).collect()
         });
+        // Due from now, once the other nodes have their rules: the node lags them by the delay.
+        let now = Instant::now();
         for (i, ((_, script, _), result)) in scripts.into_iter().zip(&results).enumerate() {
+            if let Some(delay) = delays[i].filter(|_| changed[i]) {
+                // The base of the next update is what this one leaves, whenever it lands.
+                self.delayed[&i].push(Update { due: now + delay, old: self.in_kernel[i].take(), script: script.clone() });
+            }
             self.in_kernel[i] = result.is_ok().then_some(script);
         }
         // Remember nothing as applied unless everything was: a failed node is retried next time.
-        self.state.applied = if results.iter().all(Result::is_ok) { hashes } else { Vec::new() };
-        results.into_iter().collect()
+        // A held-back update that failed is reported here, by the sync after it.
+        self.state.applied = if results.iter().all(Result::is_ok) && late.is_ok() { hashes } else { Vec::new() };
+        results.into_iter().collect::<Result<(), LabError>>().and(late)
+    }
+
+    /// Before a sync: the appliers of nodes no longer delayed (the fault was cleared) apply
+    /// what they hold at once and end, so that nothing applied now overtakes it; a held-back
+    /// update that failed leaves its node's table unknown, so the sync replaces it whole, as
+    /// after a failed immediate apply. The failure, if any, for the sync to report.
+    fn settle_delayed(&mut self) -> Result<(), LabError> {
+        let mut failure = Ok(());
+        for node in self.delayed.keys().copied().collect::<Vec<_>>() {
+            let result = if fault::delay(&self.state.faults, node).is_some() {
+                self.delayed[&node].take_failure().map_or(Ok(()), Err)
+            } else {
+                self.delayed.remove(&node).expect("listed").finish()
+            };
+            if let Err(e) = result {
+                self.in_kernel[node] = None;
+                self.state.applied.clear();
+                failure = Err(e);
+            }
+        }
+        failure
     }
 
     pub fn faults(&self) -> &[Fault] {
         &self.state.faults
     }
 
+    /// Injects a fault; `delay-policy` (which needs [`Fault::delay`]) replaces the node's
+    /// earlier delay, if any.
     pub fn inject(&mut self, fault: Fault) -> Result<(), LabError> {
-        let nodes = self.state.nodes;
-        if fault.node >= nodes || fault.peer.is_some_and(|p| p >= nodes || p == fault.node) {
-            return Err(LabError::BadInput(format!("fault {fault}: nodes are node0 to node{}, and a peer differs from the node", nodes - 1)));
-        }
-        if fault.kind == FaultKind::Netem {
-            return Err(LabError::BadInput("fault netem (delay and loss on a node link) is not implemented yet: it needs tc netem, and the kernels netmatrix is tested on have no sch_netem; nothing was injected".into()));
+        fault.check(self.state.nodes).map_err(LabError::BadInput)?;
+        if fault.kind == FaultKind::DelayPolicy {
+            self.state.faults.retain(|f| !(f.kind == FaultKind::DelayPolicy && f.node == fault.node));
         }
         if !self.state.faults.contains(&fault) {
             self.state.faults.push(fault.clone());
@@ -730,7 +766,8 @@ impl Lab {
         topology::set_hairpin(&self.name, node, &ids, on).map_err(io_err(format!("setting hairpin mode on node {node}")))
     }
 
-    /// Clears the faults of `kind` on `node` (all of them when `node` is `None`).
+    /// Clears the faults of `kind` on `node` (all of them when `node` is `None`). Clearing
+    /// `delay-policy` applies the updates it holds back at once.
     pub fn clear(&mut self, kind: FaultKind, node: Option<usize>) -> Result<(), LabError> {
         let (cleared, kept): (Vec<Fault>, Vec<Fault>) =
             std::mem::take(&mut self.state.faults).into_iter().partition(|f| f.kind == kind && node.is_none_or(|n| n == f.node));
@@ -844,6 +881,35 @@ fn hash(script: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     script.hash(&mut h);
     h.finish()
+}
+
+/// Sets a table to `script`: only what changed since `old` where the table is known to hold
+/// `old`, else the whole table.
+fn apply_table(ns: &str, table: &str, old: Option<&str>, script: &str, what: &str) -> Result<(), LabError> {
+    match old.and_then(|old| nft::update(table, old, script)) {
+        Some(update) if update.is_empty() => Ok(()),
+        // A failed update changed nothing (one transaction); replacing the table repairs what
+        // it tripped on (a table changed behind our back).
+        Some(update) => apply_nft(ns, &update, what).or_else(|_| apply_nft(ns, script, what)),
+        None => apply_nft(ns, script, what),
+    }
+}
+
+/// The thread that applies node `node`'s held-back updates.
+fn start_applier(lab: &str, node: usize, lock: &Arc<lock::Held>) -> Result<Delayed, LabError> {
+    let (ns, table, what) = (names::node(lab, node), names::nft_table(lab), format!("node {node} (held back by delay-policy)"));
+    let lock = Arc::clone(lock);
+    Delayed::start(
+        &format!("node {node}"),
+        Box::new(move |update: &Update| {
+            // Gone with its lock file when this process removed the lab while holding it: the
+            // update has no table left (and a lab made again under the name is another one).
+            if !lock.is_current() {
+                return Ok(());
+            }
+            apply_table(&ns, &table, update.old.as_deref(), &update.script, &what)
+        }),
+    )
 }
 
 fn apply_nft(ns: &str, script: &str, what: &str) -> Result<(), LabError> {

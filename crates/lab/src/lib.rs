@@ -1,6 +1,7 @@
 //! The local lab: nodes and pods as network namespaces on one host, a reference dataplane in
 //! nftables rendered from the model.
 
+mod delayed;
 mod fault;
 mod lab;
 mod lock;

@@ -17,7 +17,7 @@ use crate::LabError;
 /// A held lock, released when the last clone is dropped.
 pub struct Held {
     path: PathBuf,
-    _flock: Flock<File>,
+    flock: Flock<File>,
 }
 
 impl Held {
@@ -26,6 +26,12 @@ impl Held {
     pub fn remove(&self) {
         HELD.lock().unwrap().remove(&self.path);
         let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Whether the lock file is still the one held: not removed with the lab (whose name a
+    /// new lab may have taken since, with a lock file of its own).
+    pub fn is_current(&self) -> bool {
+        same_file(&self.flock, &self.path)
     }
 }
 
@@ -59,7 +65,7 @@ pub fn acquire(path: &Path, lab: &str, wait: Duration) -> Result<Arc<Held>, LabE
     };
     // For the message of whoever waits next.
     flock.set_len(0).and_then(|()| flock.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)).map_err(io)?;
-    let held = Arc::new(Held { path: path.to_owned(), _flock: flock });
+    let held = Arc::new(Held { path: path.to_owned(), flock });
     let mut table = HELD.lock().unwrap();
     table.retain(|_, h| h.strong_count() > 0);
     table.insert(path.to_owned(), Arc::downgrade(&held));
@@ -96,12 +102,13 @@ mod tests {
         let path = dir.path().join("t.lock");
         let first = acquire(&path, "t", Duration::ZERO).unwrap();
         let again = acquire(&path, "t", Duration::ZERO).unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&first, &again) && first.is_current());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", std::process::id()));
         first.remove();
-        assert!(!path.exists());
+        assert!(!path.exists() && !first.is_current());
         let next = acquire(&path, "t", Duration::ZERO).unwrap();
         assert!(!Arc::ptr_eq(&first, &next) && path.exists(), "a removed lock is not shared: it locks nothing");
+        assert!(next.is_current() && !first.is_current(), "the new lock file is not the removed one");
     }
 
     #[test]

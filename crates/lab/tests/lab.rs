@@ -2,7 +2,7 @@
 //! packets. Needs root (CI runs as root); otherwise each test says why it checked nothing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netmatrix_lab::{Fault, FaultKind, Lab, names, netns, nft, topology};
 use netmatrix_model::{ContainerPort, PodSpec};
@@ -192,8 +192,8 @@ fn incremental_updates_leave_the_tables_a_full_apply_gives_and_repair_a_tampered
     lab.apply_service(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "x"}, "spec": {"type": "NodePort", "selector": {"pod": "a"}, "ports": [{"port": 8080, "targetPort": 80}]}})).unwrap();
     lab.delete_policy("x", "deny").unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "a Service added, a policy deleted");
-    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 0, peer: None }).unwrap();
-    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::IgnorePolicy, 0)).unwrap();
+    lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap();
     assert_tables_as_rendered(&lab, "tinc", &scratch, "faults injected");
     lab.clear(FaultKind::IgnorePolicy, None).unwrap();
     lab.clear(FaultKind::DropUdp, None).unwrap();
@@ -297,7 +297,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(healthy.values().all(|&c| c) && observe_protocol(&lab, 80, "udp").values().all(|&c| c));
 
     // A broken overlay between node0 and node1: exactly the cells between those two nodes fail.
-    lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(1) }).unwrap();
+    lab.inject(Fault { peer: Some(1), ..Fault::new(FaultKind::CrossNode, 0) }).unwrap();
     for ((src, dst), connected) in observe(&lab, 80) {
         let cut = matches!((node_of(&src), node_of(&dst)), (0, 1) | (1, 0));
         assert_eq!(connected, !cut, "{src} => {dst} with cross-node 0<->1");
@@ -306,7 +306,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert_eq!(observe(&lab, 80), healthy, "clear restores every cell");
 
     // UDP dropped on node1: UDP to or from node1's pods fails, TCP is untouched.
-    lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap();
     for ((src, dst), connected) in observe_protocol(&lab, 80, "udp") {
         assert_eq!(connected, node_of(&src) != 1 && node_of(&dst) != 1, "UDP {src} => {dst} with drop-udp on node1");
     }
@@ -317,7 +317,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     // A node that ignores NetworkPolicy: under deny-all ingress only its pods stay reachable.
     lab.apply_policy(policy("default", "deny", json!({"podSelector": {}, "policyTypes": ["Ingress"]}))).unwrap();
     assert!(observe(&lab, 80).values().all(|&c| !c));
-    lab.inject(Fault { kind: FaultKind::IgnorePolicy, node: 1, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::IgnorePolicy, 1)).unwrap();
     for ((src, dst), connected) in observe(&lab, 80) {
         assert_eq!(connected, node_of(&dst) == 1, "{src} => {dst} with ignore-policy on node1");
     }
@@ -325,9 +325,9 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(observe(&lab, 80).values().all(|&c| !c));
     assert!(lab.faults().is_empty());
 
-    let err = lab.inject(Fault { kind: FaultKind::Netem, node: 0, peer: None }).unwrap_err().to_string();
+    let err = lab.inject(Fault::new(FaultKind::Netem, 0)).unwrap_err().to_string();
     assert!(err.contains("netem"), "{err}");
-    assert!(lab.inject(Fault { kind: FaultKind::CrossNode, node: 0, peer: Some(0) }).is_err());
+    assert!(lab.inject(Fault { peer: Some(0), ..Fault::new(FaultKind::CrossNode, 0) }).is_err());
 }
 
 /// One probe per target from `ns/pod`; returns (outcome, answered_by) per target.
@@ -426,7 +426,7 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     let connected = |lab: &Lab, pod: &str| probe_targets(lab, "x", pod, &vec![(ip.clone(), 8080); 16]).into_iter().filter(|(o, _)| o == "connected").count();
 
     // A dead proxy on node0: its pods cannot use the Service, node1's still can.
-    lab.inject(Fault { kind: FaultKind::DropServices, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::DropServices, 0)).unwrap();
     assert_eq!(connected(&lab, "c0"), 0);
     assert_eq!(connected(&lab, "c1"), 16);
     lab.clear(FaultKind::DropServices, None).unwrap();
@@ -436,7 +436,7 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     // (not each one: when br_netfilter routes the translated packet out of the bridge device
     // instead of bridging it back out of its port, it arrives without hairpin mode), while
     // those sent to x/b connect; on node1 x/b is unaffected.
-    lab.inject(Fault { kind: FaultKind::BreakHairpin, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::BreakHairpin, 0)).unwrap();
     let from_a = probe_targets(&lab, "x", "a", &vec![(ip.clone(), 8080); 24]);
     assert!(from_a.iter().any(|(o, _)| o != "connected"), "some connections were sent back to x/a and got lost: {from_a:?}");
     assert!(from_a.iter().any(|(o, by)| o == "connected" && by.as_deref() == Some("x/b")), "{from_a:?}");
@@ -477,7 +477,7 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
     assert_eq!(ask(&lab, 40000).as_deref(), Some("x/new"), "the flow was flushed and translated again");
 
     // The client's node keeps stale entries: the same flow goes on to the deleted address.
-    lab.inject(Fault { kind: FaultKind::StaleUdp, node: 0, peer: None }).unwrap();
+    lab.inject(Fault::new(FaultKind::StaleUdp, 0)).unwrap();
     assert_eq!(ask(&lab, 40001).as_deref(), Some("x/new"));
     replace(&mut lab, "new", "newer");
     assert_eq!(ask(&lab, 40001), None, "the stale entry still points at the deleted backend");
@@ -553,9 +553,140 @@ fn a_vanished_namespace_is_named_not_taken_for_a_missing_tool() {
     let gone = names::node("tgone", 1);
     netns::delete(&gone).unwrap();
     // A change to node 1's rules runs `nft` in its namespace.
-    let err = lab.inject(Fault { kind: FaultKind::DropUdp, node: 1, peer: None }).unwrap_err();
+    let err = lab.inject(Fault::new(FaultKind::DropUdp, 1)).unwrap_err();
     let message = err.to_string();
     assert!(message.contains(&gone) && !message.contains("install"), "{message}");
     let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
     assert!(source.contains("No such file or directory"), "the io error is the source: {source}");
+}
+
+/// Probes x/`pod` on TCP 80 from x/client every 10 ms until it is `reachable` (or not); how
+/// long after `since` the attempt that first saw so began. A blocked attempt waits out its
+/// timeout, so its start is the agent's answer less its latency, not the answer.
+fn until(lab: &Lab, pod: &str, reachable: bool, since: Instant) -> Duration {
+    let ip = lab.pods().iter().find(|p| p.namespace == "x" && p.name == pod).unwrap().ip.to_string();
+    let batch = json!([{"target": ip, "port": 80, "protocol": "tcp", "timeout": "200ms", "tries": 1}]).to_string();
+    loop {
+        let out = lab.probe("x", "client", &batch, Duration::from_secs(10)).unwrap();
+        let answered = Instant::now();
+        let r: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_ne!(r["outcome"], "error", "the agent could not probe: {out}");
+        if (r["outcome"] == "connected") == reachable {
+            let latency = Duration::from_micros(r["latency_us"].as_u64().unwrap());
+            return (answered - latency).saturating_duration_since(since);
+        }
+        assert!(since.elapsed() < Duration::from_secs(10), "x/{pod} is still {}reachable after 10 s", if reachable { "un" } else { "" });
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `delay-policy` on node1 by 300 ms: a policy whose rules live on node1 takes effect 300 ms
+/// after the change returned, one on node0 at once; clearing the fault applies what it holds
+/// back at once, and so does dropping the lab; nothing held back reaches a lab removed since.
+#[test]
+fn delay_policy_holds_back_one_nodes_rule_updates() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    const DELAY: Duration = Duration::from_millis(300);
+    /// Probing, the agent starting, `nft` and a loaded host (lab tests run in parallel).
+    const TOLERANCE: Duration = Duration::from_millis(250);
+    let _guard = Guard("tdly");
+    let mut lab = Lab::up("tdly", 2).unwrap();
+    let scratch = format!("{}scratch", names::prefix("tdly"));
+    netns::create(&scratch).unwrap();
+    let pod = |name: &str, node: usize, ports: Vec<ContainerPort>| PodSpec {
+        namespace: "x".into(),
+        name: name.into(),
+        labels: labels(&[("pod", name)]),
+        node: format!("node{node}"),
+        ports,
+        host_network: false,
+    };
+    lab.add_pods(vec![pod("p0", 0, vec![tcp(80)]), pod("p1", 1, vec![tcp(80)]), pod("client", 0, vec![])]).unwrap();
+    let delay = |node: usize, by: Duration| Fault { delay: Some(by), ..Fault::new(FaultKind::DelayPolicy, node) };
+    let err = lab.inject(Fault::new(FaultKind::DelayPolicy, 1)).unwrap_err();
+    assert!(matches!(err, netmatrix_lab::LabError::BadInput(_)) && err.to_string().contains("--by"), "{err}");
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.inject(delay(1, DELAY)).unwrap();
+    assert_eq!(lab.faults().iter().map(ToString::to_string).collect::<Vec<_>>(), ["delay-policy node1 by 300ms"], "re-injecting replaces");
+    assert!(lab.status().contains("fault delay-policy node1 by 300ms"));
+    let start = Instant::now();
+    until(&lab, "p0", true, start);
+    until(&lab, "p1", true, start);
+    let deny = |name: &str| policy("x", &format!("deny-{name}"), json!({"podSelector": {"matchLabels": {"pod": name}}, "policyTypes": ["Ingress"]}));
+
+    // node1's rules land the delay after the change returned.
+    let start = Instant::now();
+    lab.apply_policy(deny("p1")).unwrap();
+    let (returned, applying) = (Instant::now(), start.elapsed());
+    let held = until(&lab, "p1", false, returned);
+    eprintln!("delay-policy node1 by {DELAY:?}: apply_policy returned in {applying:?}; x/p1 (node1) unreachable {held:?} after");
+    assert!(applying < DELAY, "the change does not wait for the delayed node: {applying:?}");
+    assert!(held >= DELAY && held < DELAY + TOLERANCE, "x/p1 unreachable {held:?} after the change, not {DELAY:?} + at most {TOLERANCE:?}");
+
+    // node0's at once.
+    lab.apply_policy(deny("p0")).unwrap();
+    let at_once = until(&lab, "p0", false, Instant::now());
+    eprintln!("x/p0 (node0, not delayed) unreachable {at_once:?} after");
+    assert!(at_once < TOLERANCE, "x/p0 unreachable {at_once:?} after the change");
+    // Several updates held back at once land in order, each an update of what the one before
+    // it left: the table ends as its rendering applied from scratch.
+    lab.delete_policy("x", "deny-p0").unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    lab.set_pod_labels("x", "p1", labels(&[("pod", "p1"), ("extra", "yes")])).unwrap();
+    lab.apply_policy(deny("p1")).unwrap();
+    std::thread::sleep(DELAY + Duration::from_millis(100));
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after held-back updates landed");
+
+    // Clearing applies what is held back at once (here 5 s worth); later updates are immediate.
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    let start = Instant::now();
+    lab.clear(FaultKind::DelayPolicy, Some(1)).unwrap();
+    let (cleared, clearing) = (Instant::now(), start.elapsed());
+    let flushed = until(&lab, "p1", true, cleared);
+    eprintln!("clear applied the held-back update in {clearing:?}; x/p1 reachable {flushed:?} after");
+    assert!(flushed < TOLERANCE, "x/p1 reachable {flushed:?} after the clear");
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after the clear");
+    lab.apply_policy(deny("p1")).unwrap();
+    let immediate = until(&lab, "p1", false, Instant::now());
+    eprintln!("after the clear: x/p1 unreachable {immediate:?} after the change");
+    assert!(immediate < TOLERANCE, "x/p1 unreachable {immediate:?} after the change, with the fault cleared");
+
+    // A lab value dropped applies what it holds at once; the delay stays in the saved faults.
+    lab.inject(delay(1, Duration::from_secs(5))).unwrap();
+    lab.delete_policy("x", "deny-p1").unwrap();
+    let start = Instant::now();
+    drop(lab);
+    let dropping = start.elapsed();
+    let mut lab = Lab::open("tdly").unwrap();
+    let reachable = until(&lab, "p1", true, start);
+    eprintln!("drop applied the held-back update in {dropping:?}; x/p1 reachable {reachable:?} after the drop began");
+    assert!(dropping < Duration::from_secs(2) && reachable < Duration::from_secs(2), "{dropping:?}, {reachable:?}");
+    assert_eq!(lab.faults(), [delay(1, Duration::from_secs(5))]);
+    assert_tables_as_rendered(&lab, "tdly", &scratch, "after the drop");
+
+    // Removed while an update is held back, and made again under the same name: the old
+    // value's update, dropped, never reaches the new lab.
+    lab.apply_policy(deny("p1")).unwrap();
+    Lab::down("tdly").unwrap();
+    let mut again = Lab::up("tdly", 2).unwrap();
+    drop(lab);
+    let scratch = format!("{}scratch", names::prefix("tdly"));
+    netns::create(&scratch).unwrap();
+    assert_tables_as_rendered(&again, "tdly", &scratch, "a new lab under the name");
+    again.add_pod(pod("p1", 1, vec![tcp(80)])).unwrap();
+    assert_tables_as_rendered(&again, "tdly", &scratch, "a new lab under the name, with a pod");
+
+    // A held-back update that fails (its node's namespace was deleted behind the lab's back)
+    // cannot fail the change that made it: the next change reports it.
+    again.inject(delay(1, Duration::from_millis(50))).unwrap();
+    let gone = names::node("tdly", 1);
+    netns::delete(&gone).unwrap();
+    again.apply_policy(deny("p1")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let err = again.set_namespace("y", Labels::new()).unwrap_err().to_string();
+    assert!(err.contains("node 1 (held back by delay-policy)") && err.contains(&gone), "{err}");
 }

@@ -77,7 +77,7 @@ fn steps() -> Vec<(&'static str, String)> {
     step("a Service loses its endpoints", &docs, &[]);
     docs.remove(position(&docs, "Service", 1));
     step("a Service is deleted", &docs, &[]);
-    let fault = |kind| Fault { kind, node: 0, peer: None };
+    let fault = |kind| Fault::new(kind, 0);
     step("ignore-policy", &docs, &[fault(FaultKind::IgnorePolicy)]);
     step("ignore-policy cleared, drop-udp", &docs, &[fault(FaultKind::DropUdp)]);
     step("drop-services", &docs, &[fault(FaultKind::DropUdp), fault(FaultKind::DropServices)]);

@@ -144,3 +144,34 @@ fn two_ups_of_one_lab_at_once_make_it_once() {
         assert!(String::from_utf8_lossy(&status.stdout).starts_with("lab clitwo: 2 nodes"), "the lab is whole: {}", String::from_utf8_lossy(&status.stderr));
     }
 }
+
+/// Removes the lab when the test ends, passed or not.
+struct Down(&'static str);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        netmatrix(&["lab", "down", self.0]);
+    }
+}
+
+#[test]
+fn delay_policy_is_injected_with_its_delay_saved_and_cleared() {
+    if !root() {
+        return;
+    }
+    let _down = Down("clidly");
+    let run = |args: &[&str]| {
+        let out = netmatrix(args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, _, stderr) = run(&["lab", "up", "clidly", "--nodes", "2"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, _, stderr) = run(&["lab", "fault", "inject", "clidly", "delay-policy", "--node", "1"]);
+    assert!(code == Some(2) && stderr.contains("--by"), "a delay-policy without --by is bad input: {stderr}");
+    let (code, _, stderr) = run(&["lab", "fault", "inject", "clidly", "delay-policy", "--node", "1", "--by", "300ms"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, stdout, _) = run(&["lab", "status", "clidly"]);
+    assert!(stdout.contains("fault delay-policy node1 by 300ms"), "saved with its delay: {stdout}");
+    let (code, stdout, stderr) = run(&["lab", "fault", "clear", "clidly", "delay-policy"]);
+    assert!(code == Some(0) && !stdout.contains("fault "), "{stdout}{stderr}");
+}
