@@ -159,8 +159,9 @@ fn apply_acts(backend: &mut dyn Backend, acts: &[Act]) -> Result<(), BackendErro
     Ok(())
 }
 
-/// Applies one change, updates the oracle, and measures its convergence.
-fn step(
+/// Applies one change, updates the oracle, and measures its convergence (`index` 0: the
+/// caller numbers changes).
+pub fn step(
     backend: &mut dyn Backend,
     oracle: &mut Incremental,
     change: &Change,
