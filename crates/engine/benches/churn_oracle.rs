@@ -55,7 +55,12 @@ fn main() {
         let w = world(&shape, &nodes);
         let mut cluster = Cluster {
             namespaces: w.namespaces.iter().map(|(n, l)| Namespace::new(n.clone(), l.clone())).collect(),
-            pods: w.pods.iter().enumerate().map(|(k, p)| p.to_pod(vec![IpAddr::V4(Ipv4Addr::new(10, 244, (k / 250) as u8, (k % 250) as u8 + 2))], Origin::default())).collect(),
+            pods: w
+                .pods
+                .iter()
+                .enumerate()
+                .map(|(k, p)| p.to_pod(vec![IpAddr::V4(Ipv4Addr::new(10, 244, (k / 250) as u8, (k % 250) as u8 + 2))], Origin::default()))
+                .collect(),
             ..Cluster::default()
         };
         let mut churner = Churner::new(Pattern::PolicyChurn, shape, &w, 1);

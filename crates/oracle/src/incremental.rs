@@ -16,6 +16,7 @@
 //! rows.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
 use netmatrix_model::{Cluster, Direction, Labels, Namespace, NetworkPolicy, Peer, Pod, PodKey, PortRef, Protocol, Rule, Service, ServiceType};
@@ -51,7 +52,7 @@ pub enum Delta {
 /// Where a cell's connection goes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CellTarget {
-    Pod(PodKey),
+    Pod(Arc<PodKey>),
     /// The Service's ClusterIP.
     Service {
         namespace: String,
@@ -63,7 +64,8 @@ pub enum CellTarget {
 /// port, or the Service port).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Cell {
-    pub src: PodKey,
+    /// Shared: a change may name thousands of cells of one pod.
+    pub src: Arc<PodKey>,
     pub dst: CellTarget,
     pub port: u16,
     pub protocol: Protocol,
@@ -78,7 +80,7 @@ pub struct CellChange {
     pub after: Option<bool>,
     /// Nodes whose rules had to change for it: the nodes of the pods whose policy rows changed
     /// (and of a new pod), for a Service cell the source's node (where the proxy translates).
-    pub nodes: BTreeSet<String>,
+    pub nodes: Vec<Arc<str>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -150,6 +152,9 @@ pub struct Incremental {
     /// Pods by slot; a removed pod's slot is reused.
     slots: Vec<Option<Pod>>,
     slot_of: FxHashMap<PodKey, usize>,
+    /// Per slot: the pod's key and node, shared by the cells that name them.
+    keys: Vec<Arc<PodKey>>,
+    nodes: Vec<Option<Arc<str>>>,
     live: FixedBitSet,
     /// Slots free for new pods; a slot freed by a delta is reused only by later ones, so
     /// one delta's old and new rows never mean two pods by one slot.
@@ -168,10 +173,10 @@ pub struct Incremental {
 #[derive(Default)]
 struct Touched {
     /// Old rows of the pods whose rows were recomputed, by (direction, slot).
-    old_rows: BTreeMap<(usize, usize), Row>,
+    old_rows: FxHashMap<(usize, usize), Row>,
     /// Pods made or removed by this delta, with every cell they had before.
     appeared: Option<usize>,
-    disappeared: Vec<(Cell, bool, BTreeSet<String>)>,
+    disappeared: Vec<(Cell, bool, Vec<Arc<str>>)>,
     services: BTreeSet<Key>,
 }
 
@@ -185,6 +190,8 @@ impl Incremental {
             namespaces: BTreeMap::new(),
             slots: Vec::new(),
             slot_of: FxHashMap::default(),
+            keys: Vec::new(),
+            nodes: Vec::new(),
             live: FixedBitSet::new(),
             free: Vec::new(),
             freed: Vec::new(),
@@ -202,6 +209,8 @@ impl Incremental {
             let slot = oracle.slots.len();
             oracle.slot_of.insert(PodKey::new(&pod.namespace, &pod.name), slot);
             oracle.slots.push(Some(pod.clone()));
+            oracle.keys.push(Arc::new(pod.key()));
+            oracle.nodes.push(pod.node.as_deref().map(Arc::from));
             oracle.namespaces.entry(pod.namespace.clone()).or_insert_with(|| Namespace::new(pod.namespace.clone(), Labels::new()).labels);
             oracle.add_ports(pod);
         }
@@ -355,7 +364,7 @@ impl Incremental {
     pub fn verdict(&self, cell: &Cell) -> Option<bool> {
         match &cell.dst {
             CellTarget::Pod(dst) => {
-                let (&s, &t) = (self.slot_of.get(&cell.src)?, self.slot_of.get(dst)?);
+                let (&s, &t) = (self.slot_of.get(&*cell.src)?, self.slot_of.get(dst)?);
                 let has_port = self.slot_pod(t).ports.iter().any(|c| c.port == cell.port && c.protocol == cell.protocol);
                 if s == t || !has_port {
                     return None;
@@ -378,7 +387,7 @@ impl Incremental {
     /// The address a cell's connection goes to: the pod's first IP, or the Service's ClusterIP.
     pub fn address(&self, target: &CellTarget) -> Option<std::net::IpAddr> {
         match target {
-            CellTarget::Pod(key) => self.slot_of.get(key).and_then(|&s| self.slot_pod(s).ips.first().copied()),
+            CellTarget::Pod(key) => self.slot_of.get(&**key).and_then(|&s| self.slot_pod(s).ips.first().copied()),
             CellTarget::Service { namespace, name } => self.services.get(&(namespace.clone(), name.clone())).and_then(|s| s.cluster_ip),
         }
     }
@@ -396,9 +405,8 @@ impl Incremental {
         cells
     }
 
-    fn key(&self, slot: usize) -> PodKey {
-        let pod = self.slot_pod(slot);
-        PodKey::new(&pod.namespace, &pod.name)
+    fn key(&self, slot: usize) -> Arc<PodKey> {
+        self.keys[slot].clone()
     }
 
     fn pod_cells(&self, s: usize, t: usize, rows: [&Row; 2]) -> Vec<(Cell, bool)> {
@@ -414,16 +422,19 @@ impl Incremental {
             .collect()
     }
 
-    fn node_of(&self, slot: usize) -> BTreeSet<String> {
-        self.slot_pod(slot).node.iter().cloned().collect()
+    fn node_of(&self, slot: usize) -> Vec<Arc<str>> {
+        self.nodes[slot].iter().cloned().collect()
     }
 
     /// Every cell of a pod (as source and destination), with the nodes a new pod's cells need.
-    fn cells_of(&self, slot: usize) -> Vec<(Cell, bool, BTreeSet<String>)> {
+    fn cells_of(&self, slot: usize) -> Vec<(Cell, bool, Vec<Arc<str>>)> {
         let mut out = Vec::new();
         for other in self.live.ones().filter(|&o| o != slot) {
             for (s, t) in [(slot, other), (other, slot)] {
-                let nodes: BTreeSet<String> = self.node_of(s).into_iter().chain(self.node_of(t)).collect();
+                let mut nodes = self.node_of(s);
+                nodes.extend(self.node_of(t));
+                nodes.sort();
+                nodes.dedup();
                 out.extend(self.pod_cells(s, t, [&self.rows[0][s], &self.rows[1][t]]).into_iter().map(|(c, v)| (c, v, nodes.clone())));
             }
         }
@@ -543,10 +554,14 @@ impl Incremental {
             Some(free) => free,
             None => {
                 self.slots.push(None);
+                self.keys.push(Arc::new(pod.key()));
+                self.nodes.push(None);
                 self.rows.iter_mut().for_each(|r| r.push(Row::default()));
                 self.slots.len() - 1
             }
         };
+        self.keys[slot] = Arc::new(pod.key());
+        self.nodes[slot] = pod.node.as_deref().map(Arc::from);
         self.slot_of.insert(PodKey::new(&pod.namespace, &pod.name), slot);
         let namespace = pod.namespace.clone();
         self.slots[slot] = Some(pod);
@@ -600,7 +615,7 @@ impl Incremental {
         self.slots[slot] = None;
         self.freed.push(slot);
         self.rows.iter_mut().for_each(|r| r[slot] = Row::default());
-        self.service_cells.retain(|c, _| c.src != *key);
+        self.service_cells.retain(|c, _| *c.src != *key);
         touched.services.extend(self.services.keys().filter(|(ns, _)| *ns == namespace).cloned());
     }
 
@@ -671,81 +686,114 @@ impl Incremental {
         for (cell, before) in &old {
             let after = new.get(cell).copied();
             if after != Some(*before) {
-                let nodes = self.slot_of.get(&cell.src).map(|&s| self.node_of(s)).unwrap_or_default();
+                let nodes = self.slot_of.get(&*cell.src).map(|&s| self.node_of(s)).unwrap_or_default();
                 changes.push(CellChange { cell: cell.clone(), before: Some(*before), after, nodes });
             }
             self.service_cells.remove(cell);
         }
         for (cell, after) in new {
             if !old.iter().any(|(c, _)| *c == cell) {
-                let nodes = self.node_of(self.slot_of[&cell.src]);
+                let nodes = self.node_of(self.slot_of[&*cell.src]);
                 changes.push(CellChange { cell: cell.clone(), before: None, after: Some(after), nodes });
             }
             self.service_cells.insert(cell, after);
         }
     }
 
+    fn cell(&self, s: usize, t: usize, k: usize) -> Cell {
+        let (port, protocol) = self.ports[k];
+        Cell { src: self.key(s), dst: CellTarget::Pod(self.key(t)), port, protocol }
+    }
+
+    fn serves(&self, slot: usize, k: usize) -> bool {
+        let (port, protocol) = self.ports[k];
+        self.slot_pod(slot).ports.iter().any(|c| c.port == port && c.protocol == protocol)
+    }
+
     fn changes(&mut self, touched: Touched) -> Vec<CellChange> {
-        let mut changes: BTreeMap<Cell, CellChange> = BTreeMap::new();
+        let mut out: Vec<CellChange> = Vec::new();
         let old_row = |d: usize, s: usize| touched.old_rows.get(&(d, s)).unwrap_or(&self.rows[d][s]);
-        // Pod cells from each changed row: the peers whose allowance moved.
-        let mut pairs: BTreeMap<(usize, usize), BTreeSet<String>> = BTreeMap::new();
+        // Pod cells from each changed row: the peers whose allowance moved, by slot, so that
+        // only the cells whose verdict changed are named.
+        let mut at: FxHashMap<(usize, usize, usize), usize> = FxHashMap::default();
+        let new_pod = |p: usize| touched.appeared == Some(p);
         for (&(d, owner), old) in &touched.old_rows {
-            let new = &self.rows[d][owner];
-            let peers: Vec<usize> = if old.isolated != new.isolated {
-                self.live.ones().collect()
-            } else {
-                let mut moved = FixedBitSet::with_capacity(self.slots.len());
-                for k in 0..self.ports.len() {
-                    let (a, b) = (old.allow.get(k), new.allow.get(k));
-                    let mut x = a.cloned().unwrap_or_default();
-                    x.symmetric_difference_with(b.unwrap_or(&FixedBitSet::new()));
-                    moved.union_with(&x);
-                }
-                moved.ones().collect()
-            };
             // A new pod's cells are all new: `appeared` lists them.
-            if touched.appeared == Some(owner) {
+            if new_pod(owner) || !self.live.contains(owner) {
                 continue;
             }
-            for peer in peers.into_iter().filter(|&p| p != owner && self.live.contains(p) && touched.appeared != Some(p)) {
-                let pair = if d == 0 { (owner, peer) } else { (peer, owner) };
-                pairs.entry(pair).or_default().extend(self.node_of(owner));
-            }
-        }
-        for ((s, t), nodes) in pairs {
-            let before: BTreeMap<Cell, bool> = self.pod_cells(s, t, [old_row(0, s), old_row(1, t)]).into_iter().collect();
-            for (cell, after) in self.pod_cells(s, t, [&self.rows[0][s], &self.rows[1][t]]) {
-                let was = before.get(&cell).copied();
-                if was != Some(after) {
-                    changes.insert(cell.clone(), CellChange { cell, before: was, after: Some(after), nodes: nodes.clone() });
+            let new = &self.rows[d][owner];
+            for k in 0..self.ports.len() {
+                let moved = if old.isolated != new.isolated {
+                    self.live.clone()
+                } else {
+                    let mut x = old.allow.get(k).cloned().unwrap_or_default();
+                    x.symmetric_difference_with(new.allow.get(k).unwrap_or(&FixedBitSet::new()));
+                    x
+                };
+                for peer in moved.ones().filter(|&p| p != owner && self.live.contains(p) && !new_pod(p)) {
+                    let (s, t) = if d == 0 { (owner, peer) } else { (peer, owner) };
+                    if !self.serves(t, k) {
+                        continue;
+                    }
+                    let before = self.allowed([old_row(0, s), old_row(1, t)], s, t, k);
+                    let after = self.allowed([&self.rows[0][s], &self.rows[1][t]], s, t, k);
+                    if before == after {
+                        continue;
+                    }
+                    let node = self.nodes[owner].clone();
+                    match at.get(&(s, t, k)) {
+                        Some(&i) => {
+                            if let Some(n) = node.filter(|n| !out[i].nodes.contains(n)) {
+                                out[i].nodes.push(n);
+                            }
+                        }
+                        None => {
+                            at.insert((s, t, k), out.len());
+                            out.push(CellChange { cell: self.cell(s, t, k), before: Some(before), after: Some(after), nodes: node.into_iter().collect() });
+                        }
+                    }
                 }
             }
         }
+        // Cells of pods gone or made, and of Services, merged by cell: a replaced pod's cells
+        // are gone and made again.
+        let mut by_cell: FxHashMap<Cell, usize> = FxHashMap::default();
+        let mut merged: Vec<CellChange> = Vec::new();
+        let mut add = |change: CellChange| match by_cell.get(&change.cell) {
+            Some(&i) => {
+                let entry: &mut CellChange = &mut merged[i];
+                entry.after = change.after;
+                for n in change.nodes {
+                    if !entry.nodes.contains(&n) {
+                        entry.nodes.push(n);
+                    }
+                }
+            }
+            None => {
+                by_cell.insert(change.cell.clone(), merged.len());
+                merged.push(change);
+            }
+        };
         for (cell, before, nodes) in touched.disappeared {
-            changes.insert(cell.clone(), CellChange { cell, before: Some(before), after: None, nodes });
+            add(CellChange { cell, before: Some(before), after: None, nodes });
         }
         if let Some(slot) = touched.appeared {
             for (cell, after, nodes) in self.cells_of(slot) {
-                let entry = changes.entry(cell.clone()).or_insert(CellChange { cell, before: None, after: None, nodes: BTreeSet::new() });
-                entry.after = Some(after);
-                entry.nodes.extend(nodes);
+                add(CellChange { cell, before: None, after: Some(after), nodes });
             }
         }
         // Services whose endpoints or whose endpoints' and sources' rows changed.
         let mut services = touched.services;
-        let changed_owners: BTreeSet<usize> = touched.old_rows.keys().map(|&(_, s)| s).collect();
-        if !changed_owners.is_empty() {
+        if !touched.old_rows.is_empty() {
             services.extend(self.services.keys().cloned());
         }
         let mut service_changes = Vec::new();
         for key in services {
             self.refresh_service(&key, &mut service_changes);
         }
-        for change in service_changes {
-            let entry = changes.entry(change.cell.clone()).or_insert(CellChange { before: change.before, ..change.clone() });
-            entry.after = change.after;
-        }
-        changes.into_values().filter(|c| c.before != c.after).collect()
+        service_changes.into_iter().for_each(&mut add);
+        out.extend(merged.into_iter().filter(|c| c.before != c.after));
+        out
     }
 }

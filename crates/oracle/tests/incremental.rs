@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use netmatrix_model::{
     Cluster, ContainerPort, IpBlock, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef, PortSpec, Protocol,
@@ -208,7 +209,7 @@ fn full(cluster: &Cluster, options: Options, profile: Profile) -> BTreeMap<Cell,
         for (t, dst) in cluster.pods.iter().enumerate().filter(|&(t, _)| t != s) {
             let conn = reach.pair(reach.pod_class[s], reach.pod_class[t]);
             for c in &dst.ports {
-                let cell = Cell { src: src.key(), dst: CellTarget::Pod(dst.key()), port: c.port, protocol: c.protocol };
+                let cell = Cell { src: Arc::new(src.key()), dst: CellTarget::Pod(Arc::new(dst.key())), port: c.port, protocol: c.protocol };
                 cells.insert(cell, reach.conn(conn).allows(c.protocol, c.port));
             }
         }
@@ -224,7 +225,7 @@ fn full(cluster: &Cluster, options: Options, profile: Profile) -> BTreeMap<Cell,
             }
             let verdict = evaluate(cluster, &mut reach, s, &frontend, profile);
             let dst = CellTarget::Service { namespace: service.namespace.clone(), name: service.name.clone() };
-            let cell = Cell { src: src.key(), dst, port: port.port, protocol: port.protocol };
+            let cell = Cell { src: Arc::new(src.key()), dst, port: port.port, protocol: port.protocol };
             match verdict.verdict {
                 Verdict::Allow => cells.insert(cell, true),
                 Verdict::Deny => cells.insert(cell, false),

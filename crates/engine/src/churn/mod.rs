@@ -238,10 +238,13 @@ fn merge(merged: &mut BTreeMap<Cell, Merged>, change: CellChange) {
         Some(m) => {
             m.recreated |= m.after.is_none() && change.after.is_some();
             m.after = change.after;
-            m.nodes.extend(change.nodes);
+            m.nodes.extend(change.nodes.iter().map(|n| n.to_string()));
         }
         None => {
-            merged.insert(change.cell, Merged { before: change.before, after: change.after, recreated: false, nodes: change.nodes });
+            merged.insert(
+                change.cell,
+                Merged { before: change.before, after: change.after, recreated: false, nodes: change.nodes.iter().map(|n| n.to_string()).collect() },
+            );
         }
     }
 }
@@ -289,7 +292,7 @@ fn deltas(acts: &[Act], model: Option<&Cluster>, oracle: &Incremental) -> Result
 
 /// Up to `count` cells the change did not touch, drawn at random among pod-to-pod cells.
 fn controls(oracle: &Incremental, merged: &BTreeMap<Cell, Merged>, count: usize, rng: &mut StdRng) -> Vec<Watched> {
-    let pods: Vec<PodKey> = oracle.pods().map(|p| p.key()).collect();
+    let pods: Vec<std::sync::Arc<PodKey>> = oracle.pods().map(|p| std::sync::Arc::new(p.key())).collect();
     let mut out: Vec<Watched> = Vec::new();
     for _ in 0..count * 20 {
         if out.len() >= count || pods.len() < 2 {
