@@ -2,7 +2,7 @@
 //! 50 pods (1,000 pods) with 10 to 200 churned policies: each change deletes the oldest random
 //! policy and creates a new one (`netmatrix churn --pattern policy-churn`), and the oracle says
 //! which cells changed. Baseline, measured in the same run: a full recomputation per change
-//! (`Reachability::compute` and every pod-to-pod cell). Prints p50/p99/max per change and the
+//! (`incremental::full_cells`: `Reachability::compute` and every cell). Prints p50/p99/max per change and the
 //! ratio. Run with `cargo bench -p netmatrix-engine --bench churn_oracle` (release).
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use netmatrix_engine::churn::patterns::{Act, Churner, Pattern};
 use netmatrix_engine::churn::world::world;
 use netmatrix_model::{Cluster, Namespace, Origin, parse_str};
-use netmatrix_oracle::incremental::{Delta, Incremental};
-use netmatrix_oracle::{Options, Reachability};
+use netmatrix_oracle::incremental::{Delta, Incremental, full_cells};
+use netmatrix_oracle::{Options, Profile};
 use netmatrix_results::churn::Shape;
 
 const CHANGES: usize = 200;
@@ -31,19 +31,6 @@ fn deltas(acts: &[Act]) -> Vec<Delta> {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((p / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-/// Every pod-to-pod cell's verdict from scratch: what a non-incremental oracle does per change.
-fn full(cluster: &Cluster) -> usize {
-    let mut reach = Reachability::compute(cluster, Options { ipblocks_match_pods: true });
-    let mut allowed = 0;
-    for s in 0..cluster.pods.len() {
-        for (t, dst) in cluster.pods.iter().enumerate() {
-            let conn = reach.pair(reach.pod_class[s], reach.pod_class[t]);
-            allowed += dst.ports.iter().filter(|c| reach.conn(conn).allows(c.protocol, c.port)).count();
-        }
-    }
-    allowed
 }
 
 fn main() {
@@ -85,7 +72,7 @@ fn main() {
             .map(|_| {
                 let cluster = oracle.cluster();
                 let start = Instant::now();
-                std::hint::black_box(full(&cluster));
+                std::hint::black_box(full_cells(&cluster, Options { ipblocks_match_pods: true }, Profile::Lab));
                 start.elapsed()
             })
             .collect();

@@ -797,3 +797,41 @@ impl Incremental {
         out
     }
 }
+
+/// Every cell the full oracle defines, named as the incremental one names them: pod-to-pod
+/// from [`crate::Reachability`], Services from [`crate::services::evaluate`] under `profile`
+/// (hairpin cells left out, undefined ones too). The reference the incremental oracle is held
+/// to, recomputed from scratch.
+pub fn full_cells(cluster: &Cluster, options: Options, profile: crate::Profile) -> BTreeMap<Cell, bool> {
+    use crate::services::{FrontendKind, Verdict, evaluate, frontends};
+    let mut reach = crate::Reachability::compute(cluster, options);
+    let keys: Vec<Arc<PodKey>> = cluster.pods.iter().map(|p| Arc::new(p.key())).collect();
+    let mut cells = BTreeMap::new();
+    for s in 0..cluster.pods.len() {
+        for (t, dst) in cluster.pods.iter().enumerate().filter(|&(t, _)| t != s) {
+            let conn = reach.pair(reach.pod_class[s], reach.pod_class[t]);
+            for c in &dst.ports {
+                let cell = Cell { src: keys[s].clone(), dst: CellTarget::Pod(keys[t].clone()), port: c.port, protocol: c.protocol };
+                cells.insert(cell, reach.conn(conn).allows(c.protocol, c.port));
+            }
+        }
+    }
+    for frontend in frontends(cluster).into_iter().filter(|f| f.kind == FrontendKind::ClusterIp) {
+        let service = &cluster.services[frontend.service];
+        let port = &service.ports[frontend.port];
+        for (s, src) in cluster.pods.iter().enumerate() {
+            let hairpin = service.selects(src) && src.ready && port.target_port.resolve(port.protocol, &src.ports).is_some();
+            if hairpin {
+                continue;
+            }
+            let dst = CellTarget::Service { namespace: service.namespace.clone(), name: service.name.clone() };
+            let cell = Cell { src: keys[s].clone(), dst, port: port.port, protocol: port.protocol };
+            match evaluate(cluster, &mut reach, s, &frontend, profile).verdict {
+                Verdict::Allow => cells.insert(cell, true),
+                Verdict::Deny => cells.insert(cell, false),
+                Verdict::Undefined => None,
+            };
+        }
+    }
+    cells
+}

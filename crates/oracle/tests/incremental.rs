@@ -6,14 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 
 use netmatrix_model::{
     Cluster, ContainerPort, IpBlock, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef, PortSpec, Protocol,
     Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
 };
-use netmatrix_oracle::incremental::{Cell, CellTarget, Delta, Incremental};
-use netmatrix_oracle::{FrontendKind, Options, Profile, Reachability, Verdict, evaluate, frontends};
+use netmatrix_oracle::incremental::{Cell, CellTarget, Delta, Incremental, full_cells};
+use netmatrix_oracle::{Options, Profile};
 use proptest::prelude::*;
 
 const NAMESPACES: usize = 3;
@@ -201,41 +200,6 @@ fn initial() -> (Cluster, World) {
     (cluster, World { pods, policy_ns: BTreeMap::new() })
 }
 
-/// Every cell the full oracle defines, as the incremental one names them.
-fn full(cluster: &Cluster, options: Options, profile: Profile) -> BTreeMap<Cell, bool> {
-    let mut reach = Reachability::compute(cluster, options);
-    let mut cells = BTreeMap::new();
-    for (s, src) in cluster.pods.iter().enumerate() {
-        for (t, dst) in cluster.pods.iter().enumerate().filter(|&(t, _)| t != s) {
-            let conn = reach.pair(reach.pod_class[s], reach.pod_class[t]);
-            for c in &dst.ports {
-                let cell = Cell { src: Arc::new(src.key()), dst: CellTarget::Pod(Arc::new(dst.key())), port: c.port, protocol: c.protocol };
-                cells.insert(cell, reach.conn(conn).allows(c.protocol, c.port));
-            }
-        }
-    }
-    for frontend in frontends(cluster).into_iter().filter(|f| f.kind == FrontendKind::ClusterIp) {
-        let service = &cluster.services[frontend.service];
-        let port = &service.ports[frontend.port];
-        for (s, src) in cluster.pods.iter().enumerate() {
-            // A pod reaching itself through its Service is outside the incremental oracle's cells.
-            let hairpin = service.selects(src) && src.ready && port.target_port.resolve(port.protocol, &src.ports).is_some();
-            if hairpin {
-                continue;
-            }
-            let verdict = evaluate(cluster, &mut reach, s, &frontend, profile);
-            let dst = CellTarget::Service { namespace: service.namespace.clone(), name: service.name.clone() };
-            let cell = Cell { src: Arc::new(src.key()), dst, port: port.port, protocol: port.protocol };
-            match verdict.verdict {
-                Verdict::Allow => cells.insert(cell, true),
-                Verdict::Deny => cells.insert(cell, false),
-                Verdict::Undefined => None,
-            };
-        }
-    }
-    cells
-}
-
 fn diff(before: &BTreeMap<Cell, bool>, after: &BTreeMap<Cell, bool>) -> BTreeMap<Cell, (Option<bool>, Option<bool>)> {
     let keys: BTreeSet<&Cell> = before.keys().chain(after.keys()).collect();
     keys.into_iter()
@@ -249,12 +213,12 @@ fn diff(before: &BTreeMap<Cell, bool>, after: &BTreeMap<Cell, bool>) -> BTreeMap
 fn check(ops: Vec<Op>, options: Options, profile: Profile) -> Result<(), TestCaseError> {
     let (cluster, mut world) = initial();
     let mut oracle = Incremental::new(&cluster, options).unwrap();
-    let mut expected = full(&oracle.cluster(), options, profile);
+    let mut expected = full_cells(&oracle.cluster(), options, profile);
     prop_assert_eq!(&oracle.cells().into_iter().collect::<BTreeMap<_, _>>(), &expected, "initial cells");
     for (step, op) in ops.into_iter().enumerate() {
         let delta = world.delta(op);
         let changes = oracle.apply(delta.clone()).unwrap();
-        let now = full(&oracle.cluster(), options, profile);
+        let now = full_cells(&oracle.cluster(), options, profile);
         let cells: BTreeMap<Cell, bool> = oracle.cells().into_iter().collect();
         prop_assert_eq!(&cells, &now, "cells after step {}: {:?}", step, delta);
         let reported: BTreeMap<Cell, (Option<bool>, Option<bool>)> = changes.into_iter().map(|c| (c.cell, (c.before, c.after))).collect();
