@@ -157,6 +157,9 @@ pub fn create_node(lab: &str, node: usize) -> io::Result<()> {
         route(&h, "0.0.0.0/0".parse().expect("valid"), router_ip(node)).await
     })?;
     netns::sysctl(&ns, "net.ipv4.ip_forward", "1")?;
+    // A denied connection is rejected with an ICMP error; rate-limited errors (one per second
+    // per source after a burst, by default) would leave a probe to time out instead.
+    netns::sysctl(&ns, "net.ipv4.icmp_ratelimit", "0")?;
     netns::sysctl(&ns, "net.bridge.bridge-nf-call-iptables", "1")?;
     netns::sysctl(&ns, "net.bridge.bridge-nf-call-ip6tables", "1")
 }
