@@ -121,7 +121,7 @@ fn run_pattern(
     // The setup is measured like a change, not reported: every change starts converged.
     let setup = churner.setup();
     let report = step(backend, &mut oracle, &setup, config, clock, &mut rng, cancelled)?;
-    if report.latency_ms.is_none() {
+    if !report.not_converged.is_empty() {
         return Err(ChurnError::SetupNotConverged {
             pattern,
             deadline: config.rounds.deadline,

@@ -323,11 +323,12 @@ fn label_values(rng: &mut StdRng, key: &str) -> Vec<String> {
     all.choose_multiple(rng, n).cloned().collect()
 }
 
-/// A selector over `keys`: empty, a label set, or one or two expressions with any operator.
+/// A selector over `keys`: empty (rarely: it selects everything), a label set, or one or two
+/// expressions with any operator.
 fn selector(rng: &mut StdRng, keys: &[&str]) -> Value {
-    match rng.random_range(0..4) {
+    match rng.random_range(0..10) {
         0 => json!({}),
-        1 => {
+        1..=4 => {
             let key = pick(rng, keys);
             json!({"matchLabels": {key: label_values(rng, key)[0]}})
         }
@@ -351,11 +352,14 @@ fn pod_selector(rng: &mut StdRng) -> Value {
 }
 
 fn rule(rng: &mut StdRng, peers_field: &str) -> Value {
-    let peers: Vec<Value> = (0..rng.random_range(0..=2))
-        .map(|_| match rng.random_range(0..3) {
-            0 => json!({"podSelector": pod_selector(rng)}),
-            1 => json!({"namespaceSelector": selector(rng, &["area", "maturity"])}),
-            _ => json!({"namespaceSelector": selector(rng, &["area", "maturity"]), "podSelector": pod_selector(rng)}),
+    // A rule without peers admits everyone and makes its policy a no-op on the cells: rare.
+    let count = if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=2) };
+    let peers: Vec<Value> = (0..count)
+        // Whole namespaces rarely: a few such peers admit nearly everyone.
+        .map(|_| match rng.random_range(0..10) {
+            0..=4 => json!({"podSelector": pod_selector(rng)}),
+            5..=8 => json!({"namespaceSelector": selector(rng, &["area", "maturity"]), "podSelector": pod_selector(rng)}),
+            _ => json!({"namespaceSelector": selector(rng, &["area", "maturity"])}),
         })
         .collect();
     let choices = [
