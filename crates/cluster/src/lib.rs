@@ -161,6 +161,11 @@ pub trait Backend: Send + Sync {
     /// Removes everything this backend created for the run (pods, namespaces, or the whole lab
     /// it made), going on after each failure; returns every failure.
     fn teardown(&mut self) -> Vec<BackendError>;
+    /// The API server's time of the last change this backend made (RFC 3339, whole seconds:
+    /// the newest managedFields time of the object it answered with), where it has one.
+    fn last_change_time(&self) -> Option<String> {
+        None
+    }
     /// The version the cluster reports, where it has one.
     fn server_version(&self) -> Option<String> {
         None

@@ -70,6 +70,8 @@ pub struct KubeBackend {
     namespaces: BTreeMap<String, String>,
     /// Cluster-scoped objects the run applied (admin policies).
     cluster_objects: BTreeSet<(ObjectKind, String)>,
+    /// The API server's time of the last change made, where its answer carried one.
+    last_change: Option<String>,
 }
 
 impl KubeBackend {
@@ -162,6 +164,7 @@ impl KubeBackend {
             ready_timeout: options.ready_timeout,
             namespaces: BTreeMap::new(),
             cluster_objects: BTreeSet::new(),
+            last_change: None,
         })
     }
 
@@ -208,10 +211,12 @@ impl KubeBackend {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let params = PatchParams::apply(objects::FIELD_MANAGER).force();
         let deadline = self.ready_timeout;
-        self.runtime.block_on(async {
-            api.patch(&real, &params, &Patch::Apply(&manifest)).await.map_err(KubeError::api(format!("applying namespace {real}")))?;
-            wait::service_account(&self.client, &real, deadline).await
+        let changed = self.runtime.block_on(async {
+            let applied = api.patch(&real, &params, &Patch::Apply(&manifest)).await.map_err(KubeError::api(format!("applying namespace {real}")))?;
+            wait::service_account(&self.client, &real, deadline).await?;
+            Ok::<_, KubeError>(objects::change_time(&applied.metadata))
         })?;
+        self.last_change = changed;
         self.namespaces.insert(short.to_owned(), real);
         Ok(())
     }
@@ -267,13 +272,16 @@ impl Backend for KubeBackend {
             .map(|p| (p.key(), self.real_namespace(&p.namespace), pods::manifest(p, &self.real_namespace(&p.namespace), &labels, &self.pod_options)))
             .collect();
         let client = self.client.clone();
+        self.last_change = None;
         self.runtime.block_on(async {
             for (key, namespace, manifest) in &manifests {
                 let pod: Pod = serde_json::from_value(manifest.clone()).expect("a probe pod manifest is a Pod");
                 let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-                api.create(&PostParams { field_manager: Some(objects::FIELD_MANAGER.into()), ..PostParams::default() }, &pod)
+                let created = api
+                    .create(&PostParams { field_manager: Some(objects::FIELD_MANAGER.into()), ..PostParams::default() }, &pod)
                     .await
                     .map_err(KubeError::api(format!("creating pod {key}")))?;
+                self.last_change = objects::change_time(&created.metadata);
             }
             let wanted: Vec<(String, String)> = manifests.iter().map(|(k, namespace, _)| (namespace.clone(), k.name.clone())).collect();
             wait::pods_ready(&client, &self.run, &wanted, self.ready_timeout).await
@@ -285,6 +293,7 @@ impl Backend for KubeBackend {
         let namespace = self.real_namespace(&pod.namespace);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let deadline = self.ready_timeout;
+        self.last_change = None;
         self.runtime.block_on(async {
             api.delete(&pod.name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
                 .await
@@ -301,7 +310,7 @@ impl Backend for KubeBackend {
         for (k, v) in &labels {
             wanted[k] = json!(v);
         }
-        self.runtime.block_on(async {
+        let labelled = self.runtime.block_on(async {
             let current = api.get(&pod.name).await.map_err(KubeError::api(format!("reading pod {pod}")))?;
             // A merge patch replaces values; keys that go are set to null.
             let mut patch = wanted.clone();
@@ -312,6 +321,7 @@ impl Backend for KubeBackend {
                 .await
                 .map_err(KubeError::api(format!("labelling pod {pod}")))
         })?;
+        self.last_change = objects::change_time(&labelled.metadata);
         Ok(())
     }
 
@@ -323,7 +333,7 @@ impl Backend for KubeBackend {
                 return Err(BackendError::BadInput(format!("the cluster does not serve {}", kind.as_str())));
             }
             let manifest = self.translate(kind, manifest);
-            self.runtime.block_on(objects::apply(&self.client, kind, &manifest))?;
+            self.last_change = self.runtime.block_on(objects::apply(&self.client, kind, &manifest))?;
             let name = manifest["metadata"]["name"].as_str().unwrap_or_default().to_owned();
             if kind.namespaced() {
                 if kind == ObjectKind::Service {
@@ -344,7 +354,12 @@ impl Backend for KubeBackend {
         let namespace = if kind.namespaced() { self.real_namespace(namespace) } else { String::new() };
         self.runtime.block_on(objects::delete(&self.client, kind, &namespace, name))?;
         self.cluster_objects.remove(&(kind, name.to_owned()));
+        self.last_change = None;
         Ok(())
+    }
+
+    fn last_change_time(&self) -> Option<String> {
+        self.last_change.clone()
     }
 
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {

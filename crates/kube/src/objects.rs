@@ -27,16 +27,26 @@ fn api(client: &Client, kind: ObjectKind, namespace: &str) -> Api<DynamicObject>
     if kind.namespaced() { Api::namespaced_with(client.clone(), namespace, &resource) } else { Api::all_with(client.clone(), &resource) }
 }
 
-/// Server-side apply of one manifest (its namespace already the real one).
-pub async fn apply(client: &Client, kind: ObjectKind, manifest: &serde_json::Value) -> Result<(), KubeError> {
+/// Server-side apply of one manifest (its namespace already the real one); returns the API
+/// server's time of the change ([`change_time`]).
+pub async fn apply(client: &Client, kind: ObjectKind, manifest: &serde_json::Value) -> Result<Option<String>, KubeError> {
     let namespace = manifest["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = manifest["metadata"]["name"].as_str().unwrap_or_default();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api(client, kind, namespace)
+    let applied = api(client, kind, namespace)
         .patch(name, &params, &Patch::Apply(manifest))
         .await
         .map_err(KubeError::api(format!("applying {} {namespace}/{name}", kind.as_str())))?;
-    Ok(())
+    Ok(change_time(&applied.metadata))
+}
+
+/// When the API server last changed an object, as it stamps it: the newest `managedFields`
+/// time, else `creationTimestamp` (RFC 3339, whole seconds: all the API keeps).
+pub fn change_time(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<String> {
+    let stamps = serde_json::to_value(meta).ok()?;
+    let managed = stamps["managedFields"].as_array().into_iter().flatten().filter_map(|f| f["time"].as_str());
+    // RFC 3339 in UTC with whole seconds, as the API writes it, orders as text.
+    managed.max().or(stamps["creationTimestamp"].as_str()).map(str::to_owned)
 }
 
 /// Deletes an object; one already gone is fine.

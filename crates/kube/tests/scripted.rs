@@ -227,3 +227,30 @@ fn teardown_removes_the_runs_namespaces_by_label_and_waits_for_them() {
     let pod = deletes.iter().find(|(p, _)| p.contains("/pods/a")).expect("probe pods go first");
     assert_eq!(pod.1["gracePeriodSeconds"], 0, "without a grace period: {deletes:?}");
 }
+
+#[test]
+fn a_change_carries_the_api_servers_time_of_it() {
+    let rule: Rule = Box::new(|method, path, body| {
+        let stamped = |mut object: Value, time: &str| {
+            object["metadata"]["creationTimestamp"] = json!("2026-12-07T10:00:00Z");
+            object["metadata"]["managedFields"] = json!([{"manager": "other", "time": "2026-12-07T10:00:01Z"}, {"manager": "netmatrix", "time": time}]);
+            object
+        };
+        match (method.as_str(), path.split('?').next().unwrap_or_default()) {
+            ("PATCH", "/apis/networking.k8s.io/v1/namespaces/nm-r1-x/networkpolicies/deny") => Some((200, stamped(body.clone(), "2026-12-07T10:00:07Z"))),
+            ("DELETE", "/apis/networking.k8s.io/v1/namespaces/nm-r1-x/networkpolicies/deny") => {
+                Some((200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})))
+            }
+            _ => None,
+        }
+    });
+    let (_server, backend) = connect(rule);
+    let mut backend = backend.unwrap();
+    assert_eq!(backend.last_change_time(), None);
+    let policy =
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "x"}, "spec": {"podSelector": {}}});
+    backend.apply(vec![policy]).unwrap();
+    assert_eq!(backend.last_change_time().as_deref(), Some("2026-12-07T10:00:07Z"), "the newest managedFields time");
+    backend.delete(netmatrix_cluster::ObjectKind::NetworkPolicy, "x", "deny").unwrap();
+    assert_eq!(backend.last_change_time(), None, "a deletion is not stamped");
+}

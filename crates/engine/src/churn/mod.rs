@@ -173,6 +173,7 @@ pub fn step(
     let before = clock.elapsed();
     apply_acts(backend, &change.acts).map_err(backend_err(change.description.clone()))?;
     let applied = clock.elapsed();
+    let server_time = backend.last_change_time();
     // Pods made and Services allocated by the backend are known only from it.
     let needs_model = change.acts.iter().any(|a| matches!(a, Act::RecreatePod(_)) || matches!(a, Act::Apply(m) if m["kind"] == "Service"));
     let model = if needs_model { Some(backend.model().map_err(backend_err("reading the objects"))?) } else { None };
@@ -208,7 +209,7 @@ pub fn step(
         description: change.description.clone(),
         applied_at_ms: applied.as_secs_f64() * 1000.0,
         apply_ms: (applied - before).as_secs_f64() * 1000.0,
-        server_time: None,
+        server_time,
         oracle_us,
         cells,
         controls: control_count,
