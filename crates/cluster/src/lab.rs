@@ -42,6 +42,13 @@ impl LabBackend {
     pub fn name(&self) -> &str {
         self.lab.name()
     }
+
+    /// The lab itself, e.g. to inject a fault mid-run. `delay-policy` acts only in the process
+    /// holding the `Lab` whose syncs make the rule updates: this backend's, which also holds
+    /// the lab's lock (a second `Lab::open` of the same lab would wait for it).
+    pub fn lab_mut(&mut self) -> &mut Lab {
+        &mut self.lab
+    }
 }
 
 fn detect() -> Capabilities {
