@@ -2,6 +2,7 @@
 
 mod admin;
 mod analyze;
+mod churn;
 mod docs;
 mod image;
 mod lab;
