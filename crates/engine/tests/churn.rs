@@ -83,3 +83,78 @@ fn a_churn_run_reports_every_pattern_and_leaves_the_world_as_it_found_it() {
         assert_eq!(pod.labels, spec.labels, "{}", spec.key());
     }
 }
+
+mod convergence {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use netmatrix_cluster::fake::FakeBackend;
+    use netmatrix_cluster::{Backend, ContainerPort, Outcome, PodSpec};
+    use netmatrix_engine::ManualClock;
+    use netmatrix_engine::churn::measure::{Rounds, Watched, converge};
+    use netmatrix_model::{Labels, PodKey, Protocol};
+    use netmatrix_oracle::incremental::{Cell, CellTarget};
+    use netmatrix_results::churn::Direction;
+    use std::time::Duration;
+
+    const ROUNDS: Rounds =
+        Rounds { interval: Duration::from_millis(10), deadline: Duration::from_secs(1), timeout: Duration::from_millis(100), parallel: 2, settle: 2 };
+
+    /// Pods a (node0) and b, c (node1); the watched cells: a -> b changed to allowed, c -> b a control.
+    fn setup() -> (FakeBackend, Vec<Watched>) {
+        let mut fake = FakeBackend::new(2);
+        let pod = |name: &str, node: &str| PodSpec {
+            namespace: "x".into(),
+            name: name.into(),
+            labels: Labels::new(),
+            node: node.into(),
+            ports: vec![ContainerPort { name: None, port: 80, protocol: Protocol::Tcp }],
+            host_network: false,
+        };
+        fake.create_pods(vec![pod("a", "node0"), pod("b", "node1"), pod("c", "node1")]).unwrap();
+        let b_ip = fake.model().unwrap().pods.iter().find(|p| p.name == "b").unwrap().ips[0];
+        let cell =
+            |src: &str| Cell { src: Arc::new(PodKey::new("x", src)), dst: CellTarget::Pod(Arc::new(PodKey::new("x", "b"))), port: 80, protocol: Protocol::Tcp };
+        let watched = vec![
+            Watched { cell: cell("a"), address: b_ip, expected: true, direction: Some(Direction::DenyToAllow), nodes: BTreeSet::from(["node1".to_owned()]) },
+            Watched { cell: cell("c"), address: b_ip, expected: true, direction: None, nodes: BTreeSet::new() },
+        ];
+        (fake, watched)
+    }
+
+    #[test]
+    fn a_cell_converges_when_its_probes_turn_right_and_stay_so() {
+        let (mut fake, watched) = setup();
+        // a -> b refused on its first two probes: the dataplane catching up.
+        fake.inject(Box::new(|p| (p.src == "x/a" && p.call < 2).then_some(Outcome::Refused)));
+        let clock = ManualClock::default();
+        let seen = converge(&fake, &clock, Duration::ZERO, &watched, &ROUNDS, &|| false);
+        assert_eq!(seen.latency, Some(20.0), "right from the third round, 10 ms apart");
+        assert_eq!(seen.by_node.get("node1"), Some(&Some(20.0)));
+        assert_eq!(seen.rounds, 3 + ROUNDS.settle);
+        assert!(seen.not_converged.is_empty() && seen.regressed.is_empty() && seen.controls_changed.is_empty());
+    }
+
+    #[test]
+    fn a_regression_is_reported_and_restarts_the_settling() {
+        let (mut fake, watched) = setup();
+        // Right, wrong once in the second round, right again.
+        fake.inject(Box::new(|p| (p.src == "x/a" && p.call == 1).then_some(Outcome::Timeout)));
+        let seen = converge(&fake, &ManualClock::default(), Duration::ZERO, &watched, &ROUNDS, &|| false);
+        assert_eq!(seen.regressed.len(), 1, "{seen:?}");
+        assert_eq!(seen.latency, Some(20.0), "right for good since the third round");
+        assert_eq!(seen.rounds, 3 + ROUNDS.settle, "settle rounds counted again after the regression");
+    }
+
+    #[test]
+    fn failed_probes_count_neither_way_and_a_wrong_control_is_reported() {
+        let (mut fake, watched) = setup();
+        fake.failing_execs.insert("x/a".into());
+        fake.inject(Box::new(|p| (p.src == "x/c").then_some(Outcome::Refused)));
+        let seen = converge(&fake, &ManualClock::default(), Duration::ZERO, &watched, &ROUNDS, &|| false);
+        assert!(seen.probe_errors > 0 && seen.regressed.is_empty());
+        assert_eq!(seen.latency, None, "a cell never probed never converged");
+        assert_eq!(seen.not_converged.len(), 1);
+        assert_eq!(seen.controls_changed.len(), 1, "the control x/c -> x/b was refused");
+    }
+}

@@ -166,7 +166,7 @@ pub fn text(report: &ChurnReport, out: &mut impl Write) -> io::Result<()> {
         writeln!(out, "{line}")?;
     }
     writeln!(out, "cells: +deny-to-allow -allow-to-deny; latencies in ms, >{} when not converged by the deadline", report.deadline_ms)?;
-    writeln!(out, "flags: N cells not converged, R cells regressed, C control cells changed")?;
+    writeln!(out, "flags: N cells not converged, R cells regressed, C control cells changed, E probes that failed to run")?;
     for pattern in &report.patterns {
         writeln!(out)?;
         write_pattern_text(out, pattern, report.deadline_ms)?;
@@ -253,6 +253,9 @@ fn flags(change: &ChangeReport) -> String {
         problems(change).iter().filter(|(_, _, _, cells)| !cells.is_empty()).map(|(flag, _, _, cells)| format!("{flag}{}", cells.len())).collect();
     if unlisted_not_converged(change) {
         flags.insert(0, "N".into());
+    }
+    if change.probe_errors > 0 {
+        flags.push(format!("E{}", change.probe_errors));
     }
     flags.join(" ")
 }
@@ -358,7 +361,7 @@ thead th { border-bottom: 1px solid #bbb; white-space: normal; vertical-align: b
 table.changes tbody tr:nth-child(even) { background: #f6f6f6; }
 td.not-converged { color: #c62828; font-weight: 600; white-space: normal; } td.problems { white-space: normal; }
 .badge { font-size: .75em; padding: .1em .5em; border-radius: .8em; color: #fff; white-space: nowrap; }
-.badge.not-converged { background: #c62828; } .badge.regressed { background: #f9a825; } .badge.controls { background: #8e24aa; }
+.badge.not-converged { background: #c62828; } .badge.regressed { background: #f9a825; } .badge.controls { background: #8e24aa; } .badge.errors { background: #757575; }
 .plots { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 figure { margin: 0; } figcaption { font-weight: 600; margin-bottom: .3em; } figcaption .meta { font-weight: normal; }
 svg text { font: 11px system-ui, sans-serif; fill: #333; }
@@ -455,6 +458,9 @@ fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
             .collect();
         if unlisted_not_converged(c) {
             badges.insert(0, "<span class=\"badge not-converged\">not converged</span>".into());
+        }
+        if c.probe_errors > 0 {
+            badges.push(format!("<span class=\"badge errors\">{} probes failed to run</span>", c.probe_errors));
         }
         writeln!(out, "{}</td></tr>", badges.join(" "))?;
     }
@@ -859,6 +865,7 @@ mod tests {
             not_converged: Vec::new(),
             regressed: Vec::new(),
             controls_changed: Vec::new(),
+            probe_errors: 0,
         }
     }
 

@@ -108,8 +108,9 @@ pub struct ChangeReport {
     /// Cells whose expected verdict changed, by direction.
     pub cells: BTreeMap<Direction, usize>,
     pub controls: usize,
-    /// From `applied_at_ms` to the first round in which every changed cell was right; `None`:
-    /// not converged within the deadline, or no cell changed.
+    /// From `applied_at_ms` to the moment since which every changed cell has been right (each
+    /// cell's moment: when its probe's connection was decided); `None`: not converged within
+    /// the deadline, or no cell changed.
     pub latency_ms: Option<f64>,
     /// The same over the cells of one direction.
     pub latency_by_direction: BTreeMap<Direction, Option<f64>>,
@@ -125,6 +126,9 @@ pub struct ChangeReport {
     pub regressed: Vec<CellRef>,
     /// Control cells (expected unchanged) that were wrong in some round.
     pub controls_changed: Vec<CellRef>,
+    /// Probes that failed to run (exec or agent errors): they count neither way.
+    #[serde(default)]
+    pub probe_errors: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -211,6 +215,7 @@ mod tests {
             not_converged: Vec::new(),
             regressed: Vec::new(),
             controls_changed: Vec::new(),
+            probe_errors: 0,
         }
     }
 

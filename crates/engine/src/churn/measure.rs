@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use netmatrix_cluster::{Backend, Outcome, ProbeRequest, Row, Target};
@@ -46,6 +47,8 @@ pub struct Convergence {
     pub regressed: Vec<CellRef>,
     pub controls_changed: Vec<CellRef>,
     pub probes: usize,
+    /// Probes that failed to run (exec errors, agent errors): no verdict either way.
+    pub probe_errors: usize,
 }
 
 pub fn cell_ref(w: &Watched) -> CellRef {
@@ -64,9 +67,18 @@ fn probe_protocol(p: Protocol) -> netmatrix_cluster::ProbeProtocol {
     }
 }
 
-/// One round: every watched cell once, one row per source pod. `Some(allowed)` per cell, `None`
-/// where the probe itself failed.
-fn round(backend: &dyn Backend, watched: &[Watched], rounds: &Rounds) -> Vec<Option<bool>> {
+/// What one probe of a round saw, and when: the moment its connection was decided, taken as
+/// its row's end less the probe's own latency (an agent starts, probes, and exits; the start
+/// of a round would be early by the agent's start-up).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// `None`: the probe itself failed (no verdict about the network).
+    allowed: Option<bool>,
+    at: Duration,
+}
+
+/// One round: every watched cell once, one row per source pod.
+fn round(backend: &dyn Backend, clock: &dyn Clock, watched: &[Watched], rounds: &Rounds) -> Vec<Seen> {
     let mut by_source: BTreeMap<&netmatrix_model::PodKey, Vec<usize>> = BTreeMap::new();
     for (i, w) in watched.iter().enumerate() {
         by_source.entry(&w.cell.src).or_default().push(i);
@@ -90,16 +102,20 @@ fn round(backend: &dyn Backend, watched: &[Watched], rounds: &Rounds) -> Vec<Opt
             deadline: rounds.timeout + Duration::from_secs(10),
         })
         .collect();
-    let results = backend.probe_rows(&rows, rounds.parallel, &|_| {});
-    let mut seen = vec![None; watched.len()];
-    for ((_, cells), result) in by_source.iter().zip(results) {
+    let start = clock.elapsed();
+    let finished = Mutex::new(vec![start; rows.len()]);
+    let results = backend.probe_rows(&rows, rounds.parallel, &|row| finished.lock().unwrap()[row] = clock.elapsed());
+    let finished = finished.into_inner().unwrap();
+    let mut seen = vec![Seen { allowed: None, at: start }; watched.len()];
+    for (((_, cells), result), &end) in by_source.iter().zip(results).zip(&finished) {
         let Ok(results) = result else { continue };
         for (&i, r) in cells.iter().zip(results) {
-            seen[i] = match r.outcome {
+            let allowed = match r.outcome {
                 Outcome::Connected => Some(true),
                 Outcome::Error => None,
                 Outcome::Refused | Outcome::Timeout | Outcome::Dns | Outcome::Unreachable | Outcome::Other => Some(false),
             };
+            seen[i] = Seen { allowed, at: end.saturating_sub(r.latency).max(start) };
         }
     }
     seen
@@ -128,15 +144,19 @@ pub fn converge(
     let mut settled_rounds = 0;
     loop {
         let start = clock.elapsed();
-        let at = ms(start);
-        let seen = round(backend, watched, rounds);
+        let seen = round(backend, clock, watched, rounds);
         out.probes += watched.len();
         out.rounds += 1;
         durations.push((clock.elapsed() - start).as_secs_f64() * 1000.0);
         for (i, w) in watched.iter().enumerate() {
-            let right = seen[i] == Some(w.expected);
+            // A probe that failed to run says nothing about the dataplane: the cell keeps its state.
+            let Some(allowed) = seen[i].allowed else {
+                out.probe_errors += 1;
+                continue;
+            };
+            let right = allowed == w.expected;
             match (right, right_since[i]) {
-                (true, None) => right_since[i] = Some(at),
+                (true, None) => right_since[i] = Some(ms(seen[i].at)),
                 (false, Some(_)) => {
                     right_since[i] = None;
                     regressed[i] = true;
@@ -156,9 +176,8 @@ pub fn converge(
             Some(latest)
         };
         let all = latency(&mut changed.iter().copied());
-        if all.is_some() {
-            settled_rounds += 1;
-        }
+        // Rounds since the change last converged: a regression starts the count again.
+        settled_rounds = if all.is_some() { settled_rounds + 1 } else { 0 };
         let now = clock.elapsed();
         if (all.is_some() && settled_rounds > rounds.settle) || now.saturating_sub(applied) >= rounds.deadline || cancelled() {
             out.latency = all;

@@ -221,6 +221,7 @@ pub fn step(
         not_converged: seen.not_converged,
         regressed: seen.regressed,
         controls_changed: seen.controls_changed,
+        probe_errors: seen.probe_errors,
     })
 }
 
