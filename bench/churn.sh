@@ -20,7 +20,7 @@ echo "lab: ${shape[*]}, $changes changes per pattern"
 reports=("$out/lab.json")
 
 if bin=$(hack/kube/build --list >/dev/null 2>&1 && hack/kube/build $(hack/kube/build --list | grep -vx e2e) | tail -n1) && [ -x "$bin/kubelet" ]; then
-    agent=$(CARGO_TARGET_DIR=target/agent-static crates/agent/build-static.sh)
+    agent=$(CARGO_TARGET_DIR="$PWD/target/agent-static" crates/agent/build-static.sh)
     "$netmatrix" image build --agent "$agent" -o "$out/agent.tar" >/dev/null
     for mode in iptables nftables; do
         hack/kube/down >/dev/null

@@ -130,6 +130,7 @@ mod convergence {
         let clock = ManualClock::default();
         let seen = converge(&fake, &clock, Duration::ZERO, &watched, &ROUNDS, &|| false);
         assert_eq!(seen.latency, Some(20.0), "right from the third round, 10 ms apart");
+        assert_eq!(seen.last_wrong, Some(10.0), "wrong in the second: the latency lies in (10, 20] ms");
         assert_eq!(seen.by_node.get("node1"), Some(&Some(20.0)));
         assert_eq!(seen.rounds, 3 + ROUNDS.settle);
         assert!(seen.not_converged.is_empty() && seen.regressed.is_empty() && seen.controls_changed.is_empty());

@@ -53,8 +53,9 @@ fn header_lines(report: &ChurnReport) -> Vec<String> {
         number(report.interval_ms),
         report.deadline_ms
     );
-    let latency = "latency: from the apply's return to the first round in which every changed cell was right".to_string();
-    vec![first, shape, probing, latency]
+    let latency = "latency: from the apply's return to the probe since which every changed cell has been right".to_string();
+    let bound = "  the true latency lies after 'last X', the last probe that saw one wrong (never: right at the first)".to_string();
+    vec![first, shape, probing, latency, bound]
 }
 
 /// `1 node`, `3 nodes`.
@@ -135,6 +136,16 @@ fn changed_nothing(change: &ChangeReport) -> bool {
     change.cells.values().all(|&n| n == 0)
 }
 
+/// The last moment a changed cell was seen wrong: `never` when the first probes found them
+/// right (the latency is then the measurement's floor), `-` without changed cells.
+fn wrong_until(change: &ChangeReport) -> String {
+    match change.last_wrong_ms {
+        _ if changed_nothing(change) => "-".into(),
+        Some(v) => format!("{v:.1}"),
+        None => "never".into(),
+    }
+}
+
 /// The change's latency: `-` when it changed no cell.
 fn change_latency(change: &ChangeReport) -> String {
     if changed_nothing(change) { "-".into() } else { latency(change.latency_ms) }
@@ -201,11 +212,12 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
         ("change", Align::Left),
         ("cells", Align::Right),
         ("latency", Align::Right),
+        ("last X", Align::Right),
         ("to allow", Align::Right),
         ("to deny", Align::Right),
-        ("slowest node", Align::Left),
+        ("slowest", Align::Left),
         ("rounds", Align::Right),
-        ("round ms", Align::Right),
+        ("round", Align::Right),
         ("oracle µs", Align::Right),
         ("flags", Align::Left),
     ];
@@ -218,6 +230,7 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
                 c.description.clone(),
                 cells(c),
                 change_latency(c),
+                wrong_until(c),
                 direction_latency(c, Direction::DenyToAllow, deadline_ms),
                 direction_latency(c, Direction::AllowToDeny, deadline_ms),
                 slowest_node(c).map_or_else(|| "-".into(), |(node, _)| node.to_string()),
@@ -422,7 +435,7 @@ fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
     writeln!(
         out,
         "<table class=\"changes\"><thead><tr><th>#</th><th>applied at s</th><th class=\"text\">change</th><th>cells</th><th>controls</th>\
-         <th>latency ms</th><th>to allow ms</th><th>to deny ms</th><th class=\"text\">slowest node</th><th>rounds</th>\
+         <th>latency ms</th><th title=\"the last moment a changed cell was seen wrong\">wrong until ms</th><th>to allow ms</th><th>to deny ms</th><th class=\"text\">slowest node</th><th>rounds</th>\
          <th>round ms</th><th>apply ms</th><th>oracle µs</th><th class=\"text\">problems</th></tr></thead><tbody>"
     )?;
     for c in &pattern.changes {
@@ -442,6 +455,7 @@ fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
             c.controls
         )?;
         write!(out, "{}", latency_cell((!changed_nothing(c)).then_some(c.latency_ms)))?;
+        write!(out, "<td>{}</td>", wrong_until(c))?;
         for direction in Direction::BOTH {
             write!(out, "{}", latency_cell(c.latency_by_direction.get(&direction).copied()))?;
         }
@@ -858,6 +872,7 @@ mod tests {
             cells: Direction::BOTH.into_iter().zip(cells).filter(|(_, n)| *n > 0).collect(),
             controls: 4,
             latency_ms,
+            last_wrong_ms: latency_ms.map(|l| l / 2.0),
             latency_by_direction: by_direction.iter().copied().collect(),
             latency_by_node: by_node.iter().map(|(n, l)| (n.to_string(), *l)).collect(),
             rounds: 5,
@@ -976,7 +991,7 @@ mod tests {
         assert!(text.contains("deadline 5000 ms"), "{text}");
         assert!(text.contains("seed 42"), "{text}");
         let row = text.lines().find(|l| l.starts_with("1  namespace ns1: team=a ->")).expect("the row of change 1");
-        assert!(row.contains("  +0 -12  not converged         -    >5000  n1  ") && row.ends_with("  N12"), "latencies, slowest node, flag: {row}");
+        assert!(row.contains("  +0 -12  not converged   never         -    >5000  n1  ") && row.ends_with("  N12"), "latencies, slowest node, flag: {row}");
         assert!(text.contains("#1 not converged: 12 cells\n  ns0/p0 -> ns1/p0 80/TCP expected deny\n"), "{text}");
         assert!(text.contains("  ... and 2 more"), "folded after 10: {text}");
         assert!(text.contains("#2 regressed: 1 cell\n  ns2/p1 -> ns3-with-a-rather-long-name/p0 8080/TCP expected allow\n"), "{text}");

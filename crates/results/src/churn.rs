@@ -112,6 +112,11 @@ pub struct ChangeReport {
     /// cell's moment: when its probe's connection was decided); `None`: not converged within
     /// the deadline, or no cell changed.
     pub latency_ms: Option<f64>,
+    /// The last moment a changed cell was seen wrong (`None`: never, the dataplane had it
+    /// before the first probe): the true latency lies between this (or 0) and `latency_ms`,
+    /// whose excess over it is the measurement's resolution.
+    #[serde(default)]
+    pub last_wrong_ms: Option<f64>,
     /// The same over the cells of one direction.
     pub latency_by_direction: BTreeMap<Direction, Option<f64>>,
     /// The same over the cells whose rules live on each node (the node of the pod whose
@@ -208,6 +213,7 @@ mod tests {
             cells: by.iter().map(|&(d, _)| (d, 1)).collect(),
             controls: 0,
             latency_ms: latency,
+            last_wrong_ms: None,
             latency_by_direction: by.iter().copied().collect(),
             latency_by_node: BTreeMap::new(),
             rounds: 1,

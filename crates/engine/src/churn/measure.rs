@@ -49,6 +49,9 @@ pub struct Convergence {
     pub probes: usize,
     /// Probes that failed to run (exec errors, agent errors): no verdict either way.
     pub probe_errors: usize,
+    /// The last moment a changed cell was seen wrong: the latency lies between it (or the
+    /// apply, when none was) and `latency`.
+    pub last_wrong: Option<f64>,
 }
 
 pub fn cell_ref(w: &Watched) -> CellRef {
@@ -155,6 +158,9 @@ pub fn converge(
                 continue;
             };
             let right = allowed == w.expected;
+            if !right && w.direction.is_some() {
+                out.last_wrong = Some(out.last_wrong.unwrap_or(0.0).max(ms(seen[i].at)));
+            }
             match (right, right_since[i]) {
                 (true, None) => right_since[i] = Some(ms(seen[i].at)),
                 (false, Some(_)) => {

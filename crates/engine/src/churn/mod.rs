@@ -214,6 +214,7 @@ pub fn step(
         cells,
         controls: control_count,
         latency_ms,
+        last_wrong_ms: seen.last_wrong,
         latency_by_direction: seen.by_direction,
         latency_by_node: seen.by_node,
         rounds: seen.rounds,
