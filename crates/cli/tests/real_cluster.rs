@@ -1,7 +1,8 @@
 //! netmatrix against a real Kubernetes v1.37.2 on this host: `hack/kube/up` starts etcd, the
 //! control plane, and per node (a network namespace) containerd, a kubelet, kube-proxy and
 //! kube-router's NetworkPolicy firewall, all built from their Go modules by `hack/kube/build`.
-//! Every suite runs through the API server with kube-proxy in iptables and in nftables mode, each
+//! Every suite runs through the API server with kube-proxy in iptables and in nftables mode (and
+//! every churn pattern with nftables), each
 //! fault of `hack/kube/fault` must be diagnosed where it is, and `hack/kube/down` must leave
 //! nothing behind, also after `up` was killed halfway.
 //!
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use netmatrix_results::churn::ChurnReport;
 use netmatrix_results::{CaseResult, RunReport};
 
 const STATE: &str = "/var/lib/netmatrix-kube/nmk";
@@ -217,6 +219,28 @@ fn netmatrix_run(what: &str, dir: &Path, args: &[&str]) -> (i32, RunReport) {
     (code, report)
 }
 
+/// `netmatrix churn` of every pattern through the API server: each change's cells converge, no
+/// control changes, and changes carry the API server's time of them.
+fn churn_converges(dir: &Path, mode: &str) {
+    let json = dir.join("churn.json");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_netmatrix"));
+    command.args(["churn", "--kubeconfig", KUBECONFIG, "--changes", "3", "--pods-per-namespace", "4", "--json"]).arg(&json);
+    let ran = run(&format!("netmatrix churn, kube-proxy {mode}"), &mut command, Duration::from_secs(900));
+    let report = std::fs::read(&json).unwrap_or_else(|e| panic!("churn: no report ({e}):\n{}", ran.tail()));
+    let report: ChurnReport = serde_json::from_slice(&report).unwrap();
+    assert_eq!(ran.status.code(), Some(0), "churn, kube-proxy {mode}:\n{}", ran.tail());
+    assert_eq!(report.patterns.len(), 4);
+    for p in &report.patterns {
+        for c in &p.changes {
+            assert!(c.latency_ms.is_some() || c.cells.is_empty(), "{} #{} {}: not converged", p.pattern, c.index, c.description);
+        }
+        let all = &p.summary[0];
+        eprintln!("  churn {mode} {}: {} of {} converged, p50 {:?} ms, max {:?} ms", p.pattern, all.converged, all.changes, all.p50_ms, all.max_ms);
+    }
+    let stamped = report.patterns.iter().flat_map(|p| &p.changes).filter(|c| c.server_time.is_some()).count();
+    assert!(stamped > 0, "no change carried the API server's time");
+}
+
 /// Every suite passes, except the cases this cluster cannot run, each skipped with its reason.
 fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
     let (code, report) = netmatrix_run(&format!("netmatrix run, every suite, kube-proxy {mode}"), dir, extra);
@@ -412,6 +436,7 @@ fn every_suite_and_fault_on_a_real_cluster() {
     {
         let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router"], &image);
         all_suites_pass(dir.path(), "nftables", &[]);
+        churn_converges(dir.path(), "nftables");
         bad_input_and_sigterm_leave_the_cluster_as_it_was(&bin, dir.path());
         fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "1"], "^services/(cluster-ip|node-port)$", "service-proxy", "node1");
     }
