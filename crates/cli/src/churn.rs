@@ -163,10 +163,11 @@ pub fn run(args: ChurnArgs) -> Result<Outcome, CliError> {
     Ok(outcome(&report))
 }
 
-/// Exit 1 when a change never converged or a control cell changed: the dataplane did not do
-/// what the objects say, however long it was given.
+/// Exit 1 when a change (or a pattern's setup) never converged or a control cell changed: the
+/// dataplane did not do what the objects say, however long it was given.
 fn outcome(report: &ChurnReport) -> Outcome {
-    let wrong = report.patterns.iter().flat_map(|p| &p.changes).any(|c| !c.not_converged.is_empty() || !c.controls_changed.is_empty());
+    let changes = report.patterns.iter().flat_map(|p| p.setup.iter().chain(&p.changes));
+    let wrong = changes.into_iter().any(|c| !c.not_converged.is_empty() || !c.controls_changed.is_empty());
     if wrong { Outcome::Wrong } else { Outcome::Ok }
 }
 

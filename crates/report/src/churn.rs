@@ -185,7 +185,23 @@ pub fn text(report: &ChurnReport, out: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
+/// A setup whose cells never converged: the cells, and that no change was made.
+fn failed_setup(pattern: &PatternReport) -> Option<&ChangeReport> {
+    pattern.setup.as_ref().filter(|s| !s.not_converged.is_empty())
+}
+
 fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms: u64) -> io::Result<()> {
+    if let Some(setup) = failed_setup(pattern) {
+        writeln!(out, "pattern {}: its setup ({}) did not converge within {deadline_ms} ms: no change was made", pattern.pattern, setup.description)?;
+        writeln!(out, "setup not converged: {}", count(setup.not_converged.len(), "cell", "cells"))?;
+        for cell in setup.not_converged.iter().take(FOLD_AFTER) {
+            writeln!(out, "  {}", cell_name(cell))?;
+        }
+        if setup.not_converged.len() > FOLD_AFTER {
+            writeln!(out, "  ... and {} more (--json and --html list each)", setup.not_converged.len() - FOLD_AFTER)?;
+        }
+        return Ok(());
+    }
     writeln!(out, "pattern {}: {}", pattern.pattern, pattern_counts(pattern))?;
     let columns = [
         ("latency ms", Align::Left),
@@ -253,7 +269,7 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
                 writeln!(out, "  {}", cell_name(cell))?;
             }
             if listed.len() > FOLD_AFTER {
-                writeln!(out, "  ... and {} more (-o json and -o html list each)", listed.len() - FOLD_AFTER)?;
+                writeln!(out, "  ... and {} more (--json and --html list each)", listed.len() - FOLD_AFTER)?;
             }
         }
     }
@@ -398,6 +414,18 @@ pub fn html(report: &ChurnReport, out: &mut impl Write) -> io::Result<()> {
 
 fn write_pattern_html(out: &mut impl Write, pattern: &PatternReport) -> io::Result<()> {
     writeln!(out, "<section class=\"pattern\">\n<h2>pattern {}</h2>", Esc(&pattern.pattern))?;
+    if let Some(setup) = failed_setup(pattern) {
+        writeln!(
+            out,
+            "<p class=\"not-converged\">Its setup ({}) did not converge: no change was made. {} not converged:</p>\n<ul class=\"cells not-converged\">",
+            Esc(&setup.description),
+            count(setup.not_converged.len(), "cell", "cells")
+        )?;
+        for cell in &setup.not_converged {
+            writeln!(out, "<li><code>{}</code></li>", Esc(&cell_name(cell)))?;
+        }
+        return writeln!(out, "</ul>\n</section>");
+    }
     writeln!(out, "<p class=\"meta\">{}</p>", Esc(&pattern_counts(pattern)))?;
     writeln!(
         out,
@@ -885,7 +913,7 @@ mod tests {
     }
 
     fn pattern(name: &str, changes: Vec<ChangeReport>) -> PatternReport {
-        PatternReport { pattern: name.into(), summary: LatencySummary::all(&changes), changes }
+        PatternReport { pattern: name.into(), summary: LatencySummary::all(&changes), setup: None, changes }
     }
 
     use Direction::{AllowToDeny as ToDeny, DenyToAllow as ToAllow};
@@ -1198,5 +1226,22 @@ mod tests {
         assert!(text.contains("pattern ns-labels: 1 change (1 changed no cell), 0 converged"), "{text}");
         let row = text.lines().find(|l| l.starts_with("0  ")).unwrap();
         assert!(!row.contains("not converged") && !row.trim_end().ends_with('N'), "{row}");
+    }
+
+    #[test]
+    fn a_setup_that_did_not_converge_is_shown_with_its_cells_and_no_changes() {
+        let mut setup = change(0, "policy-churn setup", 0.0, [0, 3], &[(ToDeny, None)], &[("n1", None)]);
+        setup.not_converged = vec![cell("ns1/p0", "ns1/p1", 80, "deny")];
+        let mut r = report();
+        r.patterns.truncate(1);
+        r.patterns[0] = PatternReport { setup: Some(setup), ..pattern("policy-churn", Vec::new()) };
+        let mut text = Vec::new();
+        super::text(&r, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("pattern policy-churn: its setup (policy-churn setup) did not converge within 5000 ms: no change was made"), "{text}");
+        assert!(text.contains("  ns1/p0 -> ns1/p1 80/TCP expected deny"));
+        let mut html = Vec::new();
+        super::html(&r, &mut html).unwrap();
+        assert!(String::from_utf8(html).unwrap().contains("did not converge: no change was made. 1 cell not converged"));
     }
 }

@@ -71,6 +71,10 @@ pub struct PatternReport {
     pub pattern: String,
     /// Over every change (`direction` null), then per direction.
     pub summary: Vec<LatencySummary>,
+    /// Making the pattern's objects, measured like a change: when its cells did not converge,
+    /// no change was made (they would be blamed for the setup's cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<ChangeReport>,
     pub changes: Vec<ChangeReport>,
 }
 

@@ -8,7 +8,7 @@ pub mod patterns;
 pub mod world;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError};
 use netmatrix_model::{Cluster, Pod, PodKey, parse_str};
@@ -41,8 +41,6 @@ pub enum ChurnError {
     },
     #[error("{0}")]
     Oracle(String),
-    #[error("{pattern} setup did not converge within {deadline:?}: {cells} cells still wrong, e.g. {example}")]
-    SetupNotConverged { pattern: Pattern, deadline: Duration, cells: usize, example: String },
     #[error("interrupted during {0}; what the run created is removed")]
     Interrupted(Pattern),
 }
@@ -88,9 +86,9 @@ pub fn run(
         let measured = run_pattern(backend, config, clock, &mut churner, cancelled, on);
         // The pattern's objects go whatever happened, so the next pattern starts from the world.
         let undone = apply_acts(backend, &churner.teardown(&world)).map_err(backend_err(format!("removing what {pattern} made")));
-        let changes = measured?;
+        let (setup, changes) = measured?;
         undone?;
-        patterns.push(PatternReport { pattern: pattern.as_str().to_owned(), summary: LatencySummary::all(&changes), changes });
+        patterns.push(PatternReport { pattern: pattern.as_str().to_owned(), summary: LatencySummary::all(&changes), setup: Some(setup), changes });
     }
     Ok(ChurnReport {
         schema: CHURN_SCHEMA.to_owned(),
@@ -113,21 +111,16 @@ fn run_pattern(
     churner: &mut Churner,
     cancelled: &dyn Fn() -> bool,
     on: &dyn Fn(Progress),
-) -> Result<Vec<ChangeReport>, ChurnError> {
+) -> Result<(ChangeReport, Vec<ChangeReport>), ChurnError> {
     let pattern = churner.pattern();
     let model = backend.model().map_err(backend_err("reading the objects"))?;
     let mut oracle = Incremental::new(&model, Options { ipblocks_match_pods: true }).map_err(|e| ChurnError::Oracle(e.to_string()))?;
     let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(pattern as u64));
     // The setup is measured like a change, not reported: every change starts converged.
-    let setup = churner.setup();
-    let report = step(backend, &mut oracle, &setup, config, clock, &mut rng, cancelled)?;
-    if !report.not_converged.is_empty() {
-        return Err(ChurnError::SetupNotConverged {
-            pattern,
-            deadline: config.rounds.deadline,
-            cells: report.not_converged.len(),
-            example: report.not_converged.first().map(|c| format!("{} -> {} {}/{}", c.src, c.dst, c.port, c.protocol)).unwrap_or_default(),
-        });
+    let setup = step(backend, &mut oracle, &churner.setup(), config, clock, &mut rng, cancelled)?;
+    // Changes measured from a state that never converged would blame them for the setup's cells.
+    if !setup.not_converged.is_empty() {
+        return Ok((setup, Vec::new()));
     }
     let mut changes = Vec::new();
     for index in 0..config.shape.changes {
@@ -140,7 +133,7 @@ fn run_pattern(
         on(Progress::Change(pattern, &report));
         changes.push(report);
     }
-    Ok(changes)
+    Ok((setup, changes))
 }
 
 fn apply_acts(backend: &mut dyn Backend, acts: &[Act]) -> Result<(), BackendError> {
