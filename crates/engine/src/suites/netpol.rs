@@ -65,6 +65,18 @@ pub fn cases() -> Vec<Case> {
             "x isolated both ways",
             vec![policy("x", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}))],
         ),
+        // "Both the egress policy on the source pod and the ingress policy on the destination pod
+        // need to allow the connection" (Network Policies), also when one policy is both.
+        single(
+            "egress-and-ingress-in-one-policy",
+            "ingress-and-egress",
+            "x isolated both ways by one policy: egress only to TCP 81, ingress from anyone on TCP",
+            vec![policy(
+                "x",
+                "both",
+                json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": [{"ports": [{"port": 81, "protocol": "TCP"}]}], "ingress": [{"ports": [{"protocol": "TCP"}]}]}),
+            )],
+        ),
         case(
             "allow-all-ingress-stacked",
             "stacked",
