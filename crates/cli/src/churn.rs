@@ -175,17 +175,7 @@ fn write(report: &ChurnReport, args: &ChurnArgs) -> Result<(), CliError> {
     let mut stdout = std::io::stdout();
     netmatrix_report::churn::text(report, &mut stdout).map_err(|source| CliError::Io { what: "writing to stdout".into(), source })?;
     let _ = stdout.flush();
-    type Writer = fn(&ChurnReport, &mut std::fs::File) -> std::io::Result<()>;
-    let writers: [(&Option<PathBuf>, Writer); 2] =
-        [(&args.json, |r, f| netmatrix_report::churn::json(r, f)), (&args.html, |r, f| netmatrix_report::churn::html(r, f))];
-    for (path, write) in writers {
-        if let Some(path) = path {
-            let io = |source| CliError::Io { what: format!("writing {}", path.display()), source };
-            let mut file = std::fs::File::create(path).map_err(io)?;
-            write(report, &mut file).map_err(io)?;
-        }
-    }
-    Ok(())
+    crate::report_files::write(report, &[(&args.json, |f, r| netmatrix_report::churn::json(r, f)), (&args.html, |f, r| netmatrix_report::churn::html(r, f))])
 }
 
 #[cfg(test)]

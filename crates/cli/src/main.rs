@@ -9,6 +9,7 @@ mod files;
 mod history;
 mod image;
 mod lab;
+mod report_files;
 mod run;
 mod signals;
 mod sonobuoy;

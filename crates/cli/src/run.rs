@@ -315,20 +315,14 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
 
 /// Writes the reports to `paths`: JSON, JUnit, HTML (each where given).
 fn write_reports(report: &RunReport, paths: &[Option<PathBuf>; 3]) -> Result<(), CliError> {
-    type Writer = fn(&mut std::fs::File, &RunReport) -> std::io::Result<()>;
-    let writers: [(&Option<PathBuf>, Writer); 3] = [
-        (&paths[0], |f, r| netmatrix_report::json_report::write_json(f, r)),
-        (&paths[1], |f, r| netmatrix_report::junit::write(f, r)),
-        (&paths[2], |f, r| netmatrix_report::html::write(f, r)),
-    ];
-    for (path, write) in writers {
-        if let Some(path) = path {
-            let io = |source| CliError::Io { what: format!("writing {}", path.display()), source };
-            let mut file = std::fs::File::create(path).map_err(io)?;
-            write(&mut file, report).map_err(io)?;
-        }
-    }
-    Ok(())
+    crate::report_files::write(
+        report,
+        &[
+            (&paths[0], |f, r| netmatrix_report::json_report::write_json(f, r)),
+            (&paths[1], |f, r| netmatrix_report::junit::write(f, r)),
+            (&paths[2], |f, r| netmatrix_report::html::write(f, r)),
+        ],
+    )
 }
 
 #[cfg(test)]
