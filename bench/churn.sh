@@ -50,6 +50,10 @@ for path in sys.argv[1:]:
         continue
     name = path.rsplit("/", 1)[-1].removesuffix(".json")
     for p in report["patterns"]:
+        setup = p.get("setup") or {}
+        if setup.get("not_converged"):
+            print(f"{name:<16} {p['pattern']:<14} setup did not converge: {len(setup['not_converged'])} cells, no change made")
+            continue
         rounds = sorted(c["round_ms"] for c in p["changes"]) or [0]
         for s in p["summary"]:
             print(f"{name:<16} {p['pattern']:<14} {s['direction'] or 'all':<14} {s['changes']:>7} {s['converged']:>5} "
