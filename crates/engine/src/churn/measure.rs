@@ -137,7 +137,7 @@ pub fn converge(
 ) -> Convergence {
     let ms = |d: Duration| d.saturating_sub(applied).as_secs_f64() * 1000.0;
     let changed: Vec<usize> = (0..watched.len()).filter(|&i| watched[i].direction.is_some()).collect();
-    // Per cell: the start of the round since which it has been right, and whether it went
+    // Per cell: the moment of the probe since which it has been right, and whether it went
     // wrong after being right.
     let mut right_since: Vec<Option<f64>> = vec![None; watched.len()];
     let mut regressed = vec![false; watched.len()];
@@ -173,7 +173,7 @@ pub fn converge(
                 control_wrong[i] = true;
             }
         }
-        // The first round since which all of a group's cells have been right.
+        // The moment since which all of a group's cells have been right.
         let latency = |cells: &mut dyn Iterator<Item = usize>| -> Option<f64> {
             let mut latest = 0.0_f64;
             for i in cells {
