@@ -66,6 +66,40 @@ impl Connlist {
         it
     }
 
+    /// Calls `f(source, destination, connections)` for every line in order, as `ids()` yields
+    /// them, stopping at the first error. For writers: a loop over each source's row that the
+    /// compiler inlines `f` into, where `ids().next()` is a call per line.
+    pub fn try_for_each_id<E>(&self, mut f: impl FnMut(usize, usize, ConnId) -> Result<(), E>) -> Result<(), E> {
+        for src in 0..self.names.len() {
+            let external = &self.external[self.external_start[src]..self.external_start[src + 1]];
+            let group = self.groups[src];
+            if group == EXTERNAL {
+                for &(dst, conn) in external {
+                    f(src, dst as usize, conn)?;
+                }
+                continue;
+            }
+            let row = &self.matrix[group as usize * self.width..(group as usize + 1) * self.width];
+            let mut external = external.iter().peekable();
+            for (dst, &dst_group) in self.groups.iter().enumerate() {
+                let conn = if dst_group == EXTERNAL {
+                    match external.next_if(|&&(d, _)| d as usize == dst) {
+                        Some(&(_, conn)) => conn,
+                        None => continue,
+                    }
+                } else if dst == src {
+                    continue;
+                } else {
+                    row[dst_group as usize]
+                };
+                if conn != ConnTable::NONE {
+                    f(src, dst, conn)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Endpoint names in order.
     pub fn endpoints(&self) -> &[String] {
         &self.names
@@ -401,6 +435,13 @@ mod tests {
         let got: Vec<(String, String, String)> = list.iter().map(|l| (l.src.to_string(), l.dst.to_string(), l.conn.to_string())).collect();
         assert_eq!(list.len(), got.len(), "len() counts the lines iter() gives");
         assert_eq!(list.iter().len(), got.len());
+        let mut walked = Vec::new();
+        list.try_for_each_id(|s, d, c| {
+            walked.push((s, d, c));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(walked, list.ids().collect::<Vec<_>>(), "try_for_each_id walks as ids() iterates");
         let want = reference(cluster, &mut reach);
         assert_eq!(got, want);
         got.len()

@@ -97,7 +97,7 @@ impl Reachability {
     /// Computed in square tiles: the ingress rows are read across (`[dst][src]`), and a tile's
     /// rows stay in cache where a whole column would cost a cache miss per cell.
     pub(crate) fn take_pair_matrix(&mut self) -> Vec<ConnId> {
-        const TILE: usize = 64;
+        const TILE: usize = 256;
         let n = self.classes.len();
         let [egress, ingress] = std::mem::take(&mut self.rows);
         let mut pairs = egress;

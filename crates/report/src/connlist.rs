@@ -97,20 +97,20 @@ pub fn write_connlist(out: &mut impl Write, list: &Connlist, format: Format) -> 
         ),
     };
     let mut out = Chunks::new(out);
-    let mut lines = list.ids();
-    let Some((s, d, c)) = lines.next() else {
+    if list.is_empty() {
         out.line(&[empty])?;
         return out.finish();
-    };
-    out.line(&[header, &src[s], &dst[d], &conn[c as usize]])?;
+    }
+    out.line(&[header])?;
     if separator.is_empty() {
-        for (s, d, c) in lines {
-            out.line(&[&src[s], &dst[d], &conn[c as usize]])?;
-        }
+        list.try_for_each_id(|s, d, c| out.line(&[&src[s], &dst[d], &conn[c as usize]]))?;
     } else {
-        for (s, d, c) in lines {
-            out.line(&[separator, &src[s], &dst[d], &conn[c as usize]])?;
-        }
+        let mut first = true;
+        list.try_for_each_id(|s, d, c| {
+            let separator = if first { "" } else { separator };
+            first = false;
+            out.line(&[separator, &src[s], &dst[d], &conn[c as usize]])
+        })?;
     }
     out.line(&[footer])?;
     out.finish()
