@@ -170,10 +170,11 @@ impl<'c> Builder<'c> {
         let mut blocks: Vec<IpBlock> = Vec::new();
         let mut block_ids: FxHashMap<IpBlock, usize> = FxHashMap::default();
         let mut add_block = |b: &IpBlock| {
-            block_ids.entry(b.clone()).or_insert_with(|| {
+            // Looked up before cloned: most peers repeat a block already seen.
+            if !block_ids.contains_key(b) {
+                block_ids.insert(b.clone(), blocks.len());
                 blocks.push(b.clone());
-                blocks.len() - 1
-            });
+            }
         };
         for policy in &cluster.policies {
             for direction in Direction::BOTH {
