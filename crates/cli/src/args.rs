@@ -132,8 +132,8 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub ipblocks_external_only: bool,
 
-    /// Print the time of each phase (load, reachability, connlist) and peak memory on stderr
-    /// (the load's also when the input is rejected).
+    /// Print the time of each phase (load, reachability, connlist, output; wall and CPU) and peak
+    /// memory on stderr (the load's also when the input is rejected).
     #[arg(long)]
     pub timings: bool,
 

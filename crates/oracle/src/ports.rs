@@ -219,6 +219,16 @@ impl ConnTable {
         &self.sets[id as usize]
     }
 
+    /// The number of interned sets: ids are `0..len()`.
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Never true: `NONE` and `ALL` are always interned.
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
     pub fn union(&mut self, a: ConnId, b: ConnId) -> ConnId {
         if a == b || b == Self::NONE || a == Self::ALL {
             return a;

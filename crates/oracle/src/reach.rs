@@ -22,15 +22,16 @@ use crate::ranges::{self, IpRange};
 
 pub type ClassId = usize;
 
-/// What the policies can see of a pod.
+/// What the policies can see of a pod (a key per pod: ids and borrows, no copies).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct ClassKey {
+struct ClassKey<'c> {
     namespace: usize,
-    labels: Labels,
+    /// Index in `Builder::label_sets`.
+    labels: usize,
     profile: usize,
     blocks: Vec<usize>,
     /// `Some(node)` for hostNetwork pods: admin pod selectors skip them, `nodes` peers match them.
-    host: Option<Option<String>>,
+    host: Option<Option<&'c str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +89,31 @@ impl Reachability {
     pub fn conn(&self, id: ConnId) -> &ConnSet {
         self.conns.get(id)
     }
+
+    /// `pair(src, dst)` of every class pair, as `[src * classes + dst]`, computed in place of
+    /// the egress rows, which it takes; the ingress rows are freed. So the class rows cost no
+    /// more memory than they did; `allowed_by` and `pair` may not be called after it.
+    ///
+    /// Computed in square tiles: the ingress rows are read across (`[dst][src]`), and a tile's
+    /// rows stay in cache where a whole column would cost a cache miss per cell.
+    pub(crate) fn take_pair_matrix(&mut self) -> Vec<ConnId> {
+        const TILE: usize = 256;
+        let n = self.classes.len();
+        let [egress, ingress] = std::mem::take(&mut self.rows);
+        let mut pairs = egress;
+        let conns = &mut self.conns;
+        for src_start in (0..n).step_by(TILE) {
+            for dst_start in (0..n).step_by(TILE) {
+                let dsts = dst_start..(dst_start + TILE).min(n);
+                for src in src_start..(src_start + TILE).min(n) {
+                    for dst in dsts.clone() {
+                        pairs[src * n + dst] = conns.intersect(pairs[src * n + dst], ingress[dst * n + src]);
+                    }
+                }
+            }
+        }
+        pairs
+    }
 }
 
 fn has_named_port(rule: &Rule) -> bool {
@@ -95,10 +121,11 @@ fn has_named_port(rule: &Rule) -> bool {
 }
 
 /// Namespaces a peer or subject draws its pods from.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum NamespaceScope {
     Own(usize),
-    Selected(LabelSelector),
+    /// A namespace selector, by its index in `Builder::selectors`.
+    Selected(usize),
 }
 
 struct Builder<'c> {
@@ -107,7 +134,9 @@ struct Builder<'c> {
     conns: ConnTable,
     pod_class: Vec<ClassId>,
     classes: Vec<Class>,
-    class_labels: Vec<&'c Labels>,
+    /// Distinct label sets of pods, and each class's: selectors are matched once per label set.
+    label_sets: Vec<&'c Labels>,
+    class_label_set: Vec<usize>,
     classes_in_namespace: Vec<Vec<ClassId>>,
     profiles: Vec<Vec<ContainerPort>>,
     classes_of_profile: Vec<FixedBitSet>,
@@ -119,8 +148,15 @@ struct Builder<'c> {
     block_classes: Vec<FixedBitSet>,
     block_ranges: Vec<FixedBitSet>,
     ranges: Vec<IpRange>,
-    selections: FxHashMap<(NamespaceScope, Option<LabelSelector>), FixedBitSet>,
-    namespace_selections: FxHashMap<LabelSelector, Vec<usize>>,
+    /// Distinct selectors of the cluster's objects (borrowed: looked up without copies).
+    selector_ids: FxHashMap<&'c LabelSelector, usize>,
+    selectors: Vec<&'c LabelSelector>,
+    /// By (scope, pod selector id).
+    selections: FxHashMap<(NamespaceScope, Option<usize>), FixedBitSet>,
+    /// By namespace selector id: the namespaces it selects.
+    namespace_selections: FxHashMap<usize, Vec<usize>>,
+    /// By pod selector id: the classes it selects in any namespace.
+    pod_selections: FxHashMap<usize, FixedBitSet>,
 }
 
 /// The peers of one rule, resolved.
@@ -134,10 +170,11 @@ impl<'c> Builder<'c> {
         let mut blocks: Vec<IpBlock> = Vec::new();
         let mut block_ids: FxHashMap<IpBlock, usize> = FxHashMap::default();
         let mut add_block = |b: &IpBlock| {
-            block_ids.entry(b.clone()).or_insert_with(|| {
+            // Looked up before cloned: most peers repeat a block already seen.
+            if !block_ids.contains_key(b) {
+                block_ids.insert(b.clone(), blocks.len());
                 blocks.push(b.clone());
-                blocks.len() - 1
-            });
+            }
         };
         for policy in &cluster.policies {
             for direction in Direction::BOTH {
@@ -172,7 +209,8 @@ impl<'c> Builder<'c> {
             conns: ConnTable::new(),
             pod_class: Vec::with_capacity(cluster.pods.len()),
             classes: Vec::new(),
-            class_labels: Vec::new(),
+            label_sets: Vec::new(),
+            class_label_set: Vec::new(),
             classes_in_namespace: vec![Vec::new(); cluster.namespaces.len()],
             profiles: vec![Vec::new()],
             classes_of_profile: Vec::new(),
@@ -183,8 +221,11 @@ impl<'c> Builder<'c> {
             block_classes: Vec::new(),
             block_ranges,
             ranges,
+            selector_ids: FxHashMap::default(),
+            selectors: Vec::new(),
             selections: FxHashMap::default(),
             namespace_selections: FxHashMap::default(),
+            pod_selections: FxHashMap::default(),
         };
         b.classify();
         b
@@ -195,13 +236,21 @@ impl<'c> Builder<'c> {
     }
 
     fn classify(&mut self) {
-        let mut class_ids: FxHashMap<ClassKey, ClassId> = FxHashMap::default();
-        let mut profile_ids: FxHashMap<Vec<ContainerPort>, usize> = FxHashMap::default();
-        profile_ids.insert(Vec::new(), 0);
-        for (pod_index, pod) in self.cluster.pods.iter().enumerate() {
-            let namespace = self.namespace_index(&pod.namespace);
+        let cluster = self.cluster;
+        let mut class_ids: FxHashMap<ClassKey<'c>, ClassId> = FxHashMap::default();
+        let mut profile_ids: FxHashMap<&'c [ContainerPort], usize> = FxHashMap::default();
+        profile_ids.insert(&[], 0);
+        let mut label_set_ids: FxHashMap<&'c Labels, usize> = FxHashMap::default();
+        let namespace_ids: FxHashMap<&str, usize> = cluster.namespaces.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+        for (pod_index, pod) in cluster.pods.iter().enumerate() {
+            let namespace = *namespace_ids.get(pod.namespace.as_str()).expect("the model defines every referenced namespace");
+            let next_label_set = self.label_sets.len();
+            let labels = *label_set_ids.entry(&pod.labels).or_insert_with(|| {
+                self.label_sets.push(&pod.labels);
+                next_label_set
+            });
             let next_profile = profile_ids.len();
-            let profile = *profile_ids.entry(pod.ports.clone()).or_insert_with(|| {
+            let profile = *profile_ids.entry(&pod.ports).or_insert_with(|| {
                 self.profiles.push(pod.ports.clone());
                 next_profile
             });
@@ -211,12 +260,12 @@ impl<'c> Builder<'c> {
             } else {
                 Vec::new()
             };
-            let host = pod.host_network.then(|| pod.node.clone());
-            let key = ClassKey { namespace, labels: pod.labels.clone(), profile, blocks, host };
+            let host = pod.host_network.then_some(pod.node.as_deref());
+            let key = ClassKey { namespace, labels, profile, blocks, host };
             let next_class = class_ids.len();
             let class = *class_ids.entry(key).or_insert_with(|| {
                 self.classes.push(Class { namespace, representative: pod_index, profile });
-                self.class_labels.push(&pod.labels);
+                self.class_label_set.push(labels);
                 self.class_node.push(pod.host_network.then_some(pod.node.as_deref().unwrap_or_default()));
                 self.classes_in_namespace[namespace].push(next_class);
                 next_class
@@ -245,36 +294,68 @@ impl<'c> Builder<'c> {
         }
     }
 
+    /// The id of a selector: equal selectors have one id.
+    fn selector_id(&mut self, selector: &'c LabelSelector) -> usize {
+        let next = self.selectors.len();
+        *self.selector_ids.entry(selector).or_insert_with(|| {
+            self.selectors.push(selector);
+            next
+        })
+    }
+
     /// Classes of the pods that `pods` selects in the namespaces of `scope`; cached.
-    fn select(&mut self, scope: NamespaceScope, pods: Option<&LabelSelector>) -> &FixedBitSet {
-        let key = (scope, pods.cloned());
+    fn select(&mut self, scope: NamespaceScope, pods: Option<&'c LabelSelector>) -> &FixedBitSet {
+        let key = (scope, pods.map(|s| self.selector_id(s)));
         if !self.selections.contains_key(&key) {
-            let namespaces = match &key.0 {
-                NamespaceScope::Own(ns) => vec![*ns],
+            let namespaces = match key.0 {
+                NamespaceScope::Own(ns) => vec![ns],
                 NamespaceScope::Selected(sel) => self.select_namespaces(sel),
             };
-            let mut set = FixedBitSet::with_capacity(self.classes.len());
-            for ns in namespaces {
-                for &class in &self.classes_in_namespace[ns] {
-                    if key.1.as_ref().is_none_or(|s| s.matches(self.class_labels[class])) {
-                        set.insert(class);
+            let n = self.classes.len();
+            let in_namespaces: usize = namespaces.iter().map(|&ns| self.classes_in_namespace[ns].len()).sum();
+            let mut set = FixedBitSet::with_capacity(n);
+            match key.1 {
+                // Many namespaces (a namespaceSelector over most of the cluster): the pod selector
+                // is matched once against every label set, and the classes it selects are reused
+                // for every namespace selector it comes with, instead of matching per pair.
+                Some(pods) if in_namespaces * 4 >= n || self.pod_selections.contains_key(&pods) => {
+                    for &ns in &namespaces {
+                        self.classes_in_namespace[ns].iter().for_each(|&class| set.insert(class));
+                    }
+                    let (label_sets, class_label_set, selector) = (&self.label_sets, &self.class_label_set, self.selectors[pods]);
+                    let selected = self.pod_selections.entry(pods).or_insert_with(|| {
+                        let matches: Vec<bool> = label_sets.iter().map(|labels| selector.matches(labels)).collect();
+                        let mut all = FixedBitSet::with_capacity(n);
+                        all.extend((0..n).filter(|&class| matches[class_label_set[class]]));
+                        all
+                    });
+                    set.intersect_with(selected);
+                }
+                pods => {
+                    let selector = pods.map(|s| self.selectors[s]);
+                    for &ns in &namespaces {
+                        for &class in &self.classes_in_namespace[ns] {
+                            if selector.is_none_or(|s| s.matches(self.label_sets[self.class_label_set[class]])) {
+                                set.insert(class);
+                            }
+                        }
                     }
                 }
             }
-            self.selections.insert(key.clone(), set);
+            self.selections.insert(key, set);
         }
         &self.selections[&key]
     }
 
-    fn select_namespaces(&mut self, sel: &LabelSelector) -> Vec<usize> {
-        let cluster = self.cluster;
+    fn select_namespaces(&mut self, selector: usize) -> Vec<usize> {
+        let (cluster, sel) = (self.cluster, self.selectors[selector]);
         self.namespace_selections
-            .entry(sel.clone())
+            .entry(selector)
             .or_insert_with(|| cluster.namespaces.iter().enumerate().filter(|(_, n)| sel.matches(&n.labels)).map(|(i, _)| i).collect())
             .clone()
     }
 
-    fn rule_peers(&mut self, policy_namespace: usize, rule: &Rule) -> RulePeers {
+    fn rule_peers(&mut self, policy_namespace: usize, rule: &'c Rule) -> RulePeers {
         let mut classes = FixedBitSet::with_capacity(self.classes.len());
         let mut ranges = FixedBitSet::with_capacity(self.ranges.len());
         if rule.peers.is_empty() {
@@ -287,7 +368,7 @@ impl<'c> Builder<'c> {
                 Peer::Pods { namespaces, pods } => {
                     let scope = match namespaces {
                         None => NamespaceScope::Own(policy_namespace),
-                        Some(sel) => NamespaceScope::Selected(sel.clone()),
+                        Some(sel) => NamespaceScope::Selected(self.selector_id(sel)),
                     };
                     classes.union_with(self.select(scope, pods.as_ref()));
                 }
@@ -316,14 +397,15 @@ impl<'c> Builder<'c> {
     }
 
     /// Classes and ranges an admin rule's peers match.
-    fn admin_peers(&mut self, peers: &[AdminPeer]) -> RulePeers {
+    fn admin_peers(&mut self, peers: &'c [AdminPeer]) -> RulePeers {
         let cluster = self.cluster;
         let mut classes = FixedBitSet::with_capacity(self.classes.len());
         let mut ranges = FixedBitSet::with_capacity(self.ranges.len());
         for peer in peers {
             match peer {
                 AdminPeer::Pods { namespaces, pods } => {
-                    let mut selected = self.select(NamespaceScope::Selected(namespaces.clone()), Some(pods)).clone();
+                    let scope = NamespaceScope::Selected(self.selector_id(namespaces));
+                    let mut selected = self.select(scope, Some(pods)).clone();
                     // "Note that host-networked pods are not included in this type of peer."
                     selected.difference_with(&self.host_classes);
                     classes.union_with(&selected);
@@ -397,18 +479,20 @@ impl<'c> Builder<'c> {
         let (admin_rules, admin_applicable) = self.admin_rules(direction);
         let mut admin_resolved: FxHashMap<(usize, usize), ConnId> = FxHashMap::default();
         let mut resolved: FxHashMap<(usize, usize, usize), ConnId> = FxHashMap::default();
-        let mut rows = vec![ConnTable::ALL; n * n];
-        let mut external = vec![ConnTable::ALL; n * self.ranges.len()];
+        // NONE is 0: the matrices come zeroed from the allocator, and only rows that are not
+        // isolated are written twice.
+        let mut rows = vec![ConnTable::NONE; n * n];
+        let mut external = vec![ConnTable::NONE; n * self.ranges.len()];
         for owner in 0..n {
             let isolated = !isolating[owner].is_empty();
-            if !isolated && admin_applicable[owner].is_empty() {
-                continue;
-            }
             let row = &mut rows[owner * n..(owner + 1) * n];
             let ext_row = &mut external[owner * self.ranges.len()..(owner + 1) * self.ranges.len()];
-            if isolated {
-                row.fill(ConnTable::NONE);
-                ext_row.fill(ConnTable::NONE);
+            if !isolated {
+                row.fill(ConnTable::ALL);
+                ext_row.fill(ConnTable::ALL);
+                if admin_applicable[owner].is_empty() {
+                    continue;
+                }
             }
             // Rules that allow the same ports are merged before touching cells.
             let mut groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
@@ -439,13 +523,8 @@ impl<'c> Builder<'c> {
                     }
                 }
             }
-            for (cells, groups) in [(&mut *row, groups), (&mut *ext_row, ext_groups)] {
-                for (conn, members) in groups {
-                    for peer in members.ones() {
-                        cells[peer] = self.conns.union(cells[peer], conn);
-                    }
-                }
-            }
+            fill_union(&mut self.conns, row, groups);
+            fill_union(&mut self.conns, ext_row, ext_groups);
             let applicable = &admin_applicable[owner];
             if applicable.is_empty() {
                 continue;
@@ -471,6 +550,80 @@ impl<'c> Builder<'c> {
             }
         }
         (rows, external)
+    }
+}
+
+/// Sets every cell of `cells` (all NONE) to the union of the connections of the groups whose
+/// members include it.
+///
+/// Rules mostly allow wide peer sets, so the groups overlap and a row ends with few distinct
+/// values (about one per row at 100,000 pods). The peers are kept as a partition by value,
+/// refined group by group with bitset operations, and each cell is written once; if the
+/// partition fragments, the remaining groups are unioned into the cells one by one.
+fn fill_union(conns: &mut ConnTable, cells: &mut [ConnId], groups: FxHashMap<ConnId, FixedBitSet>) {
+    const MAX_PARTS: usize = 16;
+    fn add(parts: &mut Vec<(ConnId, FixedBitSet)>, value: ConnId, bits: FixedBitSet) {
+        if bits.is_clear() {
+            return;
+        }
+        match parts.iter_mut().find(|(v, _)| *v == value) {
+            Some((_, same)) => same.union_with(&bits),
+            None => parts.push((value, bits)),
+        }
+    }
+    let mut parts: Vec<(ConnId, FixedBitSet)> = Vec::new();
+    let mut groups = groups.into_iter();
+    for (conn, members) in groups.by_ref() {
+        let mut refined = Vec::with_capacity(parts.len() + 1);
+        // Members in no part yet.
+        let mut rest = members.clone();
+        for (value, mut bits) in parts {
+            if bits.is_disjoint(&members) {
+                add(&mut refined, value, bits);
+                continue;
+            }
+            rest.difference_with(&bits);
+            if bits.is_subset(&members) {
+                add(&mut refined, conns.union(value, conn), bits);
+                continue;
+            }
+            let mut inside = bits.clone();
+            inside.intersect_with(&members);
+            bits.difference_with(&members);
+            add(&mut refined, value, bits);
+            add(&mut refined, conns.union(value, conn), inside);
+        }
+        add(&mut refined, conn, rest);
+        parts = refined;
+        if parts.len() > MAX_PARTS {
+            break;
+        }
+    }
+    for (value, members) in &parts {
+        set_cells(cells, members, *value);
+    }
+    for (conn, members) in groups {
+        for peer in members.ones() {
+            cells[peer] = conns.union(cells[peer], conn);
+        }
+    }
+}
+
+/// `cells[i] = value` for every `i` in `members`, a block of 64 at a time where all are in.
+fn set_cells(cells: &mut [ConnId], members: &FixedBitSet, value: ConnId) {
+    const BITS: usize = usize::BITS as usize;
+    let len = cells.len();
+    for (i, &block) in members.as_slice().iter().enumerate() {
+        let base = i * BITS;
+        if block == usize::MAX {
+            cells[base..(base + BITS).min(len)].fill(value);
+            continue;
+        }
+        let mut rest = block;
+        while rest != 0 {
+            cells[base + rest.trailing_zeros() as usize] = value;
+            rest &= rest - 1;
+        }
     }
 }
 
@@ -614,6 +767,47 @@ mod tests {
         for (from, want) in cases {
             let (cluster, reach) = world(&format!("  ingress: [{{from: {from}}}]\n"));
             assert_eq!(allowed(&cluster, &reach, Direction::Ingress), want, "from: {from}");
+        }
+    }
+
+    /// The partition refinement gives what unioning every group into every member cell gives,
+    /// also when the partition fragments past its limit and the rest goes cell by cell.
+    #[test]
+    fn fill_union_equals_cell_by_cell_unions() {
+        use netmatrix_model::Protocol;
+
+        use crate::ports::{ConnSet, PortSet};
+        let mut conns = ConnTable::new();
+        let mut seed = 7u64;
+        let mut random = move |below: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % below
+        };
+        for case in 0..300 {
+            let cells = 1 + random(200) as usize;
+            let mut groups: FxHashMap<ConnId, FixedBitSet> = FxHashMap::default();
+            // Up to 40 groups: more than MAX_PARTS distinct values in some cases.
+            for _ in 0..random(40) {
+                let port = 1 + random(30) as u16;
+                let conn = match random(10) {
+                    0 => ConnTable::ALL,
+                    1 => ConnTable::NONE,
+                    _ => conns.intern(ConnSet::single(Protocol::Tcp, PortSet::range(port, port + random(3) as u16))),
+                };
+                let mut members = FixedBitSet::with_capacity(cells);
+                let density = 1 + random(4);
+                members.extend((0..cells).filter(|_| random(4) < density));
+                groups.entry(conn).or_insert_with(|| FixedBitSet::with_capacity(cells)).union_with(&members);
+            }
+            let mut want = vec![ConnTable::NONE; cells];
+            for (&conn, members) in &groups {
+                for peer in members.ones() {
+                    want[peer] = conns.union(want[peer], conn);
+                }
+            }
+            let mut got = vec![ConnTable::NONE; cells];
+            fill_union(&mut conns, &mut got, groups);
+            assert_eq!(got, want, "case {case}");
         }
     }
 
