@@ -4,6 +4,7 @@
 //! texts, into a [`Cluster`]; every validation error names the file, the document and the field.
 //! Finding and reading the files is the caller's business.
 
+mod dom;
 mod error;
 mod load;
 mod raw;
@@ -11,6 +12,7 @@ mod schema;
 mod selector;
 mod spec;
 mod types;
+mod yaml;
 
 pub use error::{InputError, InputErrors};
 pub use load::{parse_files, parse_files_with, parse_str, yaml_error_message};
