@@ -86,9 +86,11 @@ fn main() {
         std::process::exit(2);
     }
     let budget = Duration::from_millis(std::env::var("BUDGET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000));
+    println!("load: netmatrix_model::parse_str; base: serde_json::from_str::<Value> (JSON), serde-saphyr to Value per document (YAML);");
+    println!("events: granit-parser (serde-saphyr's parser) to events, nothing built; allocations are the load's, per MB of input");
     println!(
-        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>8} {:>7} {:>10} {:>9}",
-        "input", "MB", "load_ms", "MB/s", "base_ms", "base_MB/s", "ratio", "allocs/MB", "alloc_MB/MB"
+        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11}",
+        "input", "MB", "load_ms", "MB/s", "base_ms", "base_MB/s", "ratio", "events_MB/s", "allocs/MB", "alloc_MB/MB"
     );
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -108,10 +110,18 @@ fn main() {
                 }
             })
         };
+        let events = (!json).then(|| {
+            measure(budget, || {
+                let mut parser = serde_saphyr::granit_parser::Parser::new_from_str(&text);
+                while let Some(event) = parser.next_event() {
+                    drop(std::hint::black_box(event.expect("YAML")));
+                }
+            })
+        });
         let mb = text.len() as f64 / 1e6;
         let speed = |c: &Cost| mb / c.cpu.as_secs_f64();
         println!(
-            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>8.1} {:>6.2}x {:>10.0} {:>9.2}",
+            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>9.1} {:>6.2}x {:>11} {:>10.0} {:>11.2}",
             name,
             mb,
             load.cpu.as_secs_f64() * 1e3,
@@ -119,6 +129,7 @@ fn main() {
             base.cpu.as_secs_f64() * 1e3,
             speed(&base),
             speed(&load) / speed(&base),
+            events.map_or("-".to_owned(), |e| format!("{:.1}", speed(&e))),
             load.allocations as f64 / mb,
             load.bytes as f64 / 1e6 / mb,
         );
