@@ -713,8 +713,9 @@ impl<'a> Fast<'a> {
                         b'\n' | b',' | b'[' | b']' | b'{' | b'}' => break,
                         b' ' => {}
                         b':' if matches!(b.get(i + 1), None | Some(b' ' | b'\n' | b',' | b'[' | b']' | b'{' | b'}')) => break,
-                        // `a:b` and comments in flow: serde-saphyr's.
-                        b':' | b'#' => return Err(Unsupported),
+                        // `image:tag` is one scalar; comments in flow are serde-saphyr's.
+                        b':' => end = i + 1,
+                        b'#' => return Err(Unsupported),
                         c if is_forbidden(b, i, c) => return Err(Unsupported),
                         _ => end = i + 1,
                     }
@@ -837,7 +838,10 @@ fn resolve(s: &str) -> Resolved {
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     match unsigned.as_bytes().first() {
         Some(b'0'..=b'9') => {}
-        Some(b'.') => return Resolved::Ask,
+        // `.5` and `.inf` are numbers; `.` and `.well-known` are not.
+        Some(b'.') if s.bytes().any(|c| c.is_ascii_digit()) || unsigned.eq_ignore_ascii_case(".inf") || unsigned.eq_ignore_ascii_case(".nan") => {
+            return Resolved::Ask;
+        }
         _ => return TEXT,
     }
     let decimal = unsigned.bytes().all(|c| c.is_ascii_digit()) && (unsigned == "0" || !unsigned.starts_with('0'));
@@ -1019,7 +1023,7 @@ status:
     }
 
     /// Pieces of YAML: random texts made of them are read alike, or left to serde-saphyr.
-    const PIECES: [&str; 40] = [
+    const PIECES: [&str; 43] = [
         "a",
         "b",
         ": ",
@@ -1060,6 +1064,9 @@ status:
         "é",
         "10.0.0.1",
         "\"\\u0041\"",
+        ".",
+        "x:y",
+        ".5",
     ];
 
     proptest! {
