@@ -10,7 +10,13 @@
 #   PODS="1000 20000" BUDGET_MS=1000 bench/load-speed.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q --release -p netmatrix-synth -p netmatrix-model --example load_speed
+features=bench-parsers
+if pkg-config --exists yaml-0.1 2> /dev/null || [ -e /usr/include/yaml.h ]; then
+  features=bench-libyaml
+else
+  echo "libyaml-dev is not installed: the C libyaml is left out" >&2
+fi
+cargo build -q --release -p netmatrix-synth -p netmatrix-model --bin netmatrix-synth --example load_speed --features "netmatrix-model/$features"
 bin=${CARGO_TARGET_DIR:-target}/release
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -134,4 +134,147 @@ fn main() {
             load.bytes as f64 / 1e6 / mb,
         );
     }
+    parsers(&files, budget);
+}
+
+/// Reads a text, returns how many events (or nodes) it read.
+type Run = fn(&str) -> usize;
+
+/// YAML parsers, events only (each event dropped as it comes: what a tape builder would be fed),
+/// on the YAML inputs, in MB/s of thread CPU time. `fast path` is the loader's own reader to its
+/// tape alone (no objects built; `-` where it steps aside for serde-saphyr).
+fn parsers(files: &[String], budget: Duration) {
+    #[allow(unused_mut)]
+    let mut candidates: Vec<(&str, Run)> = vec![("fast path", |t| netmatrix_model::yaml_fast_path_nodes(t).unwrap_or(usize::MAX)), ("granit", granit)];
+    #[cfg(feature = "bench-parsers")]
+    candidates.extend(candidates::PURE);
+    #[cfg(feature = "bench-libyaml")]
+    candidates.push(("libyaml (C)", candidates::libyaml_c));
+    println!();
+    println!("YAML parsers, events only, MB/s (granit: serde-saphyr's parser; fast path: the loader's own, to its tape)");
+    print!("{:<28}", "input");
+    for (name, _) in &candidates {
+        print!(" {name:>14}");
+    }
+    println!();
+    for file in files.iter().filter(|f| !f.ends_with(".json")) {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let name = std::path::Path::new(file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+        let mb = text.len() as f64 / 1e6;
+        print!("{name:<28}");
+        for (_, run) in &candidates {
+            if run(&text) == usize::MAX {
+                print!(" {:>14}", "-");
+                continue;
+            }
+            let cost = measure(budget, || {
+                std::hint::black_box(run(&text));
+            });
+            print!(" {:>14.1}", mb / cost.cpu.as_secs_f64());
+        }
+        println!();
+    }
+}
+
+fn granit(text: &str) -> usize {
+    let mut parser = serde_saphyr::granit_parser::Parser::new_from_str(text);
+    let mut n = 0;
+    while let Some(event) = parser.next_event() {
+        drop(std::hint::black_box(event.expect("YAML")));
+        n += 1;
+    }
+    n
+}
+
+#[cfg(feature = "bench-parsers")]
+mod candidates {
+    use std::mem::MaybeUninit;
+
+    pub(crate) const PURE: [(&str, super::Run); 4] =
+        [("unsafe-libyaml", unsafe_libyaml), ("libyaml-safer", libyaml_safer), ("yaml-rust2", yaml_rust2), ("saphyr-parser", saphyr_parser)];
+
+    fn unsafe_libyaml(text: &str) -> usize {
+        use unsafe_libyaml::*;
+        let mut n = 0;
+        unsafe {
+            let mut parser = MaybeUninit::<yaml_parser_t>::uninit();
+            assert!(yaml_parser_initialize(parser.as_mut_ptr()).ok);
+            let parser = parser.as_mut_ptr();
+            yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as _);
+            let mut event = MaybeUninit::<yaml_event_t>::uninit();
+            loop {
+                assert!(yaml_parser_parse(parser, event.as_mut_ptr()).ok, "YAML");
+                let end = (*event.as_ptr()).type_ == YAML_STREAM_END_EVENT;
+                yaml_event_delete(event.as_mut_ptr());
+                n += 1;
+                if end {
+                    break;
+                }
+            }
+            yaml_parser_delete(parser);
+        }
+        n
+    }
+
+    fn libyaml_safer(text: &str) -> usize {
+        let mut input = text.as_bytes();
+        let mut parser = libyaml_safer::Parser::new();
+        parser.set_input_string(&mut input);
+        let mut n = 0;
+        loop {
+            let event = parser.parse().expect("YAML");
+            n += 1;
+            if event.data == libyaml_safer::EventData::StreamEnd {
+                return n;
+            }
+            drop(std::hint::black_box(event));
+        }
+    }
+
+    fn yaml_rust2(text: &str) -> usize {
+        let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+        let mut n = 0;
+        loop {
+            let (event, _) = parser.next_token().expect("YAML");
+            n += 1;
+            if event == yaml_rust2::parser::Event::StreamEnd {
+                return n;
+            }
+            drop(std::hint::black_box(event));
+        }
+    }
+
+    fn saphyr_parser(text: &str) -> usize {
+        let mut parser = saphyr_parser::Parser::new_from_str(text);
+        let mut n = 0;
+        while let Some(event) = parser.next_event() {
+            drop(std::hint::black_box(event.expect("YAML")));
+            n += 1;
+        }
+        n
+    }
+
+    #[cfg(feature = "bench-libyaml")]
+    pub(crate) fn libyaml_c(text: &str) -> usize {
+        use libyaml_sys::*;
+        let mut n = 0;
+        unsafe {
+            let mut parser = MaybeUninit::<yaml_parser_t>::uninit();
+            assert_eq!(yaml_parser_initialize(parser.as_mut_ptr()), 1);
+            let parser = parser.as_mut_ptr();
+            yaml_parser_set_input_string(parser, text.as_ptr(), text.len());
+            let mut event = MaybeUninit::<yaml_event_t>::uninit();
+            loop {
+                assert_eq!(yaml_parser_parse(parser, event.as_mut_ptr()), 1, "YAML");
+                let end = (*event.as_ptr()).type_ == YAML_STREAM_END_EVENT;
+                yaml_event_delete(event.as_mut_ptr());
+                n += 1;
+                if end {
+                    break;
+                }
+            }
+            yaml_parser_delete(parser);
+        }
+        n
+    }
 }

@@ -20,3 +20,16 @@ pub use schema::Validation;
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use spec::{PodKey, PodSpec};
 pub use types::*;
+
+/// For examples/load_speed.rs only: reads `text` with the YAML fast path into the tape alone
+/// (no objects built), and returns how many nodes it read, `None` where it steps aside.
+#[doc(hidden)]
+pub fn yaml_fast_path_nodes(text: &str) -> Option<usize> {
+    let mut fast = yaml::Fast::new(text);
+    let mut document = dom::Dom::new(text);
+    let mut nodes = 0;
+    while fast.next_document(&mut document).ok()? {
+        nodes += document.nodes.len();
+    }
+    Some(nodes)
+}
