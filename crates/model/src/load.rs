@@ -3,13 +3,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
+use crate::dom::{self, Build, Dom, OwnedDom, V};
 use crate::error::{InputError, InputErrors};
 use crate::raw;
 use crate::schema::{self, Validation};
 use crate::selector::{LabelSelector, Operator, Requirement};
 use crate::types::*;
+use crate::yaml;
 
 /// Loads manifests read from files: (file name, text) pairs, JSON when the name ends in
 /// `.json`, else YAML. All problems are reported together; nothing partial is returned.
@@ -54,16 +55,17 @@ fn yaml_budget(input_len: usize) -> serde_saphyr::Budget {
 /// A YAML error of text parsed with serde-saphyr's default options, in the user's terms (line,
 /// column and what is wrong), for other YAML files of netmatrix.
 pub fn yaml_error_message(e: &serde_saphyr::Error) -> String {
-    yaml_message(e, &serde_saphyr::Budget::default())
+    yaml_message(e, &serde_saphyr::Budget::default(), 0)
 }
 
 /// A YAML error in the user's terms: where, and what is wrong with the text, without the
-/// parser's snippet (labelled `<input>`) and configuration hints.
-fn yaml_message(e: &serde_saphyr::Error, budget: &serde_saphyr::Budget) -> String {
+/// parser's snippet (labelled `<input>`) and configuration hints. Lines are counted from
+/// `lines_before` (the text parsed started there).
+fn yaml_message(e: &serde_saphyr::Error, budget: &serde_saphyr::Budget, lines_before: usize) -> String {
     use serde_saphyr::budget::BudgetBreach;
     let e = e.without_snippet();
     let location = e.location().filter(|l| l.line() > 0);
-    let at = location.map(|l| format!("line {} column {}: ", l.line(), l.column())).unwrap_or_default();
+    let at = location.map(|l| format!("line {} column {}: ", l.line() as usize + lines_before, l.column())).unwrap_or_default();
     let what = match e {
         serde_saphyr::Error::DuplicateMappingKey { key: Some(key), .. } => format!("duplicate key {key}"),
         serde_saphyr::Error::DuplicateMappingKey { key: None, .. } => "duplicate key".to_owned(),
@@ -89,132 +91,6 @@ fn yaml_message(e: &serde_saphyr::Error, budget: &serde_saphyr::Budget) -> Strin
         }
     };
     format!("{at}{what}")
-}
-
-/// A JSON value whose objects have no key twice: serde_json keeps the last of duplicate keys,
-/// the API server's strict field validation rejects them (as serde-saphyr does in YAML).
-struct UniqueKeys(Value);
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor(Level::Nested)).map(|d| UniqueKeys(d.value))
-    }
-}
-
-/// A document, with the `items` of a list kept aside as compact JSON texts, each parsed again
-/// when added: a `List` of many objects (`kubectl get -o yaml`) never exists as parsed values
-/// all at once, which take about 30 times their text.
-struct Document {
-    value: Value,
-    items: Option<Vec<Box<str>>>,
-}
-
-impl<'de> serde::Deserialize<'de> for Document {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor(Level::Document))
-    }
-}
-
-impl Document {
-    /// The value at `path` ([`lookup`]), an item's path included (`items[3].metadata.name`).
-    fn lookup(&self, path: &str) -> Option<Value> {
-        let item = path.strip_prefix("items[").and_then(|rest| rest.split_once(']'));
-        match (&self.items, item) {
-            (Some(items), Some((index, rest))) => {
-                let item: Value = serde_json::from_str(items.get(index.parse::<usize>().ok()?)?).ok()?;
-                lookup(&item, rest.strip_prefix('.').unwrap_or(rest)).cloned()
-            }
-            _ => lookup(&self.value, path).cloned(),
-        }
-    }
-}
-
-/// Where a value stands: the document itself, its `items`, or anywhere below.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Document,
-    Items,
-    Nested,
-}
-
-struct ValueVisitor(Level);
-
-impl<'de> serde::de::DeserializeSeed<'de> for ValueVisitor {
-    type Value = Document;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl ValueVisitor {
-    fn value<E>(value: impl Into<Value>) -> Result<Document, E> {
-        Ok(Document { value: value.into(), items: None })
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ValueVisitor {
-    type Value = Document;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Document, E> {
-        Self::value(v)
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Document, E> {
-        Self::value(v)
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Document, E> {
-        Self::value(v)
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Document, E> {
-        Self::value(v)
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Document, E> {
-        Self::value(v)
-    }
-    fn visit_unit<E>(self) -> Result<Document, E> {
-        Self::value(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Document, E> {
-        Self::value(Value::Null)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Document, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Document, A::Error> {
-        if self.0 == Level::Items {
-            let mut texts = Vec::new();
-            while let Some(UniqueKeys(item)) = seq.next_element()? {
-                texts.push(item.to_string().into_boxed_str());
-            }
-            return Ok(Document { value: Value::Null, items: Some(texts) });
-        }
-        let mut items = Vec::new();
-        while let Some(UniqueKeys(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Self::value(items)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
-        let mut object = serde_json::Map::new();
-        let mut items = None;
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) || (key == "items" && items.is_some()) {
-                return Err(serde::de::Error::custom(format_args!("duplicate key {key}")));
-            }
-            if self.0 == Level::Document && key == "items" {
-                let Document { value, items: texts } = map.next_value_seed(ValueVisitor(Level::Items))?;
-                match texts {
-                    Some(texts) => items = Some(texts),
-                    None => drop(object.insert(key, value)),
-                }
-                continue;
-            }
-            let UniqueKeys(value) = map.next_value()?;
-            object.insert(key, value);
-        }
-        Ok(Document { value: Value::Object(object), items })
-    }
 }
 
 fn file_error(file: &str, message: String) -> InputError {
@@ -263,25 +139,36 @@ impl Ctx<'_> {
 impl Loader {
     fn add_file(&mut self, file: &str, text: &str, json: bool) {
         let origin = |index: usize| Origin { file: file.to_owned(), document: index + 1 };
+        if text.len() > dom::MAX_INPUT {
+            self.errors.push(file_error(file, format!("too large to read ({} bytes, at most {})", text.len(), dom::MAX_INPUT)));
+            return;
+        }
         if json {
-            match serde_json::from_str::<Document>(text) {
-                Ok(document) => self.add_document(origin(0), document),
+            let mut document = Dom::new(text);
+            let mut de = serde_json::Deserializer::from_str(text);
+            match serde::de::DeserializeSeed::deserialize(Build(&mut document), &mut de).and_then(|()| de.end()) {
+                Ok(()) => self.add_document(origin(0), &document),
                 Err(e) => self.errors.push(file_error(file, format!("not valid JSON: {e}"))),
             }
             return;
         }
         let errors_before = self.errors.len();
-        let budget = yaml_budget(text.len());
-        let options = serde_saphyr::options! { budget: Some(budget.clone()) };
-        let mut reader = text.as_bytes();
         // One document at a time, each dropped once added: a stream of many documents never
-        // exists as parsed values all at once (they take about 30 times their text).
-        // Empty documents are not counted: document N is the N-th non-empty one.
-        for (index, document) in serde_saphyr::read_with_options::<_, Document>(&mut reader, options).enumerate() {
-            match document {
-                Ok(document) => self.add_document(origin(index), document),
-                Err(e) => {
-                    self.errors.push(file_error(file, format!("not valid YAML: {}", yaml_message(&e, &budget))));
+        // exists as parsed values all at once. The fast path reads what manifests are usually
+        // made of; from the first document it does not read, serde-saphyr reads the rest.
+        let mut fast = yaml::Fast::new(text);
+        let mut document = Dom::new(text);
+        let mut index = 0;
+        loop {
+            let start = fast.position();
+            match fast.next_document(&mut document) {
+                Ok(true) => {
+                    self.add_document(origin(index), &document);
+                    index += 1;
+                }
+                Ok(false) => break,
+                Err(yaml::Unsupported) => {
+                    self.add_yaml(file, text, start, index);
                     break;
                 }
             }
@@ -289,50 +176,61 @@ impl Loader {
         explain_booleans(&mut self.errors[errors_before..], text);
     }
 
-    fn add_document(&mut self, origin: Origin, Document { value, items }: Document) {
-        let kind = value.get("kind").and_then(Value::as_str).map(str::to_owned);
-        let api_version = value.get("apiVersion").and_then(Value::as_str).map(str::to_owned);
-        let (Some(kind), Some(api_version)) = (kind, api_version) else {
+    /// The documents of `text` from byte `start` (a line's start), the first of them document
+    /// `index + 1`, read with serde-saphyr.
+    fn add_yaml(&mut self, file: &str, text: &str, start: usize, index: usize) {
+        let budget = yaml_budget(text.len());
+        let options = serde_saphyr::options! { budget: Some(budget.clone()) };
+        let lines_before = text[..start].bytes().filter(|&b| b == b'\n').count();
+        let mut reader = &text.as_bytes()[start..];
+        // Empty documents are not counted: document N is the N-th non-empty one.
+        for (i, document) in serde_saphyr::read_with_options::<_, OwnedDom>(&mut reader, options).enumerate() {
+            match document {
+                Ok(OwnedDom(document)) => self.add_document(Origin { file: file.to_owned(), document: index + i + 1 }, &document),
+                Err(e) => {
+                    self.errors.push(file_error(file, format!("not valid YAML: {}", yaml_message(&e, &budget, lines_before))));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn add_document(&mut self, origin: Origin, document: &Dom) {
+        let Some(value) = document.root() else { return };
+        let (Some(kind), Some(api_version)) = (value.get_str("kind"), value.get_str("apiVersion")) else {
             self.warnings.push(format!("{origin}: not a Kubernetes object (no apiVersion and kind), skipped"));
             return;
         };
         if !kind.ends_with("List") {
-            let mut value = value;
-            // Not a list: its `items` field, if any, is one like any other (for field validation).
-            if let (Some(items), Value::Object(object)) = (items, &mut value) {
-                let items = items.iter().map(|text| serde_json::from_str(text).unwrap_or_default()).collect();
-                object.insert("items".into(), Value::Array(items));
-            }
-            self.add_object(&origin, "", &kind, Some(&api_version), value);
+            self.add_object(&origin, "", kind, Some(api_version), value);
             return;
         }
-        match (items, value.get("items")) {
-            (Some(items), _) => {
+        match value.get("items") {
+            Some(items) if items.is_seq() => {
                 // Items of a typed list (`PodList`) usually omit their kind.
                 let list_item_kind = kind.strip_suffix("List").unwrap_or_default();
                 // A typed list's items are of its API version; a `List`'s items name their own.
-                let list_api_version = (!list_item_kind.is_empty()).then_some(api_version.as_str());
-                for (i, text) in items.iter().enumerate() {
-                    // serde_json reads the text it wrote: nesting is within both parsers' limits.
-                    let item: Value = serde_json::from_str(text).unwrap_or_default();
-                    let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(list_item_kind).to_owned();
-                    let item_api_version = item.get("apiVersion").and_then(Value::as_str).or(list_api_version).map(str::to_owned);
-                    self.add_object(&origin, &format!("items[{i}]."), &item_kind, item_api_version.as_deref(), item);
+                let list_api_version = (!list_item_kind.is_empty()).then_some(api_version);
+                for (i, item) in items.items().enumerate() {
+                    let item_kind = item.get_str("kind").unwrap_or(list_item_kind);
+                    let item_api_version = item.get_str("apiVersion").or(list_api_version);
+                    self.add_object(&origin, &format!("items[{i}]."), item_kind, item_api_version, item);
                 }
             }
-            (None, Some(Value::Null) | None) => {}
-            (None, Some(_)) => self.errors.push(InputError {
+            None => {}
+            Some(items) if items.is_null() => {}
+            Some(_) => self.errors.push(InputError {
                 file: origin.file.clone(),
                 document: Some(origin.document),
-                object: Some(kind),
+                object: Some(kind.to_owned()),
                 field: Some("items".into()),
                 message: "must be a list".into(),
             }),
         }
     }
 
-    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, api_version: Option<&str>, value: Value) {
-        let object = object_label(kind, &value);
+    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, api_version: Option<&str>, value: V) {
+        let object = object_label(kind, value);
         let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
         match KINDS.iter().find(|(known, _)| *known == kind) {
             Some((_, want)) => {
@@ -351,7 +249,7 @@ impl Loader {
             }
         }
         if let Some(shape) = schema::of_kind(kind).filter(|_| self.validation != Validation::Ignore) {
-            for unknown in schema::unknown_fields(&value, shape) {
+            for unknown in schema::unknown_fields(value, shape) {
                 let message = match unknown.suggestion {
                     Some(name) => format!("unknown field (did you mean {name}?)"),
                     None => "unknown field".to_owned(),
@@ -363,7 +261,7 @@ impl Loader {
                 }
             }
         }
-        check_names(&mut ctx, kind, &value);
+        check_names(&mut ctx, kind, value);
         if let Some(kind) = AdminPolicyKind::parse(kind) {
             if let Some(p) = typed::<raw::AdminPolicy>(&mut ctx, value)
                 && let Some(p) = convert_admin_policy(&mut ctx, kind, p)
@@ -504,10 +402,10 @@ const KINDS: [(&str, &str); 16] = [
 
 /// Names, namespaces and labels as the API server validates them (apimachinery's
 /// `ValidateObjectMeta`); values of other types are reported when the object is read.
-fn check_names(ctx: &mut Ctx, kind: &str, value: &Value) {
+fn check_names(ctx: &mut Ctx, kind: &str, value: V) {
     let meta = value.get("metadata");
     let cluster_scoped = matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some();
-    if let Some(name) = meta.and_then(|m| m.get("name")).and_then(Value::as_str).filter(|n| !n.is_empty()) {
+    if let Some(name) = meta.and_then(|m| m.get_str("name")).filter(|n| !n.is_empty()) {
         let problem = match kind {
             "Namespace" => label_problem(name).map(str::to_owned),
             // Service names become DNS labels of the cluster domain (RFC 1035).
@@ -520,22 +418,41 @@ fn check_names(ctx: &mut Ctx, kind: &str, value: &Value) {
             ctx.error("metadata.name", format!("invalid name {name:?}: {problem}"));
         }
     }
-    if let Some(namespace) = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).filter(|n| !n.is_empty() && !cluster_scoped)
+    if let Some(namespace) = meta.and_then(|m| m.get_str("namespace")).filter(|n| !n.is_empty() && !cluster_scoped)
         && let Some(problem) = label_problem(namespace)
     {
         ctx.error("metadata.namespace", format!("invalid namespace {namespace:?}: {problem}"));
     }
-    let mut label_maps = vec!["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"];
-    if kind == "Service" {
-        label_maps.push("/spec/selector");
-    }
-    for pointer in label_maps {
-        if let Some(Value::Object(labels)) = value.pointer(pointer) {
-            let field = pointer[1..].replace('/', ".");
-            for (key, value) in labels {
-                label(ctx, &field, key, value.as_str());
-            }
+    let template = value.get("spec").and_then(|s| s.get("template"));
+    let job_template = value.get("spec").and_then(|s| s.get("jobTemplate")).and_then(|j| j.get("spec")).and_then(|s| s.get("template"));
+    let label_maps = [
+        ("metadata.labels", meta),
+        ("spec.template.metadata.labels", template.and_then(|t| t.get("metadata"))),
+        ("spec.jobTemplate.spec.template.metadata.labels", job_template.and_then(|t| t.get("metadata"))),
+    ];
+    for (field, meta) in label_maps {
+        if let Some(labels) = meta.and_then(|m| m.get("labels")) {
+            labels_of(ctx, field, labels);
         }
+    }
+    if kind == "Service"
+        && let Some(selector) = value.get("spec").and_then(|s| s.get("selector"))
+    {
+        labels_of(ctx, "spec.selector", selector);
+    }
+}
+
+/// The labels of a map, checked in key order (as they were when documents were `Value`s);
+/// nothing to sort when all are valid, as they nearly always are.
+fn labels_of(ctx: &mut Ctx, field: &str, labels: V) {
+    let valid = |key: &str, value: Option<&str>| label_key_problem(key).is_none() && value.and_then(label_value_problem).is_none();
+    if labels.entries().all(|(key, value)| valid(key, value.as_str())) {
+        return;
+    }
+    let mut sorted: Vec<(&str, V)> = labels.entries().collect();
+    sorted.sort_by_key(|(key, _)| *key);
+    for (key, value) in sorted {
+        label(ctx, field, key, value.as_str());
     }
 }
 
@@ -591,10 +508,10 @@ fn name_problem(name: &str) -> Option<&'static str> {
     }
 }
 
-fn object_label(kind: &str, value: &Value) -> String {
+fn object_label(kind: &str, value: V) -> String {
     let meta = value.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("<unnamed>");
-    let namespace = meta.and_then(|m| m.get("namespace")).and_then(Value::as_str).unwrap_or("default");
+    let name = meta.and_then(|m| m.get_str("name")).unwrap_or("<unnamed>");
+    let namespace = meta.and_then(|m| m.get_str("namespace")).unwrap_or("default");
     // Namespaces, Nodes and admin policies are cluster-scoped.
     if matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
@@ -612,47 +529,27 @@ fn explain_booleans(errors: &mut [InputError], text: &str) {
     let options = serde_saphyr::options! { budget: Some(yaml_budget(text.len())), strict_booleans: true };
     let mut reader = text.as_bytes();
     // Only up to the last document concerned, one at a time, as when loading.
-    for (index, verbatim) in serde_saphyr::read_with_options::<_, Document>(&mut reader, options).take(last).enumerate() {
-        let Ok(verbatim) = verbatim else { return };
+    for (index, verbatim) in serde_saphyr::read_with_options::<_, OwnedDom>(&mut reader, options).take(last).enumerate() {
+        let Ok(OwnedDom(verbatim)) = verbatim else { return };
         if !documents.contains(&(index + 1)) {
             continue;
         }
+        let Some(root) = verbatim.root() else { continue };
         for e in errors.iter_mut().filter(|e| is_boolean(e) && e.document == Some(index + 1)) {
-            if let Some(Value::String(written)) = e.field.as_deref().and_then(|field| verbatim.lookup(field)) {
+            if let Some(written) = e.field.as_deref().and_then(|field| dom::lookup(root, field)).and_then(|v| v.as_str()) {
                 let boolean = e.message.contains("`true`");
-                e.message = format!("{written} is read as the boolean {boolean} (YAML 1.1); quote it for the string: {}", Value::from(written.as_str()));
+                let quoted = serde_json::to_string(written).unwrap_or_default();
+                e.message = format!("{written} is read as the boolean {boolean} (YAML 1.1); quote it for the string: {quoted}");
             }
         }
     }
 }
 
-/// The value at `path` (`spec.ingress[0].ports`), whose keys may contain dots (label keys).
-fn lookup<'a>(mut value: &'a Value, mut path: &str) -> Option<&'a Value> {
-    while !path.is_empty() {
-        if let Some(rest) = path.strip_prefix('[') {
-            let (index, rest) = rest.split_once(']')?;
-            value = value.get(index.parse::<usize>().ok()?)?;
-            path = rest.strip_prefix('.').unwrap_or(rest);
-            continue;
-        }
-        let (key, child) = value
-            .as_object()?
-            .iter()
-            .filter(|(key, _)| path.starts_with(key.as_str()) && matches!(path.as_bytes().get(key.len()), None | Some(b'.' | b'[')))
-            .max_by_key(|(key, _)| key.len())?;
-        value = child;
-        path = &path[key.len()..];
-        path = path.strip_prefix('.').unwrap_or(path);
-    }
-    Some(value)
-}
-
-fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: Value) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
+fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: V) -> Option<T> {
+    match dom::typed::<T>(value) {
         Ok(t) => Some(t),
-        Err(e) => {
-            let path = e.path().to_string();
-            ctx.error(&path, e.into_inner().to_string());
+        Err((path, message)) => {
+            ctx.error(&path, message);
             None
         }
     }

@@ -1,6 +1,6 @@
 //! Serde mirrors of the Kubernetes JSON we read. Lenient about absent fields (hand-written
 //! manifests omit what the API server would default) and null lists, strict about types: a
-//! wrong type is an error whose path `serde_path_to_error` reports.
+//! wrong type is an error whose path the loader reports (`dom::typed`).
 
 use std::collections::BTreeMap;
 

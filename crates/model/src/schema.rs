@@ -4,7 +4,7 @@
 //! Subtrees the model does not read are `Any` or `Open`: an object produced by a newer API
 //! server must still load.
 
-use serde_json::Value;
+use crate::dom::V;
 
 /// What to do with fields the API does not define, as kubectl's `--validate`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -168,28 +168,69 @@ pub(crate) struct Unknown {
     pub suggestion: Option<&'static str>,
 }
 
-/// Every unknown field of `value`, in key order, with paths relative to `value`.
-pub(crate) fn unknown_fields(value: &Value, shape: &Shape) -> Vec<Unknown> {
-    let mut found = Vec::new();
-    walk(value, shape, "", &mut found);
-    found
+/// A step of the path to a field: a key, or an index into a list.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step<'d> {
+    Key(&'d str),
+    Index(usize),
 }
 
-fn walk(value: &Value, shape: &Shape, path: &str, found: &mut Vec<Unknown>) {
-    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
-    match (shape, value) {
-        (Object(fields) | Open(fields), Value::Object(map)) => {
-            for (key, child) in map {
-                match fields.iter().find(|(name, _)| name == key) {
-                    Some((_, shape)) => walk(child, shape, &join(key), found),
-                    None if matches!(shape, Object(_)) => found.push(Unknown { path: join(key), suggestion: suggest(key, fields) }),
+/// Every unknown field of `value`, in key order (as when documents were `Value`s, whose maps
+/// are sorted), with paths relative to `value`.
+pub(crate) fn unknown_fields(value: V, shape: &Shape) -> Vec<Unknown> {
+    let mut found = Vec::new();
+    walk(value, shape, &mut Vec::new(), &mut found);
+    if found.len() > 1 {
+        // No unknown field lies within another (the walk stops at one), so sorting the paths
+        // step by step is the order of a walk over sorted maps.
+        found.sort_by(|(a, _), (b, _)| a.cmp(b));
+    }
+    found.into_iter().map(|(steps, suggestion)| Unknown { path: path_text(&steps), suggestion }).collect()
+}
+
+fn path_text(steps: &[Step]) -> String {
+    let mut path = String::new();
+    for step in steps {
+        match step {
+            Step::Key(key) => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Step::Index(i) => path.push_str(&format!("[{i}]")),
+        }
+    }
+    path
+}
+
+type Found<'d> = Vec<(Vec<Step<'d>>, Option<&'static str>)>;
+
+fn walk<'d>(value: V<'d, '_>, shape: &Shape, path: &mut Vec<Step<'d>>, found: &mut Found<'d>) {
+    match shape {
+        Object(fields) | Open(fields) if value.is_map() => {
+            for (key, child) in value.entries() {
+                match fields.iter().find(|(name, _)| *name == key) {
+                    Some((_, Any)) => {}
+                    Some((_, shape)) => {
+                        path.push(Step::Key(key));
+                        walk(child, shape, path, found);
+                        path.pop();
+                    }
+                    None if matches!(shape, Object(_)) => {
+                        let mut steps = path.clone();
+                        steps.push(Step::Key(key));
+                        found.push((steps, suggest(key, fields)));
+                    }
                     None => {}
                 }
             }
         }
-        (List(item), Value::Array(items)) => {
-            for (i, child) in items.iter().enumerate() {
-                walk(child, item, &format!("{path}[{i}]"), found);
+        List(item) if value.is_seq() => {
+            for (i, child) in value.items().enumerate() {
+                path.push(Step::Index(i));
+                walk(child, item, path, found);
+                path.pop();
             }
         }
         // Wrong types are reported when the object is read.
@@ -243,7 +284,16 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dom::{Build, Dom};
+    use serde::de::DeserializeSeed;
     use serde_json::json;
+
+    fn unknown_fields(value: &serde_json::Value, shape: &Shape) -> Vec<Unknown> {
+        let text = value.to_string();
+        let mut dom = Dom::new(&text);
+        Build(&mut dom).deserialize(value).unwrap();
+        super::unknown_fields(dom.root().unwrap(), shape)
+    }
 
     #[test]
     fn unknown_fields_are_found_with_their_path_and_a_suggestion() {
