@@ -227,3 +227,15 @@ fn an_interrupt_stops_every_shard_after_its_case() {
     assert_eq!(total, cases.len());
     assert!(done >= told.max(1) && done < 4, "each shard stops after its case: {done} done, {told} told");
 }
+
+#[test]
+fn a_panicking_shard_stops_the_others_and_the_panic_goes_on() {
+    let mut fakes: Vec<FakeBackend> = (0..2).map(|_| FakeBackend::new(3)).collect();
+    fakes[1].inject(Box::new(|_| panic!("the fake's dataplane broke")));
+    let mut backends: Vec<&mut dyn Backend> = fakes.iter_mut().map(|f| f as &mut dyn Backend).collect();
+    let cases = all_cases();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shards::run(&mut backends, &world(), &cases, &config(), &|_| {})));
+    assert!(run.is_err(), "the panic reaches the caller, whose guards tear the worlds down");
+    let probed = fakes[0].batches.lock().unwrap().len();
+    assert!(probed < 9 * cases.len() / 2, "the other shard stopped early ({probed} batches)");
+}
