@@ -8,7 +8,9 @@
 //! source and target are in one shard: a policy peer may select another shard's pods (their
 //! namespaces carry the same labels), but that only admits traffic between shards, which no cell
 //! probes. Services select pods of their namespace and get node ports allocated by the cluster.
-//! What reaches across shards runs alone (see [`alone`]).
+//! What reaches across shards runs alone (see [`alone`]). Labs share nothing, but the engine does
+//! not tell backends apart: there too those cases run alone (on the default suites, 15 cases and
+//! under a second of a lab run).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
