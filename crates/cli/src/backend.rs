@@ -101,14 +101,53 @@ pub fn run_id() -> String {
     format!("r{:06x}", (nanos as u64 ^ u64::from(std::process::id()) << 20) % 0x100_0000)
 }
 
+/// The most `--shards`: shard k's lab is the run's lab's name followed by the k-th letter (b to z).
+pub const MAX_SHARDS: usize = 26;
+
+/// Shard `shard`'s run id on a cluster: the run's, then `-s2`, `-s3`, ... (its label value and
+/// namespace prefix, `nm-r1a2b3c-s2-x`).
+pub fn shard_run(run: &str, shard: usize) -> String {
+    if shard == 0 { run.to_owned() } else { format!("{run}-s{}", shard + 1) }
+}
+
+/// Shard `shard`'s lab when the run's lab is `lab`: `lab`, then `lab` followed by b, c, ...
+pub fn shard_lab(lab: &str, shard: usize) -> String {
+    if shard == 0 { lab.to_owned() } else { format!("{lab}{}", char::from(b'a' + shard as u8)) }
+}
+
+/// The lab a run makes for itself: named after its process, so that runs side by side do not
+/// collide, with room for the shards' letters when there are several.
+pub fn fresh_lab(shards: usize) -> String {
+    format!("r{}", std::process::id() % if shards > 1 { 10_000 } else { 100_000 })
+}
+
+/// Makes one backend per shard side by side (`make(shard)`), in shard order.
+fn side_by_side(shards: usize, make: &(dyn Fn(usize) -> Result<Chosen, CliError> + Sync)) -> Vec<Result<Chosen, CliError>> {
+    std::thread::scope(|scope| {
+        let made: Vec<_> = (0..shards).map(|shard| scope.spawn(move || make(shard))).collect();
+        made.into_iter().map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 /// The cluster of `--kubeconfig`, saving its OpenAPI spec to `openapi` first where asked.
 pub fn kube(args: &BackendArgs, openapi: Option<&Path>) -> Result<Chosen, CliError> {
+    kubes(args, openapi, 1).pop().expect("one shard")
+}
+
+/// The cluster of `--kubeconfig` once per shard, each a run of its own (namespaces, labels) with
+/// the first shard's id and the shard number (see [`shard_run`]).
+pub fn kubes(args: &BackendArgs, openapi: Option<&Path>, shards: usize) -> Vec<Result<Chosen, CliError>> {
+    let run = run_id();
+    side_by_side(shards, &|shard| kube_run(args, openapi.filter(|_| shard == 0), shard_run(&run, shard)))
+}
+
+fn kube_run(args: &BackendArgs, openapi: Option<&Path>, run: String) -> Result<Chosen, CliError> {
     let selector = args.node_selector.as_deref().map(netmatrix_kube::parse_selector).transpose().map_err(CliError::Usage)?;
     let kubeconfig = args.kubeconfig.clone().filter(|k| k.as_os_str() != "-");
     let options = netmatrix_kube::KubeOptions {
         kubeconfig,
         context: args.context.clone(),
-        run: run_id(),
+        run,
         pods: netmatrix_kube::PodOptions {
             image: args.agnhost.clone().unwrap_or_else(|| args.agent_image.clone()),
             image_pull_secret: args.image_pull_secret.clone(),
@@ -150,26 +189,36 @@ pub fn cleanup(kubeconfig: PathBuf, context: Option<String>, run: Option<String>
 
 /// The lab of `--lab`, or a fresh one.
 pub fn lab(args: &BackendArgs) -> Result<Chosen, CliError> {
-    let (name, existed) = match &args.lab {
-        Some(name) => (name.clone(), Lab::list().contains(name)),
-        // A name of its own, so that runs side by side do not collide.
-        None => (format!("r{}", std::process::id() % 100_000), false),
-    };
-    // Until the backend exists, a second signal removes the lab being built (if the run makes it).
-    if !existed && !args.keep {
-        let lab = name.clone();
+    labs(args, 1).pop().expect("one shard")
+}
+
+/// The labs of the run's shards (see [`shard_lab`]), made side by side; each is used as
+/// `--lab` uses a lab: created if absent (and then removed at the end), else used as it is.
+pub fn labs(args: &BackendArgs, shards: usize) -> Vec<Result<Chosen, CliError>> {
+    let lab = args.lab.clone().unwrap_or_else(|| fresh_lab(shards));
+    let existing = Lab::list();
+    let names: Vec<(String, bool)> = (0..shards).map(|shard| shard_lab(&lab, shard)).map(|name| (name.clone(), existing.contains(&name))).collect();
+    // Until the backends exist, a second signal removes the labs being built (those the run makes).
+    let made: Vec<String> = names.iter().filter(|(_, existed)| !existed).map(|(name, _)| name.clone()).collect();
+    if !made.is_empty() && !args.keep {
         signals::on_abort(Some(Box::new(move || {
-            let _ = Lab::down(&lab);
+            for lab in &made {
+                let _ = Lab::down(lab);
+            }
         })));
     }
-    let backend = if existed { LabBackend::open(&name) } else { LabBackend::up(&name, args.nodes.unwrap_or(LAB_NODES)) };
-    let backend = backend.map_err(|e| match e {
-        LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
-        other => other,
-    })?;
-    let about = format!("lab {name}{}", if existed { " (existing)" } else { "" });
-    let kept = if existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
-    Ok(Chosen { backend: Box::new(backend), about, kept })
+    side_by_side(shards, &|shard| {
+        let (name, existed) = &names[shard];
+        let backend = if *existed { LabBackend::open(name) } else { LabBackend::up(name, args.nodes.unwrap_or(LAB_NODES)) };
+        let backend = backend.map_err(|e| match e {
+            LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
+            other => other,
+        })?;
+        let about = format!("lab {name}{}", if *existed { " (existing)" } else { "" });
+        let kept =
+            if *existed { format!("kept the run's probe pods in lab {name}") } else { format!("kept lab {name} (netmatrix lab down {name} removes it)") };
+        Ok(Chosen { backend: Box::new(backend), about, kept })
+    })
 }
 
 #[cfg(test)]
@@ -178,5 +227,16 @@ mod tests {
     fn run_ids_are_short_label_values() {
         let id = super::run_id();
         assert!(id.len() == 7 && id.starts_with('r') && id[1..].chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert_eq!((super::shard_run(&id, 0), super::shard_run(&id, 1)), (id.clone(), format!("{id}-s2")));
+    }
+
+    #[test]
+    fn shard_labs_are_valid_names_of_their_own() {
+        let lab = super::fresh_lab(super::MAX_SHARDS);
+        let names: Vec<String> = (0..super::MAX_SHARDS).map(|shard| super::shard_lab(&lab, shard)).collect();
+        assert_eq!((names[0].as_str(), names[1].clone(), names[25].clone()), (lab.as_str(), format!("{lab}b"), format!("{lab}z")));
+        assert!(names.iter().all(|n| netmatrix_lab::names::validate(n).is_ok()), "{names:?}");
+        assert_eq!(names.iter().collect::<std::collections::BTreeSet<_>>().len(), names.len());
+        assert!(super::fresh_lab(1).len() <= netmatrix_lab::names::MAX_LAB_NAME);
     }
 }

@@ -15,7 +15,7 @@ use netmatrix_results::{CaseResult, RunReport, Verdict};
 use regex::Regex;
 
 use crate::args::ProfileArg;
-use crate::backend::{BackendArgs, LAB_NODES, Teardown, kube, lab};
+use crate::backend::{BackendArgs, Chosen, LAB_NODES, MAX_SHARDS, Teardown, kubes, labs, shard_lab};
 use crate::sonobuoy::Sonobuoy;
 use crate::{CliError, Outcome, signals};
 
@@ -52,6 +52,12 @@ pub struct RunArgs {
     /// Source pods probing at once.
     #[arg(long, default_value_t = 9)]
     pub parallel: usize,
+    /// Cases run concurrently on N shards, each with probe pods of its own (a lab each; on a
+    /// cluster, namespaces of their own); cases with cluster-wide objects (admin policies,
+    /// hostNetwork pods) run alone. Tables and reports are those of a serial run [default: 1 on
+    /// a lab, 2 on a cluster].
+    #[arg(long, value_name = "N")]
+    pub shards: Option<usize>,
     /// Which truth tables to print: of every step, of the steps with a wrong, inconclusive or
     /// failed cell (a passing case is one line), or none.
     #[arg(long, value_enum, default_value_t = TablesArg::Failed)]
@@ -114,6 +120,7 @@ struct Config {
     reports: [Option<PathBuf>; 3],
     tables: Tables,
     sonobuoy: Option<Sonobuoy>,
+    shards: usize,
 }
 
 fn validate(args: &RunArgs) -> Result<Config, String> {
@@ -133,6 +140,14 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     }
     if args.parallel == 0 {
         return Err("--parallel: at least 1".into());
+    }
+    let on_cluster = args.backend.kubeconfig.is_some() || args.sonobuoy;
+    let shards = args.shards.unwrap_or(if on_cluster { KUBE_SHARDS } else { LAB_SHARDS });
+    if shards == 0 || shards > MAX_SHARDS {
+        return Err(format!("--shards {shards}: from 1 to {MAX_SHARDS}"));
+    }
+    if shards > 1 && !on_cluster {
+        check_shard_labs(args.backend.lab.as_deref(), shards, &netmatrix_lab::Lab::list())?;
     }
     let suites: Vec<String> = match (args.suites.is_empty(), args.cases.is_empty()) {
         (true, true) => suites::SUITES.map(String::from).to_vec(),
@@ -170,14 +185,27 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
         timeout: args.timeout,
         // A real cluster's enforcer (kube-router under load) took over 5 s to let traffic through
         // after pods were recreated: 5 retries wait 6.2 s in all, the lab needs 1.4.
-        retries: args.retries.unwrap_or(if args.backend.kubeconfig.is_some() || args.sonobuoy { 5 } else { 3 }),
+        retries: args.retries.unwrap_or(if on_cluster { 5 } else { 3 }),
         retry_interval: args.retry_interval,
         parallel: args.parallel,
         cancel: Some(&signals::CANCEL),
         profile: args.profile.map(Into::into),
         ..ProbeConfig::default()
     };
-    Ok(Config { cases, probe, reports, sonobuoy, tables: args.tables.into() })
+    Ok(Config { cases, probe, reports, sonobuoy, tables: args.tables.into(), shards })
+}
+
+/// Shards on the lab run in labs the run makes (`--lab NAME` and NAME followed by b, c, ...): an
+/// existing lab is one world, whose pods and faults the others would not have.
+fn check_shard_labs(lab: Option<&str>, shards: usize, existing: &[String]) -> Result<(), String> {
+    let Some(lab) = lab else { return Ok(()) };
+    if lab.len() >= names::MAX_LAB_NAME {
+        return Err(format!("--lab {lab} --shards {shards}: a name of at most {} characters (the shards' labs add a letter)", names::MAX_LAB_NAME - 1));
+    }
+    match (0..shards).map(|shard| shard_lab(lab, shard)).find(|name| existing.contains(name)) {
+        Some(name) => Err(format!("--shards {shards}: lab {name} exists; the shards' labs ({lab}, {lab}b, ...) must be new, each with the same world")),
+        None => Ok(()),
+    }
 }
 
 /// Refuses report paths that would fail only after the run, or overwrite each other: a
@@ -240,16 +268,59 @@ pub fn run(args: RunArgs) -> Result<Outcome, CliError> {
     result
 }
 
+/// Shards of a run on the lab, unless `--shards` says. bench/shards.sh on a shared 2-core host:
+/// the default suites in 9.5 s serially, 8.0 s on 2 shards, 7.8 s on 3 (the probing and the
+/// oracle are CPU-bound there); not worth a lab per shard, nor refusing existing labs by default.
+const LAB_SHARDS: usize = 1;
+/// Shards of a run on a cluster, unless `--shards` says: there the run mostly waits (API server
+/// round trips, pods and endpoints becoming ready, execs, retries' pauses of up to 3.2 s), so a
+/// second shard overlaps the waits of two cases at the cost of a second set of probe pods.
+const KUBE_SHARDS: usize = 2;
+
 fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> {
-    let chosen = if args.backend.kubeconfig.is_some() || args.sonobuoy { kube(&args.backend, args.coverage_openapi.as_deref())? } else { lab(&args.backend)? };
-    signals::on_abort(if args.backend.keep { None } else { chosen.backend.abort_handle() });
-    let nodes: Vec<String> = chosen.backend.nodes().iter().map(|n| n.name.clone()).collect();
-    let profile = netmatrix_engine::profile(&config.probe, chosen.backend.as_ref());
-    eprintln!("{}: {} nodes ({}), profile {profile}", chosen.about, nodes.len(), nodes.join(", "));
-    let world = suites::world(&nodes, chosen.backend.capabilities().sctp.is_yes());
-    let mut run = Teardown { backend: chosen.backend, keep: args.backend.keep, done: false };
-    let outcome = execute(run.backend.as_mut(), &world, config);
-    let errors = run.finish(&chosen.kept);
+    let on_cluster = args.backend.kubeconfig.is_some() || args.sonobuoy;
+    let made = if on_cluster { kubes(&args.backend, args.coverage_openapi.as_deref(), config.shards) } else { labs(&args.backend, config.shards) };
+    // Every backend made is removed when dropped, also when another could not be made.
+    let (mut runs, mut shards, mut failed) = (Vec::new(), Vec::new(), None);
+    for chosen in made {
+        match chosen {
+            Ok(Chosen { backend, about, kept }) => {
+                runs.push(Teardown { backend, keep: args.backend.keep, done: false });
+                shards.push((about, kept));
+            }
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let aborts: Vec<_> = runs.iter().filter_map(|r| r.backend.abort_handle()).collect();
+    signals::on_abort((!args.backend.keep && !aborts.is_empty()).then(|| -> Box<dyn Fn() + Send + Sync> {
+        Box::new(move || {
+            for abort in &aborts {
+                abort();
+            }
+        })
+    }));
+    let first = runs[0].backend.as_ref();
+    let nodes: Vec<String> = first.nodes().iter().map(|n| n.name.clone()).collect();
+    let profile = netmatrix_engine::profile(&config.probe, first);
+    eprintln!("{}: {} nodes ({}), profile {profile}", shards[0].0, nodes.len(), nodes.join(", "));
+    for (shard, (about, _)) in shards.iter().enumerate().skip(1) {
+        eprintln!("shard {}: {about}", shard + 1);
+    }
+    let world = suites::world(&nodes, first.capabilities().sctp.is_yes());
+    let outcome = if runs.iter().any(|r| r.backend.nodes() != first.nodes()) {
+        let source = "the shards were given different nodes (did the cluster's nodes change?); run again, or without --shards".into();
+        Err(CliError::Backend(netmatrix_cluster::BackendError::Infrastructure { what: "placing the shards".into(), source }))
+    } else {
+        let mut backends: Vec<&mut dyn Backend> = runs.iter_mut().map(|r| &mut *r.backend as &mut dyn Backend).collect();
+        execute(&mut backends, &world, config)
+    };
+    let mut errors = Vec::new();
+    for (run, (_, kept)) in runs.into_iter().zip(&shards) {
+        errors.extend(run.finish(kept));
+    }
     if let Some(signal) = signals::received() {
         for e in &errors {
             eprintln!("error: cleaning up: {e}");
@@ -269,7 +340,7 @@ fn run_on_backend(args: &RunArgs, config: &Config) -> Result<Outcome, CliError> 
     }
 }
 
-fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &Config) -> Result<Outcome, CliError> {
+fn execute(backends: &mut [&mut dyn Backend], world: &netmatrix_engine::World, config: &Config) -> Result<Outcome, CliError> {
     // Colour on a terminal only, and never with NO_COLOR (no-color.org).
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let bar = ProgressBar::new(0);
@@ -299,7 +370,7 @@ fn execute(backend: &mut dyn Backend, world: &netmatrix_engine::World, config: &
             }
         }
     };
-    let report = netmatrix_engine::run(backend, world, &config.cases, &config.probe, &on_event);
+    let report = netmatrix_engine::shards::run(backends, world, &config.cases, &config.probe, &on_event);
     bar.finish_and_clear();
     let report = report?;
     let mut out = std::io::stdout();
@@ -460,6 +531,21 @@ mod tests {
         assert!(parse(&["--timeout", "0s"]).is_err());
         assert!(parse(&["--lab", "a", "--kubeconfig", "k"]).is_err(), "one backend");
         assert!(parse(&["--context", "c"]).is_err(), "--context needs --kubeconfig");
+    }
+
+    #[test]
+    fn shards_are_checked_before_anything_is_made() {
+        let shards = |args: &[&str]| validate(&parse(args).unwrap()).map(|c| c.shards);
+        assert_eq!((shards(&[]), shards(&["--shards", "3"]), shards(&["--kubeconfig", "k"])), (Ok(LAB_SHARDS), Ok(3), Ok(KUBE_SHARDS)));
+        assert!(shards(&["--shards", "0"]).unwrap_err().contains("--shards 0: from 1 to 26"));
+        assert!(shards(&["--shards", "27"]).is_err());
+        assert!(shards(&["--lab", "abcdef", "--shards", "2"]).unwrap_err().contains("at most 5 characters"));
+        assert_eq!(shards(&["--lab", "abcdef", "--shards", "1"]), Ok(1), "one shard is the lab itself");
+        let existing = ["demo".to_owned(), "otherc".to_owned()];
+        assert!(check_shard_labs(Some("demo"), 2, &existing).unwrap_err().contains("lab demo exists"));
+        assert!(check_shard_labs(Some("other"), 3, &existing).unwrap_err().contains("lab otherc exists"));
+        assert_eq!(check_shard_labs(Some("other"), 2, &existing), Ok(()));
+        assert_eq!(check_shard_labs(None, 26, &existing), Ok(()), "a fresh lab's name is the process's");
     }
 
     #[test]

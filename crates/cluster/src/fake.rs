@@ -35,6 +35,11 @@ pub struct Probed<'a> {
 /// A fault: the outcome to report instead of the dataplane's, or `None` to leave it.
 pub type Fault = Box<dyn Fn(&Probed) -> Option<Outcome> + Send + Sync>;
 
+/// The first of `candidates` not in `used`.
+fn lowest(used: &[String], candidates: impl IntoIterator<Item = String>) -> String {
+    candidates.into_iter().find(|c| !used.contains(c)).expect("a free address or port")
+}
+
 /// A pod the fake runs: its spec, its node's index and its address.
 struct Running {
     spec: PodSpec,
@@ -48,7 +53,6 @@ pub struct FakeBackend {
     pods: Vec<Running>,
     manifests: Vec<serde_json::Value>,
     created: usize,
-    allocated: usize,
     faults: Vec<Fault>,
     /// Pods (`ns/name`) whose probe execs fail.
     pub failing_execs: BTreeSet<String>,
@@ -77,7 +81,6 @@ impl FakeBackend {
             pods: Vec::new(),
             manifests: Vec::new(),
             created: 0,
-            allocated: 0,
             faults: Vec::new(),
             failing_execs: BTreeSet::new(),
             never_ready: BTreeSet::new(),
@@ -96,27 +99,34 @@ impl FakeBackend {
     }
 
     /// What a cluster allocates to a Service the manifest leaves without: a cluster IP, node
-    /// ports, a load-balancer IP (no two Services share one: the counter only grows).
-    fn allocate(&mut self, service: &mut serde_json::Value) {
-        self.allocated += 1;
-        let n = self.allocated;
+    /// ports, a load-balancer IP, each the lowest one no Service holds, as on the lab: cells
+    /// name node ports and load-balancer IPs, so the same Service gets the same ones whatever
+    /// ran before (on one backend or on several shards).
+    fn allocate(&self, service: &mut serde_json::Value) {
+        let held = |field: fn(&serde_json::Value) -> Vec<String>| -> Vec<String> { self.manifests.iter().flat_map(field).collect() };
         let spec = &mut service["spec"];
         let kind = spec["type"].as_str().unwrap_or("ClusterIP").to_owned();
         if kind == "ExternalName" || spec["clusterIP"] == "None" {
             return;
         }
         if spec["clusterIP"].is_null() {
-            spec["clusterIP"] = serde_json::json!(format!("10.96.0.{}", 10 + n % 200));
+            let used = held(|m| m["spec"]["clusterIP"].as_str().into_iter().map(str::to_owned).collect());
+            spec["clusterIP"] = serde_json::json!(lowest(&used, (10..=250).map(|i| format!("10.96.0.{i}"))));
         }
         if kind == "NodePort" || kind == "LoadBalancer" {
-            for (i, port) in spec["ports"].as_array_mut().into_iter().flatten().enumerate() {
+            let mut used = held(|m| m["spec"]["ports"].as_array().into_iter().flatten().map(|p| p["nodePort"].to_string()).collect());
+            for port in spec["ports"].as_array_mut().into_iter().flatten() {
                 if port["nodePort"].is_null() {
-                    port["nodePort"] = serde_json::json!(30000 + n * 10 + i);
+                    let free: String = lowest(&used, (30000..=32767).map(|p: u16| p.to_string()));
+                    port["nodePort"] = serde_json::json!(free.parse::<u16>().expect("a port"));
+                    used.push(free);
                 }
             }
         }
         if kind == "LoadBalancer" {
-            service["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": format!("172.18.255.{}", 1 + n % 250)}]}});
+            let used = held(|m| m["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().into_iter().map(str::to_owned).collect());
+            let ip = lowest(&used, (1..=250).map(|i| format!("172.18.255.{i}")));
+            service["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
         }
     }
 

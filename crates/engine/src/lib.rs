@@ -10,6 +10,7 @@ pub mod features;
 pub mod plan;
 pub mod probe;
 pub mod runner;
+pub mod shards;
 pub mod suites;
 pub mod world;
 

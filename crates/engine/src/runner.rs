@@ -43,7 +43,7 @@ pub enum Event<'a> {
     CaseFinished(&'a CaseReport),
 }
 
-/// Runs `cases` on `backend` after creating `world` there.
+/// Runs `cases` on `backend` after creating `world` there: [`crate::shards::run`] on one shard.
 pub fn run(
     backend: &mut dyn Backend,
     world: &World,
@@ -51,28 +51,29 @@ pub fn run(
     config: &ProbeConfig,
     on_event: &(dyn Fn(Event) + Sync),
 ) -> Result<RunReport, EngineError> {
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    setup(backend, world).map_err(EngineError::Setup)?;
-    let mut reports = Vec::new();
-    for (index, case) in cases.iter().enumerate() {
-        if config.cancelled() {
-            return Err(EngineError::Interrupted { done: index, total: cases.len() });
-        }
-        on_event(Event::CaseStarted { id: &case.id, index, total: cases.len() });
-        let mut created = Created::default();
-        backend.begin_case(Some(&case.id));
-        let report = run_case(backend, world, case, config, &mut created, on_event);
-        let restored = restore(backend, world, &created);
-        backend.begin_case(None);
-        restored.map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
-        if config.cancelled() {
-            return Err(EngineError::Interrupted { done: index, total: cases.len() });
-        }
-        on_event(Event::CaseFinished(&report));
-        reports.push(report);
-    }
-    Ok(RunReport {
+    crate::shards::run(&mut [backend], world, cases, config, on_event)
+}
+
+/// One case on `backend`, which holds `world`: its steps, then the world restored.
+pub(crate) fn case(
+    backend: &mut dyn Backend,
+    world: &World,
+    case: &Case,
+    config: &ProbeConfig,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<CaseReport, EngineError> {
+    let mut created = Created::default();
+    backend.begin_case(Some(&case.id));
+    let report = run_case(backend, world, case, config, &mut created, on_event);
+    let restored = restore(backend, world, &created);
+    backend.begin_case(None);
+    restored.map_err(|source| EngineError::Restore { case: case.id.clone(), source })?;
+    Ok(report)
+}
+
+/// The run's report from its cases' and what `backend` (the first shard's) says about itself.
+pub(crate) fn report(backend: &dyn Backend, config: &ProbeConfig, started: SystemTime, clock: Instant, reports: Vec<CaseReport>) -> RunReport {
+    RunReport {
         schema: SCHEMA.to_owned(),
         backend: backend.kind().as_str().to_owned(),
         profile: profile(config, backend).name().to_owned(),
@@ -86,7 +87,7 @@ pub fn run(
         summary: Summary::of(&reports),
         features: FeatureCoverage::of(&reports),
         cases: reports,
-    })
+    }
 }
 
 /// The profile the run's expectations follow: `config`'s, else the backend's default.
@@ -94,7 +95,7 @@ pub fn profile(config: &ProbeConfig, backend: &dyn Backend) -> Profile {
     config.profile.unwrap_or(backend.kind().default_profile())
 }
 
-fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
+pub(crate) fn setup(backend: &mut dyn Backend, world: &World) -> Result<(), BackendError> {
     for (name, labels) in &world.namespaces {
         backend.set_namespace(name, labels.clone())?;
     }
@@ -172,7 +173,10 @@ fn run_step(
     for action in &step.actions {
         act(backend, world, action, created)?;
     }
-    let model = backend.model()?;
+    let mut model = backend.model()?;
+    // Cells in the order of pod names, not of the backend's listing (where a recreated pod moves
+    // last): a case's report does not depend on the cases run before it, on one backend or shards.
+    model.pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let mut cells: Vec<Planned> = plan::cells(&model, &step.probe, profile(config, backend));
     // What the step changed: the cells whose verdict moved (what convergence is measured on).
     for p in &mut cells {

@@ -10,4 +10,5 @@ mod peer_suite;
 mod report;
 mod run;
 mod services;
+mod shards;
 mod sonobuoy;

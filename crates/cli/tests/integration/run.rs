@@ -45,6 +45,7 @@ fn bad_flags_exit_2_before_anything_is_created() {
         (&["run", "--suite", "nope"][..], "possible values: connectivity, services, netpol, anp"),
         (&["run", "--labels", "type"][..], "not key=value"),
         (&["run", "--timeout", "0s"][..], "more than zero"),
+        (&["run", "--shards", "0"][..], "--shards 0: from 1 to 26"),
         (&["run", "--kubeconfig", "/nonexistent"][..], "--kubeconfig /nonexistent"),
         (&["run", "--json", "/nonexistent/dir/r.json"][..], "does not exist"),
         (&["run", "--focus", "no-such-case"][..], "no case matches"),
