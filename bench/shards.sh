@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# `netmatrix run` of the default suites on fresh labs, serially and on shards, one after the
-# other in one run (interleaved when repeated): each run's wall time (lab up and down included),
-# its summary, and its time against the serial runs'. What --shards' default on the lab rests on.
+# `netmatrix run` of the default suites on fresh labs (or, with KUBECONFIG set, on that cluster),
+# serially and on shards, one after the other in one run (interleaved when repeated): each run's
+# wall time (lab up and down, or probe pods made and removed, included), its summary, and its
+# time against the serial runs'. What --shards' defaults rest on.
 #
-#   bench/shards.sh [SHARDS...]     (root; default: 2 3; REPEAT=N runs each N times, default 1)
+#   bench/shards.sh [SHARDS...]     (default: 2 3; REPEAT=N runs each N times, default 1)
+#   KUBECONFIG=FILE bench/shards.sh (a cluster, e.g. hack/kube/up's; root not needed)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-[ "$(id -u)" = 0 ] || { echo "shards: must run as root (the labs are network namespaces)" >&2; exit 1; }
+target=()
+if [ -n "${KUBECONFIG:-}" ]; then
+  target=(--kubeconfig "$KUBECONFIG")
+else
+  [ "$(id -u)" = 0 ] || { echo "shards: must run as root (the labs are network namespaces)" >&2; exit 1; }
+fi
 if [ $# -gt 0 ]; then shards=("$@"); else shards=(2 3); fi
 repeat=${REPEAT:-1}
 cargo build -q --release -p netmatrix-cli -p netmatrix-agent --manifest-path "$root/Cargo.toml"
 bin="${CARGO_TARGET_DIR:-$root/target}/release/netmatrix"
 out=$(mktemp -d /tmp/shards-bench.XXXXXX)
-echo "shards: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); output in $out" >&2
+echo "shards: ${KUBECONFIG:-fresh labs}, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); output in $out" >&2
 
 now() { date +%s.%N; }
 for i in $(seq 1 "$repeat"); do
   for n in 1 "${shards[@]}"; do
     t0=$(now)
     code=0
-    "$bin" run --shards "$n" --tables none --json "$out/s$n-$i.json" > "$out/s$n-$i.log" 2>&1 || code=$?
+    "$bin" run "${target[@]}" --shards "$n" --tables none --json "$out/s$n-$i.json" > "$out/s$n-$i.log" 2>&1 || code=$?
     t1=$(now)
     echo "$n $i $t0 $t1 $code" >> "$out/times"
   done
