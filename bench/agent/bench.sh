@@ -59,9 +59,20 @@ awk -F: 'BEGIN { printf "[" }
          END { print "]" }' "$work/targets" >"$work/batch.json"
 
 echo "batch: $N probes, --parallel $BATCH_PARALLEL..." >&2
+# The kernel's share bounds the batch: CPU seconds (user, system) of the batch process (bash's
+# `times` in a subshell: its children's) and of the serving agent (/proc/PID/stat, in ticks).
+serve_ticks() { awk '{print $14, $15}' "/proc/$serve_pid/stat"; }
+read -r serve_user0 serve_sys0 <<<"$(serve_ticks)"
 start=$(now_ns)
-"$agent" probe --batch "$work/batch.json" --parallel "$BATCH_PARALLEL" >"$work/results.jsonl"
+(
+  "$agent" probe --batch "$work/batch.json" --parallel "$BATCH_PARALLEL" >"$work/results.jsonl"
+  times >"$work/batch.times" # not in a pipe: a forked `times` has no children
+)
 batch_ns=$(($(now_ns) - start))
+read -r serve_user1 serve_sys1 <<<"$(serve_ticks)"
+# "0m0.110s 0m0.480s" -> seconds of system time.
+batch_sys=$(awk 'NR == 2 {split($2, t, /[ms]/); print t[1] * 60 + t[2]}' "$work/batch.times")
+serve_sys=$(awk -v a="$serve_sys0" -v b="$serve_sys1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz }')
 connected=$(grep -c '"outcome":"connected"' "$work/results.jsonl" || true)
 if [[ "$connected" -ne "$N" ]]; then
   echo "batch: only $connected of $N probes connected" >&2
@@ -84,10 +95,14 @@ xargs -P "$CONNECT_PARALLEL" -n 1 /bin/true <"$work/targets"
 spawn_ns=$(($(now_ns) - start))
 
 awk -v n="$N" -v b="$batch_ns" -v c="$connect_ns" -v s="$spawn_ns" -v p="$CONNECT_PARALLEL" \
-  -v bp="$BATCH_PARALLEL" -v a="${#targets[@]}" 'BEGIN {
+  -v bp="$BATCH_PARALLEL" -v a="${#targets[@]}" -v ks="$batch_sys" -v kv="$serve_sys" -v cores="$(nproc)" 'BEGIN {
   printf "probes: %d TCP to %d loopback agent ports\n", n, a
   printf "batch:   1 probe --batch process, --parallel %d: %8.3f s  (%7.1f us/probe)\n", bp, b / 1e9, b / 1e3 / n
   printf "connect: %d connect processes, %d at a time:  %8.3f s  (%7.1f us/probe)\n", n, p, c / 1e9, c / 1e3 / n
   printf "spawn floor: %d x /bin/true, %d at a time:    %8.3f s  (%7.1f us/process)\n", n, p, s / 1e9, s / 1e3 / n
   printf "ratio connect/batch: %.1fx (goal: >= 50x, %s)\n", c / b, (c / b >= 50 ? "met" : "NOT met")
+  # Kernel time of both ends spread over every core: what the batch takes were its user space free.
+  k = (ks + kv) * 1e9 / cores
+  printf "kernel: %.1f us/probe of system time (batch %.3f s, serving agent %.3f s), over %d cores %.1f us/probe: the ratio could reach at most %.1fx\n", \
+    (ks + kv) * 1e6 / n, ks, kv, cores, k / 1e3 / n, c / k
 }'

@@ -57,7 +57,14 @@ fn main() {
         )],
     );
     let config = ProbeConfig { timeout: Duration::from_secs(1), retries: 0, parallel, ..ProbeConfig::default() };
-    let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], &config, &|_| {}).expect("run");
+    // The host's CPU time from the case's start to its end (the world's setup excluded).
+    let cpu: std::sync::Mutex<Vec<CpuTimes>> = Default::default();
+    let on_event = |event: runner::Event| {
+        if matches!(event, runner::Event::CaseStarted { .. } | runner::Event::CaseFinished(_)) {
+            cpu.lock().unwrap().push(CpuTimes::now());
+        }
+    };
+    let report = runner::run(&mut backend, &world(pods, closed, nodes), &[case], &config, &on_event).expect("run");
     let step = &report.cases[0].steps[0];
     let cells = step.cells.len();
     let denied = step.cells.iter().filter(|c| c.expected == netmatrix_results::Expected::Deny).count();
@@ -76,6 +83,19 @@ fn main() {
         "batched (one agent run per source pod, {parallel} rows at once): {:.2} s, {:.0} probes/s   (goal: under 10 s)",
         batched.as_secs_f64(),
         cells as f64 / batched.as_secs_f64()
+    );
+
+    let cpu = cpu.into_inner().unwrap();
+    let used = cpu[1].since(&cpu[0]);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let kernel = used.kernel / cores;
+    println!(
+        "host CPU during the case: {:.0}% busy ({:.0}% user space: agents, engine; {:.0}% kernel: sockets, veths, nftables, conntrack); \
+         were user space free, the kernel's share alone bounds probing at {:.0} probes/s",
+        100.0 * used.busy() / cores / batched.as_secs_f64(),
+        100.0 * used.user / cores / batched.as_secs_f64(),
+        100.0 * kernel / batched.as_secs_f64(),
+        cells as f64 / kernel
     );
 
     // Baseline: the same kind of cells, one process per probe, one after another.
@@ -113,4 +133,28 @@ fn main() {
     );
     println!("ratio: {:.0}x", baseline.as_secs_f64() / batched.as_secs_f64());
     assert!(backend.teardown().is_empty(), "lab down");
+}
+
+/// Seconds of CPU the whole host spent since boot, from /proc/stat's first line.
+struct CpuTimes {
+    user: f64,
+    kernel: f64,
+}
+
+impl CpuTimes {
+    fn now() -> CpuTimes {
+        let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+        let ticks: Vec<f64> = stat.lines().next().unwrap().split_whitespace().skip(1).map(|t| t.parse().unwrap()).collect();
+        // USER_HZ is 100 on Linux. Fields: user nice system idle iowait irq softirq steal.
+        let seconds = |i: usize| ticks[i] / 100.0;
+        CpuTimes { user: seconds(0) + seconds(1), kernel: seconds(2) + seconds(5) + seconds(6) }
+    }
+
+    fn since(&self, earlier: &CpuTimes) -> CpuTimes {
+        CpuTimes { user: self.user - earlier.user, kernel: self.kernel - earlier.kernel }
+    }
+
+    fn busy(&self) -> f64 {
+        self.user + self.kernel
+    }
 }
