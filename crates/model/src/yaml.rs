@@ -625,14 +625,8 @@ impl<'a> Fast<'a> {
                         Some(b',' | b'}') => dom.push(Node::Null),
                         _ => self.flow(dom)?,
                     }
-                    self.flow_space()?;
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        _ => return Err(Unsupported),
+                    if self.flow_item_end(b'}')? {
+                        break;
                     }
                 }
                 dom.close(at, count);
@@ -653,14 +647,8 @@ impl<'a> Fast<'a> {
                     }
                     self.flow(dom)?;
                     count += 1;
-                    self.flow_space()?;
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b']') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        _ => return Err(Unsupported),
+                    if self.flow_item_end(b']')? {
+                        break;
                     }
                 }
                 dom.close(at, count);
@@ -676,6 +664,22 @@ impl<'a> Fast<'a> {
     }
 
     /// Spaces between flow tokens; line breaks only where flow may span lines.
+    /// After a flow collection's item: a `,` before the next, or `close`, which ends it (true).
+    fn flow_item_end(&mut self, close: u8) -> R<bool> {
+        self.flow_space()?;
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(Unsupported),
+        }
+    }
+
     fn flow_space(&mut self) -> R<()> {
         while let Some(c) = self.peek() {
             match c {
