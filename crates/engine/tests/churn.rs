@@ -143,6 +143,7 @@ mod convergence {
         fake.inject(Box::new(|p| (p.src == "x/a" && p.call == 1).then_some(Outcome::Timeout)));
         let seen = converge(&fake, &ManualClock::default(), Duration::ZERO, &watched, &ROUNDS, &|| false);
         assert_eq!(seen.regressed.len(), 1, "{seen:?}");
+        assert_eq!(seen.regressed[0].wrong_outcomes, [("timeout".to_owned(), 1)].into(), "what the wrong probe got");
         assert_eq!(seen.latency, Some(20.0), "right for good since the third round");
         assert_eq!(seen.rounds, 3 + ROUNDS.settle, "settle rounds counted again after the regression");
     }
@@ -156,6 +157,8 @@ mod convergence {
         assert!(seen.probe_errors > 0 && seen.regressed.is_empty());
         assert_eq!(seen.latency, None, "a cell never probed never converged");
         assert_eq!(seen.not_converged.len(), 1);
+        assert!(seen.not_converged[0].wrong_outcomes.is_empty(), "failed probes saw nothing wrong");
         assert_eq!(seen.controls_changed.len(), 1, "the control x/c -> x/b was refused");
+        assert_eq!(seen.controls_changed[0].wrong_outcomes, [("refused".to_owned(), seen.rounds)].into(), "refused in every round");
     }
 }

@@ -112,9 +112,14 @@ fn slowest_node(change: &ChangeReport) -> Option<(&str, Option<f64>)> {
         .map(|(node, l)| (node, Some(l)))
 }
 
-/// `x/a -> y/b 80/TCP expected allow`.
+/// `x/a -> y/b 80/TCP expected allow (seen wrong: 2 timeout, 1 refused)`.
 fn cell_name(cell: &CellRef) -> String {
-    format!("{} -> {} {}/{} expected {}", cell.src, cell.dst, cell.port, cell.protocol, cell.expected)
+    let mut name = format!("{} -> {} {}/{} expected {}", cell.src, cell.dst, cell.port, cell.protocol, cell.expected);
+    if !cell.wrong_outcomes.is_empty() {
+        let outcomes: Vec<String> = cell.wrong_outcomes.iter().map(|(outcome, n)| format!("{n} {outcome}")).collect();
+        name += &format!(" (seen wrong: {})", outcomes.join(", "));
+    }
+    name
 }
 
 /// A change's problems by kind: the text's flag letter, the page's name and class, the cells.
@@ -877,7 +882,7 @@ mod tests {
     use netmatrix_results::churn::{CHURN_SCHEMA, Shape};
 
     fn cell(src: &str, dst: &str, port: u16, expected: &str) -> CellRef {
-        CellRef { src: src.into(), dst: dst.into(), port, protocol: Protocol::Tcp, expected: expected.into() }
+        CellRef { src: src.into(), dst: dst.into(), port, protocol: Protocol::Tcp, expected: expected.into(), wrong_outcomes: Default::default() }
     }
 
     /// A change whose latency is the largest of its directions', `None` if one did not converge.
@@ -949,7 +954,9 @@ mod tests {
             ],
         );
         let mut controls = change(0, "pod ns1/p0 recreated on n2", 900.0, [5, 0], &[(ToAllow, Some(150.2))], &[("n2", Some(150.2))]);
-        controls.controls_changed = vec![cell("ns2/p0", "svc:ns1/web", 80, "allow"), cell("ns3/p2", "ns1/p1", 80, "allow")];
+        let mut timed_out = cell("ns3/p2", "ns1/p1", 80, "allow");
+        timed_out.wrong_outcomes = [("refused".to_owned(), 1), ("timeout".to_owned(), 2)].into();
+        controls.controls_changed = vec![cell("ns2/p0", "svc:ns1/web", 80, "allow"), timed_out];
         let mut late = change(
             2,
             "pod ns2/p0 recreated on n1",

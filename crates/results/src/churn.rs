@@ -149,6 +149,11 @@ pub struct CellRef {
     pub protocol: Protocol,
     /// `allow` or `deny`.
     pub expected: String,
+    /// What the probes that saw the cell wrong got, by outcome (`connected`, `refused`,
+    /// `timeout`, ...), e.g. to tell a dropped packet from a refusal. Absent in reports
+    /// written before it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wrong_outcomes: BTreeMap<String, usize>,
 }
 
 /// Nearest-rank percentile of sorted values.

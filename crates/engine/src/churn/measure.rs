@@ -59,7 +59,14 @@ pub fn cell_ref(w: &Watched) -> CellRef {
         CellTarget::Pod(p) => p.to_string(),
         CellTarget::Service { namespace, name } => format!("svc:{namespace}/{name}"),
     };
-    CellRef { src: w.cell.src.to_string(), dst, port: w.cell.port, protocol: w.cell.protocol, expected: if w.expected { "allow" } else { "deny" }.into() }
+    CellRef {
+        src: w.cell.src.to_string(),
+        dst,
+        port: w.cell.port,
+        protocol: w.cell.protocol,
+        expected: if w.expected { "allow" } else { "deny" }.into(),
+        wrong_outcomes: BTreeMap::new(),
+    }
 }
 
 fn probe_protocol(p: Protocol) -> netmatrix_cluster::ProbeProtocol {
@@ -77,6 +84,7 @@ fn probe_protocol(p: Protocol) -> netmatrix_cluster::ProbeProtocol {
 struct Seen {
     /// `None`: the probe itself failed (no verdict about the network).
     allowed: Option<bool>,
+    outcome: Outcome,
     at: Duration,
 }
 
@@ -109,7 +117,7 @@ fn round(backend: &dyn Backend, clock: &dyn Clock, watched: &[Watched], rounds: 
     let finished = Mutex::new(vec![start; rows.len()]);
     let results = backend.probe_rows(&rows, rounds.parallel, &|row| finished.lock().unwrap()[row] = clock.elapsed());
     let finished = finished.into_inner().unwrap();
-    let mut seen = vec![Seen { allowed: None, at: start }; watched.len()];
+    let mut seen = vec![Seen { allowed: None, outcome: Outcome::Error, at: start }; watched.len()];
     for (((_, cells), result), &end) in by_source.iter().zip(results).zip(&finished) {
         let Ok(results) = result else { continue };
         for (&i, r) in cells.iter().zip(results) {
@@ -118,7 +126,7 @@ fn round(backend: &dyn Backend, clock: &dyn Clock, watched: &[Watched], rounds: 
                 Outcome::Error => None,
                 Outcome::Refused | Outcome::Timeout | Outcome::Dns | Outcome::Unreachable | Outcome::Other => Some(false),
             };
-            seen[i] = Seen { allowed, at: end.saturating_sub(r.latency).max(start) };
+            seen[i] = Seen { allowed, outcome: r.outcome, at: end.saturating_sub(r.latency).max(start) };
         }
     }
     seen
@@ -141,7 +149,7 @@ pub fn converge(
     // wrong after being right.
     let mut right_since: Vec<Option<f64>> = vec![None; watched.len()];
     let mut regressed = vec![false; watched.len()];
-    let mut control_wrong = vec![false; watched.len()];
+    let mut wrong_outcomes: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); watched.len()];
     let mut out = Convergence::default();
     let mut durations = Vec::new();
     let mut settled_rounds = 0;
@@ -158,8 +166,11 @@ pub fn converge(
                 continue;
             };
             let right = allowed == w.expected;
-            if !right && w.direction.is_some() {
-                out.last_wrong = Some(out.last_wrong.unwrap_or(0.0).max(ms(seen[i].at)));
+            if !right {
+                *wrong_outcomes[i].entry(seen[i].outcome.as_str().to_owned()).or_default() += 1;
+                if w.direction.is_some() {
+                    out.last_wrong = Some(out.last_wrong.unwrap_or(0.0).max(ms(seen[i].at)));
+                }
             }
             match (right, right_since[i]) {
                 (true, None) => right_since[i] = Some(ms(seen[i].at)),
@@ -168,9 +179,6 @@ pub fn converge(
                     regressed[i] = true;
                 }
                 _ => {}
-            }
-            if w.direction.is_none() && !right {
-                control_wrong[i] = true;
             }
         }
         // The moment since which all of a group's cells have been right.
@@ -206,15 +214,14 @@ pub fn converge(
     }
     durations.sort_by(f64::total_cmp);
     out.round_ms = durations[durations.len() / 2];
-    for (i, w) in watched.iter().enumerate() {
-        if w.direction.is_some() && right_since[i].is_none() {
-            out.not_converged.push(cell_ref(w));
-        } else if w.direction.is_some() && regressed[i] {
-            out.regressed.push(cell_ref(w));
-        }
-        if control_wrong[i] {
-            out.controls_changed.push(cell_ref(w));
-        }
+    for ((w, wrong_outcomes), (right_since, regressed)) in watched.iter().zip(wrong_outcomes).zip(right_since.iter().zip(regressed)) {
+        let problem = match w.direction {
+            Some(_) if right_since.is_none() => &mut out.not_converged,
+            Some(_) if regressed => &mut out.regressed,
+            None if !wrong_outcomes.is_empty() => &mut out.controls_changed,
+            _ => continue,
+        };
+        problem.push(CellRef { wrong_outcomes, ..cell_ref(w) });
     }
     out
 }
