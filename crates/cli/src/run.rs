@@ -146,9 +146,6 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     if shards == 0 || shards > MAX_SHARDS {
         return Err(format!("--shards {shards}: from 1 to {MAX_SHARDS}"));
     }
-    if shards > 1 && !on_cluster {
-        check_shard_labs(args.backend.lab.as_deref(), shards, &netmatrix_lab::Lab::list())?;
-    }
     let suites: Vec<String> = match (args.suites.is_empty(), args.cases.is_empty()) {
         (true, true) => suites::SUITES.map(String::from).to_vec(),
         (true, false) => Vec::new(),
@@ -176,6 +173,11 @@ fn validate(args: &RunArgs) -> Result<Config, String> {
     });
     if cases.is_empty() {
         return Err("no case matches --suite, --focus, --skip and --labels".into());
+    }
+    // A shard without a case would only set up a world.
+    let shards = shards.min(cases.len());
+    if shards > 1 && !on_cluster {
+        check_shard_labs(args.backend.lab.as_deref(), shards, &netmatrix_lab::Lab::list())?;
     }
     if args.coverage_openapi.is_some() && args.backend.kubeconfig.is_none() && !args.sonobuoy {
         return Err("--coverage-openapi: only on a cluster (--kubeconfig); a lab has no API server".into());
@@ -541,6 +543,7 @@ mod tests {
         assert!(shards(&["--shards", "27"]).is_err());
         assert!(shards(&["--lab", "abcdef", "--shards", "2"]).unwrap_err().contains("at most 5 characters"));
         assert_eq!(shards(&["--lab", "abcdef", "--shards", "1"]), Ok(1), "one shard is the lab itself");
+        assert_eq!(shards(&["--kubeconfig", "k", "--focus", "^netpol/deny-all$", "--shards", "3"]), Ok(1), "no more shards than cases");
         let existing = ["demo".to_owned(), "otherc".to_owned()];
         assert!(check_shard_labs(Some("demo"), 2, &existing).unwrap_err().contains("lab demo exists"));
         assert!(check_shard_labs(Some("other"), 3, &existing).unwrap_err().contains("lab otherc exists"));
