@@ -570,7 +570,7 @@ mod tests {
     fn validation_selects_cases() {
         let config = validate(&parse(&["--suite", "netpol", "--labels", "feature=ipblock"]).unwrap()).unwrap();
         let ids: Vec<&str> = config.cases.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["netpol/ipblock-except", "netpol/egress-ipblock"]);
+        assert_eq!(ids, ["netpol/ipblock-except", "netpol/egress-ipblock", "netpol/ipblock-ipv6"]);
         let config = validate(&parse(&["--focus", "^services/", "--skip", "affinity"]).unwrap()).unwrap();
         assert!(config.cases.iter().all(|c| c.id.starts_with("services/") && !c.id.contains("affinity")) && config.cases.len() > 5);
     }
