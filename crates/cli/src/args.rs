@@ -275,11 +275,11 @@ mod tests {
         let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
         assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("lab", 3, IpFamilies::Ipv4, 0));
         let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) =
-            parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4", "--ip-family", "dual"]).unwrap().command
+            parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4", "--ip-family", "ipv6"]).unwrap().command
         else {
             panic!("lab up")
         };
-        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("x1", 2, IpFamilies::Dual, 4));
+        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("x1", 2, IpFamilies::Ipv6, 4));
         let unknown = parse(&["lab", "up", "--ip-family", "ipv5"]).unwrap_err();
         assert!(unknown.to_string().contains("use ipv4, ipv6 or dual"), "{unknown}");
         assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));

@@ -11,13 +11,16 @@
 //! namespace, holds only `gc_thresh3` (1024 by default) dynamic entries, fewer than a node's
 //! pods need for each other, and further lookups fail ("neighbor table overflow"). Each pod
 //! `eth0` and bridge has a MAC derived from its address ([`mac`]) and every pair on a node has
-//! permanent entries, which are not counted. The few uplink neighbours are left to ARP.
+//! permanent entries, which are not counted. So do the uplinks' two ends, whose MACs also
+//! derive from their addresses.
 //!
 //! IPv6 (`--ip-family ipv6|dual`) mirrors IPv4 address for address: each address has a twin
 //! ([`twin`]) in `fd00::/8`, `10.244.1.10` is `fd00:10:244:1::10`, on a /64 where IPv4 has a
-//! /24, with the same routes and permanent neighbour entries (for the same MACs), so neighbour
-//! discovery is needed only on the uplinks, as ARP is. Addresses skip duplicate address
-//! detection (usable at once; the lab alone assigns them).
+//! /24, with the same routes and permanent neighbour entries (for the same MACs), so no
+//! neighbour discovery is needed (a first packet resolving an uplink neighbour was seen to fail
+//! where ARP does not). Addresses skip duplicate address detection (usable at once; the lab
+//! alone assigns them), and pods send no router solicitations, each of which would leave a
+//! dynamic entry on the node.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -184,13 +187,19 @@ fn forward(ns: &str, families: IpFamilies) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`.
-fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str) -> io::Result<()> {
+/// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`; `macs`
+/// gives both ends' addresses.
+fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str, macs: Option<[[u8; 6]; 2]>) -> io::Result<()> {
     let target = std::fs::File::open(netns::path(peer_ns))?;
     let fd = target.as_raw_fd();
     netns::netlink(ns, async |h| {
         h.link().add(LinkVeth::new(name, peer).build()).execute().await?;
         let p = index(&h, peer).await?;
+        if let Some([mine, theirs]) = macs {
+            let i = index(&h, name).await?;
+            h.link().set(LinkUnspec::new_with_index(i).address(mine.to_vec()).build()).execute().await?;
+            h.link().set(LinkUnspec::new_with_index(p).address(theirs.to_vec()).build()).execute().await?;
+        }
         h.link().set(LinkUnspec::new_with_index(p).setns_by_fd(fd).build()).execute().await
     })
 }
@@ -207,10 +216,11 @@ pub fn create_node(lab: &str, node: usize, families: IpFamilies) -> io::Result<(
     let (router, ns) = (names::router(lab), names::node(lab, node));
     netns::create(&ns)?;
     let (router_end, node_end) = (names::router_link(lab, node), names::uplink(lab, node));
-    veth(&router, &router_end, &node_end, &ns)?;
+    veth(&router, &router_end, &node_end, &ns, Some([mac(router_ip(node)), mac(node_ip(node))]))?;
     netns::netlink(&router, async |h| {
         let link = up(&h, &router_end).await?;
         address(&h, link, families, router_ip(node), 24).await?;
+        neighbour(&h, link, families, node_ip(node)).await?;
         route(&h, families, pod_cidr(node), node_ip(node)).await
     })?;
     let bridge = names::bridge(lab);
@@ -218,6 +228,7 @@ pub fn create_node(lab: &str, node: usize, families: IpFamilies) -> io::Result<(
         up(&h, "lo").await?;
         let link = up(&h, &node_end).await?;
         address(&h, link, families, node_ip(node), 24).await?;
+        neighbour(&h, link, families, router_ip(node)).await?;
         // A bridge's MAC otherwise follows its ports, and the pods' entries for it would go stale.
         h.link().add(LinkBridge::new(&bridge).address(mac(gateway(node)).to_vec()).build()).execute().await?;
         let br = up(&h, &bridge).await?;
@@ -251,8 +262,12 @@ pub fn set_hairpin(lab: &str, node: usize, ids: &[u32], on: bool) -> io::Result<
 pub fn create_pod(lab: &str, node: usize, id: u32, families: IpFamilies, ip: Ipv4Addr) -> io::Result<()> {
     let (node_ns, ns) = (names::node(lab, node), names::pod(lab, id));
     netns::create(&ns)?;
+    if families.has(IpFamily::IPv6) {
+        // Before `eth0` arrives, which takes the namespace's defaults.
+        netns::sysctl(&ns, "net.ipv6.conf.default.router_solicitations", "0")?;
+    }
     let (node_end, pod_end) = (names::pod_link(lab, id), names::pod_link_peer(lab, id));
-    veth(&node_ns, &node_end, &pod_end, &ns)?;
+    veth(&node_ns, &node_end, &pod_end, &ns, None)?;
     let bridge = names::bridge(lab);
     netns::netlink(&node_ns, async |h| {
         let br = index(&h, &bridge).await?;
