@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamilies, Protocol};
 
 #[derive(Debug, Parser)]
 #[command(name = "netmatrix", version, about = "Tells, in tables, whether a Kubernetes cluster's network does what its objects say")]
@@ -65,6 +65,9 @@ pub enum LabCommand {
         name: String,
         #[arg(long, default_value_t = 3)]
         nodes: usize,
+        /// IP families of the nodes' and pods' addresses: ipv4, ipv6 or dual.
+        #[arg(long, value_name = "ipv4|ipv6|dual", default_value = "ipv4")]
+        ip_family: IpFamilies,
         /// Pods per node, in namespace `default`, each serving TCP and UDP 80.
         #[arg(long, default_value_t = 0)]
         pods_per_node: usize,
@@ -269,13 +272,16 @@ mod tests {
 
     #[test]
     fn lab_commands() {
-        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
-        assert_eq!((name.as_str(), nodes, pods_per_node), ("lab", 3, 0));
-        let Command::Lab(LabCommand::Up { name, nodes, pods_per_node }) = parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4"]).unwrap().command
+        let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
+        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("lab", 3, IpFamilies::Ipv4, 0));
+        let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) =
+            parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4", "--ip-family", "ipv6"]).unwrap().command
         else {
             panic!("lab up")
         };
-        assert_eq!((name.as_str(), nodes, pods_per_node), ("x1", 2, 4));
+        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("x1", 2, IpFamilies::Ipv6, 4));
+        let unknown = parse(&["lab", "up", "--ip-family", "ipv5"]).unwrap_err();
+        assert!(unknown.to_string().contains("use ipv4, ipv6 or dual"), "{unknown}");
         assert!(matches!(parse(&["lab", "down", "x1"]).unwrap().command, Command::Lab(LabCommand::Down { .. })));
         assert!(matches!(parse(&["lab", "status"]).unwrap().command, Command::Lab(LabCommand::Status { .. })));
         assert!(parse(&["lab", "up", "--nodes", "many"]).is_err());

@@ -7,6 +7,7 @@ use std::time::Duration;
 use netmatrix_cluster::lab::LabBackend;
 use netmatrix_cluster::{Backend, BackendError};
 use netmatrix_lab::{Lab, LabError};
+use netmatrix_model::IpFamilies;
 
 use crate::run::parse_duration;
 use crate::{CliError, Outcome, signals};
@@ -27,6 +28,10 @@ pub struct BackendArgs {
     /// Nodes of a lab the run creates (default 3); on a cluster, at most this many nodes.
     #[arg(long)]
     pub nodes: Option<usize>,
+    /// IP families of a lab the run creates: ipv4, ipv6 or dual (default ipv4); an existing
+    /// lab keeps its own.
+    #[arg(long, value_name = "ipv4|ipv6|dual", conflicts_with = "kubeconfig")]
+    pub ip_family: Option<IpFamilies>,
     /// On a cluster: the probe pods' image (load it with `netmatrix image build`).
     #[arg(long, value_name = "REF", default_value = concat!("netmatrix-agent:", env!("CARGO_PKG_VERSION")))]
     pub agent_image: String,
@@ -86,6 +91,8 @@ pub const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 
 /// Nodes of a lab a run makes, unless `--nodes` says.
 pub const LAB_NODES: usize = 3;
+/// The IP families of a lab the run creates.
+pub const LAB_IP_FAMILY: IpFamilies = IpFamilies::Ipv4;
 
 /// The backend a run drives, what the run prints about it, and what `--keep` prints.
 pub struct Chosen {
@@ -209,7 +216,8 @@ pub fn labs(args: &BackendArgs, shards: usize) -> Vec<Result<Chosen, CliError>> 
     }
     side_by_side(shards, &|shard| {
         let (name, existed) = &names[shard];
-        let backend = if *existed { LabBackend::open(name) } else { LabBackend::up(name, args.nodes.unwrap_or(LAB_NODES)) };
+        let backend =
+            if *existed { LabBackend::open(name) } else { LabBackend::up(name, args.nodes.unwrap_or(LAB_NODES), args.ip_family.unwrap_or(LAB_IP_FAMILY)) };
         let backend = backend.map_err(|e| match e {
             LabError::BadInput(m) => LabError::BadInput(format!("lab {name}: {m}")),
             other => other,

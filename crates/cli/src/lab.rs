@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use netmatrix_lab::{Fault, FaultKind, Lab, LabError, topology};
-use netmatrix_model::{ContainerPort, PodSpec};
+use netmatrix_model::{ContainerPort, IpFamilies, PodSpec};
 use netmatrix_model::{Labels, Protocol};
 
 use crate::args::{FaultAction, LabCommand};
@@ -29,7 +29,7 @@ pub fn cleanup(lab: Option<String>) -> Result<Outcome, CliError> {
 
 pub fn run(command: LabCommand) -> Result<Outcome, CliError> {
     match command {
-        LabCommand::Up { name, nodes, pods_per_node } => up(&name, nodes, pods_per_node)?,
+        LabCommand::Up { name, nodes, ip_family, pods_per_node } => up(&name, nodes, ip_family, pods_per_node)?,
         LabCommand::Down { name } => removed(&name, Lab::down(&name)?),
         LabCommand::Status { name } => Lab::open(&name).map(|lab| print!("{}", lab.status()))?,
         LabCommand::Fault { action, name, kind, node, peer, by } => fault(action, &name, &kind, node, peer, by)?,
@@ -60,12 +60,12 @@ fn fault(action: FaultAction, name: &str, kind: &str, node: Option<usize>, peer:
     Ok(())
 }
 
-fn up(name: &str, nodes: usize, pods_per_node: usize) -> Result<(), LabError> {
+fn up(name: &str, nodes: usize, ip_family: IpFamilies, pods_per_node: usize) -> Result<(), LabError> {
     // Checked here, not by the first pod too many: that comes after the others were made.
     if pods_per_node > topology::MAX_PODS_PER_NODE {
         return Err(LabError::BadInput(format!("--pods-per-node {pods_per_node}: a node holds at most {} pods", topology::MAX_PODS_PER_NODE)));
     }
-    let mut lab = Lab::up(name, nodes)?;
+    let mut lab = Lab::up(name, nodes, ip_family)?;
     let filled = (|| {
         for node in 0..nodes {
             for k in 0..pods_per_node {

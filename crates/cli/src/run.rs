@@ -527,6 +527,14 @@ mod tests {
     }
 
     #[test]
+    fn ip_family_is_for_a_lab_the_run_makes() {
+        assert_eq!(parse(&[]).unwrap().backend.ip_family, None, "the lab's default (ipv4 until IPv6 rejects are prompt, see README)");
+        assert_eq!(parse(&["--ip-family", "ipv6"]).unwrap().backend.ip_family, Some(netmatrix_model::IpFamilies::Ipv6));
+        assert!(parse(&["--ip-family", "ipv5"]).unwrap_err().to_string().contains("use ipv4, ipv6 or dual"));
+        assert!(parse(&["--kubeconfig", "k", "--ip-family", "dual"]).is_err(), "a cluster has its own families");
+    }
+
+    #[test]
     fn durations_and_conflicts() {
         assert_eq!(parse(&["--timeout", "2m"]).unwrap().timeout, Duration::from_secs(120));
         assert!(parse(&["--timeout", "5"]).is_err(), "a unit is required");
@@ -573,7 +581,7 @@ mod tests {
     fn validation_selects_cases() {
         let config = validate(&parse(&["--suite", "netpol", "--labels", "feature=ipblock"]).unwrap()).unwrap();
         let ids: Vec<&str> = config.cases.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["netpol/ipblock-except", "netpol/egress-ipblock"]);
+        assert_eq!(ids, ["netpol/ipblock-except", "netpol/egress-ipblock", "netpol/ipblock-ipv6"]);
         let config = validate(&parse(&["--focus", "^services/", "--skip", "affinity"]).unwrap()).unwrap();
         assert!(config.cases.iter().all(|c| c.id.starts_with("services/") && !c.id.contains("affinity")) && config.cases.len() > 5);
     }

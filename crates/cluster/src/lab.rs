@@ -1,11 +1,10 @@
 //! The local lab as a backend: every operation is one of `netmatrix_lab::Lab`'s.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 use std::path::Path;
 
-use netmatrix_lab::{Lab, LabError, topology};
-use netmatrix_model::{Labels, PodKey};
+use netmatrix_lab::{Lab, LabError};
+use netmatrix_model::{IpFamilies, Labels, PodKey};
 
 use crate::{
     Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, PodSpec, Row, RowResult, batch_to_json, parse_results,
@@ -23,9 +22,9 @@ pub struct LabBackend {
 }
 
 impl LabBackend {
-    /// Creates lab `name` with `nodes` nodes for the run; teardown removes it.
-    pub fn up(name: &str, nodes: usize) -> Result<LabBackend, LabError> {
-        Ok(LabBackend::new(Lab::up(name, nodes)?, true))
+    /// Creates lab `name` with `nodes` nodes of `ip_family` for the run; teardown removes it.
+    pub fn up(name: &str, nodes: usize, ip_family: IpFamilies) -> Result<LabBackend, LabError> {
+        Ok(LabBackend::new(Lab::up(name, nodes, ip_family)?, true))
     }
 
     /// Drives an existing lab (`netmatrix run --lab NAME`); teardown removes only the pods the
@@ -35,7 +34,7 @@ impl LabBackend {
     }
 
     fn new(lab: Lab, owned: bool) -> LabBackend {
-        let nodes = (0..lab.nodes()).map(|i| Node { name: lab.node_name(i), addresses: vec![IpAddr::V4(topology::node_ip(i))] }).collect();
+        let nodes = (0..lab.nodes()).map(|i| Node { name: lab.node_name(i), addresses: lab.node_addresses(i) }).collect();
         LabBackend { lab, nodes, capabilities: detect(), owned, created: BTreeSet::new() }
     }
 

@@ -44,7 +44,7 @@ fn main() {
     // 100 pods with 10 isolated for ingress with no rule: 10% of the cells are denied.
     let (nodes, pods, closed, parallel) = (knob("NODES", 4), knob("PODS", 100), knob("CLOSED", 10), knob("PARALLEL", 25));
     let _ = Lab::down(LAB);
-    let mut backend = LabBackend::up(LAB, nodes).expect("lab up");
+    let mut backend = LabBackend::up(LAB, nodes, netmatrix_model::IpFamilies::Ipv4).expect("lab up");
     let deny = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "closed", "namespace": "bench"},
         "spec": {"podSelector": {"matchLabels": {"closed": "true"}}, "policyTypes": ["Ingress"]}});
     let case = Case::new(

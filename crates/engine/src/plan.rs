@@ -2,8 +2,9 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, PodKey, Protocol, SessionAffinity};
+use netmatrix_model::{Cluster, IpFamily, PodKey, Protocol, SessionAffinity};
 use netmatrix_oracle::explain::Endpoint;
+use netmatrix_oracle::matching::pod_addresses;
 use netmatrix_oracle::services::{self, FrontendKind, Verdict};
 use netmatrix_oracle::{Options, Profile, Reachability};
 use netmatrix_results::{Cell, Check, Expected, Observed, TargetKind};
@@ -34,6 +35,9 @@ impl Planned {
         if let Some(reasons) = &self.reasons {
             return Some(reasons.clone());
         }
+        // The oracle's view of the cell's family, where the run has two.
+        let view = self.cell.family.map(|family| model.of_family(family));
+        let model = view.as_ref().unwrap_or(model);
         let find = |key: &PodKey| model.pods.iter().find(|p| p.key() == *key);
         let (src, dst) = (find(&self.source)?, find(self.target.as_ref()?)?);
         let (port, protocol) = (self.cell.port, self.cell.protocol);
@@ -79,19 +83,36 @@ fn cell(src: &netmatrix_model::Pod, dst: String, port: u16, protocol: Protocol, 
         check: Check::Reach,
         detail: None,
         explanation: None,
+        family: None,
     }
 }
 
 /// The cells of a step's probe set, with the oracle computed once for all of them; `profile`
-/// decides what Kubernetes leaves open.
+/// decides what Kubernetes leaves open. Where pods have addresses of both families, every pod
+/// cell is probed in each family both its pods have, with the oracle deciding on that family's
+/// addresses alone (an ipBlock matches a pod by the address its packets carry); Service cells
+/// are IPv4 only for now (see README).
 pub fn cells(model: &Cluster, spec: &ProbeSpec, profile: Profile) -> Vec<Planned> {
+    match model.families()[..] {
+        [IpFamily::IPv6] => family_cells(model, spec, profile, IpFamily::IPv6, None),
+        [_, _] => IpFamily::BOTH.into_iter().flat_map(|family| family_cells(&model.of_family(family), spec, profile, family, Some(family))).collect(),
+        _ => family_cells(model, spec, profile, IpFamily::IPv4, None),
+    }
+}
+
+/// The cells of `model`, whose addresses are of `family` (alone when `tag`, the family the
+/// cells are marked with, is given).
+fn family_cells(model: &Cluster, spec: &ProbeSpec, profile: Profile, family: IpFamily, tag: Option<IpFamily>) -> Vec<Planned> {
     let mut reach = Reachability::compute(model, Options { ipblocks_match_pods: true });
     let mut cells = Vec::new();
     if spec.pods {
-        cells.extend(pod_cells(model, &mut reach, spec));
+        cells.extend(pod_cells(model, &mut reach, spec, tag));
     }
-    if spec.services {
+    if spec.services && family == IpFamily::IPv4 {
         cells.extend(service_cells(model, &mut reach, spec, profile));
+    }
+    for planned in &mut cells {
+        planned.cell.family = tag;
     }
     cells
 }
@@ -99,12 +120,13 @@ pub fn cells(model: &Cluster, spec: &ProbeSpec, profile: Profile) -> Vec<Planned
 /// Every pod to every other pod (a pod's connection to itself is not a NetworkPolicy
 /// question) on each port of `spec`. Expected allow: the policies allow it and the target
 /// serves the port.
-fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec) -> Vec<Planned> {
+fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, family: Option<IpFamily>) -> Vec<Planned> {
     let mut planned = Vec::new();
     for (s, src) in model.pods.iter().enumerate() {
         for (d, dst) in model.pods.iter().enumerate() {
             let Some(address) = dst.ips.first() else { continue };
-            if s == d {
+            // In one family's view, a source without an address of it cannot send.
+            if s == d || (family.is_some() && pod_addresses(model, src).is_empty()) {
                 continue;
             }
             let conns = reach.pair(reach.pod_class[s], reach.pod_class[d]);
@@ -233,5 +255,32 @@ status: {podIP: 10.244.1.10}
         assert_eq!(find("x/b", "x/a", 81).cell.expected, Expected::Deny, "a does not serve 81");
         let c = find("x/b", "x/a", 80);
         assert_eq!((c.address.to_string().as_str(), c.cell.src_node.as_deref(), c.cell.dst_node.as_deref()), ("10.244.0.10", Some("node1"), Some("node0")));
+    }
+
+    #[test]
+    fn dual_stack_pods_get_a_cell_per_family_each_decided_on_its_own_addresses() {
+        let dual = PODS
+            .replace("{podIP: 10.244.0.10}", "{podIPs: [{ip: 10.244.0.10}, {ip: 'fd00:10:244::10'}]}")
+            .replace("{podIP: 10.244.1.10}", "{podIPs: [{ip: 10.244.1.10}, {ip: 'fd00:10:244:1::10'}]}");
+        // b admits only IPv6 sources: a's IPv4 cell is denied, its IPv6 cell allowed.
+        let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {matchLabels: {pod: b}}, ingress: [{from: [{ipBlock: {cidr: '::/0'}}]}]}\n";
+        let model = cluster(&format!("{dual}{policy}"));
+        let planned = cells(&model, &ProbeSpec::pods(&[(80, Protocol::Tcp)]), Profile::Spec);
+        let summary: Vec<(String, Option<IpFamily>, String, Expected)> =
+            planned.iter().map(|p| (format!("{} -> {}", p.cell.src, p.cell.dst), p.cell.family, p.address.to_string(), p.cell.expected)).collect();
+        assert_eq!(
+            summary,
+            [
+                ("x/a -> x/b".into(), Some(IpFamily::IPv4), "10.244.1.10".into(), Expected::Deny),
+                ("x/b -> x/a".into(), Some(IpFamily::IPv4), "10.244.0.10".into(), Expected::Allow),
+                ("x/a -> x/b".into(), Some(IpFamily::IPv6), "fd00:10:244:1::10".into(), Expected::Allow),
+                ("x/b -> x/a".into(), Some(IpFamily::IPv6), "fd00:10:244::10".into(), Expected::Allow),
+            ]
+        );
+        // A pod of one family has cells of that family only; single-family runs carry no family.
+        let half = cluster(&dual.replace("{podIPs: [{ip: 10.244.1.10}, {ip: 'fd00:10:244:1::10'}]}", "{podIP: 10.244.1.10}"));
+        let families: Vec<Option<IpFamily>> = cells(&half, &ProbeSpec::pods(&[(80, Protocol::Tcp)]), Profile::Spec).iter().map(|p| p.cell.family).collect();
+        assert_eq!(families, [Some(IpFamily::IPv4), Some(IpFamily::IPv4)]);
+        assert!(cells(&cluster(PODS), &ProbeSpec::pods(&[(80, Protocol::Tcp)]), Profile::Spec).iter().all(|p| p.cell.family.is_none()));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Instant, SystemTime};
 
 use netmatrix_cluster::{Backend, BackendError, ObjectKind, Profile};
-use netmatrix_model::{Cluster, Labels, Namespace, PodKey, Protocol};
+use netmatrix_model::{Cluster, IpFamily, Labels, Namespace, PodKey, Protocol};
 use netmatrix_results::{CaseReport, CaseResult, Check, ClusterInfo, Comparison, Expected, Feature, FeatureCoverage, RunReport, SCHEMA, StepReport, Summary};
 
 use crate::case::{Action, Case, Step};
@@ -159,7 +159,7 @@ fn run_case(
 }
 
 /// Each cell's expectation in the last step that probed it.
-type Expectations = HashMap<(String, String, u16, Protocol, Check), Expected>;
+type Expectations = HashMap<(String, String, u16, Protocol, Check, Option<IpFamily>), Expected>;
 
 fn run_step(
     backend: &mut dyn Backend,
@@ -181,7 +181,7 @@ fn run_step(
     // What the step changed: the cells whose verdict moved (what convergence is measured on).
     for p in &mut cells {
         let c = &mut p.cell;
-        let previous = before.insert((c.src.clone(), c.dst.clone(), c.port, c.protocol, c.check), c.expected);
+        let previous = before.insert((c.src.clone(), c.dst.clone(), c.port, c.protocol, c.check, c.family), c.expected);
         c.expected_before = previous.filter(|&e| e != c.expected);
     }
     if cells.is_empty() {

@@ -154,7 +154,7 @@ fn churn_measures_the_delay_of_a_lagging_node_and_only_there() {
     // A lab of this name left by a killed run of this test.
     let _ = Lab::down(LAB);
     let _guard = Guard;
-    let mut backend = LabBackend::up(LAB, 3).unwrap();
+    let mut backend = LabBackend::up(LAB, 3, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let shape = Shape { nodes: 3, namespaces: 1, pods_per_namespace: 6, policies: 0, services: 0, changes: 0, controls: 10 };
     let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
     let world = world::world(&shape, &nodes);

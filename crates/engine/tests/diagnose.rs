@@ -66,6 +66,7 @@ fn cell(src: &str, dst: &str, protocol: Protocol, target: TargetKind, backend: O
         check: Check::Reach,
         detail: None,
         explanation: None,
+        family: None,
     };
     let ns = served_by_namespace(&c).to_owned();
     if egress_denied(src, &ns) || ingress_denied(src, &ns) {

@@ -29,7 +29,7 @@ fn ms(d: Duration) -> String {
 fn up_down(nodes: usize, per_node: usize) {
     let name = "bench";
     let start = Instant::now();
-    let mut lab = Lab::up(name, nodes).expect("lab up");
+    let mut lab = Lab::up(name, nodes, netmatrix_model::IpFamilies::Ipv4).expect("lab up");
     lab.add_pods(pods(nodes, per_node)).expect("pods");
     let up = start.elapsed();
     let start = Instant::now();
@@ -42,7 +42,7 @@ fn up_down(nodes: usize, per_node: usize) {
 fn policy_change() {
     let name = "bench";
     let docs = netmatrix_synth::documents(&netmatrix_synth::Params { pods: 500, policies: 200, ..netmatrix_synth::Params::scale(7, 500, 200) });
-    let mut lab = Lab::up(name, 10).expect("lab up");
+    let mut lab = Lab::up(name, 10, netmatrix_model::IpFamilies::Ipv4).expect("lab up");
     let mut specs = Vec::new();
     let mut policies = Vec::new();
     for doc in docs {

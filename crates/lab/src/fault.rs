@@ -130,6 +130,9 @@ pub fn router_script(table: &str, faults: &[Fault], nodes: usize) -> String {
         for peer in peers {
             let (a, b) = (crate::topology::pod_cidr(fault.node), crate::topology::pod_cidr(peer));
             out.push_str(&format!("    ip saddr {a} ip daddr {b} drop\n    ip saddr {b} ip daddr {a} drop\n"));
+            // The IPv6 twins of the pod CIDRs (dropping nothing in an IPv4 lab).
+            let (a, b) = (crate::topology::twin(a.network()), crate::topology::twin(b.network()));
+            out.push_str(&format!("    ip6 saddr {a}/64 ip6 daddr {b}/64 drop\n    ip6 saddr {b}/64 ip6 daddr {a}/64 drop\n"));
         }
     }
     out.push_str("  }\n}\n");

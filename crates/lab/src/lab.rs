@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, Labels, Namespace, NetworkPolicy, Origin, PodSpec, Protocol, Service};
+use netmatrix_model::{AdminPolicy, Cluster, ContainerPort, IpFamilies, IpFamily, Labels, Namespace, NetworkPolicy, Origin, PodSpec, Protocol, Service};
 use serde::{Deserialize, Serialize};
 
 use crate::delayed::{Delayed, Update};
@@ -98,6 +98,8 @@ pub struct PodState {
     pub name: String,
     pub labels: Labels,
     pub node: usize,
+    /// The lab address naming the pod: its IPv4 address, whose twin is its IPv6 one
+    /// ([`topology::addresses`]); a hostNetwork pod's is its node's.
     pub ip: Ipv4Addr,
     pub ports: Vec<ContainerPort>,
     /// The agent serving the pod's ports; 0 when it serves none.
@@ -116,10 +118,13 @@ struct PodPlace {
     host_network: bool,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(default)]
 struct State {
     nodes: usize,
+    /// Labs made before IPv6 are IPv4 only.
+    #[serde(default = "ipv4_only")]
+    ip_family: IpFamilies,
     namespaces: BTreeMap<String, Labels>,
     pods: Vec<PodState>,
     /// NetworkPolicy manifests as applied, read through the model once per process.
@@ -134,6 +139,28 @@ struct State {
     retired: Vec<Ipv4Addr>,
     /// Hash of the ruleset last applied to each node (the router last), to skip unchanged ones.
     applied: Vec<u64>,
+}
+
+fn ipv4_only() -> IpFamilies {
+    IpFamilies::Ipv4
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            nodes: 0,
+            ip_family: ipv4_only(),
+            namespaces: BTreeMap::new(),
+            pods: Vec::new(),
+            policies: Vec::new(),
+            admin_policies: Vec::new(),
+            services: Vec::new(),
+            faults: Vec::new(),
+            next_pod_id: 0,
+            retired: Vec::new(),
+            applied: Vec::new(),
+        }
+    }
 }
 
 pub struct Lab {
@@ -199,8 +226,9 @@ fn preflight(lab: &str) -> Result<(), LabError> {
 }
 
 impl Lab {
-    /// Creates a lab of `nodes` nodes (no pods yet). On failure, whatever was made is removed.
-    pub fn up(name: &str, nodes: usize) -> Result<Lab, LabError> {
+    /// Creates a lab of `nodes` nodes (no pods yet) with addresses of `ip_family`. On failure,
+    /// whatever was made is removed.
+    pub fn up(name: &str, nodes: usize, ip_family: IpFamilies) -> Result<Lab, LabError> {
         preflight(name)?;
         if nodes == 0 || nodes > topology::MAX_NODES {
             return Err(LabError::BadInput(format!("--nodes {nodes}: a lab has 1 to {} nodes", topology::MAX_NODES)));
@@ -211,7 +239,7 @@ impl Lab {
         }
         let mut lab = Lab {
             name: name.to_owned(),
-            state: State { nodes, ..State::default() },
+            state: State { nodes, ip_family, ..State::default() },
             objects: Objects::default(),
             in_kernel: Vec::new(),
             delayed: BTreeMap::new(),
@@ -219,9 +247,9 @@ impl Lab {
         };
         let built = (|| {
             std::fs::create_dir_all(log_dir(name)).map_err(io_err(format!("creating {}", log_dir(name).display())))?;
-            topology::create_router(name).map_err(io_err("creating the router namespace"))?;
+            topology::create_router(name, ip_family).map_err(io_err("creating the router namespace"))?;
             for node in 0..nodes {
-                topology::create_node(name, node).map_err(io_err(format!("creating node {node}")))?;
+                topology::create_node(name, node, ip_family).map_err(io_err(format!("creating node {node}")))?;
             }
             lab.sync()?;
             lab.save()
@@ -305,6 +333,15 @@ impl Lab {
         self.state.nodes
     }
 
+    pub fn ip_family(&self) -> IpFamilies {
+        self.state.ip_family
+    }
+
+    /// Node `node`'s addresses, the primary family first.
+    pub fn node_addresses(&self, node: usize) -> Vec<IpAddr> {
+        topology::addresses(self.state.ip_family, topology::node_ip(node))
+    }
+
     pub fn node_name(&self, node: usize) -> String {
         format!("node{node}")
     }
@@ -352,11 +389,12 @@ impl Lab {
         let mut result = Ok(());
         for spec in specs {
             result = self.allocate(&spec).and_then(|(node, id, ip)| {
-                topology::create_pod(&self.name, node, id, ip).map_err(io_err(format!("creating pod {}/{}", spec.namespace, spec.name)))?;
+                topology::create_pod(&self.name, node, id, self.state.ip_family, ip)
+                    .map_err(io_err(format!("creating pod {}/{}", spec.namespace, spec.name)))?;
                 if fault::active(&self.state.faults, FaultKind::BreakHairpin, node) {
                     topology::set_hairpin(&self.name, node, &[id], false).map_err(io_err("breaking hairpin"))?;
                 }
-                let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, None)?;
+                let pid = start_agent(&self.name, &names::pod(&self.name, id), id, &spec, &[])?;
                 self.record(spec, PodPlace { id, node, ip, pid, host_network: false });
                 Ok(())
             });
@@ -379,7 +417,8 @@ impl Lab {
         for (i, pod) in pods.iter().enumerate().filter(|(_, p)| pods[first..].iter().any(|n| on_bridge(p, n.node))) {
             let peers: Vec<Ipv4Addr> =
                 pods.iter().enumerate().filter(|&(j, q)| on_bridge(q, pod.node) && j != i && (i >= first || j >= first)).map(|(_, q)| q.ip).collect();
-            topology::set_peers(&self.name, pod.id, &peers, true).map_err(io_err(format!("adding neighbour entries to pod {}/{}", pod.namespace, pod.name)))?;
+            topology::set_peers(&self.name, pod.id, self.state.ip_family, &peers, true)
+                .map_err(io_err(format!("adding neighbour entries to pod {}/{}", pod.namespace, pod.name)))?;
         }
         Ok(())
     }
@@ -439,9 +478,9 @@ impl Lab {
                 let id = self.state.next_pod_id;
                 self.state.next_pod_id += 1;
                 let ip = topology::node_ip(node);
-                // Bound to the node address, so that UDP answers leave from the address asked
+                // Bound to the node addresses, so that UDP answers leave from the address asked
                 // (the node also has its bridge address, which a wildcard socket would answer from).
-                let pid = start_agent(&self.name, &names::node(&self.name, node), id, &spec, Some(ip))?;
+                let pid = start_agent(&self.name, &names::node(&self.name, node), id, &spec, &self.node_addresses(node))?;
                 self.record(spec, PodPlace { id, node, ip, pid, host_network: true });
                 Ok(())
             })();
@@ -477,10 +516,10 @@ impl Lab {
         // Its peers and node drop their entries for it, so their tables hold only live pods.
         // hostNetwork pods share the node's namespace, whose entry `forget_pod` removes.
         for peer in self.state.pods.iter().filter(|p| p.node == pod.node && !p.host_network) {
-            topology::set_peers(&self.name, peer.id, &[pod.ip], false)
+            topology::set_peers(&self.name, peer.id, self.state.ip_family, &[pod.ip], false)
                 .map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from {}/{}", peer.namespace, peer.name)))?;
         }
-        topology::forget_pod(&self.name, pod.node, pod.ip)
+        topology::forget_pod(&self.name, pod.node, self.state.ip_family, pod.ip)
             .map_err(io_err(format!("removing the neighbour entry of {namespace}/{name} from node {}", pod.node)))?;
         self.flush_udp_to(pod.ip)?;
         self.sync()?;
@@ -660,7 +699,7 @@ impl Lab {
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
         let origin = Origin { file: format!("lab {}", self.name), document: 0 };
-        cluster.pods = self.state.pods.iter().map(|p| self.spec_of(p).to_pod(vec![IpAddr::V4(p.ip)], origin.clone())).collect();
+        cluster.pods = self.state.pods.iter().map(|p| self.spec_of(p).to_pod(topology::addresses(self.state.ip_family, p.ip), origin.clone())).collect();
         Ok(cluster)
     }
 
@@ -800,19 +839,30 @@ impl Lab {
     /// A person's view: nodes, pods, policies.
     pub fn status(&self) -> String {
         let mut out = format!(
-            "lab {}: {} nodes, {} pods, {} policies, {} services\n",
+            "lab {}: {} nodes, {} pods, {} policies, {} services, ip family {}\n",
             self.name,
             self.state.nodes,
             self.state.pods.len(),
             self.state.policies.len() + self.state.admin_policies.len(),
-            self.state.services.len()
+            self.state.services.len(),
+            self.state.ip_family.as_str()
         );
         for node in 0..self.state.nodes {
-            out.push_str(&format!("  node{node}  ip {}  pods {}\n", topology::node_ip(node), topology::pod_cidr(node)));
+            let (ips, cidr) = (self.node_addresses(node), topology::pod_cidr(node));
+            let cidrs: Vec<String> = self
+                .state
+                .ip_family
+                .list()
+                .iter()
+                .map(|f| if *f == IpFamily::IPv4 { cidr.to_string() } else { format!("{}/64", topology::twin(cidr.network())) })
+                .collect();
+            let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            out.push_str(&format!("  node{node}  ip {}  pods {}\n", ips.join(","), cidrs.join(",")));
         }
         for p in &self.state.pods {
             let ports: Vec<String> = p.ports.iter().map(|q| format!("{}/{}", q.port, q.protocol)).collect();
-            out.push_str(&format!("  pod {}/{}  node{}  {}  [{}]\n", p.namespace, p.name, p.node, p.ip, ports.join(",")));
+            let ips: Vec<String> = topology::addresses(self.state.ip_family, p.ip).iter().map(ToString::to_string).collect();
+            out.push_str(&format!("  pod {}/{}  node{}  {}  [{}]\n", p.namespace, p.name, p.node, ips.join(","), ports.join(",")));
         }
         for m in &self.state.policies {
             let (ns, name) = object_key(m);
@@ -847,10 +897,10 @@ impl Lab {
 
 /// Starts the pod's agent serving its ports. SCTP is left out where the kernel has no SCTP
 /// (a probe of it then reports `error`, which is not a dataplane verdict).
-fn start_agent(lab: &str, ns: &str, id: u32, spec: &PodSpec, bind: Option<Ipv4Addr>) -> Result<u32, LabError> {
+fn start_agent(lab: &str, ns: &str, id: u32, spec: &PodSpec, binds: &[IpAddr]) -> Result<u32, LabError> {
     let list = |protocol: Protocol| spec.ports.iter().filter(|p| p.protocol == protocol).map(|p| p.port.to_string()).collect::<Vec<_>>().join(",");
     let mut args = vec!["serve".to_owned(), "--name".to_owned(), format!("{}/{}", spec.namespace, spec.name)];
-    if let Some(ip) = bind {
+    for ip in binds {
         args.extend(["--bind".to_owned(), ip.to_string()]);
     }
     let plain = args.len();

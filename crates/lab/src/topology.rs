@@ -11,15 +11,26 @@
 //! namespace, holds only `gc_thresh3` (1024 by default) dynamic entries, fewer than a node's
 //! pods need for each other, and further lookups fail ("neighbor table overflow"). Each pod
 //! `eth0` and bridge has a MAC derived from its address ([`mac`]) and every pair on a node has
-//! permanent entries, which are not counted. The few uplink neighbours are left to ARP.
+//! permanent entries, which are not counted. So do the uplinks' two ends, whose MACs also
+//! derive from their addresses.
+//!
+//! IPv6 (`--ip-family ipv6|dual`) mirrors IPv4 address for address: each address has a twin
+//! ([`twin`]) in `fd00::/8`, `10.244.1.10` is `fd00:10:244:1::10`, on a /64 where IPv4 has a
+//! /24, with the same routes and permanent neighbour entries (for the same MACs), so no
+//! neighbour discovery is needed (a first packet resolving an uplink neighbour was seen to fail
+//! where ARP does not). Addresses skip duplicate address detection (usable at once; the lab
+//! alone assigns them), and pods send no router solicitations, each of which would leave a
+//! dynamic entry on the node.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
+use netmatrix_model::{IpFamilies, IpFamily};
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use rtnetlink::{Handle, LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -48,6 +59,19 @@ fn gateway(node: usize) -> Ipv4Addr {
 /// The `slot`-th pod address of a node.
 pub fn pod_ip(node: usize, slot: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 244, node as u8, 10 + slot as u8)
+}
+
+/// The IPv6 twin of a lab IPv4 address: `fd00:` and the four numbers, each written in decimal
+/// but read as hex, so that it reads like its twin (`172.18.1.2` is `fd00:172:18:1::2`).
+pub fn twin(ip: Ipv4Addr) -> Ipv6Addr {
+    let [a, b, c, d] = ip.octets().map(|n| u16::from_str_radix(&n.to_string(), 16).expect("decimal digits are hex digits"));
+    Ipv6Addr::new(0xfd00, a, b, c, 0, 0, 0, d)
+}
+
+/// The addresses of `families` for the lab address `ip` (its own and its twin), the primary
+/// family first.
+pub fn addresses(families: IpFamilies, ip: Ipv4Addr) -> Vec<IpAddr> {
+    families.list().iter().map(|f| if *f == IpFamily::IPv4 { IpAddr::V4(ip) } else { IpAddr::V6(twin(ip)) }).collect()
 }
 
 /// The MAC of the pod `eth0` or bridge with address `ip`: `0a:58` and the address, as OVN does.
@@ -82,84 +106,140 @@ async fn up(handle: &Handle, name: &str) -> Result<u32, rtnetlink::Error> {
     Ok(i)
 }
 
-async fn address(handle: &Handle, link: u32, ip: Ipv4Addr, prefix: u8) -> Result<(), rtnetlink::Error> {
-    handle.address().add(link, IpAddr::V4(ip), prefix).execute().await
+/// Adds the addresses of `families` for the lab address `ip` to `link`, IPv6 on a /64.
+async fn address(handle: &Handle, link: u32, families: IpFamilies, ip: Ipv4Addr, v4_prefix: u8) -> Result<(), rtnetlink::Error> {
+    for a in addresses(families, ip) {
+        let mut request = handle.address().add(link, a, if a.is_ipv4() { v4_prefix } else { 64 });
+        if a.is_ipv6() {
+            request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        request.execute().await?;
+    }
+    Ok(())
 }
 
-async fn route(handle: &Handle, destination: Ipv4Net, via: Ipv4Addr) -> Result<(), rtnetlink::Error> {
-    let message = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(destination.network(), destination.prefix_len()).gateway(via).build();
-    handle.route().add(message).execute().await
+/// Routes the networks of `families` for the lab network `destination` via the twins of `via`.
+async fn route(handle: &Handle, families: IpFamilies, destination: Ipv4Net, via: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    for family in families.list() {
+        let message = match family {
+            IpFamily::IPv4 => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(destination.network(), destination.prefix_len()).gateway(via).build(),
+            // The /24 of IPv4 is a /64 (a whole /0 stays a /0).
+            IpFamily::IPv6 => {
+                let length = if destination.prefix_len() == 0 { 0 } else { 64 };
+                let network = if length == 0 { Ipv6Addr::UNSPECIFIED } else { twin(destination.network()) };
+                RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(network, length).gateway(twin(via)).build()
+            }
+        };
+        handle.route().add(message).execute().await?;
+    }
+    Ok(())
 }
 
-/// Installs the permanent entry for `ip` (at [`mac`]) on `link`, replacing any other.
-async fn neighbour(handle: &Handle, link: u32, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
-    handle.neighbours().add(link, IpAddr::V4(ip)).link_layer_address(&mac(ip)).replace().execute().await
+/// Installs the permanent entries for the addresses of `families` of `ip` (all at [`mac`] of
+/// `ip`) on `link`, replacing any other.
+async fn neighbour(handle: &Handle, link: u32, families: IpFamilies, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    for a in addresses(families, ip) {
+        handle.neighbours().add(link, a).link_layer_address(&mac(ip)).replace().execute().await?;
+    }
+    Ok(())
 }
 
-async fn remove_neighbour(handle: &Handle, link: u32, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
-    let mut message = NeighbourMessage::default();
-    message.header.family = AddressFamily::Inet;
-    message.header.ifindex = link;
-    message.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-    handle.neighbours().del(message).execute().await
+async fn remove_neighbour(handle: &Handle, link: u32, families: IpFamilies, ip: Ipv4Addr) -> Result<(), rtnetlink::Error> {
+    for a in addresses(families, ip) {
+        let mut message = NeighbourMessage::default();
+        message.header.ifindex = link;
+        let destination = match a {
+            IpAddr::V4(v4) => {
+                message.header.family = AddressFamily::Inet;
+                NeighbourAddress::Inet(v4)
+            }
+            IpAddr::V6(v6) => {
+                message.header.family = AddressFamily::Inet6;
+                NeighbourAddress::Inet6(v6)
+            }
+        };
+        message.attributes.push(NeighbourAttribute::Destination(destination));
+        handle.neighbours().del(message).execute().await?;
+    }
+    Ok(())
 }
 
-/// Adds (`present`) or removes the entries for `ips` on link `dev` of namespace `ns`, all in one
-/// entry into the namespace.
-fn set_neighbours(ns: &str, dev: &str, ips: &[Ipv4Addr], present: bool) -> io::Result<()> {
+/// Adds (`present`) or removes the entries for `ips` (and their twins) on link `dev` of
+/// namespace `ns`, all in one entry into the namespace.
+fn set_neighbours(ns: &str, dev: &str, families: IpFamilies, ips: &[Ipv4Addr], present: bool) -> io::Result<()> {
     netns::netlink(ns, async |h| {
         let link = index(&h, dev).await?;
         for &ip in ips {
-            if present { neighbour(&h, link, ip).await? } else { remove_neighbour(&h, link, ip).await? }
+            if present { neighbour(&h, link, families, ip).await? } else { remove_neighbour(&h, link, families, ip).await? }
         }
         Ok(())
     })
 }
 
-/// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`.
-fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str) -> io::Result<()> {
+/// Turns on forwarding of `families` in namespace `ns`.
+fn forward(ns: &str, families: IpFamilies) -> io::Result<()> {
+    for family in families.list() {
+        match family {
+            IpFamily::IPv4 => netns::sysctl(ns, "net.ipv4.ip_forward", "1")?,
+            IpFamily::IPv6 => netns::sysctl(ns, "net.ipv6.conf.all.forwarding", "1")?,
+        }
+    }
+    Ok(())
+}
+
+/// Creates a veth pair in namespace `ns` and moves `peer` into namespace `peer_ns`; `macs`
+/// gives both ends' addresses.
+fn veth(ns: &str, name: &str, peer: &str, peer_ns: &str, macs: Option<[[u8; 6]; 2]>) -> io::Result<()> {
     let target = std::fs::File::open(netns::path(peer_ns))?;
     let fd = target.as_raw_fd();
     netns::netlink(ns, async |h| {
         h.link().add(LinkVeth::new(name, peer).build()).execute().await?;
         let p = index(&h, peer).await?;
+        if let Some([mine, theirs]) = macs {
+            let i = index(&h, name).await?;
+            h.link().set(LinkUnspec::new_with_index(i).address(mine.to_vec()).build()).execute().await?;
+            h.link().set(LinkUnspec::new_with_index(p).address(theirs.to_vec()).build()).execute().await?;
+        }
         h.link().set(LinkUnspec::new_with_index(p).setns_by_fd(fd).build()).execute().await
     })
 }
 
-pub fn create_router(lab: &str) -> io::Result<()> {
+pub fn create_router(lab: &str, families: IpFamilies) -> io::Result<()> {
     let router = names::router(lab);
     netns::create(&router)?;
     netns::netlink(&router, async |h| up(&h, "lo").await.map(drop))?;
-    netns::sysctl(&router, "net.ipv4.ip_forward", "1")
+    forward(&router, families)
 }
 
 /// A node: its namespace, uplink to the router, bridge and routes.
-pub fn create_node(lab: &str, node: usize) -> io::Result<()> {
+pub fn create_node(lab: &str, node: usize, families: IpFamilies) -> io::Result<()> {
     let (router, ns) = (names::router(lab), names::node(lab, node));
     netns::create(&ns)?;
     let (router_end, node_end) = (names::router_link(lab, node), names::uplink(lab, node));
-    veth(&router, &router_end, &node_end, &ns)?;
+    veth(&router, &router_end, &node_end, &ns, Some([mac(router_ip(node)), mac(node_ip(node))]))?;
     netns::netlink(&router, async |h| {
         let link = up(&h, &router_end).await?;
-        address(&h, link, router_ip(node), 24).await?;
-        route(&h, pod_cidr(node), node_ip(node)).await
+        address(&h, link, families, router_ip(node), 24).await?;
+        neighbour(&h, link, families, node_ip(node)).await?;
+        route(&h, families, pod_cidr(node), node_ip(node)).await
     })?;
     let bridge = names::bridge(lab);
     netns::netlink(&ns, async |h| {
         up(&h, "lo").await?;
         let link = up(&h, &node_end).await?;
-        address(&h, link, node_ip(node), 24).await?;
+        address(&h, link, families, node_ip(node), 24).await?;
+        neighbour(&h, link, families, router_ip(node)).await?;
         // A bridge's MAC otherwise follows its ports, and the pods' entries for it would go stale.
         h.link().add(LinkBridge::new(&bridge).address(mac(gateway(node)).to_vec()).build()).execute().await?;
         let br = up(&h, &bridge).await?;
-        address(&h, br, gateway(node), 24).await?;
-        route(&h, "0.0.0.0/0".parse().expect("valid"), router_ip(node)).await
+        address(&h, br, families, gateway(node), 24).await?;
+        route(&h, families, "0.0.0.0/0".parse().expect("valid"), router_ip(node)).await
     })?;
-    netns::sysctl(&ns, "net.ipv4.ip_forward", "1")?;
+    forward(&ns, families)?;
     // A denied connection is rejected with an ICMP error; rate-limited errors (one per second
     // per source after a burst, by default) would leave a probe to time out instead.
     netns::sysctl(&ns, "net.ipv4.icmp_ratelimit", "0")?;
+    netns::sysctl(&ns, "net.ipv6.icmp.ratelimit", "0")?;
     netns::sysctl(&ns, "net.bridge.bridge-nf-call-iptables", "1")?;
     netns::sysctl(&ns, "net.bridge.bridge-nf-call-ip6tables", "1")
 }
@@ -175,14 +255,19 @@ pub fn set_hairpin(lab: &str, node: usize, ids: &[u32], on: bool) -> io::Result<
     })
 }
 
-/// A pod: its namespace with `eth0` on the node's bridge, its address and default route, and
-/// permanent neighbour entries between the pod and its node (those for the node's other pods
-/// are [`set_peers`]'s).
-pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<()> {
+/// A pod: its namespace with `eth0` on the node's bridge, its addresses and default routes,
+/// and permanent neighbour entries between the pod and its node (those for the node's other
+/// pods are [`set_peers`]'s). `ip` names the pod (its MAC, its IPv6 twin) also where it has
+/// no IPv4 address.
+pub fn create_pod(lab: &str, node: usize, id: u32, families: IpFamilies, ip: Ipv4Addr) -> io::Result<()> {
     let (node_ns, ns) = (names::node(lab, node), names::pod(lab, id));
     netns::create(&ns)?;
+    if families.has(IpFamily::IPv6) {
+        // Before `eth0` arrives, which takes the namespace's defaults.
+        netns::sysctl(&ns, "net.ipv6.conf.default.router_solicitations", "0")?;
+    }
     let (node_end, pod_end) = (names::pod_link(lab, id), names::pod_link_peer(lab, id));
-    veth(&node_ns, &node_end, &pod_end, &ns)?;
+    veth(&node_ns, &node_end, &pod_end, &ns, None)?;
     let bridge = names::bridge(lab);
     netns::netlink(&node_ns, async |h| {
         let br = index(&h, &bridge).await?;
@@ -190,24 +275,49 @@ pub fn create_pod(lab: &str, node: usize, id: u32, ip: Ipv4Addr) -> io::Result<(
         h.link().set(LinkUnspec::new_with_index(link).controller(br).up().build()).execute().await?;
         // Hairpin: a pod reaching itself through a Service is sent back out of its own port.
         h.link().set_port(LinkBridgePort::new(link).hairpin(true).build()).execute().await?;
-        neighbour(&h, br, ip).await
+        neighbour(&h, br, families, ip).await
     })?;
     netns::netlink(&ns, async |h| {
         up(&h, "lo").await?;
         let link = index(&h, &pod_end).await?;
         h.link().set(LinkUnspec::new_with_index(link).name("eth0").address(mac(ip).to_vec()).up().build()).execute().await?;
-        address(&h, link, ip, 24).await?;
-        neighbour(&h, link, gateway(node)).await?;
-        route(&h, "0.0.0.0/0".parse().expect("valid"), gateway(node)).await
+        address(&h, link, families, ip, 24).await?;
+        neighbour(&h, link, families, gateway(node)).await?;
+        route(&h, families, "0.0.0.0/0".parse().expect("valid"), gateway(node)).await
     })
 }
 
 /// Adds (`present`) or removes pod `id`'s entries for the other pods of its node at `peers`.
-pub fn set_peers(lab: &str, id: u32, peers: &[Ipv4Addr], present: bool) -> io::Result<()> {
-    set_neighbours(&names::pod(lab, id), "eth0", peers, present)
+pub fn set_peers(lab: &str, id: u32, families: IpFamilies, peers: &[Ipv4Addr], present: bool) -> io::Result<()> {
+    set_neighbours(&names::pod(lab, id), "eth0", families, peers, present)
 }
 
 /// Removes the node's entry for a deleted pod: it is on the bridge, which outlives the pod's veth.
-pub fn forget_pod(lab: &str, node: usize, ip: Ipv4Addr) -> io::Result<()> {
-    set_neighbours(&names::node(lab, node), &names::bridge(lab), &[ip], false)
+pub fn forget_pod(lab: &str, node: usize, families: IpFamilies, ip: Ipv4Addr) -> io::Result<()> {
+    set_neighbours(&names::node(lab, node), &names::bridge(lab), families, &[ip], false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_twins_read_like_their_ipv4_addresses() {
+        assert_eq!(twin(pod_ip(1, 0)).to_string(), "fd00:10:244:1::10");
+        assert_eq!(twin(node_ip(249)).to_string(), "fd00:172:18:249::2");
+        assert_eq!(twin(pod_ip(0, MAX_PODS_PER_NODE - 1)).to_string(), "fd00:10:244::254");
+        // Distinct IPv4 addresses have distinct twins, inside each node's /64.
+        let twins: std::collections::BTreeSet<Ipv6Addr> = (0..MAX_PODS_PER_NODE).map(|s| twin(pod_ip(7, s))).collect();
+        assert_eq!(twins.len(), MAX_PODS_PER_NODE);
+        assert!(twins.iter().all(|t| t.segments()[..4] == twin(gateway(7)).segments()[..4]));
+    }
+
+    #[test]
+    fn addresses_list_the_primary_family_first() {
+        let ip = pod_ip(2, 3);
+        let v6: IpAddr = "fd00:10:244:2::13".parse().unwrap();
+        assert_eq!(addresses(IpFamilies::Dual, ip), [IpAddr::V4(ip), v6]);
+        assert_eq!(addresses(IpFamilies::Ipv6, ip), [v6]);
+        assert_eq!(addresses(IpFamilies::Ipv4, ip), [IpAddr::V4(ip)]);
+    }
 }

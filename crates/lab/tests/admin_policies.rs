@@ -158,7 +158,7 @@ fn admin_policies_enforce_what_the_oracle_predicts() {
     }
     ensure_agent();
     let _guard = Guard("tanp");
-    let mut lab = Lab::up("tanp", 3).unwrap();
+    let mut lab = Lab::up("tanp", 3, netmatrix_model::IpFamilies::Ipv4).unwrap();
     populate(&mut lab);
     let allow_all_ingress_x = || np("x", "allow-all", json!({"podSelector": {}, "ingress": [{}]}));
     let deny_all_ingress_x = || np("x", "deny-all", json!({"podSelector": {}, "policyTypes": ["Ingress"]}));

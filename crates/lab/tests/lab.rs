@@ -102,7 +102,7 @@ fn pods_reach_each_other_and_policies_enforce_what_the_oracle_predicts() {
     }
     ensure_agent();
     let _guard = Guard("tpol");
-    let mut lab = Lab::up("tpol", 3).unwrap();
+    let mut lab = Lab::up("tpol", 3, netmatrix_model::IpFamilies::Ipv4).unwrap();
     populate(&mut lab);
 
     // No policy: everything connects, on the same node and across nodes.
@@ -163,7 +163,7 @@ fn incremental_updates_leave_the_tables_a_full_apply_gives_and_repair_a_tampered
     }
     ensure_agent();
     let _guard = Guard("tinc");
-    let mut lab = Lab::up("tinc", 2).unwrap();
+    let mut lab = Lab::up("tinc", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     // Removed with the lab: its name has the lab's prefix.
     let scratch = format!("{}scratch", names::prefix("tinc"));
     netns::create(&scratch).unwrap();
@@ -218,7 +218,7 @@ fn an_invalid_policy_changes_nothing() {
     }
     ensure_agent();
     let _guard = Guard("tbad");
-    let mut lab = Lab::up("tbad", 1).unwrap();
+    let mut lab = Lab::up("tbad", 1, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let bad = policy("x", "bad", json!({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}));
     let err = lab.apply_policy(bad).unwrap_err().to_string();
     assert!(err.contains("spec.podSelector.matchExpressions[0].operator"), "{err}");
@@ -232,8 +232,8 @@ fn two_labs_coexist_and_down_removes_everything() {
     }
     ensure_agent();
     let (_a, _b) = (Guard("tca"), Guard("tcb"));
-    let mut a = Lab::up("tca", 2).unwrap();
-    let mut b = Lab::up("tcb", 2).unwrap();
+    let mut a = Lab::up("tca", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
+    let mut b = Lab::up("tcb", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     for lab in [&mut a, &mut b] {
         for (pod, node) in [("p", 0), ("q", 1)] {
             lab.add_pod(PodSpec {
@@ -250,7 +250,7 @@ fn two_labs_coexist_and_down_removes_everything() {
     // Both labs use the same addresses, each in its own namespaces.
     assert_eq!(a.pods()[1].ip, b.pods()[1].ip);
     assert!(observe(&a, 80).values().all(|&c| c) && observe(&b, 80).values().all(|&c| c));
-    assert!(matches!(Lab::up("tca", 1), Err(netmatrix_lab::LabError::Exists(_))), "a name clash is refused");
+    assert!(matches!(Lab::up("tca", 1, netmatrix_model::IpFamilies::Ipv4), Err(netmatrix_lab::LabError::Exists(_))), "a name clash is refused");
     let pids: Vec<u32> = a.pods().iter().map(|p| p.pid).collect();
     Lab::down("tca").unwrap();
     assert!(netns::list("nm-tca-").unwrap().is_empty(), "no namespace of lab tca is left");
@@ -266,7 +266,7 @@ fn two_labs_coexist_and_down_removes_everything() {
 #[test]
 fn bad_lab_names_are_refused_before_anything_is_made() {
     for name in ["", "UPPER", "toolongname", "a-b"] {
-        assert!(matches!(Lab::up(name, 1), Err(netmatrix_lab::LabError::BadInput(_))), "{name:?}");
+        assert!(matches!(Lab::up(name, 1, netmatrix_model::IpFamilies::Ipv4), Err(netmatrix_lab::LabError::BadInput(_))), "{name:?}");
     }
 }
 
@@ -277,7 +277,7 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     }
     ensure_agent();
     let _guard = Guard("tflt");
-    let mut lab = Lab::up("tflt", 3).unwrap();
+    let mut lab = Lab::up("tflt", 3, netmatrix_model::IpFamilies::Ipv4).unwrap();
     for node in 0..3 {
         for k in 0..2 {
             let ports = vec![tcp(80), ContainerPort { name: None, port: 80, protocol: Protocol::Udp }];
@@ -349,7 +349,7 @@ fn services_balance_translate_and_reject_without_endpoints() {
     }
     ensure_agent();
     let _guard = Guard("tsvc");
-    let mut lab = Lab::up("tsvc", 2).unwrap();
+    let mut lab = Lab::up("tsvc", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let web = labels(&[("app", "web")]);
     lab.add_pods(vec![
         PodSpec {
@@ -411,7 +411,7 @@ fn service_faults_break_exactly_their_node_and_clear_restores() {
     }
     ensure_agent();
     let _guard = Guard("tsvf");
-    let mut lab = Lab::up("tsvf", 2).unwrap();
+    let mut lab = Lab::up("tsvf", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let web = labels(&[("app", "web")]);
     let http = || vec![tcp(80)];
     lab.add_pods(vec![
@@ -452,7 +452,7 @@ fn udp_flows_to_a_deleted_backend_are_flushed_unless_the_node_keeps_them() {
     }
     ensure_agent();
     let _guard = Guard("tudp");
-    let mut lab = Lab::up("tudp", 2).unwrap();
+    let mut lab = Lab::up("tudp", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let dns = labels(&[("app", "dns")]);
     let udp = || vec![ContainerPort { name: None, port: 53, protocol: Protocol::Udp }];
     lab.add_pods(vec![
@@ -502,7 +502,7 @@ fn fifty_pods_on_one_node_connect_through_permanent_neighbour_entries() {
     }
     ensure_agent();
     let _guard = Guard("tarp");
-    let mut lab = Lab::up("tarp", 1).unwrap();
+    let mut lab = Lab::up("tarp", 1, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let spec =
         |name: String| PodSpec { namespace: "default".into(), name, labels: Labels::new(), node: "node0".into(), ports: vec![tcp(80)], host_network: false };
     lab.add_pods((0..50).map(|i| spec(format!("p{i}"))).collect()).unwrap();
@@ -549,7 +549,7 @@ fn a_vanished_namespace_is_named_not_taken_for_a_missing_tool() {
     }
     ensure_agent();
     let _guard = Guard("tgone");
-    let mut lab = Lab::up("tgone", 2).unwrap();
+    let mut lab = Lab::up("tgone", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let gone = names::node("tgone", 1);
     netns::delete(&gone).unwrap();
     // A change to node 1's rules runs `nft` in its namespace.
@@ -593,7 +593,7 @@ fn delay_policy_holds_back_one_nodes_rule_updates() {
     /// Probing, the agent starting, `nft` and a loaded host (lab tests run in parallel).
     const TOLERANCE: Duration = Duration::from_millis(250);
     let _guard = Guard("tdly");
-    let mut lab = Lab::up("tdly", 2).unwrap();
+    let mut lab = Lab::up("tdly", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let scratch = format!("{}scratch", names::prefix("tdly"));
     netns::create(&scratch).unwrap();
     let pod = |name: &str, node: usize, ports: Vec<ContainerPort>| PodSpec {
@@ -672,7 +672,7 @@ fn delay_policy_holds_back_one_nodes_rule_updates() {
     // value's update, dropped, never reaches the new lab.
     lab.apply_policy(deny("p1")).unwrap();
     Lab::down("tdly").unwrap();
-    let mut again = Lab::up("tdly", 2).unwrap();
+    let mut again = Lab::up("tdly", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     drop(lab);
     let scratch = format!("{}scratch", names::prefix("tdly"));
     netns::create(&scratch).unwrap();

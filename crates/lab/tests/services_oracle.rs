@@ -186,7 +186,7 @@ fn every_service_frontend_behaves_as_the_oracle_predicts() {
     }
     ensure_agent();
     let _guard = Guard("tsvo");
-    let mut lab = Lab::up("tsvo", 2).unwrap();
+    let mut lab = Lab::up("tsvo", 2, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let client = labels(&[("role", "client")]);
     lab.add_pods(vec![
         // The named targetPort "http" is 8080 on web-0 and 8081 on web-1.

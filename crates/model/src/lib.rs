@@ -6,6 +6,7 @@
 
 mod dom;
 mod error;
+mod family;
 mod load;
 mod raw;
 mod schema;
@@ -15,6 +16,7 @@ mod types;
 mod yaml;
 
 pub use error::{InputError, InputErrors};
+pub use family::{IpFamilies, IpFamily};
 pub use load::{parse_files, parse_files_with, parse_str, yaml_error_message};
 pub use schema::Validation;
 pub use selector::{LabelSelector, Operator, Requirement};

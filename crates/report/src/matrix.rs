@@ -3,11 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 
 use netmatrix_results::{Cell, Check, StepReport, TargetKind};
 
-/// What puts cells into the same matrix; the derived order is the order tables are printed in.
+/// What puts cells into the same matrix, and their family on a run of two (a table per family,
+/// IPv4's first); the derived order is the order tables are printed in.
+type Group = (GroupKey, Option<IpFamily>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum GroupKey {
     /// Pod-to-pod reachability on one port.
@@ -51,11 +54,11 @@ pub(crate) enum Order<'n> {
 }
 
 pub(crate) fn matrices<'a>(step: &'a StepReport, order: Order) -> Vec<Matrix<'a>> {
-    let mut groups: BTreeMap<GroupKey, Vec<&Cell>> = BTreeMap::new();
+    let mut groups: BTreeMap<Group, Vec<&Cell>> = BTreeMap::new();
     for cell in &step.cells {
-        groups.entry(group_key(cell)).or_default().push(cell);
+        groups.entry((group_key(cell), cell.family)).or_default().push(cell);
     }
-    groups.into_iter().map(|(key, cells)| matrix(key, cells, order)).collect()
+    groups.into_iter().map(|((key, family), cells)| matrix(key, family, cells, order)).collect()
 }
 
 fn group_key(cell: &Cell) -> GroupKey {
@@ -143,7 +146,7 @@ fn axis(mut places: Vec<Place>, order: Order) -> (Vec<String>, Vec<Span>) {
     (places.into_iter().map(|p| p.label).collect(), spans)
 }
 
-fn matrix<'a>(key: GroupKey, cells: Vec<&'a Cell>, order: Order) -> Matrix<'a> {
+fn matrix<'a>(key: GroupKey, family: Option<IpFamily>, cells: Vec<&'a Cell>, order: Order) -> Matrix<'a> {
     let column_of = |cell: &Cell| match key {
         GroupKey::Pod { .. } => cell.dst.clone(),
         GroupKey::Address { .. } | GroupKey::Check { .. } => address_label(cell),
@@ -168,6 +171,10 @@ fn matrix<'a>(key: GroupKey, cells: Vec<&'a Cell>, order: Order) -> Matrix<'a> {
             format!("{} {protocol}", kinds.join(", "))
         }
         GroupKey::Check { check, protocol } => format!("{check} {protocol}"),
+    };
+    let title = match family {
+        Some(family) => format!("{title} {}", family.as_str()),
+        None => title,
     };
     Matrix { title, rows, columns, cells: by_position, row_groups, column_groups }
 }

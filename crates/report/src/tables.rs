@@ -181,11 +181,12 @@ pub(crate) fn describe_cell(cell: &Cell) -> String {
         text.push_str(&format!("[{}] ", check_name(cell.check)));
     }
     text.push_str(&format!(
-        "{} -> {} {}/{}: expected {}, observed {}",
+        "{} -> {} {}/{}{}: expected {}, observed {}",
         cell.src,
         cell.dst,
         cell.port,
         cell.protocol,
+        cell.family.map(|f| format!(" {}", f.as_str())).unwrap_or_default(),
         expected_name(cell.expected),
         observed_name(cell.observed)
     ));

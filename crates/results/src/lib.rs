@@ -10,7 +10,7 @@ mod features;
 
 use std::collections::BTreeMap;
 
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use serde::{Deserialize, Serialize};
 
 pub use features::{Feature, FeatureCoverage, FeatureResult, Group};
@@ -221,6 +221,10 @@ pub struct Cell {
     /// reasoning); given for the cells that were wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
+    /// The IP family probed, on runs whose pods have addresses of both (a single-family run's
+    /// report stays as it was before IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<IpFamily>,
 }
 
 /// What a cell checks; `observed` is `allow` when the check held.

@@ -3,7 +3,7 @@
 //! Every case probes the x/y/z × a/b/c world; the oracle says what to expect.
 
 use netmatrix_cluster::ObjectKind;
-use netmatrix_model::{Cluster, Labels, PodKey, Protocol};
+use netmatrix_model::{Cluster, IpFamily, Labels, PodKey, Protocol};
 use serde_json::{Value, json};
 
 use super::policy;
@@ -222,6 +222,15 @@ pub fn cases() -> Vec<Case> {
             vec![Step::new("x may send only to the addresses of z's pods (ipBlock /32s)", vec![Action::ApplyFromModel(egress_to_z_addresses)], tcp())],
         ),
         case(
+            "ipblock-ipv6",
+            "ipblock",
+            vec![Step::new(
+                "x/a from IPv6 addresses only, but y/b's (an IPv6 ipBlock with except: IPv4 is denied)",
+                vec![Action::ApplyFromModel(ipv6_but_y_b)],
+                tcp(),
+            )],
+        ),
+        case(
             "update-policy",
             "update",
             vec![
@@ -285,16 +294,35 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-fn pod_address(model: &Cluster, namespace: &str, name: &str) -> Option<String> {
-    model.pods.iter().find(|p| p.namespace == namespace && p.name == name)?.ips.first().map(|ip| format!("{ip}/32"))
+/// The pod's addresses of `family` as host CIDRs (`/32`, `/128`).
+fn pod_addresses(model: &Cluster, namespace: &str, name: &str, family: IpFamily) -> Vec<String> {
+    let pod = model.pods.iter().find(|p| p.namespace == namespace && p.name == name);
+    let ips = pod.into_iter().flat_map(|p| &p.ips).filter(|ip| IpFamily::of(ip) == family);
+    ips.map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })).collect()
 }
 
+/// Every address of each family the pods have: one ipBlock per family, but y/b's address.
 fn ipblock_except(model: &Cluster) -> Vec<Value> {
-    let except: Vec<String> = pod_address(model, "y", "b").into_iter().collect();
-    vec![ingress_to_a("ipblock", json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": except}}]), json!([]))]
+    let mut families = model.families();
+    if families.is_empty() {
+        families.push(IpFamily::IPv4);
+    }
+    let blocks: Vec<Value> = families
+        .into_iter()
+        .map(|family| {
+            let cidr = if family == IpFamily::IPv4 { "0.0.0.0/0" } else { "::/0" };
+            json!({"ipBlock": {"cidr": cidr, "except": pod_addresses(model, "y", "b", family)}})
+        })
+        .collect();
+    vec![ingress_to_a("ipblock", json!(blocks), json!([]))]
+}
+
+fn ipv6_but_y_b(model: &Cluster) -> Vec<Value> {
+    vec![ingress_to_a("ipblock-ipv6", json!([{"ipBlock": {"cidr": "::/0", "except": pod_addresses(model, "y", "b", IpFamily::IPv6)}}]), json!([]))]
 }
 
 fn egress_to_z_addresses(model: &Cluster) -> Vec<Value> {
-    let to: Vec<Value> = ["a", "b", "c"].iter().filter_map(|p| pod_address(model, "z", p)).map(|cidr| json!({"ipBlock": {"cidr": cidr}})).collect();
+    let addresses = ["a", "b", "c"].into_iter().flat_map(|p| IpFamily::BOTH.into_iter().flat_map(move |f| pod_addresses(model, "z", p, f)));
+    let to: Vec<Value> = addresses.map(|cidr| json!({"ipBlock": {"cidr": cidr}})).collect();
     vec![policy("x", "to-z", json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": to}]}))]
 }

@@ -283,6 +283,7 @@ mod tests {
             check: Check::Reach,
             detail: None,
             explanation: None,
+            family: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub fn cell(src: &str, dst: &str, port: u16, protocol: Protocol, expected: Expec
         check: Check::Reach,
         detail: None,
         explanation: None,
+        family: None,
     }
 }
 

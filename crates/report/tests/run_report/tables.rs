@@ -1,7 +1,7 @@
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_report::features::write_features;
 use netmatrix_report::tables::{Tables, write_case, write_summary};
-use netmatrix_results::{CaseReport, CaseResult, Expected, Feature, Group, Observed, StepReport};
+use netmatrix_results::{CaseReport, CaseResult, Cell, Expected, Feature, Group, Observed, StepReport};
 
 use crate::fixture::{allow_all_step, cell, pods, report};
 
@@ -51,6 +51,23 @@ fn passing_three_by_three() {
     assert!(text.contains("80/TCP comparison:\n-   x/a x/b x/c\nx/a     .   .\nx/b .       .\nx/c .   .\n"), "{text}");
     assert!(text.contains("reachability: correct:6, incorrect:0, inconclusive:0, result=true\n"), "{text}");
     assert!(!text.contains("errors:"), "no error counts when there are none: {text}");
+}
+
+#[test]
+fn a_dual_stack_step_has_a_table_per_family_and_names_the_family_of_wrong_cells() {
+    let mut cells = Vec::new();
+    for family in IpFamily::BOTH {
+        for (src, dst) in [("x/a", "x/b"), ("x/b", "x/a")] {
+            // Only x/a -> x/b over IPv6 is wrong.
+            let observed = if (src, family) == ("x/a", IpFamily::IPv6) { Observed::Deny } else { Observed::Allow };
+            cells.push(Cell { family: Some(family), ..cell(src, dst, 80, Protocol::Tcp, Expected::Allow, observed) });
+        }
+    }
+    let text = render_case(&case_of(vec![StepReport { name: "dual".into(), tries: 1, cells }]));
+    assert!(text.contains("80/TCP IPv4 comparison:\n-   x/a x/b\nx/a     .\nx/b .\n80/TCP IPv6 expected:"), "{text}");
+    assert!(text.contains("80/TCP IPv6 comparison:\n-   x/a x/b\nx/a     X\nx/b .\n"), "{text}");
+    assert!(text.contains("X x/a -> x/b 80/TCP IPv6: expected allow, observed deny"), "{text}");
+    assert!(text.contains("reachability: correct:3, incorrect:1,"), "one tally over both families: {text}");
 }
 
 #[test]
