@@ -2,6 +2,9 @@
 //! back its rule updates by 300 ms (`delay-policy`), a change whose rules live on node1 measures
 //! the delay and one on node0 measures about nothing. Needs root (CI is root).
 
+#[path = "support/lab.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ use netmatrix_results::churn::{ChangeReport, Direction, Shape};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
+use support::{Guard, ensure_agent, root};
 
 /// This test's lab; other tests use other names.
 const LAB: &str = "tchn";
@@ -43,33 +47,6 @@ const TOLERANCE: Duration = Duration::from_millis(200);
 /// normally (down to 290 ms was seen), but once, beside two busy loops at load 7.6, a delayed
 /// change measured 237.7 ms: 100 ms covers such a stall and still tells the delay from none.
 const EARLY: Duration = Duration::from_millis(100);
-
-fn root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("SKIPPED: the churn lab test needs root to create network namespaces (CI runs as root)");
-    }
-    root
-}
-
-/// `cargo test -p netmatrix-engine` alone does not build the agent the lab's pods run: build it.
-fn ensure_agent() {
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netmatrix-agent");
-    if !target.is_file() {
-        let status = std::process::Command::new(env!("CARGO")).args(["build", "-q", "-p", "netmatrix-agent"]).status().unwrap();
-        assert!(status.success(), "building netmatrix-agent");
-    }
-}
-
-/// Removes the lab when the test ends, passed or not. Made before the backend, so dropped
-/// after it: the backend's `Lab` (and the lock it holds) is gone by then.
-struct Guard;
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Lab::down(LAB);
-    }
-}
 
 /// A NetworkPolicy denying all ingress to the pods with one of `roles` (and `instance`, when given).
 fn deny(name: &str, roles: &[&str], instance: Option<&str>) -> Act {
@@ -147,13 +124,13 @@ fn prompt(report: &ChangeReport) -> f64 {
 
 #[test]
 fn churn_measures_the_delay_of_a_lagging_node_and_only_there() {
-    if !root() {
+    if !root("the churn lab test") {
         return;
     }
     ensure_agent();
     // A lab of this name left by a killed run of this test.
     let _ = Lab::down(LAB);
-    let _guard = Guard;
+    let _guard = Guard(LAB);
     let mut backend = LabBackend::up(LAB, 3, netmatrix_model::IpFamilies::Ipv4).unwrap();
     let shape = Shape { nodes: 3, namespaces: 1, pods_per_namespace: 6, policies: 0, services: 0, changes: 0, controls: 10 };
     let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();

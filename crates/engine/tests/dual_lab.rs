@@ -2,6 +2,9 @@
 //! IPv6 with real packets, and every cell of both families must be what the oracle predicts for
 //! its family. Needs root (CI is root).
 
+#[path = "support/lab.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 
 use netmatrix_cluster::Backend;
@@ -10,45 +13,20 @@ use netmatrix_engine::{ProbeConfig, run, suites};
 use netmatrix_lab::Lab;
 use netmatrix_model::{IpFamilies, IpFamily};
 use netmatrix_results::{CaseResult, Comparison, Expected};
+use support::{Guard, ensure_agent, root};
 
 /// This test's lab; other tests use other names.
 const LAB: &str = "tdual";
 
-fn root() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("SKIPPED: the dual-stack lab test needs root to create network namespaces (CI runs as root)");
-    }
-    root
-}
-
-/// `cargo test -p netmatrix-engine` alone does not build the agent the lab's pods run: build it.
-fn ensure_agent() {
-    let target = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("netmatrix-agent");
-    if !target.is_file() {
-        let status = std::process::Command::new(env!("CARGO")).args(["build", "-q", "-p", "netmatrix-agent"]).status().unwrap();
-        assert!(status.success(), "building netmatrix-agent");
-    }
-}
-
-/// Removes the lab when the test ends, passed or not (made before the backend, dropped after).
-struct Guard;
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Lab::down(LAB);
-    }
-}
-
 #[test]
 fn the_netpol_suite_holds_cell_by_cell_in_both_families() {
-    if !root() {
+    if !root("the dual-stack lab test") {
         return;
     }
     ensure_agent();
     // A lab of this name left by a killed run of this test.
     let _ = Lab::down(LAB);
-    let _guard = Guard;
+    let _guard = Guard(LAB);
     let mut backend = LabBackend::up(LAB, 3, IpFamilies::Dual).unwrap();
     let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
     assert!(backend.nodes().iter().all(|n| n.addresses.len() == 2 && n.addresses[0].is_ipv4()), "nodes list IPv4 first: {:?}", backend.nodes());
