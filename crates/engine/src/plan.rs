@@ -30,14 +30,12 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// Why the oracle expected what it did, in one line.
+    /// Why the oracle expected what it did, in one line; `model` as the cell's family sees it
+    /// (`Cluster::of_family`, where the run has two).
     pub fn explain(&self, model: &Cluster) -> Option<String> {
         if let Some(reasons) = &self.reasons {
             return Some(reasons.clone());
         }
-        // The oracle's view of the cell's family, where the run has two.
-        let view = self.cell.family.map(|family| model.of_family(family));
-        let model = view.as_ref().unwrap_or(model);
         let find = |key: &PodKey| model.pods.iter().find(|p| p.key() == *key);
         let (src, dst) = (find(&self.source)?, find(self.target.as_ref()?)?);
         let (port, protocol) = (self.cell.port, self.cell.protocol);

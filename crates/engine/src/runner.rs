@@ -190,8 +190,14 @@ fn run_step(
     }
     let backend: &dyn Backend = backend;
     probe_cells(backend, &mut cells, config, &|count| on_event(Event::Probed { count }));
+    // Each family's view of the model made once per step, not once per wrong cell.
+    let mut views: BTreeMap<IpFamily, Cluster> = BTreeMap::new();
     for p in cells.iter_mut().filter(|p| p.cell.comparison() == Comparison::Wrong) {
-        p.cell.explanation = p.explain(&model);
+        let view = match p.cell.family {
+            Some(family) => &*views.entry(family).or_insert_with(|| model.of_family(family)),
+            None => &model,
+        };
+        p.cell.explanation = p.explain(view);
     }
     let tries = cells.iter().map(|c| c.cell.tries).max().unwrap_or(0);
     let exercised = features::exercised(&applied(&model, created, step.probe.services));
