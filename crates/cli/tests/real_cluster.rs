@@ -234,7 +234,7 @@ fn churn_converges(dir: &Path, mode: &str) {
     let ran = run(&format!("netmatrix churn, kube-proxy {mode}"), &mut command, Duration::from_secs(900));
     let report = std::fs::read(&json).unwrap_or_else(|e| panic!("churn: no report ({e}):\n{}", ran.tail()));
     let report: ChurnReport = serde_json::from_slice(&report).unwrap();
-    assert_eq!(ran.status.code(), Some(0), "churn, kube-proxy {mode}:\n{}", ran.tail());
+    assert_eq!(ran.status.code(), Some(0), "churn, kube-proxy {mode}: {:#?}\n{}", churn_problems(&report), ran.tail());
     assert_eq!(report.patterns.len(), 3);
     for p in &report.patterns {
         for c in &p.changes {
@@ -245,6 +245,29 @@ fn churn_converges(dir: &Path, mode: &str) {
     }
     let stamped = report.patterns.iter().flat_map(|p| &p.changes).filter(|c| c.server_time.is_some()).count();
     assert!(stamped > 0, "no change carried the API server's time");
+}
+
+/// Every cell a churn report flags, with what its wrong probes got: the output's tail may be
+/// cut where the tables are, and these say whether a dataplane lagged or a probe timed out.
+fn churn_problems(report: &ChurnReport) -> Vec<String> {
+    let mut problems = Vec::new();
+    for p in &report.patterns {
+        for c in p.setup.iter().chain(&p.changes) {
+            let flagged = [("not converged", &c.not_converged), ("regressed", &c.regressed), ("control changed", &c.controls_changed)];
+            for (what, cells) in flagged {
+                for cell in cells {
+                    problems.push(format!(
+                        "{} #{} {}: {what} {} -> {} {}/{:?} expected {} (seen wrong: {:?})",
+                        p.pattern, c.index, c.description, cell.src, cell.dst, cell.port, cell.protocol, cell.expected, cell.wrong_outcomes
+                    ));
+                }
+            }
+            if c.probe_errors > 0 {
+                problems.push(format!("{} #{} {}: {} probes failed to run", p.pattern, c.index, c.description, c.probe_errors));
+            }
+        }
+    }
+    problems
 }
 
 /// kube-router v2.1.0 does not enforce a pod's egress where the same NetworkPolicy's ingress
@@ -391,9 +414,20 @@ fn node_footprint(node: usize) -> (usize, usize, usize) {
     )
 }
 
-/// 50 pods made and deleted again leave no network namespace, veth or process behind.
+/// The MAC address of each node's pod bridge (the pods' gateway).
+fn bridge_macs(nodes: usize) -> Vec<String> {
+    let mac = |node| {
+        let out = Command::new("ip").args(["netns", "exec", &format!("nmk-node{node}"), "cat", "/sys/class/net/cbr0/address"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    (1..=nodes).map(mac).collect()
+}
+
+/// 50 pods made and deleted again leave no network namespace, veth or process behind, and the
+/// pods' gateway keeps its MAC throughout (a changed one loses the other pods' next packets).
 fn pod_churn_leaves_nothing(bin: &Path, nodes: usize) {
     let before: Vec<_> = (1..=nodes).map(node_footprint).collect();
+    let macs = bridge_macs(nodes);
     let pods: String = (0..50)
         .map(|i| {
             format!(
@@ -413,6 +447,7 @@ fn pod_churn_leaves_nothing(bin: &Path, nodes: usize) {
     for (node, (b, d)) in before.iter().zip(&during).enumerate() {
         assert!(d.0 > b.0 && d.1 > b.1 && d.2 > b.2, "node{}: the pods should show: before {b:?}, with them {d:?}", node + 1);
     }
+    assert_eq!(bridge_macs(nodes), macs, "the pod bridges' MACs changed when the pods came");
     succeed("kubectl delete: 50 pods", kubectl(bin).args(["delete", "namespace", "nmk-churn", "--timeout=240s"]), Duration::from_secs(260));
     let started = Instant::now();
     loop {
@@ -427,6 +462,7 @@ fn pod_churn_leaves_nothing(bin: &Path, nodes: usize) {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
+    assert_eq!(bridge_macs(nodes), macs, "the pod bridges' MACs changed when the pods went");
     eprintln!("  pod churn: per node (veths, netns mounts, processes) {before:?} -> {during:?} -> back");
 }
 
