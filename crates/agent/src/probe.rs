@@ -130,7 +130,8 @@ fn classify(e: io::Error) -> Failure {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => Failure::Refused,
         io::ErrorKind::TimedOut => Failure::Timeout,
-        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => Failure::Unreachable(e.to_string()),
+        // EACCES: ICMPv6 "administratively prohibited", a rejecting policy (IPv4's is EHOSTUNREACH).
+        io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable | io::ErrorKind::PermissionDenied => Failure::Unreachable(e.to_string()),
         // Local: ephemeral ports exhausted, or the source port's 4-tuple is taken.
         io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => Failure::Agent(format!("local address: {e}")),
         _ => Failure::Other(e.to_string()),
@@ -153,6 +154,7 @@ async fn tcp(address: SocketAddr, source_port: Option<u16>, identify: bool, dead
     let start = Instant::now();
     let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() };
     let socket = socket.map_err(agent("tcp socket"))?;
+    keep_icmp_errors(&socket, address).map_err(agent("IP_RECVERR"))?;
     if let Some(port) = source_port {
         socket.set_reuseaddr(true).map_err(agent("SO_REUSEADDR"))?;
         socket.bind(local_address(address, port)).map_err(agent("bind source port"))?;
@@ -178,6 +180,18 @@ async fn tcp(address: SocketAddr, source_port: Option<u16>, identify: bool, dead
         }
     }
     Ok((latency, parse_reply(&buf[..len])))
+}
+
+/// On one host a reject's ICMP error comes back within the SYN's own transmit, while `connect`
+/// still holds the socket; the kernel then keeps the error only for a socket that asked for
+/// errors (RECVERR), and otherwise waits for the SYN's retransmission (1 s) — every time for IPv6.
+fn keep_icmp_errors(socket: &TcpSocket, address: SocketAddr) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    match address {
+        SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4RecvErr, &true),
+        SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvErr, &true),
+    }
+    .map_err(io::Error::from)
 }
 
 async fn udp(address: SocketAddr, source_port: Option<u16>, deadline: Instant) -> Result<(Duration, Answer), Failure> {

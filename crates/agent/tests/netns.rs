@@ -121,3 +121,35 @@ fn batch_in_a_namespace_reports_every_verdict() {
         assert_eq!(r[i]["client_ip"], "127.0.0.1");
     }
 }
+
+/// A rejecting policy is decided by its ICMP error, not by the connect's timeout, in both
+/// families: on one host the error comes back while the connect still holds its socket, where
+/// the kernel keeps ICMP errors only for sockets that asked for them (IP(V6)_RECVERR). Without
+/// that, IPv6 waited for the SYN's retransmission (1 s), every time.
+#[test]
+fn rejected_connections_are_decided_at_once_in_both_families() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipping: {reason}");
+        return;
+    }
+    let lab = Lab::new();
+    let port = lab.tcp[2] + 1;
+    lab.ns.nft(&format!(
+        "table inet nmtest-prohibited {{
+           chain input {{
+             type filter hook input priority -1; policy accept;
+             tcp dport {port} reject with icmpx admin-prohibited
+           }}
+         }}"
+    ));
+    for host in ["127.0.0.1", "[::1]"] {
+        for _ in 0..5 {
+            let mut cmd = lab.ns.command(AGENT);
+            cmd.args(["connect", &format!("{host}:{port}"), "--protocol", "tcp", "--timeout", "5s"]);
+            let out = run(cmd, None, RUN_DEADLINE);
+            assert_eq!(out.code(), Some(1), "{host}: {}", out.stderr);
+            assert!(out.stderr.starts_with("OTHER: unreachable: "), "{host}: {}", out.stderr);
+            assert!(out.elapsed < Duration::from_millis(900), "{host}: the reject took {:?} (a SYN retransmission)", out.elapsed);
+        }
+    }
+}
