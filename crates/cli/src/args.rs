@@ -66,7 +66,7 @@ pub enum LabCommand {
         #[arg(long, default_value_t = 3)]
         nodes: usize,
         /// IP families of the nodes' and pods' addresses: ipv4, ipv6 or dual.
-        #[arg(long, value_name = "ipv4|ipv6|dual", default_value = "ipv4")]
+        #[arg(long, value_name = "ipv4|ipv6|dual", default_value = "dual")]
         ip_family: IpFamilies,
         /// Pods per node, in namespace `default`, each serving TCP and UDP 80.
         #[arg(long, default_value_t = 0)]
@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn lab_commands() {
         let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) = parse(&["lab", "up"]).unwrap().command else { panic!("lab up") };
-        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("lab", 3, IpFamilies::Ipv4, 0));
+        assert_eq!((name.as_str(), nodes, ip_family, pods_per_node), ("lab", 3, IpFamilies::Dual, 0));
         let Command::Lab(LabCommand::Up { name, nodes, ip_family, pods_per_node }) =
             parse(&["lab", "up", "x1", "--nodes", "2", "--pods-per-node", "4", "--ip-family", "ipv6"]).unwrap().command
         else {

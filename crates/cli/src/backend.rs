@@ -28,7 +28,7 @@ pub struct BackendArgs {
     /// Nodes of a lab the run creates (default 3); on a cluster, at most this many nodes.
     #[arg(long)]
     pub nodes: Option<usize>,
-    /// IP families of a lab the run creates: ipv4, ipv6 or dual (default ipv4); an existing
+    /// IP families of a lab the run creates: ipv4, ipv6 or dual (default dual); an existing
     /// lab keeps its own.
     #[arg(long, value_name = "ipv4|ipv6|dual", conflicts_with = "kubeconfig")]
     pub ip_family: Option<IpFamilies>,
@@ -92,7 +92,7 @@ pub const AGNHOST_IMAGE: &str = "registry.k8s.io/e2e-test-images/agnhost:2.66.1"
 /// Nodes of a lab a run makes, unless `--nodes` says.
 pub const LAB_NODES: usize = 3;
 /// The IP families of a lab the run creates.
-pub const LAB_IP_FAMILY: IpFamilies = IpFamilies::Ipv4;
+pub const LAB_IP_FAMILY: IpFamilies = IpFamilies::Dual;
 
 /// The backend a run drives, what the run prints about it, and what `--keep` prints.
 pub struct Chosen {

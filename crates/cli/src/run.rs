@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn ip_family_is_for_a_lab_the_run_makes() {
-        assert_eq!(parse(&[]).unwrap().backend.ip_family, None, "the lab's default (ipv4 until IPv6 rejects are prompt, see README)");
+        assert_eq!(parse(&[]).unwrap().backend.ip_family, None, "the lab's default: LAB_IP_FAMILY (dual)");
         assert_eq!(parse(&["--ip-family", "ipv6"]).unwrap().backend.ip_family, Some(netmatrix_model::IpFamilies::Ipv6));
         assert!(parse(&["--ip-family", "ipv5"]).unwrap_err().to_string().contains("use ipv4, ipv6 or dual"));
         assert!(parse(&["--kubeconfig", "k", "--ip-family", "dual"]).is_err(), "a cluster has its own families");
