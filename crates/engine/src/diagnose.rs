@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_results::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
 
 /// `(step index, cell index)`.
@@ -39,6 +39,8 @@ enum Hypothesis {
     /// The sources' node, if known.
     Hairpin(Option<String>),
     StaleUdp(Option<String>),
+    /// One IP family not forwarded for the node's pods; `None`: nowhere.
+    Family(IpFamily, Option<String>),
 }
 
 /// Which node pairs a cross-node fault cuts; broadest first.
@@ -110,6 +112,7 @@ impl Hypothesis {
             Self::Affinity(_) => "affinity",
             Self::Hairpin(_) => "hairpin",
             Self::StaleUdp(_) => "stale-udp",
+            Self::Family(..) => "family",
         }
     }
 }
@@ -168,8 +171,22 @@ fn cell_scopes(c: &Cell) -> Vec<(Hypothesis, Need)> {
             (Hypothesis::StaleUdp(c.src_node.clone()), c.check == Check::UdpAfterReplace),
         ];
         out.extend(checks.into_iter().filter(|(_, applies)| *applies).map(|(h, _)| (h, Need::Support)));
+        out.extend(family_broken(c, reach, support));
     }
     out
+}
+
+/// The hypotheses of a dataplane that forwards no packet of the cell's family for a node's pods
+/// (or anywhere), on runs probing two families. A pod target on another node than the source's
+/// is forwarded by its node whoever sends, so that cell must fail; the others may have a
+/// hostNetwork end, whose packets its node sends or receives rather than forwards: they support
+/// the hypothesis when they fail, but do not refute it.
+fn family_broken(c: &Cell, reach: Need, support: Need) -> Vec<(Hypothesis, Need)> {
+    let Some(family) = c.family else { return Vec::new() };
+    let forwarded_to = c.dst_node.as_deref().filter(|_| c.target == TargetKind::Pod && c.src_node.is_some() && c.src_node != c.dst_node);
+    let need = |node: Option<&str>| if forwarded_to.is_some() && node.is_none_or(|n| Some(n) == forwarded_to) { reach } else { support };
+    let nodes = std::iter::once(None).chain(ends(c).into_iter().map(Some));
+    nodes.map(|n| (Hypothesis::Family(family, n.map(str::to_owned)), need(n))).collect()
 }
 
 /// The hypotheses of a fault that drops traffic and would break this expected-allow cell.
@@ -230,8 +247,30 @@ fn contrasted(h: &Hypothesis, steps: &[StepReport]) -> bool {
     match h {
         Hypothesis::Protocol(p, _) => verdicts.any(|c| c.protocol != *p),
         Hypothesis::ServiceKind(k) => verdicts.any(|c| c.target != *k),
+        Hypothesis::Family(f, node) => other_family_works(*f, node.as_deref(), steps),
         _ => true,
     }
+}
+
+/// Whether, of the symptoms of `family` touching `node` (anywhere if `None`), more have a twin
+/// of the other family (same step, ends, port and protocol) as expected than one that is not:
+/// then the family fails where the other works, which the pods or policies alone cannot explain.
+fn other_family_works(family: IpFamily, node: Option<&str>, steps: &[StepReport]) -> bool {
+    type Twin<'a> = (usize, &'a str, &'a str, u16, Protocol);
+    let cells = || steps.iter().enumerate().flat_map(|(s, step)| step.cells.iter().map(move |c| (s, c)));
+    fn key(s: usize, c: &Cell) -> Twin<'_> {
+        (s, &c.src, &c.dst, c.port, c.protocol)
+    }
+    let twins: BTreeMap<Twin, Comparison> = cells().filter(|(_, c)| c.family.is_some_and(|g| g != family)).map(|(s, c)| (key(s, c), c.comparison())).collect();
+    let mut balance = 0i64;
+    for (s, c) in cells().filter(|(_, c)| c.family == Some(family) && symptom(c) && node.is_none_or(|n| ends(c).contains(n))) {
+        match twins.get(&key(s, c)) {
+            Some(Comparison::AsExpected) => balance += 1,
+            Some(Comparison::Wrong | Comparison::Inconclusive) => balance -= 1,
+            _ => {}
+        }
+    }
+    balance > 0
 }
 
 fn is_service(kind: TargetKind) -> bool {
@@ -325,6 +364,14 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
             "UDP{} to a Service fails after its backend was replaced: stale conntrack entries keep sending to the dead backend",
             on(" from pods on", names(|c| c.src_node.as_deref()))
         ),
+        Hypothesis::Family(f, node) => {
+            let other = if *f == IpFamily::IPv4 { IpFamily::IPv6 } else { IpFamily::IPv4 };
+            let (f, other) = (f.as_str(), other.as_str());
+            match node {
+                Some(n) => format!("{f} is broken on {n}: expected {f} connections to and from its pods fail, while {other} between the same pods works"),
+                None => format!("{f} is broken everywhere: expected {f} connections between pods fail, while {other} between the same pods works"),
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use netmatrix_engine::diagnose::diagnose;
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_results::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
 use proptest::prelude::*;
 
@@ -121,6 +121,30 @@ fn suite() -> Vec<StepReport> {
     vec![pod_step(), service_step()]
 }
 
+/// A TCP cell between `pod` and the hostNetwork probe pod of node `n` (`host/nodeN`), to the
+/// pod or from it (to `node:nodeN`), as the connectivity suite's pod-to-node case probes.
+fn host_cell(n: usize, pod: &str, to_pod: bool) -> Cell {
+    let (host, host_node, pod_node) = (format!("host/{}", node(n)), Some(node(n)), Some(node(node_of(pod))));
+    let base = cell(pod, pod, Protocol::Tcp, TargetKind::Pod, None, None);
+    match to_pod {
+        true => Cell { src: host, dst: pod.into(), src_node: host_node, dst_node: pod_node, ..base },
+        false => Cell { dst: format!("node:{}", node(n)), src_node: pod_node, dst_node: host_node, target: TargetKind::Node, ..base },
+    }
+}
+
+/// The suite on a dual-stack run: the pod cells and the hostNetwork probe pods' cells once per
+/// family, then the Services, which are IPv4 only; every cell names its family.
+fn dual_suite() -> Vec<StepReport> {
+    let per_family = |name: &str, cells: Vec<Cell>| {
+        let cells = IpFamily::BOTH.into_iter().flat_map(|f| cells.iter().map(move |c| Cell { family: Some(f), ..c.clone() })).collect();
+        StepReport { name: name.into(), tries: 1, cells }
+    };
+    let hosts = (0..3).flat_map(|n| pods().flat_map(move |(p, _)| [host_cell(n, &p, true), host_cell(n, &p, false)])).collect();
+    let mut services = service_step();
+    services.cells.iter_mut().for_each(|c| c.family = Some(IpFamily::IPv4));
+    vec![per_family("pods", pod_step().cells), per_family("hosts", hosts), services]
+}
+
 /// What a fault does to a cell: the observation it forces, if it affects the cell.
 type Fault = Box<dyn Fn(&Cell) -> Option<Observed>>;
 
@@ -151,6 +175,18 @@ fn cross_node(n: usize, peer: Option<usize>) -> Fault {
 /// hooks too), and what it forwards to its pods or answers on its node ports.
 fn drop_udp(n: usize) -> Fault {
     blocks(move |c| c.protocol == Protocol::Udp && (on(c.src_node.as_ref(), n) || on(c.dst_node.as_ref(), n)))
+}
+
+/// `drop-ipv6 --node N`: N forwards no IPv6 packet: its pods' to and from anything but N itself
+/// (whose hostNetwork probe pod sends and receives its own packets), and other nodes' to them.
+fn drop_ipv6(n: usize) -> Fault {
+    blocks(move |c| {
+        let host = |end: &str| end.starts_with("host/") || end.starts_with("node:");
+        let pod_on_n = |end: &str, at: Option<&String>| !host(end) && on(at, n);
+        let host_n = |end: &str, at: Option<&String>| host(end) && on(at, n);
+        let (src, dst) = ((c.src.as_str(), c.src_node.as_ref()), (c.dst.as_str(), c.dst_node.as_ref()));
+        c.family == Some(IpFamily::IPv6) && ((pod_on_n(src.0, src.1) && !host_n(dst.0, dst.1)) || (pod_on_n(dst.0, dst.1) && !host_n(src.0, src.1)))
+    })
 }
 
 /// `ignore-policy --node N`: ingress to and egress from N's pods are not filtered, so a denied
@@ -191,6 +227,12 @@ fn inject(steps: &mut [StepReport], faults: &[Fault]) {
 
 fn faulty(faults: &[Fault]) -> Vec<StepReport> {
     let mut steps = suite();
+    inject(&mut steps, faults);
+    steps
+}
+
+fn dual_faulty(faults: &[Fault]) -> Vec<StepReport> {
+    let mut steps = dual_suite();
     inject(&mut steps, faults);
     steps
 }
@@ -252,6 +294,40 @@ fn drop_udp_is_udp_on_that_node() {
 fn udp_dropped_everywhere_is_the_protocol() {
     let f = assert_one(&faulty(&[drop_udp(0), drop_udp(1), drop_udp(2)]), "protocol", &["only UDP is wrong"]);
     assert!(!f.summary.contains("node"), "{}", f.summary);
+}
+
+#[test]
+fn drop_ipv6_is_ipv6_broken_on_that_node() {
+    assert_eq!(diagnose(&dual_suite()), Vec::new());
+    let steps = dual_faulty(&[drop_ipv6(1)]);
+    let f = assert_one(&steps, "family", &["IPv6 is broken on node1", "while IPv4 between the same pods works"]);
+    assert!(!f.summary.contains("node0") && !f.summary.contains("node2"), "{}", f.summary);
+    // Wrong cells through the hostNetwork probe pods too, which the node forwards for its pods.
+    assert!(f.cells.iter().any(|&(s, _)| s == 1), "{f:#?}");
+}
+
+#[test]
+fn ipv6_dropped_everywhere_is_ipv6_broken_everywhere() {
+    let f = assert_one(&dual_faulty(&[drop_ipv6(0), drop_ipv6(1), drop_ipv6(2)]), "family", &["IPv6 is broken everywhere"]);
+    assert!(!f.summary.contains("node"), "{}", f.summary);
+}
+
+#[test]
+fn a_family_is_blamed_only_where_the_other_works_between_the_same_pods() {
+    // Node1's pods unreachable in both families: each IPv6 cell's IPv4 twin fails too, so the
+    // pods are to blame (node1 itself still answers, so not the node).
+    let steps = dual_faulty(&[blocks(|c| c.target == TargetKind::Pod && on(c.dst_node.as_ref(), 1))]);
+    let kinds: Vec<String> = diagnose(&steps).into_iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, ["target"; 3]);
+    // IPv6 failing everywhere is the family while IPv4 works; with no IPv4 probed to compare,
+    // nothing says it is the family rather than the pods.
+    let mut steps = dual_faulty(&[blocks(|c| c.family == Some(IpFamily::IPv6))]);
+    assert_one(&steps, "family", &["IPv6 is broken everywhere"]);
+    for step in &mut steps {
+        step.cells.retain(|c| c.family == Some(IpFamily::IPv6));
+    }
+    let findings = diagnose(&steps);
+    assert!(!findings.is_empty() && findings.iter().all(|f| f.kind != "family"), "{findings:#?}");
 }
 
 #[test]
@@ -411,6 +487,16 @@ fn several_faults_are_one_finding_each() {
     }
 }
 
+#[test]
+fn drop_ipv6_beside_other_faults_on_a_dual_run() {
+    let steps = dual_faulty(&[cross_node(0, Some(1)), drop_ipv6(2), drop_udp(1)]);
+    let findings = diagnose(&steps);
+    let found: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(found, ["protocol", "family", "cross-node"], "{findings:#?}");
+    assert!(findings[1].summary.starts_with("IPv6 is broken on node2:"), "{}", findings[1].summary);
+    assert_eq!(findings.iter().flat_map(|f| f.cells.iter().copied()).collect::<BTreeSet<_>>(), symptoms(&steps));
+}
+
 /// The faults the property tests combine: (kind, node, peer).
 fn lab_fault(kind: usize, n: usize, peer: usize) -> Fault {
     match kind {
@@ -419,7 +505,8 @@ fn lab_fault(kind: usize, n: usize, peer: usize) -> Fault {
         2 => ignore_policy(n),
         3 => drop_services(n),
         4 => break_hairpin(n),
-        _ => stale_udp(n),
+        5 => stale_udp(n),
+        _ => drop_ipv6(n),
     }
 }
 
@@ -444,15 +531,17 @@ fn assert_sound(steps: &[StepReport]) {
 proptest! {
     #[test]
     fn lab_faults_and_noise_are_all_accounted_for(
-        faults in prop::collection::vec((0..6usize, 0..3usize, 0..3usize), 0..4),
+        dual in any::<bool>(),
+        faults in prop::collection::vec((0..7usize, 0..3usize, 0..3usize), 0..4),
         noise in prop::collection::vec((any::<prop::sample::Index>(), 0..4usize), 0..8),
         unknown_nodes in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
     ) {
         let faults: Vec<Fault> = faults.into_iter().map(|(k, n, p)| lab_fault(k, n, p)).collect();
-        let mut steps = faulty(&faults);
-        let (pod_cells, service_cells) = (steps[0].cells.len(), steps[1].cells.len());
+        let mut steps = if dual { dual_faulty(&faults) } else { faulty(&faults) };
+        let services = steps.len() - 1;
+        let (pod_cells, service_cells) = (steps[0].cells.len(), steps[services].cells.len());
         for (i, o) in noise {
-            steps[1].cells[i.index(service_cells)].observed = OBSERVED[o];
+            steps[services].cells[i.index(service_cells)].observed = OBSERVED[o];
         }
         for i in unknown_nodes {
             steps[0].cells[i.index(pod_cells)].src_node = None;

@@ -1,6 +1,6 @@
 //! The netpol suite on a dual-stack lab (issue 18): every pod cell is probed over IPv4 and over
 //! IPv6 with real packets, and every cell of both families must be what the oracle predicts for
-//! its family. Needs root (CI is root).
+//! its family; a node that forwards no IPv6 is diagnosed as such. Needs root (CI is root).
 
 #[path = "support/lab.rs"]
 mod support;
@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use netmatrix_cluster::Backend;
 use netmatrix_cluster::lab::LabBackend;
 use netmatrix_engine::{ProbeConfig, run, suites};
-use netmatrix_lab::Lab;
+use netmatrix_lab::{Fault, FaultKind, Lab};
 use netmatrix_model::{IpFamilies, IpFamily};
-use netmatrix_results::{CaseResult, Comparison, Expected};
+use netmatrix_results::{CaseResult, Comparison, Expected, Observed};
 use support::{Guard, ensure_agent, root};
 
 /// This test's lab; other tests use other names.
@@ -60,4 +60,41 @@ fn the_netpol_suite_holds_cell_by_cell_in_both_families() {
     let expected =
         |family| ipv6_only.steps[0].cells.iter().find(|c| c.src == "y/a" && c.dst == "x/a" && c.port == 80 && c.family == Some(family)).map(|c| c.expected);
     assert_eq!((expected(IpFamily::IPv4), expected(IpFamily::IPv6)), (Some(Expected::Deny), Some(Expected::Allow)));
+}
+
+#[test]
+fn a_node_forwarding_no_ipv6_is_diagnosed_as_ipv6_broken_there() {
+    const LAB: &str = "tdv6f";
+    if !root("the dual-stack fault test") {
+        return;
+    }
+    ensure_agent();
+    let _ = Lab::down(LAB);
+    let _guard = Guard(LAB);
+    let mut backend = LabBackend::up(LAB, 3, IpFamilies::Dual).unwrap();
+    backend.lab_mut().inject(Fault::new(FaultKind::DropIpv6, 1)).unwrap();
+    let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
+    let world = suites::world(&nodes, backend.capabilities().sctp.is_yes());
+    // Pods to pods, and pods to nodes and back (hostNetwork ends); the Service case is IPv4 only.
+    let cases = suites::cases(&["connectivity".into()]).unwrap();
+    let report = run(&mut backend, &world, &cases, &ProbeConfig::default(), &|_| {}).unwrap();
+    let results: Vec<(&str, CaseResult)> = report.cases.iter().map(|c| (c.id.as_str(), c.result)).collect();
+    assert_eq!(
+        results,
+        [
+            ("connectivity/pod-to-pod", CaseResult::Fail),
+            ("connectivity/pod-to-node-and-node-to-pod", CaseResult::Fail),
+            ("connectivity/pod-to-service", CaseResult::Pass)
+        ]
+    );
+    for case in report.cases.iter().filter(|c| c.result == CaseResult::Fail) {
+        let findings: Vec<(&str, &str)> = case.findings.iter().map(|f| (f.kind.as_str(), f.summary.as_str())).collect();
+        assert!(matches!(findings[..], [("family", summary)] if summary.starts_with("IPv6 is broken on node1:")), "{}: {findings:#?}", case.id);
+        let wrong = case.steps.iter().flat_map(|s| &s.cells).filter(|c| c.comparison() != Comparison::AsExpected);
+        // Not the denial's outcome word: a dropped IPv6 connection may time out or be refused.
+        for c in wrong {
+            let node1 = [&c.src_node, &c.dst_node].iter().any(|n| n.as_deref() == Some("node1"));
+            assert!(c.family == Some(IpFamily::IPv6) && node1 && c.observed != Observed::Allow, "{}: {c:?}", case.id);
+        }
+    }
 }

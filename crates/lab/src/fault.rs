@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use netmatrix_model::{IpFamilies, IpFamily};
 use serde::{Deserialize, Serialize};
 
 use crate::nft::table::replace_table;
@@ -37,10 +38,13 @@ pub enum FaultKind {
     /// its own); the delay is in the saved faults, so whichever process opens the lab and
     /// changes rules honours it, and one that ends applies what it still holds back first.
     DelayPolicy,
+    /// A node whose dataplane drops every IPv6 packet it forwards (its pods', in and out), as a
+    /// CNI whose ip6tables chain is missing would; IPv4 is untouched. Refused in an IPv4 lab.
+    DropIpv6,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::CrossNode,
         FaultKind::DropUdp,
         FaultKind::IgnorePolicy,
@@ -49,6 +53,7 @@ impl FaultKind {
         FaultKind::StaleUdp,
         FaultKind::Netem,
         FaultKind::DelayPolicy,
+        FaultKind::DropIpv6,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -67,6 +72,7 @@ impl fmt::Display for FaultKind {
             Self::StaleUdp => "stale-udp",
             Self::Netem => "netem",
             Self::DelayPolicy => "delay-policy",
+            Self::DropIpv6 => "drop-ipv6",
         })
     }
 }
@@ -101,6 +107,18 @@ impl Fault {
             (FaultKind::DelayPolicy, Some(_)) | (_, None) => Ok(()),
             (kind, Some(_)) => Err(format!("fault {kind}: --by is for delay-policy only")),
         }
+    }
+
+    /// Why a lab with addresses of `families` refuses the fault, if it does: one that could
+    /// change nothing there.
+    pub(crate) fn check_families(&self, families: IpFamilies) -> Result<(), String> {
+        if self.kind == FaultKind::DropIpv6 && !families.has(IpFamily::IPv6) {
+            return Err(format!(
+                "fault drop-ipv6: lab is {} only, so dropping IPv6 would change nothing (bring it up with --ip-family dual or ipv6); nothing was injected",
+                families.as_str()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -141,9 +159,15 @@ pub fn router_script(table: &str, faults: &[Fault], nodes: usize) -> String {
 
 /// Chains a node's own faults add to its table.
 pub fn render_node(out: &mut String, faults: &[Fault], node: usize) {
-    if faults.iter().any(|f| f.kind == FaultKind::DropUdp && f.node == node) {
-        // Before the policy chains, so that no accept there can let UDP through.
-        out.push_str("  chain fault-forward {\n    type filter hook forward priority filter - 20; policy accept;\n    meta l4proto udp drop\n  }\n");
+    let drops = [(FaultKind::DropUdp, "meta l4proto udp drop"), (FaultKind::DropIpv6, "meta nfproto ipv6 drop")];
+    let drops: Vec<&str> = drops.into_iter().filter(|&(kind, _)| active(faults, kind, node)).map(|(_, rule)| rule).collect();
+    if !drops.is_empty() {
+        // Before the policy chains, so that no accept there can let the dropped traffic through.
+        out.push_str("  chain fault-forward {\n    type filter hook forward priority filter - 20; policy accept;\n");
+        for rule in drops {
+            out.push_str(&format!("    {rule}\n"));
+        }
+        out.push_str("  }\n");
     }
 }
 
@@ -191,5 +215,23 @@ mod tests {
         assert_eq!(fault, Fault { peer: Some(2), ..Fault::new(FaultKind::CrossNode, 0) });
         assert_eq!(serde_json::to_value(&fault).unwrap(), old, "no delay field where there is no delay");
         assert_eq!(fault.to_string(), "cross-node node0 <-> node2");
+    }
+
+    #[test]
+    fn drop_ipv6_is_refused_without_ipv6_and_shares_the_drop_chain() {
+        let fault = Fault::new(FaultKind::DropIpv6, 1);
+        assert_eq!(FaultKind::parse("drop-ipv6"), Some(FaultKind::DropIpv6));
+        assert!(fault.check_families(IpFamilies::Ipv4).unwrap_err().contains("nothing was injected"));
+        assert_eq!((fault.check_families(IpFamilies::Dual), fault.check_families(IpFamilies::Ipv6)), (Ok(()), Ok(())));
+        assert_eq!(Fault::new(FaultKind::DropUdp, 1).check_families(IpFamilies::Ipv4), Ok(()));
+        let rendered = |faults: &[Fault], node| {
+            let mut out = String::new();
+            render_node(&mut out, faults, node);
+            out
+        };
+        let both = rendered(&[Fault::new(FaultKind::DropUdp, 1), fault.clone()], 1);
+        assert_eq!(both.matches("chain fault-forward").count(), 1, "{both}");
+        assert!(both.contains("    meta l4proto udp drop\n    meta nfproto ipv6 drop\n"), "{both}");
+        assert_eq!(rendered(&[fault], 0), "", "only on its node");
     }
 }

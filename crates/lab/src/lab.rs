@@ -786,7 +786,7 @@ impl Lab {
     /// Injects a fault; `delay-policy` (which needs [`Fault::delay`]) replaces the node's
     /// earlier delay, if any.
     pub fn inject(&mut self, fault: Fault) -> Result<(), LabError> {
-        fault.check(self.state.nodes).map_err(LabError::BadInput)?;
+        fault.check(self.state.nodes).and_then(|()| fault.check_families(self.state.ip_family)).map_err(LabError::BadInput)?;
         if fault.kind == FaultKind::DelayPolicy {
             self.state.faults.retain(|f| !(f.kind == FaultKind::DelayPolicy && f.node == fault.node));
         }

@@ -330,6 +330,64 @@ fn each_fault_changes_exactly_its_cells_and_clear_restores_them() {
     assert!(lab.inject(Fault { peer: Some(0), ..Fault::new(FaultKind::CrossNode, 0) }).is_err());
 }
 
+/// In a dual-stack lab, probes every pod from every other on TCP `port` at both its
+/// addresses; returns (src, dst, family) -> connected.
+fn observe_families(lab: &Lab, port: u16) -> BTreeMap<(String, String, String), bool> {
+    let rows = probe_rows(lab, |src| {
+        let others = lab.pods().iter().filter(|d| d.id != src.id);
+        let families = |d: &netmatrix_lab::PodState| [("IPv4", d.ip.to_string()), ("IPv6", topology::twin(d.ip).to_string())];
+        others
+            .flat_map(|d| families(d).map(|(family, ip)| json!({"id": format!("{}/{} {family}", d.namespace, d.name), "target": ip, "port": port, "protocol": "tcp", "timeout": "1s", "tries": 2})))
+            .collect()
+    });
+    let mut cells = BTreeMap::new();
+    for (src, out) in rows {
+        for line in out.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            assert_ne!(r["outcome"], "error", "the agent could not probe: {line}");
+            let (dst, family) = r["id"].as_str().unwrap().split_once(' ').unwrap();
+            cells.insert((src.clone(), dst.to_owned(), family.to_owned()), r["outcome"] == "connected");
+        }
+    }
+    cells
+}
+
+#[test]
+fn drop_ipv6_drops_the_ipv6_of_its_nodes_pods_only() {
+    if !root() {
+        return;
+    }
+    ensure_agent();
+    let _guard = Guard("tdv6");
+    let mut lab = Lab::up("tdv6", 3, netmatrix_model::IpFamilies::Dual).unwrap();
+    // Two pods per node: same-node (bridged) and cross-node (routed) traffic both.
+    for node in 0..3 {
+        for k in 0..2 {
+            let name = format!("n{node}-{k}");
+            lab.add_pod(PodSpec {
+                namespace: "default".into(),
+                name,
+                labels: Labels::new(),
+                node: format!("node{node}"),
+                ports: vec![tcp(80)],
+                host_network: false,
+            })
+            .unwrap();
+        }
+    }
+    let node_of = |name: &str| name.as_bytes()["default/n".len()] - b'0';
+    let healthy = observe_families(&lab, 80);
+    assert!(healthy.len() == 6 * 5 * 2 && healthy.values().all(|&c| c), "{healthy:?}");
+
+    lab.inject(Fault::new(FaultKind::DropIpv6, 1)).unwrap();
+    for ((src, dst, family), connected) in observe_families(&lab, 80) {
+        let dropped = family == "IPv6" && (node_of(&src) == 1 || node_of(&dst) == 1);
+        assert_eq!(connected, !dropped, "{family} {src} => {dst} with drop-ipv6 on node1");
+    }
+    lab.clear(FaultKind::DropIpv6, Some(1)).unwrap();
+    assert_eq!(observe_families(&lab, 80), healthy, "clear restores every cell");
+}
+
 /// One probe per target from `ns/pod`; returns (outcome, answered_by) per target.
 fn probe_targets(lab: &Lab, ns: &str, pod: &str, targets: &[(String, u16)]) -> Vec<(String, Option<String>)> {
     let batch: Vec<Value> = targets.iter().map(|(ip, port)| json!({"target": ip, "port": port, "protocol": "tcp", "timeout": "1s"})).collect();

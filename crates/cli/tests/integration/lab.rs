@@ -175,3 +175,25 @@ fn delay_policy_is_injected_with_its_delay_saved_and_cleared() {
     let (code, stdout, stderr) = run(&["lab", "fault", "clear", "clidly", "delay-policy"]);
     assert!(code == Some(0) && !stdout.contains("fault "), "{stdout}{stderr}");
 }
+
+#[test]
+fn drop_ipv6_is_refused_on_an_ipv4_lab_and_injected_on_a_dual_one() {
+    if !root() {
+        return;
+    }
+    let (_v4, _dual) = (Down("cliv4"), Down("cli6"));
+    let run = |args: &[&str]| {
+        let out = netmatrix(args);
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (lab, family) in [("cliv4", "ipv4"), ("cli6", "dual")] {
+        let (code, _, stderr) = run(&["lab", "up", lab, "--nodes", "2", "--ip-family", family]);
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    let (code, _, stderr) = run(&["lab", "fault", "inject", "cliv4", "drop-ipv6", "--node", "1"]);
+    assert!(code == Some(2) && stderr.contains("ipv4 only") && stderr.contains("nothing was injected"), "bad input: {stderr}");
+    let (_, stdout, _) = run(&["lab", "status", "cliv4"]);
+    assert!(!stdout.contains("fault "), "nothing injected: {stdout}");
+    let (code, stdout, stderr) = run(&["lab", "fault", "inject", "cli6", "drop-ipv6", "--node", "1"]);
+    assert!(code == Some(0) && stdout.contains("fault drop-ipv6 node1"), "{stdout}{stderr}");
+}
