@@ -15,7 +15,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use netmatrix_results::churn::ChurnReport;
-use netmatrix_results::{CaseResult, RunReport};
+use netmatrix_results::{CaseResult, RunReport, TargetKind};
 
 const STATE: &str = "/var/lib/netmatrix-kube/nmk";
 const KUBECONFIG: &str = "/var/lib/netmatrix-kube/nmk/admin.kubeconfig";
@@ -315,6 +315,21 @@ fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
     assert_eq!((report.backend.as_str(), report.profile.as_str()), ("kube", "kube-proxy"), "a cluster is held to kube-proxy's documented behaviour by default");
 }
 
+/// On a dual-stack cluster the connectivity and Services suites pass, and every pod-to-pod,
+/// pod-to-node and node-to-pod cell was probed in both families.
+fn dual_stack_suites_pass(dir: &Path, mode: &str) {
+    let (code, report) = netmatrix_run(&format!("netmatrix run, dual stack, kube-proxy {mode}"), dir, &["--suite", "connectivity", "--suite", "services"]);
+    let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass && c.id != "services/external-name").map(|c| format!("{}: {:?} {:?}", c.id, c.result, c.findings)).collect();
+    assert!(failed.is_empty() && code == 0, "dual stack, kube-proxy {mode}: exit {code}, cases:\n{}", failed.join("\n"));
+    let mut per_family = std::collections::BTreeMap::new();
+    for cell in report.cases.iter().flat_map(|c| &c.steps).flat_map(|s| &s.cells).filter(|c| c.target == TargetKind::Pod) {
+        *per_family.entry(cell.family.map(|f| f.as_str())).or_insert(0) += 1;
+    }
+    eprintln!("  dual stack, kube-proxy {mode}: pod cells per family {per_family:?}");
+    assert_eq!(per_family.len(), 2, "pod cells of both families: {per_family:?}");
+    assert_eq!(per_family.get(&Some("IPv4")), per_family.get(&Some("IPv6")), "as many IPv6 pod cells as IPv4 ones");
+}
+
 /// `netmatrix coverage` on the cluster's audit log, with the spec `run --coverage-openapi` saved:
 /// the calls netmatrix is known to make are there, attributed to the cases that made them.
 fn coverage_of_the_run(openapi: &Path) {
@@ -502,7 +517,8 @@ fn every_suite_and_fault_on_a_real_cluster() {
     }
 
     {
-        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "iptables", "--policy", "kube-router"], &image);
+        // IPv4 only: kube-router v2.1.0 enforces no NetworkPolicy in dual stack (hack/kube/up).
+        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "iptables", "--policy", "kube-router", "--ip-family", "ipv4"], &image);
         // kubectl exec, logs and Service DNS through the API server to the kubelets.
         succeed("hack/kube/smoke (kubectl exec)", &mut hack("smoke"), Duration::from_secs(180));
         let openapi = dir.path().join("openapi.json");
@@ -516,11 +532,21 @@ fn every_suite_and_fault_on_a_real_cluster() {
     assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy iptables");
 
     {
-        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router"], &image);
+        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", "nftables", "--policy", "kube-router", "--ip-family", "ipv4"], &image);
         all_suites_pass(dir.path(), "nftables", &[]);
         churn_converges(dir.path(), "nftables");
         bad_input_and_sigterm_leave_the_cluster_as_it_was(&bin, dir.path());
         fault_is_diagnosed(dir.path(), &["service-proxy", "--node", "1"], "^services/(cluster-ip|node-port)$", "service-proxy", "node1");
     }
     assert_eq!(host_state(&bin), clean, "left behind by up and down, kube-proxy nftables");
+
+    // Dual stack, in both proxy modes; no policy enforcer (kube-router's dual stack is broken).
+    for mode in ["iptables", "nftables"] {
+        let _cluster = Cluster::up(&["--nodes", "3", "--proxy-mode", mode, "--policy", "none", "--ip-family", "dual"], &image);
+        dual_stack_suites_pass(dir.path(), mode);
+        if mode == "iptables" {
+            fault_is_diagnosed(dir.path(), &["overlay", "--node", "1", "--peer", "3"], "^connectivity/pod-to-pod$", "cross-node", "node1<->node3");
+        }
+    }
+    assert_eq!(host_state(&bin), clean, "left behind by up and down, dual stack");
 }
