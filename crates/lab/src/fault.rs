@@ -37,10 +37,13 @@ pub enum FaultKind {
     /// its own); the delay is in the saved faults, so whichever process opens the lab and
     /// changes rules honours it, and one that ends applies what it still holds back first.
     DelayPolicy,
+    /// A node whose service proxy programs IPv4 Services only: its IPv6 Service rules are
+    /// missing (cluster IPs, node ports, load-balancer and external IPs of IPv6 alike).
+    SingleFamilyServices,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::CrossNode,
         FaultKind::DropUdp,
         FaultKind::IgnorePolicy,
@@ -49,6 +52,7 @@ impl FaultKind {
         FaultKind::StaleUdp,
         FaultKind::Netem,
         FaultKind::DelayPolicy,
+        FaultKind::SingleFamilyServices,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -67,6 +71,7 @@ impl fmt::Display for FaultKind {
             Self::StaleUdp => "stale-udp",
             Self::Netem => "netem",
             Self::DelayPolicy => "delay-policy",
+            Self::SingleFamilyServices => "single-family-services",
         })
     }
 }
