@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use netmatrix_engine::diagnose::diagnose;
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_results::{Cell, Check, Comparison, Expected, Finding, Observed, StepReport, TargetKind};
 use proptest::prelude::*;
 
@@ -272,6 +272,30 @@ fn a_dead_service_proxy_seen_through_cluster_ips_only_is_the_service_proxy() {
     let mut step = service_step();
     step.cells.retain(|c| c.target == TargetKind::ClusterIp && c.check == Check::Reach);
     let mut steps = vec![step];
+    inject(&mut steps, &[drop_services(1)]);
+    assert_one(&steps, "service-proxy", &["node1"]);
+}
+
+/// The suite on a dual-stack run: every cell once per family, each carrying it.
+fn dual_suite() -> Vec<StepReport> {
+    suite()
+        .into_iter()
+        .map(|step| {
+            let cells = IpFamily::BOTH.into_iter().flat_map(|f| step.cells.iter().map(move |c| Cell { family: Some(f), ..c.clone() })).collect();
+            StepReport { cells, ..step }
+        })
+        .collect()
+}
+
+#[test]
+fn single_family_services_is_one_service_family_on_that_node() {
+    // `single-family-services --node N`: what drop-services does, for IPv6 cells alone.
+    let mut steps = dual_suite();
+    let ipv6_services = drop_services(1);
+    inject(&mut steps, &[Box::new(move |c: &Cell| if c.family == Some(IpFamily::IPv6) { ipv6_services(c) } else { None })]);
+    assert_one(&steps, "service-family", &["one Service family not programmed: IPv6 Services on node1", "while IPv4 works"]);
+    // Both families down is the proxy, not a family.
+    let mut steps = dual_suite();
     inject(&mut steps, &[drop_services(1)]);
     assert_one(&steps, "service-proxy", &["node1"]);
 }
