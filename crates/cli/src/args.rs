@@ -83,7 +83,7 @@ pub enum LabCommand {
         name: String,
     },
     /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin,
-    /// stale-udp, delay-policy (with --by).
+    /// stale-udp, delay-policy (with --by), single-family-services.
     Fault {
         action: FaultAction,
         name: String,

@@ -30,7 +30,10 @@ fn wrong_cells(report: &netmatrix_results::RunReport) -> Vec<String> {
     cells
         .filter(|(_, _, c)| c.comparison() != Comparison::AsExpected && c.comparison() != Comparison::Undefined)
         .map(|(case, step, c)| {
-            format!("{} / {}: {} -> {} {}/{} {:?}: expected {:?}, observed {:?}", case.id, step.name, c.src, c.dst, c.port, c.protocol, c.family, c.expected, c.observed)
+            format!(
+                "{} / {}: {} -> {} {}/{} {:?}: expected {:?}, observed {:?}",
+                case.id, step.name, c.src, c.dst, c.port, c.protocol, c.family, c.expected, c.observed
+            )
         })
         .collect()
 }
@@ -79,11 +82,7 @@ fn service_frontends_of_each_family_hold_cell_by_cell_and_a_missing_family_is_di
     let faulty = &report.cases[0];
     let wrong: Vec<_> = faulty.steps[0].cells.iter().filter(|c| c.comparison() == Comparison::Wrong).collect();
     assert!(!wrong.is_empty() && wrong.iter().all(|c| c.family == Some(IpFamily::IPv6)), "only IPv6 cells go wrong: {:?}", wrong_cells(&report));
-    assert!(
-        faulty.diagnosis.iter().any(|d| d.contains("one Service family not programmed: IPv6 Services on node1")),
-        "{:#?}",
-        faulty.diagnosis
-    );
+    assert!(faulty.diagnosis.iter().any(|d| d.contains("one Service family not programmed: IPv6 Services on node1")), "{:#?}", faulty.diagnosis);
 }
 
 #[test]

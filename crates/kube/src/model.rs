@@ -125,6 +125,9 @@ mod tests {
         let cluster = netmatrix_model::parse_str("api", &doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
         let s = &cluster.services[0];
         assert_eq!(s.cluster_ips, ["fd00:10:96::a".parse::<std::net::IpAddr>().unwrap(), "10.96.0.10".parse().unwrap()]);
-        assert_eq!((s.ip_families.as_slice(), s.ip_family_policy), (netmatrix_model::IpFamily::BOTH.iter().rev().copied().collect::<Vec<_>>().as_slice(), netmatrix_model::IpFamilyPolicy::RequireDualStack));
+        assert_eq!(
+            (s.ip_families.as_slice(), s.ip_family_policy),
+            (netmatrix_model::IpFamily::BOTH.iter().rev().copied().collect::<Vec<_>>().as_slice(), netmatrix_model::IpFamilyPolicy::RequireDualStack)
+        );
     }
 }

@@ -259,7 +259,9 @@ mod tests {
 
     #[test]
     fn a_services_slices_list_the_pods_addresses_of_its_families() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({"status": {"podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}, {"ip": "fd00:10:244::10"}]}})).unwrap();
+        let pod: Pod =
+            serde_json::from_value(serde_json::json!({"status": {"podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}, {"ip": "fd00:10:244::10"}]}}))
+                .unwrap();
         let service = |families: serde_json::Value| -> Service { serde_json::from_value(serde_json::json!({"spec": {"ipFamilies": families}})).unwrap() };
         assert_eq!(service_addresses(&service(serde_json::json!(["IPv6"])), &pod), ["fd00:10:244::10"]);
         assert_eq!(service_addresses(&service(serde_json::json!(["IPv4", "IPv6"])), &pod), ["10.244.0.10", "fd00:10:244::10"]);

@@ -604,7 +604,13 @@ impl Lab {
         let existing: Vec<&Service> = self.objects.services.values().collect();
         // The API server's defaults and refusals (RequireDualStack on a single-stack lab).
         let families = service.families(self.state.ip_family.list()).map_err(|why| {
-            LabError::BadInput(format!("Service {}/{}: spec.ipFamilyPolicy/ipFamilies: {why} (lab {} is {})", service.namespace, service.name, self.name, self.state.ip_family.as_str()))
+            LabError::BadInput(format!(
+                "Service {}/{}: spec.ipFamilyPolicy/ipFamilies: {why} (lab {} is {})",
+                service.namespace,
+                service.name,
+                self.name,
+                self.state.ip_family.as_str()
+            ))
         })?;
         if !service.headless && service.service_type != ServiceType::ExternalName {
             let used: Vec<IpAddr> = existing.iter().flat_map(|s| s.cluster_ips.iter().copied()).collect();

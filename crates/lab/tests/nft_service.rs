@@ -243,7 +243,17 @@ fn elements(chains: &BTreeMap<String, Vec<String>>, chain: &str) -> BTreeMap<Str
 fn targets(chains: &BTreeMap<String, Vec<String>>, chain: &str) -> BTreeSet<String> {
     let lines = &chains[chain];
     let endpoints: BTreeSet<&str> = lines.iter().flat_map(|l| l.split("goto ").skip(1)).map(|s| s.split([',', ' ']).next().unwrap()).collect();
-    endpoints.iter().map(|ep| chains[*ep].iter().find_map(|l| l.split_once("dnat ip to ").or_else(|| l.split_once("dnat ip6 to "))).unwrap_or_else(|| panic!("{ep} has no DNAT")).1.to_owned()).collect()
+    endpoints
+        .iter()
+        .map(|ep| {
+            chains[*ep]
+                .iter()
+                .find_map(|l| l.split_once("dnat ip to ").or_else(|| l.split_once("dnat ip6 to ")))
+                .unwrap_or_else(|| panic!("{ep} has no DNAT"))
+                .1
+                .to_owned()
+        })
+        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

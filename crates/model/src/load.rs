@@ -4,12 +4,12 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
+use crate::IpFamily;
 use crate::dom::{self, Build, Dom, OwnedDom, V};
 use crate::error::{InputError, InputErrors};
 use crate::raw;
 use crate::schema::{self, Validation};
 use crate::selector::{LabelSelector, Operator, Requirement};
-use crate::IpFamily;
 use crate::types::*;
 use crate::yaml;
 
@@ -1034,9 +1034,10 @@ fn cluster_ips(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<Serv
     let mut ips = vec![primary];
     if let Some(text) = spec.cluster_ips.get(1) {
         match text.parse::<IpAddr>() {
-            Ok(ip) if IpFamily::of(&ip) == IpFamily::of(&primary) => {
-                ctx.error("spec.clusterIPs[1]", format!("{ip} is {} like clusterIPs[0]: a dual-stack Service has one address per family", IpFamily::of(&ip).as_str()))
-            }
+            Ok(ip) if IpFamily::of(&ip) == IpFamily::of(&primary) => ctx.error(
+                "spec.clusterIPs[1]",
+                format!("{ip} is {} like clusterIPs[0]: a dual-stack Service has one address per family", IpFamily::of(&ip).as_str()),
+            ),
             Ok(ip) => ips.push(ip),
             Err(_) => ctx.error("spec.clusterIPs[1]", format!("{text:?} is not an IP address")),
         }

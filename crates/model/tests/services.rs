@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{ContainerPort, DEFAULT_AFFINITY_TIMEOUT_SECONDS, IpFamily, IpFamilyPolicy, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy, parse_str};
+use netmatrix_model::{
+    ContainerPort, DEFAULT_AFFINITY_TIMEOUT_SECONDS, IpFamily, IpFamilyPolicy, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
+    parse_str,
+};
 
 fn service(spec_and_status: &str) -> String {
     format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: ns}}\n{spec_and_status}")
@@ -199,7 +202,9 @@ fn ip_families_and_clusterips_are_checked_as_the_api_server_does() {
 fn families_default_as_the_api_server_defaults_them_on_the_cluster() {
     use IpFamily::{IPv4, IPv6};
     let (dual, v4, v6, unknown): (&[IpFamily], &[IpFamily], &[IpFamily], &[IpFamily]) = (&[IPv4, IPv6], &[IPv4], &[IPv6], &[]);
-    let cases: [(&str, &[IpFamily], Result<&[IpFamily], &str>); 11] = [
+    // (spec, the cluster's families, the Service's families or why it cannot have them)
+    type Case<'a> = (&'a str, &'a [IpFamily], Result<&'a [IpFamily], &'a str>);
+    let cases: [Case; 11] = [
         ("spec: {}", dual, Ok(&[IPv4])),
         ("spec: {}", v6, Ok(&[IPv6])),
         ("spec: {}", unknown, Ok(&[IPv4])),

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use netmatrix_model::{
-    Cluster, ContainerPort, IpBlock, IpFamily, IpFamilyPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef, PortSpec, Protocol,
-    Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
+    Cluster, ContainerPort, IpBlock, IpFamily, IpFamilyPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef,
+    PortSpec, Protocol, Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
 };
 use netmatrix_oracle::incremental::{Cell, CellTarget, Delta, Incremental, full_cells};
 use netmatrix_oracle::{Options, Profile};

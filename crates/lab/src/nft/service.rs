@@ -331,8 +331,8 @@ fn render_port(
         SessionAffinity::ClientIp { timeout_seconds } => Some(timeout_seconds),
         SessionAffinity::None => None,
     };
-    let sets: Option<Vec<String>> =
-        affinity.map(|_| endpoints.iter().map(|e| format!("affinity-{:016x}", super::fnv1a(format!("{label} {}", fam.socket(e.ip, e.port)).as_bytes()))).collect());
+    let sets: Option<Vec<String>> = affinity
+        .map(|_| endpoints.iter().map(|e| format!("affinity-{:016x}", super::fnv1a(format!("{label} {}", fam.socket(e.ip, e.port)).as_bytes()))).collect());
     let sets = sets.as_deref();
     let all: Vec<usize> = (0..endpoints.len()).collect();
     if cluster_chain {

@@ -70,7 +70,12 @@ pub(crate) fn endpoints<'c>(
             continue;
         }
         if !serves(&pod_ips(cluster, pod), family) {
-            reasons.push(format!("{}/{} has no {} address: no endpoint of this frontend", pod.namespace, pod.name, family.map(IpFamily::as_str).unwrap_or_default()));
+            reasons.push(format!(
+                "{}/{} has no {} address: no endpoint of this frontend",
+                pod.namespace,
+                pod.name,
+                family.map(IpFamily::as_str).unwrap_or_default()
+            ));
             continue;
         }
         // "If this is a string, it will be looked up as a named port in the target Pod's
