@@ -530,16 +530,19 @@ impl Lab {
     /// UDP has no end, so a translated flow would otherwise keep going to the dead address.
     fn flush_udp_to(&self, ip: Ipv4Addr) -> Result<(), LabError> {
         for node in (0..self.state.nodes).filter(|&n| !fault::active(&self.state.faults, FaultKind::StaleUdp, n)) {
-            let ip = ip.to_string();
-            // Exit 1 with "0 flow entries have been deleted" is not a failure.
-            run_tool(
-                &names::node(&self.name, node),
-                &CONNTRACK,
-                &["-D", "-p", "udp", "--reply-src", &ip],
-                b"",
-                &format!("flushing UDP conntrack on node {node}"),
-                |stderr| stderr.contains("flow entries have been deleted"),
-            )?;
+            // Each family's flows (kube-proxy's proxier of each family flushes its own).
+            for address in topology::addresses(self.state.ip_family, ip) {
+                let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
+                // Exit 1 with "0 flow entries have been deleted" is not a failure.
+                run_tool(
+                    &names::node(&self.name, node),
+                    &CONNTRACK,
+                    &["-D", "-f", family, "-p", "udp", "--reply-src", &address.to_string()],
+                    b"",
+                    &format!("flushing UDP conntrack on node {node}"),
+                    |stderr| stderr.contains("flow entries have been deleted"),
+                )?;
+            }
         }
         Ok(())
     }
