@@ -83,7 +83,7 @@ pub enum LabCommand {
         name: String,
     },
     /// Inject or clear a fault: cross-node, drop-udp, ignore-policy, drop-services, break-hairpin,
-    /// stale-udp, delay-policy (with --by), drop-ipv6 (a lab with IPv6 only).
+    /// stale-udp, delay-policy (with --by), drop-ipv6 and single-family-services (labs with IPv6).
     Fault {
         action: FaultAction,
         name: String,

@@ -48,6 +48,8 @@ pub struct Capabilities {
     /// The probe says which pod answered and can fix its source port (the netmatrix agent does;
     /// agnhost does not): what session affinity and UDP-flow checks need.
     pub answer_identity: Capability,
+    /// Pods, nodes and Services have addresses of both families (dual-stack).
+    pub dual_stack: Capability,
 }
 
 impl Capabilities {
@@ -59,6 +61,7 @@ impl Capabilities {
             dns: Capability::yes(reason),
             admin_policies: Capability::yes(reason),
             answer_identity: Capability::yes(reason),
+            dual_stack: Capability::yes(reason),
         }
     }
 }

@@ -75,6 +75,7 @@ impl FakeBackend {
     pub fn new(nodes: usize) -> FakeBackend {
         let mut capabilities = Capabilities::all("the fake backend has it");
         capabilities.dns = Capability::no("the fake backend has no cluster DNS");
+        capabilities.dual_stack = Capability::no("the fake backend's pods have IPv4 addresses only");
         FakeBackend {
             nodes: (0..nodes).map(|i| Node { name: format!("node{i}"), addresses: vec![IpAddr::V4(Ipv4Addr::new(172, 18, i as u8, 2))] }).collect(),
             namespaces: BTreeMap::new(),

@@ -35,7 +35,8 @@ impl LabBackend {
 
     fn new(lab: Lab, owned: bool) -> LabBackend {
         let nodes = (0..lab.nodes()).map(|i| Node { name: lab.node_name(i), addresses: lab.node_addresses(i) }).collect();
-        LabBackend { lab, nodes, capabilities: detect(), owned, created: BTreeSet::new() }
+        let capabilities = detect(lab.ip_family());
+        LabBackend { lab, nodes, capabilities, owned, created: BTreeSet::new() }
     }
 
     pub fn name(&self) -> &str {
@@ -50,7 +51,7 @@ impl LabBackend {
     }
 }
 
-fn detect() -> Capabilities {
+fn detect(ip_family: IpFamilies) -> Capabilities {
     let sctp = if Path::new("/proc/net/sctp").exists() {
         Capability::yes("the host kernel has SCTP (/proc/net/sctp)")
     } else {
@@ -62,6 +63,11 @@ fn detect() -> Capabilities {
         dns: Capability::no("the lab has no cluster DNS"),
         admin_policies: Capability::yes("the lab renders admin policies in nftables"),
         answer_identity: Capability::yes("the lab's pods run the netmatrix agent"),
+        dual_stack: if ip_family == IpFamilies::Dual {
+            Capability::yes("the lab is dual-stack (--ip-family dual)")
+        } else {
+            Capability::no(format!("the lab is single-stack (--ip-family {}; dual gives both)", ip_family.as_str()))
+        },
     }
 }
 

@@ -97,6 +97,8 @@ pub enum Requirement {
     /// Probes that say which pod answered and fix their source port (session affinity, UDP
     /// flows across a backend's replacement): implied by the steps that check them.
     AnswerIdentity,
+    /// Addresses of both families: dual-stack Services.
+    DualStack,
 }
 
 impl Requirement {
@@ -108,6 +110,7 @@ impl Requirement {
             Self::Dns => ("cluster DNS to resolve ExternalName Services", &capabilities.dns),
             Self::AdminPolicies => ("enforcement of AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy", &capabilities.admin_policies),
             Self::AnswerIdentity => ("probes that say which pod answered (the netmatrix agent)", &capabilities.answer_identity),
+            Self::DualStack => ("a dual-stack cluster (IPv4 and IPv6)", &capabilities.dual_stack),
         }
     }
 

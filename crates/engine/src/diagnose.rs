@@ -33,6 +33,8 @@ enum Hypothesis {
     PolicyIgnored(String),
     ServiceKind(TargetKind),
     ServiceProxy(String),
+    /// The node's proxy programs the other family's Services but not this one's.
+    ServiceFamily(IpFamily, String),
     NodePortNode(String),
     /// The Service.
     Affinity(String),
@@ -108,6 +110,7 @@ impl Hypothesis {
             Self::PolicyIgnored(_) => "policy-ignored",
             Self::ServiceKind(_) => "service-kind",
             Self::ServiceProxy(_) => "service-proxy",
+            Self::ServiceFamily(..) => "service-family",
             Self::NodePortNode(_) => "node-port-node",
             Self::Affinity(_) => "affinity",
             Self::Hairpin(_) => "hairpin",
@@ -206,6 +209,8 @@ fn blocked_by(c: &Cell) -> Vec<Hypothesis> {
             out.extend(c.dst_node.iter().map(|n| H::NodePortNode(n.clone())));
         }
         out.extend(proxy.iter().map(|n| H::ServiceProxy(n.clone())));
+        // Cells carry their family on two-family runs only, where one family can be missing.
+        out.extend(proxy.iter().zip(c.family).map(|(n, f)| H::ServiceFamily(f, n.clone())));
     }
     out
 }
@@ -353,6 +358,11 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
         Hypothesis::PolicyIgnored(n) => format!("NetworkPolicy is not enforced on {n}: connections that should be denied to or from its pods get through"),
         Hypothesis::ServiceKind(k) => format!("only {} Services are wrong: every expected connection to a {0} address fails", k.as_str()),
         Hypothesis::ServiceProxy(n) => format!("the service proxy on {n} is down: its pods reach no Service address and its node ports do not answer"),
+        Hypothesis::ServiceFamily(f, n) => format!(
+            "one Service family not programmed: {} Services on {n} (its pods reach no {0} Service address and its {0} node ports do not answer, while {} works)",
+            f.as_str(),
+            IpFamily::BOTH.iter().find(|o| *o != f).map_or("", |o| o.as_str())
+        ),
         Hypothesis::NodePortNode(n) => format!("node ports on {n} do not answer: every expected connection to them fails"),
         Hypothesis::Affinity(_) => {
             format!("session affinity is violated for {}: a client reached more than one backend", names(|c| Some(c.service.as_deref().unwrap_or(&c.dst))))

@@ -106,8 +106,8 @@ fn family_cells(model: &Cluster, spec: &ProbeSpec, profile: Profile, family: IpF
     if spec.pods {
         cells.extend(pod_cells(model, &mut reach, spec, tag));
     }
-    if spec.services && family == IpFamily::IPv4 {
-        cells.extend(service_cells(model, &mut reach, spec, profile));
+    if spec.services {
+        cells.extend(service_cells(model, &mut reach, spec, profile, family));
     }
     for planned in &mut cells {
         planned.cell.family = tag;
@@ -160,16 +160,22 @@ fn pod_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, family
     planned
 }
 
-/// Every pod to every Service frontend with an address (ExternalName needs DNS: the suite's
+/// Every pod to every Service frontend of `family` (ExternalName needs DNS: the suite's
 /// ExternalName case says so). The oracle gives the verdict and the backends that may answer.
-fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, profile: Profile) -> Vec<Planned> {
-    let frontends = services::frontends(model);
+fn service_cells(model: &Cluster, reach: &mut Reachability, spec: &ProbeSpec, profile: Profile, family: IpFamily) -> Vec<Planned> {
+    let mut frontends = services::frontends(model);
+    frontends.retain(|f| f.family() == Some(family));
     // Fixed source ports follow the pod's name, not its place in the model, which changes
     // when a pod is recreated.
     let mut names: Vec<String> = model.pods.iter().map(pod_key).collect();
     names.sort();
     let mut planned = Vec::new();
+    let addressed = !model.families().is_empty();
     for (s, src) in model.pods.iter().enumerate() {
+        // A source without an address of the family sends none of its traffic.
+        if addressed && pod_addresses(model, src).is_empty() {
+            continue;
+        }
         for frontend in &frontends {
             let Some(address) = frontend.address else { continue };
             let service = &model.services[frontend.service];

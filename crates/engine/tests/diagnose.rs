@@ -132,17 +132,15 @@ fn host_cell(n: usize, pod: &str, to_pod: bool) -> Cell {
     }
 }
 
-/// The suite on a dual-stack run: the pod cells and the hostNetwork probe pods' cells once per
-/// family, then the Services, which are IPv4 only; every cell names its family.
+/// The suite on a dual-stack run: the pod cells, the hostNetwork probe pods' cells and the
+/// Services once per family, every cell naming its family.
 fn dual_suite() -> Vec<StepReport> {
     let per_family = |name: &str, cells: Vec<Cell>| {
         let cells = IpFamily::BOTH.into_iter().flat_map(|f| cells.iter().map(move |c| Cell { family: Some(f), ..c.clone() })).collect();
         StepReport { name: name.into(), tries: 1, cells }
     };
     let hosts = (0..3).flat_map(|n| pods().flat_map(move |(p, _)| [host_cell(n, &p, true), host_cell(n, &p, false)])).collect();
-    let mut services = service_step();
-    services.cells.iter_mut().for_each(|c| c.family = Some(IpFamily::IPv4));
-    vec![per_family("pods", pod_step().cells), per_family("hosts", hosts), services]
+    vec![per_family("pods", pod_step().cells), per_family("hosts", hosts), per_family("services", service_step().cells)]
 }
 
 /// What a fault does to a cell: the observation it forces, if it affects the cell.
@@ -353,6 +351,19 @@ fn a_dead_service_proxy_seen_through_cluster_ips_only_is_the_service_proxy() {
 }
 
 #[test]
+fn single_family_services_is_one_service_family_on_that_node() {
+    // `single-family-services --node N`: what drop-services does, for IPv6 cells alone.
+    let mut steps = dual_suite();
+    let ipv6_services = drop_services(1);
+    inject(&mut steps, &[Box::new(move |c: &Cell| if c.family == Some(IpFamily::IPv6) { ipv6_services(c) } else { None })]);
+    assert_one(&steps, "service-family", &["one Service family not programmed: IPv6 Services on node1", "while IPv4 works"]);
+    // Both families down is the proxy, not a family.
+    let mut steps = dual_suite();
+    inject(&mut steps, &[drop_services(1)]);
+    assert_one(&steps, "service-proxy", &["node1"]);
+}
+
+#[test]
 fn break_hairpin_names_the_sources_node() {
     let f = assert_one(&faulty(&[break_hairpin(0)]), "hairpin", &["on node0"]);
     assert!(!f.summary.contains("node1"), "{}", f.summary);
@@ -492,8 +503,8 @@ fn drop_ipv6_beside_other_faults_on_a_dual_run() {
     let steps = dual_faulty(&[cross_node(0, Some(1)), drop_ipv6(2), drop_udp(1)]);
     let findings = diagnose(&steps);
     let found: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
-    assert_eq!(found, ["protocol", "family", "cross-node"], "{findings:#?}");
-    assert!(findings[1].summary.starts_with("IPv6 is broken on node2:"), "{}", findings[1].summary);
+    assert_eq!(found, ["family", "cross-node", "protocol"], "{findings:#?}");
+    assert!(findings[0].summary.starts_with("IPv6 is broken on node2:"), "{}", findings[0].summary);
     assert_eq!(findings.iter().flat_map(|f| f.cells.iter().copied()).collect::<BTreeSet<_>>(), symptoms(&steps));
 }
 

@@ -1,6 +1,8 @@
-//! The netpol suite on a dual-stack lab (issue 18): every pod cell is probed over IPv4 and over
-//! IPv6 with real packets, and every cell of both families must be what the oracle predicts for
-//! its family; a node that forwards no IPv6 is diagnosed as such. Needs root (CI is root).
+//! The netpol and services suites on a dual-stack lab (issue 18): every pod cell, and every
+//! Service frontend of each family its Service has, is probed with real packets, and every cell
+//! of both families must be what the oracle predicts for its family; a node that forwards no
+//! IPv6, and one whose proxy serves IPv4 Services only, are diagnosed as such. Needs root (CI is
+//! root).
 
 #[path = "support/lab.rs"]
 mod support;
@@ -17,6 +19,71 @@ use support::{Guard, ensure_agent, root};
 
 /// This test's lab; other tests use other names.
 const LAB: &str = "tdual";
+/// The services test's lab.
+const SERVICES_LAB: &str = "tdsvc";
+
+/// Every cell of every step that ran, as (case, step, cell) descriptions of those not as the
+/// oracle expected.
+fn wrong_cells(report: &netmatrix_results::RunReport) -> Vec<String> {
+    let steps = report.cases.iter().flat_map(|case| case.steps.iter().map(move |s| (case, s)));
+    let cells = steps.flat_map(|(case, step)| step.cells.iter().map(move |c| (case, step, c)));
+    cells
+        .filter(|(_, _, c)| c.comparison() != Comparison::AsExpected && c.comparison() != Comparison::Undefined)
+        .map(|(case, step, c)| {
+            format!(
+                "{} / {}: {} -> {} {}/{} {:?}: expected {:?}, observed {:?}",
+                case.id, step.name, c.src, c.dst, c.port, c.protocol, c.family, c.expected, c.observed
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn service_frontends_of_each_family_hold_cell_by_cell_and_a_missing_family_is_diagnosed() {
+    if !root("the dual-stack lab test") {
+        return;
+    }
+    ensure_agent();
+    let _ = Lab::down(SERVICES_LAB);
+    let _guard = Guard(SERVICES_LAB);
+    let mut backend = LabBackend::up(SERVICES_LAB, 3, IpFamilies::Dual).unwrap();
+    let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
+    let world = suites::world(&nodes, backend.capabilities().sctp.is_yes());
+    let cases = suites::cases(&["services".into()]).unwrap();
+    let report = run(&mut backend, &world, &cases, &ProbeConfig::default(), &|_| {}).unwrap();
+    assert_eq!(wrong_cells(&report), Vec::<String>::new());
+    assert_eq!(report.summary.failed + report.summary.errors + report.summary.flaky, 0, "{:?}", report.summary);
+    let dual = report.cases.iter().find(|c| c.id == "services/dual-stack").expect("the dual-stack case");
+    assert_eq!(dual.result, CaseResult::Pass, "a dual-stack lab runs it");
+    // Each Service's cells come in the families it has: web6 IPv6 only, the others both, and
+    // IPv6 node ports and load-balancer addresses answer as IPv4's do.
+    let families = |service: &str, dst: &str| -> Vec<IpFamily> {
+        let mut f: Vec<IpFamily> = dual.steps[0]
+            .cells
+            .iter()
+            .filter(|c| c.service.as_deref() == Some(service) && c.dst.starts_with(dst) && c.expected == Expected::Allow)
+            .filter_map(|c| c.family)
+            .collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    assert_eq!(families("x/web6", "svc:"), [IpFamily::IPv6]);
+    assert_eq!(families("x/prefer", "svc:"), IpFamily::BOTH);
+    assert_eq!(families("x/prefer", "node:"), IpFamily::BOTH);
+    assert_eq!(families("x/require", "lb:"), IpFamily::BOTH);
+
+    // A fresh lab whose node1 proxy serves IPv4 Services only.
+    assert!(backend.teardown().is_empty());
+    let mut backend = LabBackend::up(SERVICES_LAB, 3, IpFamilies::Dual).unwrap();
+    backend.lab_mut().inject(Fault::new(FaultKind::SingleFamilyServices, 1)).unwrap();
+    let case = suites::cases(&["services".into()]).unwrap().into_iter().filter(|c| c.id == "services/dual-stack").collect::<Vec<_>>();
+    let report = run(&mut backend, &world, &case, &ProbeConfig::default(), &|_| {}).unwrap();
+    let faulty = &report.cases[0];
+    let wrong: Vec<_> = faulty.steps[0].cells.iter().filter(|c| c.comparison() == Comparison::Wrong).collect();
+    assert!(!wrong.is_empty() && wrong.iter().all(|c| c.family == Some(IpFamily::IPv6)), "only IPv6 cells go wrong: {:?}", wrong_cells(&report));
+    assert!(faulty.diagnosis.iter().any(|d| d.contains("one Service family not programmed: IPv6 Services on node1")), "{:#?}", faulty.diagnosis);
+}
 
 #[test]
 fn the_netpol_suite_holds_cell_by_cell_in_both_families() {

@@ -26,7 +26,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use netmatrix_cluster::{
     Backend, BackendError, BackendKind, Capabilities, Capability, Node, ObjectKind, PodKey, PodSpec, Row, RowResult, batch_to_json, parse_results,
 };
-use netmatrix_model::Labels;
+use netmatrix_model::{IpFamily, Labels};
 use serde_json::{Value, json};
 
 pub use config::CaseTag;
@@ -148,6 +148,7 @@ impl KubeBackend {
             } else {
                 Capability::yes("the probe pods run the netmatrix agent")
             },
+            dual_stack: dual_stack(&nodes),
         };
         Ok(KubeBackend {
             runtime,
@@ -427,6 +428,17 @@ impl Backend for KubeBackend {
                 let _ = runtime.block_on(tokio::time::timeout(Duration::from_secs(5), wait::remove_run(&client, &run, &objects, Duration::ZERO)));
             }
         }))
+    }
+}
+
+/// Dual-stack where every chosen node has an address of each family (a dual-stack cluster's
+/// nodes report an InternalIP per family).
+fn dual_stack(nodes: &[Node]) -> Capability {
+    let both = |n: &Node| IpFamily::BOTH.iter().all(|f| n.addresses.iter().any(|ip| IpFamily::of(ip) == *f));
+    if !nodes.is_empty() && nodes.iter().all(both) {
+        Capability::yes("every node has an IPv4 and an IPv6 address")
+    } else {
+        Capability::no("the nodes do not all have addresses of both families (IPv4 and IPv6)")
     }
 }
 

@@ -112,4 +112,22 @@ mod tests {
         let policy = shorten(json!({"kind": "AdminNetworkPolicy", "metadata": {"name": "p"}}), &short);
         assert_eq!(policy, json!({"kind": "AdminNetworkPolicy", "metadata": {"name": "p"}}), "nothing added to what has no namespace or endpoints");
     }
+
+    #[test]
+    fn a_dual_stack_service_as_the_api_server_returns_it_reads_with_both_families() {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "nm-r1-x"},
+            "spec": {"clusterIP": "fd00:10:96::a", "clusterIPs": ["fd00:10:96::a", "10.96.0.10"], "ipFamilies": ["IPv6", "IPv4"],
+                     "ipFamilyPolicy": "RequireDualStack", "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "type": "ClusterIP"}
+        }))
+        .unwrap();
+        let doc = shorten(manifest(&service, "v1", "Service"), &BTreeMap::from([("nm-r1-x", "x")]));
+        let cluster = netmatrix_model::parse_str("api", &doc.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let s = &cluster.services[0];
+        assert_eq!(s.cluster_ips, ["fd00:10:96::a".parse::<std::net::IpAddr>().unwrap(), "10.96.0.10".parse().unwrap()]);
+        assert_eq!(
+            (s.ip_families.as_slice(), s.ip_family_policy),
+            (netmatrix_model::IpFamily::BOTH.iter().rev().copied().collect::<Vec<_>>().as_slice(), netmatrix_model::IpFamilyPolicy::RequireDualStack)
+        );
+    }
 }

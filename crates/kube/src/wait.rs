@@ -118,7 +118,7 @@ pub async fn endpoints_ready(client: &Client, services: &[(String, String)], dea
                     .items
                     .iter()
                     .filter(|p| pods::start(p) == Start::Ready)
-                    .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+                    .flat_map(|p| service_addresses(&service, p))
                     .collect();
                 if current.values().flatten().cloned().collect::<BTreeSet<_>>() == expected && !current.is_empty() || expected.is_empty() {
                     break;
@@ -147,6 +147,21 @@ pub async fn endpoints_ready(client: &Client, services: &[(String, String)], dea
         let names: Vec<String> = services.iter().map(|(n, s)| format!("{n}/{s}")).collect();
         Err(KubeError::Deadline { what: format!("the EndpointSlices of {} listing their ready pods", names.join(", ")), after: deadline })
     })
+}
+
+/// The addresses of `pod` the EndpointSlices of `service` list: one slice per family the
+/// Service has (`spec.ipFamilies`, set by the API server), each of the pods' addresses of it.
+fn service_addresses(service: &Service, pod: &Pod) -> Vec<String> {
+    let families: Vec<String> = service.spec.as_ref().and_then(|s| s.ip_families.clone()).unwrap_or_default();
+    let status = pod.status.as_ref();
+    let ips: Vec<String> = status.and_then(|s| s.pod_ips.as_ref()).map(|ips| ips.iter().map(|ip| ip.ip.clone()).collect()).unwrap_or_default();
+    let ips = if ips.is_empty() { status.and_then(|s| s.pod_ip.clone()).into_iter().collect() } else { ips };
+    let family = |ip: &String| if ip.contains(':') { "IPv6" } else { "IPv4" };
+    // A Service read before the API server set its families: the primary address, as before.
+    if families.is_empty() {
+        return ips.into_iter().take(1).collect();
+    }
+    ips.into_iter().filter(|ip| families.iter().any(|f| f == family(ip))).collect()
 }
 
 fn ready_addresses(slice: &EndpointSlice) -> BTreeSet<String> {
@@ -236,4 +251,20 @@ pub async fn remove_labelled(client: &Client, run: Option<&str>, admin: &AdminPo
     }
     removed.extend(remove_namespaces(client, &selector, deadline).await?.into_iter().map(|n| format!("namespace {n}")));
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_services_slices_list_the_pods_addresses_of_its_families() {
+        let pod: Pod =
+            serde_json::from_value(serde_json::json!({"status": {"podIP": "10.244.0.10", "podIPs": [{"ip": "10.244.0.10"}, {"ip": "fd00:10:244::10"}]}}))
+                .unwrap();
+        let service = |families: serde_json::Value| -> Service { serde_json::from_value(serde_json::json!({"spec": {"ipFamilies": families}})).unwrap() };
+        assert_eq!(service_addresses(&service(serde_json::json!(["IPv6"])), &pod), ["fd00:10:244::10"]);
+        assert_eq!(service_addresses(&service(serde_json::json!(["IPv4", "IPv6"])), &pod), ["10.244.0.10", "fd00:10:244::10"]);
+        assert_eq!(service_addresses(&service(serde_json::Value::Null), &pod), ["10.244.0.10"], "families not set yet: the primary address");
+    }
 }

@@ -87,7 +87,7 @@ fn policy_change() {
     let start = Instant::now();
     let mut scripts = netmatrix_lab::nft::Scripts::new("nm-bench", &model);
     for node in 0..10 {
-        let _ = scripts.node(&lab.node_name(node), node, &[netmatrix_lab::topology::node_ip(node)], &[]);
+        let _ = scripts.node(&lab.node_name(node), node, &lab.node_addresses(node), &[]);
     }
     let render = start.elapsed();
     Lab::down(name).expect("lab down");

@@ -41,10 +41,13 @@ pub enum FaultKind {
     /// A node whose dataplane drops every IPv6 packet it forwards (its pods', in and out), as a
     /// CNI whose ip6tables chain is missing would; IPv4 is untouched. Refused in an IPv4 lab.
     DropIpv6,
+    /// A node whose service proxy programs IPv4 Services only: its IPv6 Service rules are
+    /// missing (cluster IPs, node ports, load-balancer and external IPs of IPv6 alike).
+    SingleFamilyServices,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::CrossNode,
         FaultKind::DropUdp,
         FaultKind::IgnorePolicy,
@@ -54,6 +57,7 @@ impl FaultKind {
         FaultKind::Netem,
         FaultKind::DelayPolicy,
         FaultKind::DropIpv6,
+        FaultKind::SingleFamilyServices,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -73,6 +77,7 @@ impl fmt::Display for FaultKind {
             Self::Netem => "netem",
             Self::DelayPolicy => "delay-policy",
             Self::DropIpv6 => "drop-ipv6",
+            Self::SingleFamilyServices => "single-family-services",
         })
     }
 }
@@ -112,9 +117,10 @@ impl Fault {
     /// Why a lab with addresses of `families` refuses the fault, if it does: one that could
     /// change nothing there.
     pub(crate) fn check_families(&self, families: IpFamilies) -> Result<(), String> {
-        if self.kind == FaultKind::DropIpv6 && !families.has(IpFamily::IPv6) {
+        if matches!(self.kind, FaultKind::DropIpv6 | FaultKind::SingleFamilyServices) && !families.has(IpFamily::IPv6) {
             return Err(format!(
-                "fault drop-ipv6: lab is {} only, so dropping IPv6 would change nothing (bring it up with --ip-family dual or ipv6); nothing was injected",
+                "fault {}: lab is {} only, so leaving out IPv6 would change nothing (bring it up with --ip-family dual or ipv6); nothing was injected",
+                self.kind,
                 families.as_str()
             ));
         }
@@ -224,6 +230,7 @@ mod tests {
         assert!(fault.check_families(IpFamilies::Ipv4).unwrap_err().contains("nothing was injected"));
         assert_eq!((fault.check_families(IpFamilies::Dual), fault.check_families(IpFamilies::Ipv6)), (Ok(()), Ok(())));
         assert_eq!(Fault::new(FaultKind::DropUdp, 1).check_families(IpFamilies::Ipv4), Ok(()));
+        assert!(Fault::new(FaultKind::SingleFamilyServices, 1).check_families(IpFamilies::Ipv4).is_err());
         let rendered = |faults: &[Fault], node| {
             let mut out = String::new();
             render_node(&mut out, faults, node);

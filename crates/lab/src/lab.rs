@@ -530,16 +530,19 @@ impl Lab {
     /// UDP has no end, so a translated flow would otherwise keep going to the dead address.
     fn flush_udp_to(&self, ip: Ipv4Addr) -> Result<(), LabError> {
         for node in (0..self.state.nodes).filter(|&n| !fault::active(&self.state.faults, FaultKind::StaleUdp, n)) {
-            let ip = ip.to_string();
-            // Exit 1 with "0 flow entries have been deleted" is not a failure.
-            run_tool(
-                &names::node(&self.name, node),
-                &CONNTRACK,
-                &["-D", "-p", "udp", "--reply-src", &ip],
-                b"",
-                &format!("flushing UDP conntrack on node {node}"),
-                |stderr| stderr.contains("flow entries have been deleted"),
-            )?;
+            // Each family's flows (kube-proxy's proxier of each family flushes its own).
+            for address in topology::addresses(self.state.ip_family, ip) {
+                let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
+                // Exit 1 with "0 flow entries have been deleted" is not a failure.
+                run_tool(
+                    &names::node(&self.name, node),
+                    &CONNTRACK,
+                    &["-D", "-f", family, "-p", "udp", "--reply-src", &address.to_string()],
+                    b"",
+                    &format!("flushing UDP conntrack on node {node}"),
+                    |stderr| stderr.contains("flow entries have been deleted"),
+                )?;
+            }
         }
         Ok(())
     }
@@ -602,14 +605,36 @@ impl Lab {
     fn allocate_service(&self, mut manifest: serde_json::Value, service: &netmatrix_model::Service) -> Result<serde_json::Value, LabError> {
         use netmatrix_model::ServiceType;
         let existing: Vec<&Service> = self.objects.services.values().collect();
-        let needs_ip = service.cluster_ip.is_none() && !service.headless && service.service_type != ServiceType::ExternalName;
-        if needs_ip {
-            let used: Vec<IpAddr> = existing.iter().filter_map(|s| s.cluster_ip).collect();
-            let ip = (0..65_000)
-                .map(topology::cluster_ip)
-                .find(|ip| !used.contains(&IpAddr::V4(*ip)))
-                .ok_or_else(|| LabError::BadInput("no ClusterIP left".into()))?;
-            manifest["spec"]["clusterIP"] = serde_json::json!(ip.to_string());
+        // The API server's defaults and refusals (RequireDualStack on a single-stack lab).
+        let families = service.families(self.state.ip_family.list()).map_err(|why| {
+            LabError::BadInput(format!(
+                "Service {}/{}: spec.ipFamilyPolicy/ipFamilies: {why} (lab {} is {})",
+                service.namespace,
+                service.name,
+                self.name,
+                self.state.ip_family.as_str()
+            ))
+        })?;
+        if !service.headless && service.service_type != ServiceType::ExternalName {
+            let used: Vec<IpAddr> = existing.iter().flat_map(|s| s.cluster_ips.iter().copied()).collect();
+            let mut ips = Vec::new();
+            for &family in &families {
+                let ip = match service.cluster_ips.iter().find(|ip| IpFamily::of(ip) == family) {
+                    Some(ip) => *ip,
+                    None => (0..65_000)
+                        .map(|slot| topology::of_family(family, topology::cluster_ip(slot)))
+                        .find(|ip| !used.contains(ip))
+                        .ok_or_else(|| LabError::BadInput(format!("no {} ClusterIP left", family.as_str())))?,
+                };
+                ips.push(ip.to_string());
+            }
+            manifest["spec"]["clusterIP"] = serde_json::json!(ips[0]);
+            manifest["spec"]["clusterIPs"] = serde_json::json!(ips);
+        }
+        if service.service_type != ServiceType::ExternalName {
+            // As the API server records them.
+            manifest["spec"]["ipFamilies"] = serde_json::json!(families.iter().map(|f| f.as_str()).collect::<Vec<_>>());
+            manifest["spec"]["ipFamilyPolicy"] = serde_json::json!(service.ip_family_policy.as_str());
         }
         if matches!(service.service_type, ServiceType::NodePort | ServiceType::LoadBalancer) {
             let mut used: Vec<u16> =
@@ -623,12 +648,14 @@ impl Lab {
             }
         }
         if service.service_type == ServiceType::LoadBalancer && service.load_balancer_ips.is_empty() {
+            // One address per family, the IPv6 one the twin of the IPv4 one.
             let used: Vec<IpAddr> = existing.iter().flat_map(|s| s.load_balancer_ips.clone()).collect();
-            let ip = (0..250)
-                .map(topology::load_balancer_ip)
-                .find(|ip| !used.contains(&IpAddr::V4(*ip)))
+            let slot = (0..250)
+                .find(|&slot| families.iter().all(|&f| !used.contains(&topology::of_family(f, topology::load_balancer_ip(slot)))))
                 .ok_or_else(|| LabError::BadInput("no LoadBalancer IP left".into()))?;
-            manifest["status"] = serde_json::json!({"loadBalancer": {"ingress": [{"ip": ip.to_string()}]}});
+            let ingress: Vec<serde_json::Value> =
+                families.iter().map(|&f| serde_json::json!({"ip": topology::of_family(f, topology::load_balancer_ip(slot)).to_string()})).collect();
+            manifest["status"] = serde_json::json!({"loadBalancer": {"ingress": ingress}});
         }
         Ok(manifest)
     }
@@ -717,7 +744,7 @@ impl Lab {
         let mut rendering = nft::Scripts::new(&table, &cluster);
         let mut scripts: Vec<(String, String, String)> = (0..nodes)
             .map(|node| {
-                (names::node(&self.name, node), rendering.node(&self.node_name(node), node, &[topology::node_ip(node)], faults), format!("node {node}"))
+                (names::node(&self.name, node), rendering.node(&self.node_name(node), node, &self.node_addresses(node), faults), format!("node {node}"))
             })
             .collect();
         scripts.push((names::router(&self.name), fault::router_script(&table, faults, nodes), "the router".into()));

@@ -71,7 +71,7 @@ pub fn twin(ip: Ipv4Addr) -> Ipv6Addr {
 /// The addresses of `families` for the lab address `ip` (its own and its twin), the primary
 /// family first.
 pub fn addresses(families: IpFamilies, ip: Ipv4Addr) -> Vec<IpAddr> {
-    families.list().iter().map(|f| if *f == IpFamily::IPv4 { IpAddr::V4(ip) } else { IpAddr::V6(twin(ip)) }).collect()
+    families.list().iter().map(|&f| of_family(f, ip)).collect()
 }
 
 /// The MAC of the pod `eth0` or bridge with address `ip`: `0a:58` and the address, as OVN does.
@@ -80,12 +80,19 @@ pub fn mac(ip: Ipv4Addr) -> [u8; 6] {
     [0x0a, 0x58, a, b, c, d]
 }
 
-/// Service ClusterIPs the lab allocates: 10.96.0.10 upwards.
+/// The address of `family` for the lab address `ip`: itself, or its twin.
+pub fn of_family(family: IpFamily, ip: Ipv4Addr) -> IpAddr {
+    if family == IpFamily::IPv4 { IpAddr::V4(ip) } else { IpAddr::V6(twin(ip)) }
+}
+
+/// Service ClusterIPs the lab allocates: 10.96.0.10 upwards, and their twins for IPv6
+/// (`fd00:10:96::10` upwards, in `fd00:10:96::/48` as IPv4's are in 10.96.0.0/12).
 pub fn cluster_ip(slot: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 10)) + slot as u32)
 }
 
-/// LoadBalancer IPs the lab assigns: 172.18.255.1 upwards.
+/// LoadBalancer IPs the lab assigns: 172.18.255.1 upwards (IPv6: their twins,
+/// `fd00:172:18:255::1` upwards).
 pub fn load_balancer_ip(slot: usize) -> Ipv4Addr {
     Ipv4Addr::new(172, 18, 255, 1 + slot as u8)
 }

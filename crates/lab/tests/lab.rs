@@ -149,7 +149,7 @@ fn assert_tables_as_rendered(lab: &Lab, lab_name: &str, scratch: &str, what: &st
     let table = names::nft_table(lab_name);
     let model = lab.model().unwrap();
     for node in 0..lab.nodes() {
-        let full = nft::script(&table, &model, &lab.node_name(node), node, &[topology::node_ip(node)], lab.faults());
+        let full = nft::script(&table, &model, &lab.node_name(node), node, &lab.node_addresses(node), lab.faults());
         nft_in(scratch, &["-f", "-"], &full).unwrap_or_else(|e| panic!("{what}: the full apply failed: {e}"));
         let list = |ns: &str| listing::items(&nft_in(ns, &["list", "table", "inet", &table], "").unwrap());
         assert_eq!(list(&names::node(lab_name, node)), list(scratch), "{what}: node {node}'s table differs from its rendering applied from scratch");

@@ -6,12 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use netmatrix_model::{Cluster, parse_str};
+use netmatrix_model::{Cluster, IpFamily, parse_str};
 
 use netmatrix_lab::nft::service::render;
 
@@ -193,7 +193,7 @@ spec:
   ports: [{port: 80}]
 "#;
 
-const NODE_IPS: [[Ipv4Addr; 1]; 2] = [[Ipv4Addr::new(172, 18, 0, 2)], [Ipv4Addr::new(172, 18, 1, 2)]];
+const NODE_IPS: [[IpAddr; 1]; 2] = [[IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2))], [IpAddr::V4(Ipv4Addr::new(172, 18, 1, 2))]];
 
 fn cluster() -> Cluster {
     parse_str("cluster.yaml", CLUSTER).unwrap_or_else(|e| panic!("{e}"))
@@ -201,7 +201,7 @@ fn cluster() -> Cluster {
 
 fn rendered(cluster: &Cluster, node: usize) -> String {
     let mut out = String::new();
-    render(&mut out, cluster, &format!("node{node}"), &NODE_IPS[node]);
+    render(&mut out, cluster, &format!("node{node}"), &NODE_IPS[node], &IpFamily::BOTH);
     out
 }
 
@@ -239,11 +239,21 @@ fn elements(chains: &BTreeMap<String, Vec<String>>, chain: &str) -> BTreeMap<Str
     lines.filter_map(|l| l.trim_end_matches(',').split_once(" : ")).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
-/// The `ip:port` targets of the endpoint chains that `chain` picks among.
+/// The `ip:port` (`[ip6]:port`) targets of the endpoint chains that `chain` picks among.
 fn targets(chains: &BTreeMap<String, Vec<String>>, chain: &str) -> BTreeSet<String> {
     let lines = &chains[chain];
     let endpoints: BTreeSet<&str> = lines.iter().flat_map(|l| l.split("goto ").skip(1)).map(|s| s.split([',', ' ']).next().unwrap()).collect();
-    endpoints.iter().map(|ep| chains[*ep].iter().find_map(|l| l.split_once("dnat ip to ")).unwrap_or_else(|| panic!("{ep} has no DNAT")).1.to_owned()).collect()
+    endpoints
+        .iter()
+        .map(|ep| {
+            chains[*ep]
+                .iter()
+                .find_map(|l| l.split_once("dnat ip to ").or_else(|| l.split_once("dnat ip6 to ")))
+                .unwrap_or_else(|| panic!("{ep} has no DNAT"))
+                .1
+                .to_owned()
+        })
+        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -396,21 +406,101 @@ fn client_ip_affinity_keeps_a_client_on_its_endpoint() {
 fn headless_external_name_ipv6_and_unallocated_services() {
     let text = rendered(&cluster(), 0);
     assert!(!text.contains("shop/headless") && !text.contains("shop/external"), "no virtual address, nothing to render");
-    assert!(text.contains("\t# shop/v6: clusterIP fd00::10 is IPv6, not rendered (the lab is IPv4 only)\n"), "{text}");
-    assert!(text.contains("\t# shop/web-lb: load-balancer IP fd00::255:1 is IPv6, not rendered (the lab is IPv4 only)\n"), "{text}");
+    // An IPv6 Service gets IPv6 rules; no pod here has an IPv6 address, so it has no endpoints.
+    let chains = chains(&text);
+    assert_eq!(elements(&chains, "service-no-endpoints").get("fd00::10 . tcp . 80").map(String::as_str), Some("goto service-reject"), "{text}");
+    assert!(text.contains("\t# shop/web-lb: load-balancer IP fd00::255:1 is IPv6, a family the Service does not have: not rendered\n"), "{text}");
     assert!(text.contains("\t# shop/unallocated: no clusterIP"), "{text}");
     assert!(text.contains("\t# shop/unallocated:80/TCP: no nodePort"), "{text}");
-    assert!(!text.contains("fd00::10 ."), "{text}");
+}
+
+/// Two dual-stack pods of `app: web` (one IPv4 only) on two nodes, a PreferDualStack NodePort
+/// Service with ClientIP affinity and a load-balancer address per family, and an IPv6-only one.
+const DUAL: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop, labels: {app: web}}
+spec: {nodeName: node0, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+status: {podIPs: [{ip: 10.244.0.10}, {ip: "fd00:10:244:0::10"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+spec: {nodeName: node1, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+status: {podIPs: [{ip: 10.244.1.10}, {ip: "fd00:10:244:1::10"}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old-0, namespace: shop, labels: {app: web}}
+spec: {nodeName: node0, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}
+status: {podIP: 10.244.0.11}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  clusterIPs: [10.96.0.10, "fd00:10:96::10"]
+  sessionAffinity: ClientIP
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http, nodePort: 30080}]
+status: {loadBalancer: {ingress: [{ip: 172.18.255.1}, {ip: "fd00:172:18:255::1"}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: shop}
+spec:
+  ipFamilies: [IPv6]
+  clusterIP: "fd00:10:96::11"
+  selector: {app: web}
+  ports: [{port: 81, targetPort: http}]
+"#;
+
+const DUAL_NODE_IPS: [&str; 2] = ["172.18.0.2", "fd00:172:18:0::2"];
+
+#[test]
+fn dual_stack_services_get_rules_per_family_leading_to_that_familys_endpoints() {
+    let c = parse_str("dual.yaml", DUAL).unwrap_or_else(|e| panic!("{e}"));
+    let node_ips: Vec<IpAddr> = DUAL_NODE_IPS.iter().map(|ip| ip.parse().unwrap()).collect();
+    let mut text = String::new();
+    render(&mut text, &c, "node0", &node_ips, &IpFamily::BOTH);
+    let chains = chains(&text);
+    let services = &chains["services"];
+    assert!(services.iter().any(|l| l == "ip6 daddr fd00:172:18::2 meta l4proto . th dport vmap {"), "node ports on the node's IPv6 address: {services:?}");
+    let served = elements(&chains, "services");
+    assert_eq!(goto(&served["10.96.0.10 . tcp . 80"]), "svc-0");
+    assert_eq!(goto(&served["fd00:10:96::10 . tcp . 80"]), "svc6-0");
+    assert_eq!(goto(&served["fd00:172:18:255::1 . tcp . 80"]), "ext6-0");
+    assert_eq!(goto(&served["fd00:10:96::11 . tcp . 81"]), "svc6-1");
+    // IPv4 has three endpoints (old-0 too), IPv6 the two with an IPv6 address.
+    assert_eq!(targets(&chains, "svc-0").len(), 3, "{text}");
+    assert_eq!(targets(&chains, "svc6-0"), set(&["[fd00:10:244::10]:8080", "[fd00:10:244:1::10]:8080"]), "{text}");
+    let ep = &chains["ep6-0-1"];
+    assert!(ep.iter().any(|l| l == "ip6 saddr fd00:10:244:1::10 meta mark set mark or 0x4000"), "hairpin per family: {ep:?}");
+    assert!(ep.iter().any(|l| l.starts_with("update @affinity-") && l.ends_with("{ ip6 saddr }")), "affinity per family: {ep:?}");
+    assert!(ep.iter().any(|l| l == "meta l4proto tcp dnat ip6 to [fd00:10:244:1::10]:8080"), "{ep:?}");
+    assert!(text.contains("\t\ttype ipv6_addr\n"), "{text}");
+    // A proxy serving IPv4 alone (the single-family-services fault) renders no IPv6 rule.
+    let mut v4 = String::new();
+    render(&mut v4, &c, "node0", &node_ips, &[IpFamily::IPv4]);
+    assert!(!v4.contains("ip6") && !v4.contains("fd00") && v4.contains("10.96.0.10 . tcp . 80"), "{v4}");
+    if privileged(false) {
+        let mut namespaces = Namespaces::new("dual");
+        let ns = namespaces.add("n");
+        let out = Namespaces::nft(&ns, &["-c", "-f", "-"], &table(&text));
+        assert!(out.status.success(), "nft -c rejected the dual-stack ruleset: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 #[test]
 fn node_ports_answer_on_every_local_address_without_node_ips() {
     let mut out = String::new();
-    render(&mut out, &cluster(), "node0", &[]);
+    render(&mut out, &cluster(), "node0", &[], &IpFamily::BOTH);
     assert!(out.contains("\t\tfib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap {\n"), "{out}");
-    let two = [Ipv4Addr::new(172, 18, 0, 2), Ipv4Addr::new(192, 168, 0, 2)];
+    let two = [Ipv4Addr::new(172, 18, 0, 2), Ipv4Addr::new(192, 168, 0, 2)].map(IpAddr::V4);
     out.clear();
-    render(&mut out, &cluster(), "node0", &two);
+    render(&mut out, &cluster(), "node0", &two, &IpFamily::BOTH);
     assert!(out.contains("\t\tip daddr { 172.18.0.2, 192.168.0.2 } meta l4proto . th dport vmap {\n"), "{out}");
 }
 
@@ -527,7 +617,7 @@ fn the_kernel_accepts_the_rulesets() {
     let c = cluster();
     let mut scripts: Vec<(String, String)> = (0..2).map(|node| (format!("node{node}"), table(&rendered(&c, node)))).collect();
     let mut without_node_ips = String::new();
-    render(&mut without_node_ips, &c, "node0", &[]);
+    render(&mut without_node_ips, &c, "node0", &[], &IpFamily::BOTH);
     scripts.push(("node0 without node IPs".into(), table(&without_node_ips)));
     // Beside the NetworkPolicy chains, as the lab applies them: no name or hook clashes.
     let policy =
@@ -742,7 +832,7 @@ fn packets_follow_the_service_rules() {
     }
     let cluster = parse_str("packets.yaml", PACKET_CLUSTER).unwrap_or_else(|e| panic!("{e}"));
     let mut body = String::new();
-    render(&mut body, &cluster, "node0", &[Ipv4Addr::new(172, 18, 0, 2)]);
+    render(&mut body, &cluster, "node0", &[IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2))], &IpFamily::BOTH);
     let out = Namespaces::nft(&node, &["-f", "-"], &table(&body));
     assert!(out.status.success(), "nft -f: {}", String::from_utf8_lossy(&out.stderr));
 

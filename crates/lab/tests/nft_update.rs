@@ -45,7 +45,7 @@ fn model(docs: &[Value]) -> Cluster {
 }
 
 fn render(docs: &[Value], faults: &[Fault]) -> String {
-    script(TABLE, &model(docs), "n0", 0, &[Ipv4Addr::new(172, 18, 0, 2)], faults)
+    script(TABLE, &model(docs), "n0", 0, &[Ipv4Addr::new(172, 18, 0, 2).into()], faults)
 }
 
 fn position(docs: &[Value], kind: &str, nth: usize) -> usize {

@@ -81,10 +81,25 @@ impl Cluster {
         families
     }
 
+    /// The families of the pods' and nodes' addresses, the primary first: that of the first
+    /// address listed (a dual-stack pod lists its primary family's first, `status.podIPs`).
+    pub fn families_primary_first(&self) -> Vec<IpFamily> {
+        let mut families = self.families();
+        let first = self.pods.iter().flat_map(|p| &p.ips).chain(self.nodes.iter().flat_map(|n| &n.addresses)).next();
+        if let Some(first) = first {
+            families.sort_by_key(|f| *f != IpFamily::of(first));
+        }
+        families
+    }
+
     /// The cluster as seen by traffic of `family`: pods and nodes keep only their addresses of
     /// that family, so ipBlocks (and `networks`) match a pod by the address its packets carry.
+    /// A pod with addresses of the other family only is not there (it sends and serves none of
+    /// this family's traffic, and is no endpoint of its Service frontends); pods without
+    /// addresses (from manifests without status) stay.
     pub fn of_family(&self, family: IpFamily) -> Cluster {
         let mut view = self.clone();
+        view.pods.retain(|p| p.ips.is_empty() || p.ips.iter().any(|ip| IpFamily::of(ip) == family));
         for pod in &mut view.pods {
             pod.ips.retain(|ip| IpFamily::of(ip) == family);
         }

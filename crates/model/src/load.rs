@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 
+use crate::IpFamily;
 use crate::dom::{self, Build, Dom, OwnedDom, V};
 use crate::error::{InputError, InputErrors};
 use crate::raw;
@@ -363,7 +364,7 @@ impl Loader {
             namespaces.entry(name).or_default();
         }
         let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels.into_iter().collect())).collect();
-        Ok(Cluster {
+        let cluster = Cluster {
             namespaces,
             pods: self.pods.into_values().collect(),
             policies: self.policies.into_values().collect(),
@@ -376,8 +377,31 @@ impl Loader {
             nodes: self.nodes.into_values().collect(),
             endpoint_slices: self.endpoint_slices.into_values().collect(),
             warnings: self.warnings,
-        })
+        };
+        let errors = service_family_errors(&cluster);
+        if errors.is_empty() { Ok(cluster) } else { Err(InputErrors(errors)) }
     }
+}
+
+/// Services the cluster cannot give their families, where the input says which families the
+/// cluster has (its pods' and nodes' addresses): RequireDualStack on a single-stack cluster, a
+/// family it lacks. Without addresses nothing is known, and nothing is refused here; the lab
+/// and the API server refuse such a Service when it is applied.
+fn service_family_errors(cluster: &Cluster) -> Vec<InputError> {
+    let families = cluster.families_primary_first();
+    if families.is_empty() {
+        return Vec::new();
+    }
+    let refused = cluster.services.iter().filter_map(|s| s.families(&families).err().map(|why| (s, why)));
+    refused
+        .map(|(s, why)| InputError {
+            file: s.origin.file.clone(),
+            document: Some(s.origin.document),
+            object: Some(format!("Service {}/{}", s.namespace, s.name)),
+            field: Some(if s.ip_families.first().is_some_and(|f| !families.contains(f)) { "spec.ipFamilies[0]" } else { "spec.ipFamilyPolicy" }.into()),
+            message: why,
+        })
+        .collect()
 }
 
 /// The kinds the model reads and the API version each is served at.
@@ -809,7 +833,7 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
             None
         }),
     };
-    let (cluster_ip, headless) = cluster_ip(ctx, &spec, service_type);
+    let Addresses { cluster_ips, headless, ip_families, policy: ip_family_policy } = addresses(ctx, &spec, service_type);
     let external_name = match (service_type, spec.external_name.as_deref()) {
         (Some(ServiceType::ExternalName), None | Some("")) => {
             ctx.error("spec.externalName", "is required for type ExternalName");
@@ -884,7 +908,10 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
         namespace: namespace_of(&s.metadata),
         name: name?,
         service_type: service_type?,
-        cluster_ip,
+        cluster_ip: cluster_ips.first().copied(),
+        cluster_ips,
+        ip_families,
+        ip_family_policy,
         headless,
         external_name,
         selector: spec.selector.filter(|s| !s.is_empty()),
@@ -900,44 +927,122 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
     })
 }
 
-/// `spec.clusterIP`, or the first of `spec.clusterIPs` (which must agree), and whether the
-/// Service is headless (`"None"`). Empty means not allocated yet.
-fn cluster_ip(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<ServiceType>) -> (Option<IpAddr>, bool) {
+/// The addresses and families of a Service: `spec.clusterIPs` (or `spec.clusterIP` alone),
+/// `spec.ipFamilies` (else the families of the addresses) and `spec.ipFamilyPolicy`, checked as
+/// the API server checks them; and whether the Service is headless (`"None"`). An empty
+/// address means not allocated yet.
+struct Addresses {
+    cluster_ips: Vec<IpAddr>,
+    headless: bool,
+    ip_families: Vec<IpFamily>,
+    policy: IpFamilyPolicy,
+}
+
+fn addresses(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<ServiceType>) -> Addresses {
+    let (cluster_ips, headless) = cluster_ips(ctx, spec, service_type);
+    let external_name = service_type == Some(ServiceType::ExternalName);
+    let policy = match spec.ip_family_policy.as_deref() {
+        None | Some("") => None,
+        // "This field will be wiped when updating a service to type ExternalName" (ServiceSpec).
+        Some(_) if external_name => {
+            ctx.error("spec.ipFamilyPolicy", "must not be set for type ExternalName");
+            None
+        }
+        Some(text) => IpFamilyPolicy::parse(text).or_else(|| {
+            ctx.error("spec.ipFamilyPolicy", format!("{text:?} is not an IP family policy (want SingleStack, PreferDualStack or RequireDualStack)"));
+            None
+        }),
+    };
+    let mut ip_families = Vec::new();
+    if external_name && !spec.ip_families.is_empty() {
+        ctx.error("spec.ipFamilies", "must not be set for type ExternalName");
+    }
+    // "This field may hold a maximum of two entries (dual-stack families, in either order)."
+    if spec.ip_families.len() > 2 {
+        ctx.error("spec.ipFamilies", format!("has {} entries: at most two (IPv4 and IPv6, in either order)", spec.ip_families.len()));
+    }
+    for (i, text) in spec.ip_families.iter().enumerate().take(2).filter(|_| !external_name) {
+        let field = format!("spec.ipFamilies[{i}]");
+        match text.as_str() {
+            "IPv4" | "IPv6" if ip_families.iter().any(|f: &IpFamily| f.as_str() == text) => ctx.error(&field, format!("{text} is listed twice")),
+            "IPv4" => ip_families.push(IpFamily::IPv4),
+            "IPv6" => ip_families.push(IpFamily::IPv6),
+            _ => ctx.error(&field, format!("{text:?} is not an IP family (want IPv4 or IPv6)")),
+        }
+    }
+    // "These families must correspond to the values of the clusterIPs field, if specified."
+    for (i, (ip, family)) in cluster_ips.iter().zip(&ip_families).enumerate() {
+        if IpFamily::of(ip) != *family {
+            ctx.error(&format!("spec.clusterIPs[{i}]"), format!("{ip} is {}, and spec.ipFamilies[{i}] is {}", IpFamily::of(ip).as_str(), family.as_str()));
+        }
+    }
+    if ip_families.is_empty() {
+        ip_families = cluster_ips.iter().map(IpFamily::of).collect();
+    }
+    let families = ip_families.len().max(cluster_ips.len());
+    match policy {
+        // Since Kubernetes 1.23 two families need the policy said (1.21 and 1.22 defaulted it to RequireDualStack).
+        None if families == 2 => {
+            ctx.error("spec.ipFamilyPolicy", "is absent, which means SingleStack, and the Service has two families: say PreferDualStack or RequireDualStack")
+        }
+        Some(IpFamilyPolicy::SingleStack) if families == 2 => ctx.error("spec.ipFamilyPolicy", "SingleStack allows one family, and the Service has two"),
+        _ => {}
+    }
+    Addresses { cluster_ips, headless, ip_families, policy: policy.unwrap_or_default() }
+}
+
+/// `spec.clusterIPs`, or `spec.clusterIP` alone (`clusterIPs[0]` must equal it), and whether
+/// the Service is headless (`"None"`).
+fn cluster_ips(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<ServiceType>) -> (Vec<IpAddr>, bool) {
     let single = spec.cluster_ip.as_deref().filter(|t| !t.is_empty());
     if let (Some(single), Some(first)) = (single, spec.cluster_ips.first())
         && single != first
     {
         ctx.error("spec.clusterIPs[0]", format!("{first:?} must equal spec.clusterIP ({single:?})"));
     }
-    // Secondary addresses (the other family of a dual-stack Service) are checked, not kept.
-    for (i, text) in spec.cluster_ips.iter().enumerate().skip(1) {
-        if text.parse::<IpAddr>().is_err() {
-            ctx.error(&format!("spec.clusterIPs[{i}]"), format!("{text:?} is not an IP address"));
-        }
-    }
     let (field, text) = match (single, spec.cluster_ips.first().filter(|t| !t.is_empty())) {
         (Some(t), _) => ("spec.clusterIP", t),
         (None, Some(t)) => ("spec.clusterIPs[0]", t.as_str()),
-        (None, None) => return (None, false),
+        (None, None) => return (Vec::new(), false),
     };
-    match service_type {
+    if spec.cluster_ips.len() > 2 {
+        ctx.error("spec.clusterIPs", format!("has {} entries: at most two, one per family", spec.cluster_ips.len()));
+    }
+    let primary = match service_type {
         Some(ServiceType::ExternalName) => {
             ctx.error(field, "must not be set for type ExternalName");
-            (None, false)
+            return (Vec::new(), false);
         }
         Some(t) if text == "None" && t != ServiceType::ClusterIp => {
             ctx.error(field, format!("may be \"None\" (headless) only for type ClusterIP, not {t}"));
-            (None, true)
+            return (Vec::new(), true);
         }
-        _ if text == "None" => (None, true),
+        _ if text == "None" => {
+            if spec.cluster_ips.len() > 1 {
+                ctx.error("spec.clusterIPs[1]", "a headless Service (clusterIP \"None\") has no other clusterIPs");
+            }
+            return (Vec::new(), true);
+        }
         _ => match text.parse::<IpAddr>() {
-            Ok(ip) => (Some(ip), false),
+            Ok(ip) => ip,
             Err(_) => {
                 ctx.error(field, format!("{text:?} is not an IP address (or \"None\" for a headless Service)"));
-                (None, false)
+                return (Vec::new(), false);
             }
         },
+    };
+    let mut ips = vec![primary];
+    if let Some(text) = spec.cluster_ips.get(1) {
+        match text.parse::<IpAddr>() {
+            Ok(ip) if IpFamily::of(&ip) == IpFamily::of(&primary) => ctx.error(
+                "spec.clusterIPs[1]",
+                format!("{ip} is {} like clusterIPs[0]: a dual-stack Service has one address per family", IpFamily::of(&ip).as_str()),
+            ),
+            Ok(ip) => ips.push(ip),
+            Err(_) => ctx.error("spec.clusterIPs[1]", format!("{text:?} is not an IP address")),
+        }
     }
+    (ips, false)
 }
 
 fn service_ports(ctx: &mut Ctx, raw_ports: &[raw::ServicePort], service_type: Option<ServiceType>) -> Option<Vec<ServicePort>> {

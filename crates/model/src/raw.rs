@@ -177,6 +177,9 @@ pub struct ServiceSpec {
     #[serde(rename = "clusterIPs")]
     #[serde(deserialize_with = "null_as_empty")]
     pub cluster_ips: Vec<String>,
+    #[serde(deserialize_with = "null_as_empty")]
+    pub ip_families: Vec<String>,
+    pub ip_family_policy: Option<String>,
     pub external_name: Option<String>,
     pub external_traffic_policy: Option<String>,
     pub internal_traffic_policy: Option<String>,

@@ -3,6 +3,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::IpFamily;
 use crate::selector::LabelSelector;
 pub use crate::selector::Labels;
 
@@ -288,9 +289,18 @@ pub struct Service {
     pub namespace: String,
     pub name: String,
     pub service_type: ServiceType,
-    /// `spec.clusterIP` (or the first of `spec.clusterIPs`). `None` for headless and ExternalName
-    /// Services, and when the manifest leaves the address for the API server to allocate.
+    /// `spec.clusterIP` (the first of `spec.clusterIPs`): the primary family's address. `None`
+    /// for headless and ExternalName Services, and when the manifest leaves the address for the
+    /// API server to allocate.
     pub cluster_ip: Option<IpAddr>,
+    /// `spec.clusterIPs`: one address per family, in `ip_families` order (`cluster_ip` first);
+    /// empty where `cluster_ip` is `None`.
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ipFamilies`, else the families of `cluster_ips`; empty: left to the API server's
+    /// defaults, which depend on the cluster ([`Service::families`]).
+    pub ip_families: Vec<IpFamily>,
+    /// `spec.ipFamilyPolicy` (absent: SingleStack, as the API server defaults it).
+    pub ip_family_policy: IpFamilyPolicy,
     /// `clusterIP: None`: no virtual address, DNS names the endpoints directly.
     pub headless: bool,
     /// `spec.externalName` (a DNS name, trailing dot removed); `Some` exactly for ExternalName.
@@ -317,10 +327,71 @@ pub struct Service {
 }
 
 impl Service {
+    /// The Service's families, the primary first, as the API server gives them on a cluster
+    /// whose families are `cluster` (its primary first; empty: unknown, where every family is
+    /// taken to be there and IPv4 is the primary). Allocated `cluster_ips` say it; else the
+    /// dual-stack documentation's rules: `ipFamilies` or the cluster's primary family, and
+    /// under PreferDualStack or RequireDualStack the other family where the cluster has it.
+    /// `Err`: the cluster cannot give what the Service asks for (the API server would refuse it).
+    pub fn families(&self, cluster: &[IpFamily]) -> Result<Vec<IpFamily>, String> {
+        if self.service_type == ServiceType::ExternalName {
+            return Ok(Vec::new());
+        }
+        if !self.cluster_ips.is_empty() {
+            return Ok(self.cluster_ips.iter().map(IpFamily::of).collect());
+        }
+        let known = |f: &IpFamily| cluster.is_empty() || cluster.contains(f);
+        let have = || cluster.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" and ");
+        let primary = self.ip_families.first().copied().or(cluster.first().copied()).unwrap_or(IpFamily::IPv4);
+        if !known(&primary) {
+            return Err(format!("asks for {}, and the cluster's addresses are {} only", primary.as_str(), have()));
+        }
+        let other = IpFamily::BOTH.into_iter().find(|f| *f != primary).expect("two families");
+        Ok(match self.ip_family_policy {
+            IpFamilyPolicy::SingleStack => vec![primary],
+            IpFamilyPolicy::PreferDualStack | IpFamilyPolicy::RequireDualStack if known(&other) => vec![primary, other],
+            // "If dual-stack is not enabled or supported, it falls back to single-stack behavior."
+            IpFamilyPolicy::PreferDualStack => vec![primary],
+            // "If dual-stack is not enabled or supported, the Service API object creation fails."
+            IpFamilyPolicy::RequireDualStack => return Err(format!("RequireDualStack needs IPv4 and IPv6, and the cluster's addresses are {} only", have())),
+        })
+    }
+
     /// Whether `pod` is an endpoint candidate: same namespace, matched by a selector. Which ports
     /// it serves is [`TargetPort::resolve`]'s business.
     pub fn selects(&self, pod: &Pod) -> bool {
         self.selector.as_ref().is_some_and(|s| pod.namespace == self.namespace && s.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+    }
+}
+
+/// `spec.ipFamilyPolicy`: how many families a Service gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IpFamilyPolicy {
+    /// One family (the default).
+    #[default]
+    SingleStack,
+    /// Both families where the cluster has both, else one.
+    PreferDualStack,
+    /// Both families; refused on a single-stack cluster.
+    RequireDualStack,
+}
+
+impl IpFamilyPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "SingleStack" => Self::SingleStack,
+            "PreferDualStack" => Self::PreferDualStack,
+            "RequireDualStack" => Self::RequireDualStack,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SingleStack => "SingleStack",
+            Self::PreferDualStack => "PreferDualStack",
+            Self::RequireDualStack => "RequireDualStack",
+        }
     }
 }
 

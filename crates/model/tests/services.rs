@@ -3,7 +3,10 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{ContainerPort, DEFAULT_AFFINITY_TIMEOUT_SECONDS, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy, parse_str};
+use netmatrix_model::{
+    ContainerPort, DEFAULT_AFFINITY_TIMEOUT_SECONDS, IpFamily, IpFamilyPolicy, Protocol, Service, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
+    parse_str,
+};
 
 fn service(spec_and_status: &str) -> String {
     format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s, namespace: ns}}\n{spec_and_status}")
@@ -60,6 +63,8 @@ fn every_field_is_read() {
   type: LoadBalancer
   clusterIP: 10.96.0.10
   clusterIPs: [10.96.0.10, "fd00::10"]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: PreferDualStack
   selector: {app: web}
   externalTrafficPolicy: Local
   internalTrafficPolicy: Local
@@ -80,6 +85,8 @@ status:
     assert_eq!((s.namespace.as_str(), s.name.as_str()), ("ns", "s"));
     assert_eq!(s.service_type, ServiceType::LoadBalancer);
     assert_eq!(s.cluster_ip, Some(ip("10.96.0.10")));
+    assert_eq!(s.cluster_ips, [ip("10.96.0.10"), ip("fd00::10")]);
+    assert_eq!((s.ip_families.as_slice(), s.ip_family_policy), (IpFamily::BOTH.as_slice(), IpFamilyPolicy::PreferDualStack));
     assert_eq!((s.external_traffic_policy, s.internal_traffic_policy), (TrafficPolicy::Local, TrafficPolicy::Local));
     assert_eq!(s.session_affinity, SessionAffinity::ClientIp { timeout_seconds: 600 });
     assert!(s.publish_not_ready_addresses);
@@ -99,8 +106,9 @@ fn headless_external_name_and_cluster_ips() {
     assert_eq!(s.cluster_ip, None);
     let s = load("spec: {clusterIPs: [None]}");
     assert!(s.headless, "clusterIPs alone also says headless");
-    let s = load("spec: {clusterIPs: [\"fd00::10\", 10.96.0.10]}");
+    let s = load("spec: {ipFamilyPolicy: RequireDualStack, clusterIPs: [\"fd00::10\", 10.96.0.10]}");
     assert_eq!(s.cluster_ip, Some(ip("fd00::10")), "without clusterIP, the first of clusterIPs is the primary");
+    assert_eq!(s.ip_families, [IpFamily::IPv6, IpFamily::IPv4], "without ipFamilies, the families of clusterIPs in their order");
     let s = load("spec: {type: ExternalName, externalName: db.example.com., ports: [{port: 5432}]}");
     assert_eq!(s.service_type, ServiceType::ExternalName);
     assert_eq!(s.external_name.as_deref(), Some("db.example.com"), "the trailing dot of a fully qualified name is dropped");
@@ -161,6 +169,74 @@ fn named_target_ports_resolve_per_pod_and_protocol() {
     assert_eq!(TargetPort::Name("dns".into()).resolve(Protocol::Udp, &ports), Some(5353));
     assert_eq!(TargetPort::Name("grpc".into()).resolve(Protocol::Tcp, &ports), None, "a pod without the name is no endpoint");
     assert_eq!(TargetPort::Number(9000).resolve(Protocol::Sctp, &[]), Some(9000), "numbers need no container port");
+}
+
+#[test]
+fn ip_families_and_clusterips_are_checked_as_the_api_server_does() {
+    // The dual-stack docs and ServiceSpec: at most two families, distinct, matching clusterIPs
+    // in order; SingleStack (also when absent) has one; ExternalName has none.
+    fails_with("spec: {ipFamilies: [IPv4, IPv6]}", &[("spec.ipFamilyPolicy", "is absent, which means SingleStack")]);
+    fails_with("spec: {ipFamilyPolicy: SingleStack, clusterIPs: [10.96.0.1, \"fd00::1\"]}", &[("spec.ipFamilyPolicy", "SingleStack allows one family")]);
+    fails_with("spec: {ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv4]}", &[("spec.ipFamilies[1]", "IPv4 is listed twice")]);
+    fails_with("spec: {ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv4, IPv6, IPv4]}", &[("spec.ipFamilies", "at most two")]);
+    fails_with("spec: {ipFamilies: [ipv6]}", &[("spec.ipFamilies[0]", "want IPv4 or IPv6")]);
+    fails_with("spec: {ipFamilyPolicy: DualStack}", &[("spec.ipFamilyPolicy", "want SingleStack, PreferDualStack or RequireDualStack")]);
+    fails_with("spec: {ipFamilies: [IPv6], clusterIP: 10.96.0.1}", &[("spec.clusterIPs[0]", "10.96.0.1 is IPv4, and spec.ipFamilies[0] is IPv6")]);
+    fails_with(
+        "spec: {ipFamilyPolicy: RequireDualStack, clusterIPs: [10.96.0.1, 10.96.0.2]}",
+        &[("spec.clusterIPs[1]", "10.96.0.2 is IPv4 like clusterIPs[0]")],
+    );
+    fails_with("spec: {ipFamilyPolicy: RequireDualStack, clusterIPs: [None, \"fd00::1\"]}", &[("spec.clusterIPs[1]", "a headless Service")]);
+    fails_with("spec: {clusterIPs: [10.96.0.1, \"fd00::1\", 10.96.0.2], ipFamilyPolicy: RequireDualStack}", &[("spec.clusterIPs", "at most two")]);
+    fails_with(
+        "spec: {type: ExternalName, externalName: a.example, ipFamilies: [IPv4], ipFamilyPolicy: SingleStack}",
+        &[("spec.ipFamilies", "must not be set for type ExternalName"), ("spec.ipFamilyPolicy", "must not be set for type ExternalName")],
+    );
+    // A headless Service has families too (its DNS records' families), without addresses.
+    let s = load("spec: {clusterIP: None, ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv6, IPv4]}");
+    assert!(s.headless && s.cluster_ips.is_empty());
+    assert_eq!(s.ip_families, [IpFamily::IPv6, IpFamily::IPv4]);
+}
+
+#[test]
+fn families_default_as_the_api_server_defaults_them_on_the_cluster() {
+    use IpFamily::{IPv4, IPv6};
+    let (dual, v4, v6, unknown): (&[IpFamily], &[IpFamily], &[IpFamily], &[IpFamily]) = (&[IPv4, IPv6], &[IPv4], &[IPv6], &[]);
+    // (spec, the cluster's families, the Service's families or why it cannot have them)
+    type Case<'a> = (&'a str, &'a [IpFamily], Result<&'a [IpFamily], &'a str>);
+    let cases: [Case; 11] = [
+        ("spec: {}", dual, Ok(&[IPv4])),
+        ("spec: {}", v6, Ok(&[IPv6])),
+        ("spec: {}", unknown, Ok(&[IPv4])),
+        ("spec: {ipFamilies: [IPv6]}", dual, Ok(&[IPv6])),
+        ("spec: {ipFamilies: [IPv6]}", v4, Err("asks for IPv6, and the cluster's addresses are IPv4 only")),
+        ("spec: {ipFamilyPolicy: PreferDualStack}", dual, Ok(&[IPv4, IPv6])),
+        ("spec: {ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv6]}", dual, Ok(&[IPv6, IPv4])),
+        ("spec: {ipFamilyPolicy: PreferDualStack}", v4, Ok(&[IPv4])),
+        ("spec: {ipFamilyPolicy: RequireDualStack}", v6, Err("RequireDualStack needs IPv4 and IPv6, and the cluster's addresses are IPv6 only")),
+        ("spec: {ipFamilyPolicy: RequireDualStack}", unknown, Ok(&[IPv4, IPv6])),
+        ("spec: {ipFamilyPolicy: PreferDualStack, clusterIP: \"fd00::1\"}", v4, Ok(&[IPv6])),
+    ];
+    for (spec, cluster, want) in cases {
+        let got = load(spec).families(cluster);
+        assert_eq!(got.as_deref().map_err(String::as_str), want.map(<[IpFamily]>::to_vec).as_deref().map_err(|e| *e), "{spec} on {cluster:?}");
+    }
+}
+
+#[test]
+fn a_service_the_clusters_addresses_cannot_serve_is_refused_naming_its_field() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ns}\nspec: {containers: [{name: c}]}\nstatus: {podIP: 10.244.0.10}\n---\n";
+    let text = format!("{pod}{}", service("spec: {ipFamilyPolicy: RequireDualStack}"));
+    let errors = parse_str("svc.yaml", &text).expect_err("a single-stack cluster cannot give two families").0;
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(
+        errors[0].to_string(),
+        "svc.yaml: document 2 (Service ns/s): field spec.ipFamilyPolicy: RequireDualStack needs IPv4 and IPv6, and the cluster's addresses are IPv4 only"
+    );
+    let text = format!("{pod}{}", service("spec: {ipFamilies: [IPv6]}"));
+    assert_eq!(parse_str("svc.yaml", &text).unwrap_err().0[0].field.as_deref(), Some("spec.ipFamilies[0]"));
+    // Without addresses the cluster's families are unknown: nothing to refuse.
+    assert!(parse_str("svc.yaml", &service("spec: {ipFamilyPolicy: RequireDualStack}")).is_ok());
 }
 
 #[test]

@@ -61,10 +61,11 @@ fn bounds(net: &IpNet) -> (bool, u128, u128) {
 }
 
 /// The elementary ranges induced by `blocks`. The IPv4 space is always present (traffic to the
-/// outside world exists whether or not a policy names it); IPv6 only when some block is IPv6.
-pub fn partition<'a>(blocks: impl IntoIterator<Item = &'a IpBlock>) -> Vec<IpRange> {
+/// outside world exists whether or not a policy names it); IPv6 when `ipv6` (the cluster has
+/// IPv6 addresses) or some block is IPv6.
+pub fn partition<'a>(blocks: impl IntoIterator<Item = &'a IpBlock>, ipv6: bool) -> Vec<IpRange> {
     let mut cuts: [Vec<u128>; 2] = [vec![0], vec![0]];
-    let mut has_v6 = false;
+    let mut has_v6 = ipv6;
     for block in blocks {
         for net in std::iter::once(&block.cidr).chain(&block.except) {
             let (v6, first, last) = bounds(net);
@@ -121,7 +122,7 @@ mod tests {
     #[test]
     fn partition_cuts_at_every_cidr_and_except_edge() {
         let b = block("10.0.0.0/8", &["10.1.0.0/16"]);
-        let r = partition([&b]);
+        let r = partition([&b], false);
         let shown: Vec<String> = r.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["0.0.0.0-9.255.255.255", "10.0.0.0-10.0.255.255", "10.1.0.0-10.1.255.255", "10.2.0.0-10.255.255.255", "11.0.0.0-255.255.255.255"]);
         let inside: Vec<usize> = ranges_in(&r, &b).ones().collect();
@@ -129,10 +130,11 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_appears_only_when_named() {
-        assert_eq!(partition([]).len(), 1);
+    fn ipv6_appears_only_when_named_or_the_cluster_has_it() {
+        assert_eq!(partition([], false).len(), 1);
+        assert_eq!(partition([], true).iter().map(ToString::to_string).collect::<Vec<_>>()[1], "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
         let b = block("fd00::/8", &[]);
-        let r = partition([&b]);
+        let r = partition([&b], false);
         assert_eq!(r.len(), 4, "{r:?}");
         assert_eq!(r[0].to_string(), "0.0.0.0-255.255.255.255");
         assert_eq!(r[2].to_string(), "fd00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
@@ -143,7 +145,7 @@ mod tests {
     #[test]
     fn whole_space_block() {
         let b = block("0.0.0.0/0", &["255.255.255.255/32"]);
-        let r = partition([&b]);
+        let r = partition([&b], false);
         assert_eq!(r.len(), 2);
         assert_eq!(ranges_in(&r, &b).ones().collect::<Vec<_>>(), [0]);
     }

@@ -12,7 +12,7 @@
 
 use fixedbitset::FixedBitSet;
 use ipnet::IpNet;
-use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, LabelSelector, Labels, Peer, PortRef, Rule, Tier};
+use netmatrix_model::{AdminAction, AdminPeer, Cluster, ContainerPort, Direction, IpBlock, IpFamily, LabelSelector, Labels, Peer, PortRef, Rule, Tier};
 use rustc_hash::FxHashMap;
 
 use crate::admin;
@@ -201,7 +201,8 @@ impl<'c> Builder<'c> {
                 }
             }
         }
-        let ranges = ranges::partition(blocks.iter());
+        // IPv6 traffic exists where the cluster has IPv6 addresses (masqueraded to a node's, say).
+        let ranges = ranges::partition(blocks.iter(), cluster.families().contains(&IpFamily::IPv6));
         let block_ranges = blocks.iter().map(|b| ranges::ranges_in(&ranges, b)).collect();
         let mut b = Builder {
             cluster,

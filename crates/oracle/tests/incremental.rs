@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use netmatrix_model::{
-    Cluster, ContainerPort, IpBlock, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef, PortSpec, Protocol,
-    Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
+    Cluster, ContainerPort, IpBlock, IpFamily, IpFamilyPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef,
+    PortSpec, Protocol, Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
 };
 use netmatrix_oracle::incremental::{Cell, CellTarget, Delta, Incremental, full_cells};
 use netmatrix_oracle::{Options, Profile};
@@ -57,6 +57,9 @@ fn service(i: usize, role: usize, target: TargetPort) -> Service {
         name: format!("s{i}"),
         service_type: ServiceType::ClusterIp,
         cluster_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10 + i as u8))),
+        cluster_ips: vec![IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10 + i as u8))],
+        ip_families: vec![IpFamily::IPv4],
+        ip_family_policy: IpFamilyPolicy::SingleStack,
         headless: false,
         external_name: None,
         selector: Some(labels(&[("role", VALUES[role % 3])])),

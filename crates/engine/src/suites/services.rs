@@ -121,6 +121,23 @@ pub fn cases() -> Vec<Case> {
                 ),
             ],
         ),
+        // Dual-stack Services (dual-stack docs, "Services"): each family's frontends lead to
+        // the endpoints' addresses of that family.
+        case(
+            "dual-stack",
+            "dual-stack",
+            "SingleStack IPv6 ClusterIP, PreferDualStack NodePort, RequireDualStack (IPv6 first) LoadBalancer",
+            vec![
+                service("web6", all_of_x(), json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv6"], "ports": tcp_port(8080, json!(80))})),
+                service("prefer", all_of_x(), json!({"type": "NodePort", "ipFamilyPolicy": "PreferDualStack", "ports": tcp_port(8081, json!(80))})),
+                service(
+                    "require",
+                    only_a(),
+                    json!({"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6", "IPv4"], "ports": tcp_port(8082, json!(80))}),
+                ),
+            ],
+        )
+        .requires(Requirement::DualStack),
         case(
             "external-name",
             "external-name",

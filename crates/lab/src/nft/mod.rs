@@ -6,15 +6,15 @@ pub mod policy;
 pub mod service;
 pub(crate) mod table;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use netmatrix_model::Cluster;
+use netmatrix_model::{Cluster, IpFamily};
 
 use crate::fault::{self, Fault, FaultKind};
 pub use table::{replace_table, update};
 
 /// The whole script for node `index` (named `node`, with addresses `node_ips`).
-pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, node_ips: &[Ipv4Addr], faults: &[Fault]) -> String {
+pub fn script(table: &str, cluster: &Cluster, node: &str, index: usize, node_ips: &[IpAddr], faults: &[Fault]) -> String {
     Scripts::new(table, cluster).node(node, index, node_ips, faults)
 }
 
@@ -32,13 +32,14 @@ impl<'c> Scripts<'c> {
     }
 
     /// The whole script for node `index` (named `node`, with addresses `node_ips`).
-    pub fn node(&mut self, node: &str, index: usize, node_ips: &[Ipv4Addr], faults: &[Fault]) -> String {
+    pub fn node(&mut self, node: &str, index: usize, node_ips: &[IpAddr], faults: &[Fault]) -> String {
         let mut out = replace_table(self.table);
         if !fault::active(faults, FaultKind::IgnorePolicy, index) {
             self.policies.render(&mut out, node);
         }
         if !fault::active(faults, FaultKind::DropServices, index) {
-            service::render(&mut out, self.cluster, node, node_ips);
+            let proxied: &[IpFamily] = if fault::active(faults, FaultKind::SingleFamilyServices, index) { &[IpFamily::IPv4] } else { &IpFamily::BOTH };
+            service::render(&mut out, self.cluster, node, node_ips, proxied);
         }
         fault::render_node(&mut out, faults, index);
         out.push_str("}\n");

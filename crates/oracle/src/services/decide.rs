@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, Pod, Service, SessionAffinity};
+use netmatrix_model::{Cluster, IpFamily, Pod, Service, SessionAffinity};
 
 use super::endpoints::{Backend, Endpoint, endpoints};
 use super::policy::{Pass, endpoint_pass};
@@ -72,7 +72,7 @@ impl<'c> Decider<'_, 'c> {
     fn choose_endpoints(&mut self, service: &Service, scope: &Scope) -> Result<Vec<Endpoint<'c>>, Decision> {
         let cluster = self.cluster;
         let label = self.frontend.label(cluster);
-        let (ready, terminating) = endpoints(cluster, service, self.frontend.port, &mut self.reasons);
+        let (ready, terminating) = endpoints(cluster, service, self.frontend.port, self.frontend.family(), &mut self.reasons);
         if ready.is_empty() && terminating.is_empty() {
             // kube-proxy rejects connections to a Service port without endpoints.
             self.reasons.push(format!("{label} has no endpoints: rejected"));
@@ -125,7 +125,10 @@ impl<'c> Decider<'_, 'c> {
         if scope.masquerade == Masquerade::No {
             return Ok(None);
         }
-        let address = self.cluster.nodes.iter().find(|n| Some(n.name.as_str()) == scope.node).and_then(|n| n.addresses.first().copied());
+        // The node's address of the connection's family (its primary one for ExternalName).
+        let family = self.frontend.family();
+        let node = self.cluster.nodes.iter().find(|n| Some(n.name.as_str()) == scope.node);
+        let address = node.and_then(|n| n.addresses.iter().find(|ip| family.is_none_or(|f| IpFamily::of(ip) == f)).copied());
         match (scope.node, address) {
             (_, Some(ip)) => Ok(Some(ip)),
             (None, None) => {

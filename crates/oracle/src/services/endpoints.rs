@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, EndpointSlice, Service, ServicePort};
+use netmatrix_model::{Cluster, EndpointSlice, IpFamily, Pod, Service, ServicePort};
 
 /// Who serves an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +34,23 @@ impl Endpoint<'_> {
     }
 }
 
-/// The ready and the serving-but-terminating endpoints of `service`'s port `port`, with the
-/// conditions kube-proxy reads.
-pub(crate) fn endpoints<'c>(cluster: &'c Cluster, service: &Service, port: usize, reasons: &mut Vec<String>) -> (Vec<Endpoint<'c>>, Vec<Endpoint<'c>>) {
+/// Whether an address list serves a frontend of `family` (`None`: any): it has an address of
+/// it, or no address at all (a pod from a manifest without status). The EndpointSlice
+/// controller publishes a slice per family of the Service, of the pods' addresses of that
+/// family (`addressType`), and each family's proxy reads its own.
+fn serves(ips: &[IpAddr], family: Option<IpFamily>) -> bool {
+    ips.is_empty() || family.is_none_or(|f| ips.iter().any(|ip| IpFamily::of(ip) == f))
+}
+
+/// The ready and the serving-but-terminating endpoints of `service`'s port `port` for a
+/// frontend of `family`, with the conditions kube-proxy reads.
+pub(crate) fn endpoints<'c>(
+    cluster: &'c Cluster,
+    service: &Service,
+    port: usize,
+    family: Option<IpFamily>,
+    reasons: &mut Vec<String>,
+) -> (Vec<Endpoint<'c>>, Vec<Endpoint<'c>>) {
     let port = &service.ports[port];
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
@@ -44,7 +58,7 @@ pub(crate) fn endpoints<'c>(cluster: &'c Cluster, service: &Service, port: usize
     if !slices.is_empty() {
         reasons.push(format!("endpoints from EndpointSlices {}", slices.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")));
         for slice in slices {
-            slice_endpoints(cluster, slice, port, reasons, &mut ready, &mut terminating);
+            slice_endpoints(cluster, slice, port, family, reasons, &mut ready, &mut terminating);
         }
         return (ready, terminating);
     }
@@ -53,6 +67,15 @@ pub(crate) fn endpoints<'c>(cluster: &'c Cluster, service: &Service, port: usize
     }
     for (i, pod) in cluster.pods.iter().enumerate() {
         if !service.selects(pod) {
+            continue;
+        }
+        if !serves(&pod_ips(cluster, pod), family) {
+            reasons.push(format!(
+                "{}/{} has no {} address: no endpoint of this frontend",
+                pod.namespace,
+                pod.name,
+                family.map(IpFamily::as_str).unwrap_or_default()
+            ));
             continue;
         }
         // "If this is a string, it will be looked up as a named port in the target Pod's
@@ -70,6 +93,11 @@ pub(crate) fn endpoints<'c>(cluster: &'c Cluster, service: &Service, port: usize
     (ready, terminating)
 }
 
+/// A pod's addresses; a hostNetwork pod without its own has its node's.
+fn pod_ips(cluster: &Cluster, pod: &Pod) -> Vec<IpAddr> {
+    crate::matching::pod_addresses(cluster, pod).to_vec()
+}
+
 /// The endpoints `slice` gives for Service port `port`, by their conditions. An address that is
 /// no pod of the input is a backend all the same: "the service is assumed to have an external
 /// process managing its endpoints" (ServiceSpec.selector), which may name any address.
@@ -77,13 +105,14 @@ fn slice_endpoints<'c>(
     cluster: &'c Cluster,
     slice: &'c EndpointSlice,
     port: &ServicePort,
+    family: Option<IpFamily>,
     reasons: &mut Vec<String>,
     ready: &mut Vec<Endpoint<'c>>,
     terminating: &mut Vec<Endpoint<'c>>,
 ) {
     // An EndpointSlice port serves the Service port of the same name and protocol.
     let Some(target) = slice.ports.iter().find(|p| p.name == port.name && p.protocol == port.protocol).map(|p| p.port) else { return };
-    for e in &slice.endpoints {
+    for e in slice.endpoints.iter().filter(|e| serves(&e.addresses, family)) {
         let by_ref = e.pod.as_ref().and_then(|(ns, name)| cluster.pods.iter().position(|p| &p.namespace == ns && &p.name == name));
         let pod = by_ref.or_else(|| cluster.pods.iter().position(|p| p.ips.iter().any(|ip| e.addresses.contains(ip))));
         let endpoint = match (pod, e.addresses.first()) {
@@ -121,7 +150,7 @@ mod tests {
             let service = if extra.is_empty() { SERVICE.to_owned() } else { SERVICE.replace("ports:", &format!("{extra}, ports:")) };
             let text: String = PODS.iter().enumerate().map(|(i, (name, state))| pod(i, name, state)).collect();
             let c = parse_str("svc.yaml", &format!("{service}{text}")).unwrap_or_else(|e| panic!("{e}"));
-            let (got_ready, got_terminating) = endpoints(&c, &c.services[0], 0, &mut Vec::new());
+            let (got_ready, got_terminating) = endpoints(&c, &c.services[0], 0, None, &mut Vec::new());
             let names = |list: Vec<Endpoint>| list.iter().map(|e| e.name(&c)).collect::<Vec<_>>();
             let want = |list: &[&str]| list.iter().map(|n| format!("x/{n}")).collect::<Vec<_>>();
             assert_eq!((names(got_ready), names(got_terminating)), (want(ready), want(terminating)), "{extra}");

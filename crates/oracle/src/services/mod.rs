@@ -13,7 +13,7 @@ mod scope;
 use std::net::IpAddr;
 
 pub use decide::evaluate;
-use netmatrix_model::{Cluster, Pod, Protocol, ServiceType};
+use netmatrix_model::{Cluster, IpFamily, Pod, Protocol, ServiceType};
 
 use crate::profile::Profile;
 use crate::reach::Reachability;
@@ -39,7 +39,8 @@ pub struct Frontend {
     /// Index into that Service's `ports`.
     pub port: usize,
     pub kind: FrontendKind,
-    /// What a client connects to; `None` for ExternalName (a DNS name).
+    /// What a client connects to; `None` for ExternalName (a DNS name). Its family is the
+    /// frontend's: it leads to the endpoints' addresses of that family only.
     pub address: Option<IpAddr>,
     /// The Service port, or the node port.
     pub dst_port: u16,
@@ -47,15 +48,21 @@ pub struct Frontend {
 }
 
 impl Frontend {
-    /// `svc:ns/name:80/TCP` for the cluster IP; other kinds add where they are reached:
+    /// `svc:ns/name:80/TCP` for the cluster IP (`svc:ns/name:80/TCP[ClusterIP fd00:10:96::a]`
+    /// where the Service has two); other kinds add where they are reached:
     /// `[NodePort node0 172.18.0.2:30080]`, `[LoadBalancer 172.18.255.1]`,
     /// `[ExternalIP 198.51.100.7]`, `[ExternalName db.example.com]`.
+    pub fn family(&self) -> Option<IpFamily> {
+        self.address.as_ref().map(IpFamily::of)
+    }
+
     pub fn label(&self, cluster: &Cluster) -> String {
         let s = &cluster.services[self.service];
         let port = &s.ports[self.port];
         let base = format!("svc:{}/{}:{}/{}", s.namespace, s.name, port.port, port.protocol);
         let address = self.address.map(|a| a.to_string()).unwrap_or_default();
         match self.kind {
+            FrontendKind::ClusterIp if s.cluster_ips.len() > 1 => format!("{base}[ClusterIP {address}]"),
             FrontendKind::ClusterIp => base,
             FrontendKind::NodePort { node } => format!("{base}[NodePort {} {}]", cluster.nodes[node].name, socket(&address, self.dst_port)),
             FrontendKind::LoadBalancer => format!("{base}[LoadBalancer {address}]"),
@@ -69,43 +76,53 @@ fn socket(address: &str, port: u16) -> String {
     if address.contains(':') { format!("[{address}]:{port}") } else { format!("{address}:{port}") }
 }
 
-/// Every frontend of every Service, by Service, then port, then kind (cluster IP, node port on
-/// each node in `cluster.nodes` order, load-balancer IPs, external IPs). Headless Services have none: "a
-/// headless Service ... kube-proxy does not handle these Services, and there is no load
-/// balancing or proxying done by the platform" (Service docs, headless Services). Node ports
-/// answer on each node's primary address (kube-proxy's nftables default; a node without
-/// addresses has none); unallocated cluster IPs and node ports give no frontend.
+/// Every frontend of every Service, by Service, then port, then family (the Service's order),
+/// then kind (cluster IP, node port on each node in `cluster.nodes` order, load-balancer IPs,
+/// external IPs). Headless Services have none: "a headless Service ... kube-proxy does not
+/// handle these Services, and there is no load balancing or proxying done by the platform"
+/// (Service docs, headless Services). A dual-stack Service has a frontend of each kind per
+/// family: "Services can be dual-stack" with a cluster IP per family (dual-stack docs), and the
+/// proxy of each family serves node ports on the nodes' addresses of it. Node ports answer on
+/// each node's first address of the family (kube-proxy's nftables default, the node's primary
+/// IPs; a node without one has none); unallocated cluster IPs and node ports give no frontend.
 pub fn frontends(cluster: &Cluster) -> Vec<Frontend> {
+    let cluster_families = cluster.families_primary_first();
     let mut out = Vec::new();
     for (s, service) in cluster.services.iter().enumerate() {
         if service.headless {
             continue;
         }
+        // A Service the cluster cannot give its families (the API server would refuse it) has
+        // the families it asks for.
+        let families = service.families(&cluster_families).unwrap_or_else(|_| service.ip_families.clone());
         for (p, port) in service.ports.iter().enumerate() {
             let frontend = |kind, address, dst_port| Frontend { service: s, port: p, kind, address, dst_port, protocol: port.protocol };
             if service.service_type == ServiceType::ExternalName {
                 out.push(frontend(FrontendKind::ExternalName, None, port.port));
                 continue;
             }
-            if let Some(ip) = service.cluster_ip {
-                out.push(frontend(FrontendKind::ClusterIp, Some(ip), port.port));
-            }
-            if let Some(node_port) = port.node_port.filter(|_| service.service_type.has_node_ports()) {
-                for (n, node) in cluster.nodes.iter().enumerate() {
-                    if let Some(&ip) = node.addresses.first() {
-                        out.push(frontend(FrontendKind::NodePort { node: n }, Some(ip), node_port));
+            for &family in &families {
+                let of_family = |ip: &&IpAddr| IpFamily::of(ip) == family;
+                if let Some(&ip) = service.cluster_ips.iter().find(of_family) {
+                    out.push(frontend(FrontendKind::ClusterIp, Some(ip), port.port));
+                }
+                if let Some(node_port) = port.node_port.filter(|_| service.service_type.has_node_ports()) {
+                    for (n, node) in cluster.nodes.iter().enumerate() {
+                        if let Some(&ip) = node.addresses.iter().find(of_family) {
+                            out.push(frontend(FrontendKind::NodePort { node: n }, Some(ip), node_port));
+                        }
                     }
                 }
-            }
-            if service.service_type == ServiceType::LoadBalancer {
-                for &ip in &service.load_balancer_ips {
-                    out.push(frontend(FrontendKind::LoadBalancer, Some(ip), port.port));
+                if service.service_type == ServiceType::LoadBalancer {
+                    for &ip in service.load_balancer_ips.iter().filter(of_family) {
+                        out.push(frontend(FrontendKind::LoadBalancer, Some(ip), port.port));
+                    }
                 }
-            }
-            // "Traffic that ingresses into the cluster with the external IP (as destination IP),
-            // on the Service port, will be routed to one of the Service endpoints" (Service docs).
-            for &ip in &service.external_ips {
-                out.push(frontend(FrontendKind::ExternalIp, Some(ip), port.port));
+                // "Traffic that ingresses into the cluster with the external IP (as destination IP),
+                // on the Service port, will be routed to one of the Service endpoints" (Service docs).
+                for &ip in service.external_ips.iter().filter(of_family) {
+                    out.push(frontend(FrontendKind::ExternalIp, Some(ip), port.port));
+                }
             }
         }
     }
