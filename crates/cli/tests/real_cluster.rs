@@ -301,6 +301,8 @@ fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
             CaseResult::Fail => kube_router_egress_defect(case),
             // No enforcer here implements AdminNetworkPolicy: the CRDs are not even installed.
             CaseResult::Skipped if case.id.starts_with("anp/") => reason.contains("AdminNetworkPolicy"),
+            // These clusters are IPv4 only (kube-router's dual stack is broken).
+            CaseResult::Skipped if case.id == "services/dual-stack" => reason.contains("dual-stack"),
             // The kernel has no SCTP module; netmatrix does not probe cluster DNS yet.
             CaseResult::Skipped => ["netpol/protocol-sctp", "services/external-name"].contains(&case.id.as_str()) && !reason.is_empty(),
             _ => false,
@@ -319,7 +321,12 @@ fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
 /// pod-to-node and node-to-pod cell was probed in both families.
 fn dual_stack_suites_pass(dir: &Path, mode: &str) {
     let (code, report) = netmatrix_run(&format!("netmatrix run, dual stack, kube-proxy {mode}"), dir, &["--suite", "connectivity", "--suite", "services"]);
-    let failed: Vec<_> = report.cases.iter().filter(|c| c.result != CaseResult::Pass && c.id != "services/external-name").map(|c| format!("{}: {:?} {:?}", c.id, c.result, c.findings)).collect();
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| c.result != CaseResult::Pass && c.id != "services/external-name")
+        .map(|c| format!("{}: {:?} {:?}", c.id, c.result, c.findings))
+        .collect();
     assert!(failed.is_empty() && code == 0, "dual stack, kube-proxy {mode}: exit {code}, cases:\n{}", failed.join("\n"));
     let mut per_family = std::collections::BTreeMap::new();
     for cell in report.cases.iter().flat_map(|c| &c.steps).flat_map(|s| &s.cells).filter(|c| c.target == TargetKind::Pod) {
