@@ -361,7 +361,7 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
         Hypothesis::ServiceFamily(f, n) => format!(
             "one Service family not programmed: {} Services on {n} (its pods reach no {0} Service address and its {0} node ports do not answer, while {} works)",
             f.as_str(),
-            IpFamily::BOTH.iter().find(|o| *o != f).map_or("", |o| o.as_str())
+            f.other().as_str()
         ),
         Hypothesis::NodePortNode(n) => format!("node ports on {n} do not answer: every expected connection to them fails"),
         Hypothesis::Affinity(_) => {
@@ -375,8 +375,7 @@ fn summary(h: &Hypothesis, cells: &[&Cell]) -> String {
             on(" from pods on", names(|c| c.src_node.as_deref()))
         ),
         Hypothesis::Family(f, node) => {
-            let other = if *f == IpFamily::IPv4 { IpFamily::IPv6 } else { IpFamily::IPv4 };
-            let (f, other) = (f.as_str(), other.as_str());
+            let (f, other) = (f.as_str(), f.other().as_str());
             match node {
                 Some(n) => format!("{f} is broken on {n}: expected {f} connections to and from its pods fail, while {other} between the same pods works"),
                 None => format!("{f} is broken everywhere: expected {f} connections between pods fail, while {other} between the same pods works"),

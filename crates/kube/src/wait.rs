@@ -2,6 +2,7 @@
 //! events), objects gone, Services' endpoints ready; and removing a run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -11,6 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use netmatrix_cluster::ObjectKind;
+use netmatrix_model::IpFamily;
 
 use crate::error::KubeError;
 use crate::objects::{self, AdminPolicyApis};
@@ -156,12 +158,12 @@ fn service_addresses(service: &Service, pod: &Pod) -> Vec<String> {
     let status = pod.status.as_ref();
     let ips: Vec<String> = status.and_then(|s| s.pod_ips.as_ref()).map(|ips| ips.iter().map(|ip| ip.ip.clone()).collect()).unwrap_or_default();
     let ips = if ips.is_empty() { status.and_then(|s| s.pod_ip.clone()).into_iter().collect() } else { ips };
-    let family = |ip: &String| if ip.contains(':') { "IPv6" } else { "IPv4" };
+    let family = |ip: &String| ip.parse::<IpAddr>().map(|ip| IpFamily::of(&ip).as_str());
     // A Service read before the API server set its families: the primary address, as before.
     if families.is_empty() {
         return ips.into_iter().take(1).collect();
     }
-    ips.into_iter().filter(|ip| families.iter().any(|f| f == family(ip))).collect()
+    ips.into_iter().filter(|ip| families.iter().any(|f| Ok(f.as_str()) == family(ip))).collect()
 }
 
 fn ready_addresses(slice: &EndpointSlice) -> BTreeSet<String> {

@@ -18,6 +18,14 @@ impl IpFamily {
         if ip.is_ipv4() { IpFamily::IPv4 } else { IpFamily::IPv6 }
     }
 
+    /// The family that is not this one.
+    pub fn other(self) -> IpFamily {
+        match self {
+            IpFamily::IPv4 => IpFamily::IPv6,
+            IpFamily::IPv6 => IpFamily::IPv4,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IpFamily::IPv4 => "IPv4",

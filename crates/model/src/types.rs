@@ -346,7 +346,7 @@ impl Service {
         if !known(&primary) {
             return Err(format!("asks for {}, and the cluster's addresses are {} only", primary.as_str(), have()));
         }
-        let other = IpFamily::BOTH.into_iter().find(|f| *f != primary).expect("two families");
+        let other = primary.other();
         Ok(match self.ip_family_policy {
             IpFamilyPolicy::SingleStack => vec![primary],
             IpFamilyPolicy::PreferDualStack | IpFamilyPolicy::RequireDualStack if known(&other) => vec![primary, other],

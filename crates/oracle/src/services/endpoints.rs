@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use netmatrix_model::{Cluster, EndpointSlice, IpFamily, Pod, Service, ServicePort};
+use netmatrix_model::{Cluster, EndpointSlice, IpFamily, Service, ServicePort};
 
 /// Who serves an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +69,8 @@ pub(crate) fn endpoints<'c>(
         if !service.selects(pod) {
             continue;
         }
-        if !serves(&pod_ips(cluster, pod), family) {
+        // A hostNetwork pod without addresses of its own has its node's.
+        if !serves(crate::matching::pod_addresses(cluster, pod), family) {
             reasons.push(format!(
                 "{}/{} has no {} address: no endpoint of this frontend",
                 pod.namespace,
@@ -91,11 +92,6 @@ pub(crate) fn endpoints<'c>(
         }
     }
     (ready, terminating)
-}
-
-/// A pod's addresses; a hostNetwork pod without its own has its node's.
-fn pod_ips(cluster: &Cluster, pod: &Pod) -> Vec<IpAddr> {
-    crate::matching::pod_addresses(cluster, pod).to_vec()
 }
 
 /// The endpoints `slice` gives for Service port `port`, by their conditions. An address that is
