@@ -18,13 +18,16 @@ Usage:
   netmatrix-agent serve [--name NAME] [--bind ADDR]... [--tcp PORTS] [--udp PORTS]
                   [--sctp PORTS] [--http PORTS]
   netmatrix-agent probe --batch FILE|-|JSON [--parallel N] [--timeout DUR] [--resolv-conf FILE]
+  netmatrix-agent probe --stream [--idle DUR] [--parallel N] [--timeout DUR] [--resolv-conf FILE]
   netmatrix-agent help
 
 connect  one agnhost-compatible probe: exit 0 on success, 1 on failure with one
          stderr line starting TIMEOUT, REFUSED, DNS:, UNKNOWN: or OTHER:
 serve    answer every connection/datagram with the agent's name and the client
          address it saw; HTTP ports serve /hostname, /clientip and /healthz
-probe    run a JSON batch of probes concurrently, one JSON result line each
+probe    run a JSON batch of probes concurrently, one JSON result line each;
+         --stream: batches read one per stdin line, each answered by its result
+         lines, until stdin ends or no batch came for --idle (60s)
 
 DUR is a whole number with a unit: 500ms, 5s, 2m, 1h. PORTS is a comma-separated
 list (serve only: 0 lets the kernel pick; the chosen address is printed).
@@ -38,6 +41,8 @@ pub const DEFAULT_PARALLEL: usize = 256;
 /// descriptor limit (1024) makes probes fail rather than go faster.
 pub const MAX_PARALLEL: usize = 4096;
 pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// A streaming agent whose caller vanished without closing stdin still ends.
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub enum Command {
@@ -75,6 +80,11 @@ pub enum BatchSource {
     /// The batch itself (a value starting with `[`): an exec needs no stdin, whose end an
     /// older exec protocol (v4.channel.k8s.io) cannot signal.
     Inline(String),
+    /// Batches one per line, each answered as it arrives (`--stream`): a caller that probes the
+    /// same source again and again starts one agent, not one per batch.
+    Stream {
+        idle: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -200,6 +210,8 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
     let mut parallel = DEFAULT_PARALLEL;
     let mut timeout = DEFAULT_PROBE_TIMEOUT;
     let mut resolv_conf = PathBuf::from(DEFAULT_RESOLV_CONF);
+    let mut stream = false;
+    let mut idle = None;
     while let Some(word) = words.next() {
         let (flag, inline) = match word {
             Word::Flag(flag, inline) => (flag, inline),
@@ -225,10 +237,17 @@ fn parse_probe(words: &mut Words) -> Result<ProbeArgs, String> {
             }
             "--timeout" => timeout = parse_duration(&words.value(&flag, inline)?)?,
             "--resolv-conf" => resolv_conf = PathBuf::from(words.value(&flag, inline)?),
+            "--stream" if inline.is_none() => stream = true,
+            "--idle" => idle = Some(parse_duration(&words.value(&flag, inline)?)?),
             _ => return Err(format!("probe: unknown flag {flag}")),
         }
     }
-    let batch = batch.ok_or("probe: missing --batch FILE|-")?;
+    let batch = match (batch, stream) {
+        (Some(_), true) => return Err("probe: give --batch or --stream, not both".into()),
+        (None, true) => BatchSource::Stream { idle: idle.unwrap_or(DEFAULT_STREAM_IDLE) },
+        (_, false) if idle.is_some() => return Err("probe: --idle goes with --stream".into()),
+        (batch, false) => batch.ok_or("probe: missing --batch FILE|- or --stream")?,
+    };
     Ok(ProbeArgs { batch, parallel, timeout, resolv_conf })
 }
 
@@ -308,6 +327,12 @@ mod tests {
         let Ok(Command::Probe(p)) = cmd("probe --batch=[]") else { panic!("not parsed") };
         assert_eq!(p.batch, BatchSource::Inline("[]".into()), "a JSON array is the batch itself");
         assert!(cmd("probe --batch x --parallel 0").unwrap_err().contains("1..=4096"));
+        let Ok(Command::Probe(p)) = cmd("probe --stream --idle 5s") else { panic!("not parsed") };
+        assert_eq!(p.batch, BatchSource::Stream { idle: Duration::from_secs(5) });
+        let Ok(Command::Probe(p)) = cmd("probe --stream") else { panic!("not parsed") };
+        assert_eq!(p.batch, BatchSource::Stream { idle: DEFAULT_STREAM_IDLE });
+        assert!(cmd("probe --stream --batch -").unwrap_err().contains("not both"));
+        assert!(cmd("probe --batch - --idle 5s").unwrap_err().contains("--idle goes with --stream"));
         assert!(matches!(cmd("help"), Ok(Command::Help)));
         assert!(matches!(cmd("connect --help"), Ok(Command::Help)));
         assert!(cmd("frobnicate").unwrap_err().contains("unknown command"));

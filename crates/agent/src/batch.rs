@@ -3,9 +3,10 @@
 //! nothing sent); probes then run with bounded parallelism and one result
 //! line per probe is printed, in input order, as soon as it and all earlier
 //! ones are done. Schema `netmatrix.probe/v1`, documented in the README.
+//! `probe --stream` does the same for each line of stdin, one batch a line.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,13 +43,6 @@ impl BatchProbe {
 }
 
 pub fn main(args: ProbeArgs) -> ExitCode {
-    let probes = match read_batch(&args.batch).and_then(|text| parse_batch(&text, args.timeout)) {
-        Ok(requests) => requests.into_iter().map(|request| BatchProbe::new(request, args.timeout)).collect(),
-        Err(e) => {
-            eprintln!("netmatrix-agent: probe: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -56,7 +50,17 @@ pub fn main(args: ProbeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let resolver = Resolver::new(&args.resolv_conf);
+    let resolver = Arc::new(Resolver::new(&args.resolv_conf));
+    if let BatchSource::Stream { idle } = args.batch {
+        return runtime.block_on(stream(&args, idle, resolver));
+    }
+    let probes = match read_batch(&args.batch).and_then(|text| parse_batch(&text, args.timeout)) {
+        Ok(requests) => requests.into_iter().map(|request| BatchProbe::new(request, args.timeout)).collect(),
+        Err(e) => {
+            eprintln!("netmatrix-agent: probe: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
     match runtime.block_on(run(probes, args.parallel, resolver, &mut out)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,13 +80,57 @@ fn read_batch(source: &BatchSource) -> Result<String, String> {
         }
         BatchSource::File(path) => std::fs::read_to_string(path).map_err(|e| format!("reading the batch {}: {e}", path.display())),
         BatchSource::Inline(json) => Ok(json.clone()),
+        BatchSource::Stream { .. } => unreachable!("a stream is read a line at a time"),
+    }
+}
+
+/// `--stream`: each stdin line is a batch, answered by its result lines (flushed) before the
+/// next line is taken. Ends at stdin's end, or when no batch came for `idle`: a caller that
+/// vanished without closing stdin leaves no agent behind. A bad batch exits 2 as `--batch` does.
+async fn stream(args: &ProbeArgs, idle: Duration, resolver: Arc<Resolver>) -> ExitCode {
+    // Blocking reads on a thread of their own: the runtime is single-threaded.
+    let (lines, mut received) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut number = 0;
+    loop {
+        number += 1;
+        let line = match timeout(idle, received.recv()).await {
+            Err(_) => {
+                eprintln!("netmatrix-agent: probe: no batch for {idle:?}; ending");
+                return ExitCode::SUCCESS;
+            }
+            Ok(None) => return ExitCode::SUCCESS,
+            Ok(Some(Err(e))) => {
+                eprintln!("netmatrix-agent: probe: reading stdin: {e}");
+                return ExitCode::from(1);
+            }
+            Ok(Some(Ok(line))) if line.trim().is_empty() => continue,
+            Ok(Some(Ok(line))) => line,
+        };
+        let probes = match parse_batch(&line, args.timeout) {
+            Ok(requests) => requests.into_iter().map(|request| BatchProbe::new(request, args.timeout)).collect(),
+            Err(e) => {
+                eprintln!("netmatrix-agent: probe: batch on line {number}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = run(probes, args.parallel, resolver.clone(), &mut out).await {
+            eprintln!("netmatrix-agent: probe: writing results: {e}");
+            return ExitCode::from(1);
+        }
     }
 }
 
 /// Runs the probes on `parallel` workers and writes the result lines.
-pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Resolver, out: &mut impl Write) -> io::Result<()> {
+pub async fn run(probes: Vec<BatchProbe>, parallel: usize, resolver: Arc<Resolver>, out: &mut impl Write) -> io::Result<()> {
     let probes = Arc::new(probes);
-    let resolver = Arc::new(resolver);
     let next = Arc::new(AtomicUsize::new(0));
     let (results, mut done) = tokio::sync::mpsc::unbounded_channel();
     for _ in 0..parallel.min(probes.len()) {

@@ -256,3 +256,65 @@ fn bad_batches_exit_2_and_probe_nothing() {
     let out = probe("[]", &["--parallel", "0"]);
     assert_eq!(out.code(), Some(2));
 }
+
+/// `probe --stream`: one agent answers batch after batch, each as soon as its line arrives.
+#[test]
+fn stream_answers_each_line_before_the_next_and_ends_with_stdin() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let server = Serve::start(&["--name", "pod-s", "--bind", "127.0.0.1", "--tcp", "0"]);
+    let port = server.addr("tcp", "127.0.0.1").port();
+    let closed = closed_tcp_port();
+    let mut child = agent().args(["probe", "--stream"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("agent starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || parse_flat_object(&lines.next().expect("a result line").expect("readable"));
+    for round in 0..3 {
+        // stdin stays open: results must come while the agent waits for the next batch.
+        writeln!(stdin, r#"[{{"target":"127.0.0.1","port":{port},"protocol":"tcp"}},{{"target":"127.0.0.1","port":{closed},"protocol":"tcp"}}]"#).unwrap();
+        stdin.flush().unwrap();
+        let (open, shut) = (next(), next());
+        assert_eq!((open["index"].as_str(), open["outcome"].as_str(), open["answered_by"].as_str()), ("0", "connected", "pod-s"), "round {round}");
+        assert_eq!((shut["index"].as_str(), shut["outcome"].as_str()), ("1", "refused"), "round {round}");
+    }
+    drop(stdin);
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the agent did not end within {RUN_DEADLINE:?} of stdin's end");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn stream_ends_when_idle_and_refuses_a_bad_line() {
+    use std::process::Stdio;
+    // stdin held open and silent: the agent ends by itself.
+    let mut child = agent()
+        .args(["probe", "--stream", "--idle", "200ms"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent starts");
+    let started = Instant::now();
+    let _stdin = child.stdin.take();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < RUN_DEADLINE, "an idle stream did not end");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() >= Duration::from_millis(200), "ended before --idle");
+
+    let mut cmd = agent();
+    cmd.args(["probe", "--stream"]);
+    let out = run(cmd, Some("[]\n[{\"target\":\"127.0.0.1\",\"port\":70000,\"protocol\":\"tcp\"}]\n"), RUN_DEADLINE);
+    assert_eq!(out.code(), Some(2), "stderr: {}", out.stderr);
+    assert!(out.stderr.contains("line 2") && out.stderr.contains("port"), "names the line and field: {}", out.stderr);
+}

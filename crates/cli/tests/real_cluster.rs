@@ -245,6 +245,24 @@ fn churn_converges(dir: &Path, mode: &str) {
     }
     let stamped = report.patterns.iter().flat_map(|p| &p.changes).filter(|c| c.server_time.is_some()).count();
     assert!(stamped > 0, "no change carried the API server's time");
+    kept_agents_probed(&report);
+}
+
+/// Churn's rounds go through agents kept running (`probe --stream`), not an exec per source
+/// and round: the audit log's execs into the churn's namespaces are all streams, and fewer
+/// than its rounds (an exec per row would be sources x rounds).
+fn kept_agents_probed(report: &ChurnReport) {
+    let audit = std::fs::read_to_string(format!("{STATE}/audit.log")).expect("the audit log");
+    let namespaces: Vec<&String> = report.cluster.namespaces.values().collect();
+    let execs: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"RequestReceived\"") && l.contains("/exec?") && namespaces.iter().any(|n| l.contains(&format!("/namespaces/{n}/"))))
+        .collect();
+    let rounds: usize = report.patterns.iter().flat_map(|p| p.setup.iter().chain(&p.changes)).map(|c| c.rounds).sum();
+    let one_shot = execs.iter().filter(|l| !l.contains("command=--stream")).count();
+    eprintln!("  churn: {} execs ({one_shot} not streams) for {rounds} rounds", execs.len());
+    assert_eq!(one_shot, 0, "an exec that was not a kept agent");
+    assert!(!execs.is_empty() && execs.len() < rounds, "{} execs for {rounds} rounds: agents not kept", execs.len());
 }
 
 /// Every cell a churn report flags, with what its wrong probes got: the output's tail may be

@@ -158,6 +158,13 @@ pub trait Backend: Send + Sync {
     /// with an async runtime runs its exec streams concurrently; others use
     /// [`probe_rows_on_threads`].
     fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult>;
+    /// As [`Backend::probe_rows`], for sources probed again and again (churn's rounds): a
+    /// backend may keep their agents running between calls (`probe --stream`) instead of
+    /// starting one per row; a kept agent ends with its pod, after a minute unused, or at
+    /// teardown.
+    fn probe_rows_again(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        self.probe_rows(rows, parallel, on_row)
+    }
     /// Removes everything this backend created for the run (pods, namespaces, or the whole lab
     /// it made), going on after each failure; returns every failure.
     fn teardown(&mut self) -> Vec<BackendError>;

@@ -13,6 +13,7 @@ mod objects;
 mod placement;
 mod pods;
 mod rbac;
+mod stream;
 mod wait;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,6 +73,8 @@ pub struct KubeBackend {
     cluster_objects: BTreeSet<(ObjectKind, String)>,
     /// The API server's time of the last change made, where its answer carried one.
     last_change: Option<String>,
+    /// Agents kept running for `probe_rows_again`.
+    sessions: stream::Sessions,
 }
 
 impl KubeBackend {
@@ -166,6 +169,7 @@ impl KubeBackend {
             namespaces: BTreeMap::new(),
             cluster_objects: BTreeSet::new(),
             last_change: None,
+            sessions: stream::Sessions::default(),
         })
     }
 
@@ -193,6 +197,31 @@ impl KubeBackend {
     /// The labels every object of this run carries.
     fn run_labels(&self) -> Value {
         json!({MANAGED_BY.0: MANAGED_BY.1, RUN_LABEL: self.run})
+    }
+
+    /// Runs `probe` on each row (with the Api of its source's namespace), `parallel` at a time,
+    /// on the backend's runtime; results in row order.
+    fn rows_concurrently<'a, F, Fut>(&'a self, rows: &'a [Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync), probe: F) -> Vec<RowResult>
+    where
+        F: Fn(Api<Pod>, &'a Row) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<netmatrix_cluster::ProbeResult>, String>>,
+    {
+        let mut results: Vec<(usize, RowResult)> = self.runtime.block_on(
+            futures::stream::iter(rows.iter().enumerate())
+                .map(|(index, row)| {
+                    let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.real_namespace(&row.source.namespace));
+                    let probed = probe(api, row);
+                    async move {
+                        let result = probed.await.map_err(|reason| BackendError::Exec { pod: row.source.to_string(), reason });
+                        on_row(index);
+                        (index, result)
+                    }
+                })
+                .buffer_unordered(parallel.max(1))
+                .collect(),
+        );
+        results.sort_by_key(|(index, _)| *index);
+        results.into_iter().map(|(_, r)| r).collect()
     }
 
     fn real_namespace(&self, short: &str) -> String {
@@ -295,6 +324,7 @@ impl Backend for KubeBackend {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let deadline = self.ready_timeout;
         self.last_change = None;
+        self.sessions.end(Some(pod));
         self.runtime.block_on(async {
             api.delete(&pod.name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
                 .await
@@ -376,32 +406,26 @@ impl Backend for KubeBackend {
     }
 
     fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
-        let client = self.client.clone();
-        let mut results: Vec<(usize, RowResult)> = self.runtime.block_on(
-            futures::stream::iter(rows.iter().enumerate())
-                .map(|(index, row)| {
-                    let api: Api<Pod> = Api::namespaced(client.clone(), &self.real_namespace(&row.source.namespace));
-                    let agnhost = self.pod_options.agnhost;
-                    async move {
-                        let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
-                        let result = if agnhost {
-                            exec::run_agnhost(&api, &row.source.name, &row.probes, row.deadline).await.map_err(exec)
-                        } else {
-                            let out = exec::run_batch(&api, &row.source.name, batch_to_json(&row.probes), row.deadline).await;
-                            out.map_err(exec).and_then(|out| parse_results(&out, row.probes.len()).map_err(exec))
-                        };
-                        on_row(index);
-                        (index, result)
-                    }
-                })
-                .buffer_unordered(parallel.max(1))
-                .collect(),
-        );
-        results.sort_by_key(|(index, _)| *index);
-        results.into_iter().map(|(_, r)| r).collect()
+        let agnhost = self.pod_options.agnhost;
+        self.rows_concurrently(rows, parallel, on_row, |api, row| async move {
+            if agnhost {
+                exec::run_agnhost(&api, &row.source.name, &row.probes, row.deadline).await
+            } else {
+                let out = exec::run_batch(&api, &row.source.name, batch_to_json(&row.probes), row.deadline).await;
+                out.and_then(|out| parse_results(&out, row.probes.len()))
+            }
+        })
+    }
+
+    fn probe_rows_again(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        if self.pod_options.agnhost || self.sessions.refused() {
+            return self.probe_rows(rows, parallel, on_row);
+        }
+        self.rows_concurrently(rows, parallel, on_row, |api, row| async move { self.sessions.probe(&api, row).await })
     }
 
     fn teardown(&mut self) -> Vec<BackendError> {
+        self.sessions.end(None);
         let deadline = self.ready_timeout.max(Duration::from_secs(60));
         let objects: Vec<(ObjectKind, String)> = std::mem::take(&mut self.cluster_objects).into_iter().collect();
         self.runtime.block_on(wait::remove_run(&self.client, &self.run, &objects, deadline)).into_iter().map(BackendError::from).collect()
