@@ -1,9 +1,11 @@
 //! The local lab as a backend: every operation is one of `netmatrix_lab::Lab`'s.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use netmatrix_lab::{Lab, LabError};
+use netmatrix_lab::{KeptAgent, Lab, LabError};
 use netmatrix_model::{IpFamilies, Labels, PodKey};
 
 use crate::{
@@ -19,6 +21,10 @@ pub struct LabBackend {
     owned: bool,
     /// Pods the run created in a lab it did not make: teardown removes only these.
     created: BTreeSet<PodKey>,
+    /// Agents kept running for `probe_rows_again`, by source pod.
+    kept: Mutex<HashMap<PodKey, KeptAgent>>,
+    /// Set once an agent could not stream while a one-shot one worked: one agent per row since.
+    refused: AtomicBool,
 }
 
 impl LabBackend {
@@ -36,7 +42,7 @@ impl LabBackend {
     fn new(lab: Lab, owned: bool) -> LabBackend {
         let nodes = (0..lab.nodes()).map(|i| Node { name: lab.node_name(i), addresses: lab.node_addresses(i) }).collect();
         let capabilities = detect(lab.ip_family());
-        LabBackend { lab, nodes, capabilities, owned, created: BTreeSet::new() }
+        LabBackend { lab, nodes, capabilities, owned, created: BTreeSet::new(), kept: Mutex::default(), refused: AtomicBool::new(false) }
     }
 
     pub fn name(&self) -> &str {
@@ -96,6 +102,7 @@ impl Backend for LabBackend {
     }
 
     fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
+        self.kept.lock().unwrap().remove(pod);
         Ok(self.lab.delete_pod(&pod.namespace, &pod.name)?)
     }
 
@@ -149,7 +156,39 @@ impl Backend for LabBackend {
         })
     }
 
+    fn probe_rows_again(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        if self.refused.load(Ordering::Relaxed) {
+            return self.probe_rows(rows, parallel, on_row);
+        }
+        probe_rows_on_threads(rows, parallel, on_row, |row| {
+            let batch = batch_to_json(&row.probes);
+            let through = |agent: &mut KeptAgent| agent.probe(&batch, row.probes.len(), row.deadline).map_err(|e| e.to_string());
+            let kept = self.kept.lock().unwrap().remove(&row.source);
+            // A kept agent that fails ended while idle: start a new one.
+            let answered = kept.and_then(|mut agent| through(&mut agent).ok().map(|out| (agent, out))).map(Ok).unwrap_or_else(|| {
+                let mut agent = self.lab.keep_agent(&row.source.namespace, &row.source.name).map_err(|e| e.to_string())?;
+                through(&mut agent).map(|out| (agent, out))
+            });
+            let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
+            match answered {
+                Ok((agent, out)) => {
+                    self.kept.lock().unwrap().insert(row.source.clone(), agent);
+                    parse_results(&out, row.probes.len()).map_err(exec)
+                }
+                Err(why) => {
+                    let out = self
+                        .lab
+                        .probe(&row.source.namespace, &row.source.name, &batch, row.deadline)
+                        .map_err(|e| exec(format!("{e} (a kept agent: {why})")))?;
+                    self.refused.store(true, Ordering::Relaxed);
+                    parse_results(&out, row.probes.len()).map_err(exec)
+                }
+            }
+        })
+    }
+
     fn teardown(&mut self) -> Vec<BackendError> {
+        self.kept.lock().unwrap().clear();
         if self.owned {
             return Lab::down(self.lab.name()).err().map(BackendError::from).into_iter().collect();
         }

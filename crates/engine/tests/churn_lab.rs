@@ -33,15 +33,15 @@ const DELAY: Duration = Duration::from_millis(300);
 /// (load 5-7, 28 of the runs beside two more busy loops): delayed changes converged 290-333 ms
 /// after the apply (median 305-312 ms, per kind of change), undelayed ones in 0.2-5.4 ms. The
 /// excess over the delay is the held-back node's `nft -f` (a few ms), the wait for the next
-/// round to start (the interval, 10 ms) and that round's probes (one `netmatrix-agent` exec per
-/// source pod: 10-25 ms a round here), plus scheduling noise. 200 ms is six times the largest
+/// round to start (the interval, 10 ms) and that round's probes (10-25 ms a round here when
+/// each round started an agent per source pod; 4-6 ms with the agents kept), plus scheduling noise. 200 ms is six times the largest
 /// excess seen, room for a busier machine, and still well below the delay: a measurement that
 /// missed the delay, or counted it twice, fails.
 const TOLERANCE: Duration = Duration::from_millis(200);
 
 /// How far below the delay a delayed change may measure. A round is timestamped at its start,
-/// but its probes go out only once their agents have started (5-25 ms later here, more when
-/// the machine stalls): when the rules land in between, the change measures up to that much
+/// but its probes go out only once their agents have them (5-25 ms later here with an agent
+/// started per round, a few ms with kept agents, more when the machine stalls): when the rules land in between, the change measures up to that much
 /// less than the delay. Besides, the delay counts from inside the lab's sync, before the apply
 /// returns (the state still has to be saved) and the measurement starts. Both are small
 /// normally (down to 290 ms was seen), but once, beside two busy loops at load 7.6, a delayed

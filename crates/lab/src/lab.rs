@@ -847,9 +847,7 @@ impl Lab {
 
     /// Runs `netmatrix-agent probe --batch -` in the pod's namespace: one invocation per row.
     pub fn probe(&self, namespace: &str, name: &str, batch: &str, deadline: Duration) -> Result<String, LabError> {
-        let index = self.find(namespace, name).ok_or_else(|| LabError::BadInput(format!("no pod {namespace}/{name}")))?;
-        let pod = &self.state.pods[index];
-        let ns = if pod.host_network { names::node(&self.name, pod.node) } else { names::pod(&self.name, pod.id) };
+        let ns = self.probe_namespace(namespace, name)?;
         let mut command = Command::new(process::agent().map_err(io_err("locating netmatrix-agent"))?);
         command.args(["probe", "--batch", "-"]);
         let out = process::run(&ns, command, batch.as_bytes(), deadline, "probe")
@@ -861,6 +859,19 @@ impl Lab {
             });
         }
         String::from_utf8(out.stdout).map_err(|e| LabError::BadInput(format!("agent output: {e}")))
+    }
+
+    /// Starts an agent kept in the pod's namespace for batch after batch (`probe --stream`).
+    pub fn keep_agent(&self, namespace: &str, name: &str) -> Result<process::KeptAgent, LabError> {
+        let ns = self.probe_namespace(namespace, name)?;
+        process::KeptAgent::start(&ns).map_err(|e| run_error(e, &ns, "netmatrix-agent", &format!("keeping an agent in {namespace}/{name}")))
+    }
+
+    /// The namespace a pod's probes start in: its own, or its node's for a host-network pod.
+    fn probe_namespace(&self, namespace: &str, name: &str) -> Result<String, LabError> {
+        let index = self.find(namespace, name).ok_or_else(|| LabError::BadInput(format!("no pod {namespace}/{name}")))?;
+        let pod = &self.state.pods[index];
+        Ok(if pod.host_network { names::node(&self.name, pod.node) } else { names::pod(&self.name, pod.id) })
     }
 
     /// A person's view: nodes, pods, policies.

@@ -13,3 +13,4 @@ pub mod topology;
 
 pub use fault::{Fault, FaultKind};
 pub use lab::{Lab, LabError, PodState};
+pub use process::KeptAgent;

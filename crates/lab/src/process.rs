@@ -77,6 +77,78 @@ fn wait(ns: &str, mut child: std::process::Child, input: &[u8], deadline: Durati
     Ok(Output { status, stdout: join(out)?, stderr: join(err)? })
 }
 
+/// An agent kept running in a namespace (`probe --stream`), answering batch after batch: a
+/// churn round costs no process start-up per source. Killed when dropped.
+pub struct KeptAgent {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    /// Result lines, read on a thread of their own so that a wait can have a deadline.
+    lines: std::sync::mpsc::Receiver<io::Result<String>>,
+    /// What it said on stderr, complete once it has exited.
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl KeptAgent {
+    pub fn start(ns: &str) -> Result<KeptAgent, RunError> {
+        let mut command = Command::new(agent().map_err(RunError::Spawn)?);
+        // Its own process group: a Ctrl-C meant for netmatrix is handled by the run's teardown.
+        command.args(["probe", "--stream", "--idle", "60s"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = netns::enter(ns, || command.spawn()).map_err(RunError::Namespace)?.map_err(RunError::Spawn)?;
+        let (stdout, mut stderr) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in io::BufRead::lines(io::BufReader::new(stdout)) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let said = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Ok(KeptAgent { stdin: child.stdin.take().expect("piped"), child, lines, stderr: Some(said) })
+    }
+
+    /// One batch: written as a line, its `count` result lines read within `deadline`.
+    pub fn probe(&mut self, batch: &str, count: usize, deadline: Duration) -> io::Result<String> {
+        let started = Instant::now();
+        writeln!(self.stdin, "{batch}").and_then(|()| self.stdin.flush()).map_err(|e| self.ended(format!("writing the batch: {e}")))?;
+        let mut text = String::new();
+        for _ in 0..count {
+            match self.lines.recv_timeout(deadline.saturating_sub(started.elapsed())) {
+                Ok(line) => {
+                    text.push_str(&line?);
+                    text.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("the kept agent did not answer within {deadline:?}")));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(self.ended("the kept agent ended".into())),
+            }
+        }
+        Ok(text)
+    }
+
+    fn ended(&mut self, what: String) -> io::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let said = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        io::Error::other(match said.trim() {
+            "" => what,
+            said => format!("{what}: {said}"),
+        })
+    }
+}
+
+impl Drop for KeptAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts a long-running agent `serve` in namespace `ns`, in its own process group (a Ctrl-C
 /// meant for netmatrix does not reach it), logging to `log`; waits for its `ready` line.
 pub fn start_server(ns: &str, args: &[String], log: &std::path::Path, deadline: Duration) -> io::Result<u32> {
