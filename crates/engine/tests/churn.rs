@@ -1,20 +1,24 @@
 //! The churn driver on the in-memory fake backend: after every step of a long seeded churn of
 //! each pattern, the incremental oracle (fed by the engine from what it applied and what the
 //! backend allocated) equals a full recomputation of the backend's objects; and a whole
-//! `churn::run` reports each pattern's changes, converged.
+//! `churn::run` reports each pattern's changes, converged. The same on the fake made
+//! dual-stack, where every watched cell is probed on both families.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use netmatrix_cluster::Backend;
 use netmatrix_cluster::fake::FakeBackend;
+use netmatrix_cluster::{Backend, BackendError, BackendKind, Capabilities, Node, ObjectKind, PodSpec, Row, RowResult, Target};
 use netmatrix_engine::ManualClock;
 use netmatrix_engine::churn::measure::Rounds;
 use netmatrix_engine::churn::patterns::{Churner, Pattern};
 use netmatrix_engine::churn::{ChurnConfig, step, world};
+use netmatrix_model::{IpFamily, IpFamilyPolicy, Labels, PodKey};
 use netmatrix_oracle::incremental::{Incremental, full_cells};
 use netmatrix_oracle::{Options, Profile};
-use netmatrix_results::churn::{Direction, Shape};
+use netmatrix_results::churn::{ChangeReport, Direction, Shape};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -29,11 +33,104 @@ fn config(changes: usize) -> ChurnConfig {
     }
 }
 
-#[test]
-fn every_pattern_keeps_the_incremental_oracle_equal_to_a_full_recomputation() {
+/// The IPv6 twin of an IPv4 address: `10.244.1.12` is `fd00::10:244:1:12`, in decimal digits.
+fn twin(ip: Ipv4Addr) -> Ipv6Addr {
+    let [a, b, c, d] = ip.octets().map(u16::from);
+    Ipv6Addr::new(0xfd00, 0, 0, 0, a, b, c, d)
+}
+
+fn untwin(ip: Ipv6Addr) -> Ipv4Addr {
+    let [.., a, b, c, d] = ip.segments();
+    let [a, b, c, d] = [a, b, c, d].map(|s| u8::try_from(s).unwrap());
+    Ipv4Addr::new(a, b, c, d)
+}
+
+/// The fake as a dual-stack cluster, which it is not: every pod and node has the IPv6 twin of
+/// its address too, every Service asking for two families an IPv6 ClusterIP; an IPv6 probe is
+/// answered as its IPv4 twin would be, and logged.
+struct DualFake {
+    fake: FakeBackend,
+    /// Every probe since the last take: source, address, port.
+    probes: Mutex<Vec<(String, IpAddr, u16)>>,
+}
+
+impl DualFake {
+    fn new(nodes: usize) -> DualFake {
+        DualFake { fake: FakeBackend::new(nodes), probes: Mutex::default() }
+    }
+}
+
+impl Backend for DualFake {
+    fn kind(&self) -> BackendKind {
+        self.fake.kind()
+    }
+    fn nodes(&self) -> &[Node] {
+        self.fake.nodes()
+    }
+    fn capabilities(&self) -> &Capabilities {
+        self.fake.capabilities()
+    }
+    fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
+        self.fake.set_namespace(name, labels)
+    }
+    fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
+        self.fake.create_pods(pods)
+    }
+    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
+        self.fake.delete_pod(pod)
+    }
+    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError> {
+        self.fake.set_pod_labels(pod, labels)
+    }
+    fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
+        self.fake.apply(manifests)
+    }
+    fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError> {
+        self.fake.delete(kind, namespace, name)
+    }
+    fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {
+        let mut model = self.fake.model()?;
+        let v6 = |ips: &mut Vec<IpAddr>| {
+            if let Some(&IpAddr::V4(v4)) = ips.first() {
+                ips.push(IpAddr::V6(twin(v4)));
+            }
+        };
+        model.pods.iter_mut().for_each(|p| v6(&mut p.ips));
+        model.nodes.iter_mut().for_each(|n| v6(&mut n.addresses));
+        for service in model.services.iter_mut().filter(|s| s.ip_family_policy != IpFamilyPolicy::SingleStack) {
+            v6(&mut service.cluster_ips);
+            service.ip_families = service.cluster_ips.iter().map(IpFamily::of).collect();
+        }
+        Ok(model)
+    }
+    fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
+        let mut as_v4 = rows.to_vec();
+        let mut probes = self.probes.lock().unwrap();
+        for probe in as_v4.iter_mut().flat_map(|r| r.probes.iter_mut().map(|p| (r.source.to_string(), p))) {
+            let (source, probe) = probe;
+            let Target::Ip(ip) = probe.target else { panic!("churn probes addresses: {:?}", probe.target) };
+            probes.push((source, ip, probe.port));
+            if let IpAddr::V6(v6) = ip {
+                probe.target = Target::Ip(IpAddr::V4(untwin(v6)));
+            }
+        }
+        drop(probes);
+        self.fake.probe_rows(&as_v4, parallel, on_row)
+    }
+    fn teardown(&mut self) -> Vec<BackendError> {
+        self.fake.teardown()
+    }
+    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
+        None
+    }
+}
+
+/// Runs each pattern's setup and changes step by step on a fresh backend from `new`, holding
+/// the incremental oracle to a full recomputation after each; `check` sees each step's report.
+fn every_pattern<B: Backend>(new: impl Fn() -> B, check: impl Fn(&B, &ChangeReport, &str)) {
     let config = config(40);
     for pattern in Pattern::ALL {
-        let mut backend = FakeBackend::new(3);
+        let mut backend = new();
         let nodes: Vec<String> = backend.nodes().iter().map(|n| n.name.clone()).collect();
         let w = world::world(&config.shape, &nodes);
         for (name, labels) in &w.namespaces {
@@ -53,6 +150,7 @@ fn every_pattern_keeps_the_incremental_oracle_equal_to_a_full_recomputation() {
             // The fake enforces at once: every change converges in its first round.
             assert!(report.latency_ms.is_some() || report.cells.is_empty(), "{pattern} step {i}: {report:?}");
             assert!(report.controls_changed.is_empty() && report.regressed.is_empty());
+            check(&backend, &report, &format!("{pattern} step {i}: {}", change.description));
             for (d, n) in report.cells {
                 *changed.entry(d).or_default() += n;
             }
@@ -60,6 +158,50 @@ fn every_pattern_keeps_the_incremental_oracle_equal_to_a_full_recomputation() {
         // Every pattern moves cells both ways over its changes.
         assert!(changed.get(&Direction::DenyToAllow) > Some(&0) && changed.get(&Direction::AllowToDeny) > Some(&0), "{pattern}: {changed:?}");
     }
+}
+
+#[test]
+fn every_pattern_keeps_the_incremental_oracle_equal_to_a_full_recomputation() {
+    every_pattern(
+        || FakeBackend::new(3),
+        |_, report, what| {
+            assert!(report.latency_by_family.is_empty(), "{what}: one family, none told apart");
+        },
+    );
+}
+
+#[test]
+fn on_dual_stack_every_watched_cell_is_probed_on_both_families() {
+    every_pattern(
+        || DualFake::new(3),
+        |backend, report, what| {
+            let probes = std::mem::take(&mut *backend.probes.lock().unwrap());
+            let of = |family: IpFamily| -> BTreeMap<(String, Ipv4Addr, u16), usize> {
+                let mut seen = BTreeMap::new();
+                for (src, ip, port) in probes.iter().filter(|(_, ip, _)| IpFamily::of(ip) == family) {
+                    let v4 = match ip {
+                        IpAddr::V4(v4) => *v4,
+                        IpAddr::V6(v6) => untwin(*v6),
+                    };
+                    *seen.entry((src.clone(), v4, *port)).or_default() += 1;
+                }
+                seen
+            };
+            let (v4, v6) = (of(IpFamily::IPv4), of(IpFamily::IPv6));
+            assert!(!v4.is_empty(), "{what}: cells or controls were probed");
+            assert_eq!(v4, v6, "{what}: each (cell, address) probed as often on IPv6 as on IPv4");
+            // Each changed cell counts once per family.
+            assert!(report.cells.values().all(|n| n % 2 == 0), "{what}: {:?}", report.cells);
+            assert_eq!(report.controls % 2, 0, "{what}");
+            let families: Vec<&str> = report.latency_by_family.keys().map(String::as_str).collect();
+            if report.cells.is_empty() {
+                assert!(families.is_empty(), "{what}: no changed cell, no latency: {families:?}");
+            } else {
+                assert_eq!(families, ["ipv4", "ipv6"], "{what}");
+                assert!(report.latency_by_family.values().all(|l| *l == report.latency_ms), "{what}: the fake converges at once on both");
+            }
+        },
+    );
 }
 
 #[test]
@@ -73,6 +215,7 @@ fn a_churn_run_reports_every_pattern_and_leaves_the_world_as_it_found_it() {
     for p in &report.patterns {
         assert_eq!(p.changes.len(), 4);
         assert_eq!(p.summary.len(), 3, "all, then each direction");
+        assert!(p.changes.iter().all(|c| c.latency_by_family.is_empty()), "one family");
     }
     // Each pattern's objects and labels were undone: only the world remains.
     let model = backend.model().unwrap();
@@ -81,6 +224,22 @@ fn a_churn_run_reports_every_pattern_and_leaves_the_world_as_it_found_it() {
     for spec in &w.pods {
         let pod = model.pods.iter().find(|p| p.namespace == spec.namespace && p.name == spec.name).unwrap();
         assert_eq!(pod.labels, spec.labels, "{}", spec.key());
+    }
+}
+
+#[test]
+fn a_dual_stack_churn_run_summarises_each_family() {
+    let report = netmatrix_engine::churn::run(&mut DualFake::new(3), &config(4), &ManualClock::default(), &|| false, &|_| {}).unwrap();
+    for p in &report.patterns {
+        let labels: Vec<(Option<Direction>, Option<&str>)> = p.summary.iter().map(|s| (s.direction, s.family.as_deref())).collect();
+        assert_eq!(
+            labels,
+            [(None, None), (Some(Direction::DenyToAllow), None), (Some(Direction::AllowToDeny), None), (None, Some("ipv4")), (None, Some("ipv6"))],
+            "{}",
+            p.pattern
+        );
+        assert_eq!(p.summary[3].converged, p.summary[0].converged, "{}: every change converged on IPv4", p.pattern);
+        assert_eq!(p.summary[4].converged, p.summary[0].converged, "{}: and on IPv6", p.pattern);
     }
 }
 

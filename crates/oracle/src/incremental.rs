@@ -9,6 +9,11 @@
 //! [`crate::services::evaluate`]; a Service cell whose endpoints disagree is undefined and left
 //! out. AdminNetworkPolicy and hostNetwork pods are outside its scope: refused.
 //!
+//! A verdict holds for every IP family of the cell's destination (its addresses:
+//! [`Incremental::addresses`]): pods are matched by labels, and an ipBlock by any address of
+//! the pod. A packet carries one family's address, so with ipBlock peers on pods of two
+//! families the verdict could differ per family: refused.
+//!
 //! State: each policy compiled once (who it selects, each rule's peers as a bitset over pod
 //! slots) and, per pod and direction, its row: whether it is isolated and, per port, the peers
 //! its policies allow. A change recompiles what it touches and recomputes only the rows of the
@@ -16,10 +21,11 @@
 //! rows.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use fixedbitset::FixedBitSet;
-use netmatrix_model::{Cluster, Direction, Labels, Namespace, NetworkPolicy, Peer, Pod, PodKey, PortRef, Protocol, Rule, Service, ServiceType};
+use netmatrix_model::{Cluster, Direction, IpFamily, Labels, Namespace, NetworkPolicy, Peer, Pod, PodKey, PortRef, Protocol, Rule, Service, ServiceType};
 use rustc_hash::FxHashMap;
 
 use crate::matching::{Options, resolve_ports};
@@ -53,7 +59,7 @@ pub enum Delta {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CellTarget {
     Pod(Arc<PodKey>),
-    /// The Service's ClusterIP.
+    /// The Service's ClusterIPs.
     Service {
         namespace: String,
         name: String,
@@ -86,6 +92,21 @@ pub struct CellChange {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the incremental oracle does not handle {0}")]
 pub struct Unsupported(String);
+
+/// Refuses ipBlock peers where a pod has addresses of two families: the verdicts are per cell
+/// and match a pod by any of its addresses, while a packet carries one family's.
+fn check_ip_blocks<'a>(mut policies: impl Iterator<Item = &'a NetworkPolicy>, mut pods: impl Iterator<Item = &'a Pod>) -> Result<(), Unsupported> {
+    let has_ip_block = |p: &&NetworkPolicy| {
+        Direction::BOTH.iter().flat_map(|&d| p.rules(d).unwrap_or_default()).flat_map(|r| &r.peers).any(|peer| matches!(peer, Peer::IpBlock(_)))
+    };
+    let two_families = |p: &&Pod| p.ips.iter().any(|ip| IpFamily::of(ip) != IpFamily::of(&p.ips[0]));
+    let Some(policy) = policies.find(has_ip_block) else { return Ok(()) };
+    let Some(pod) = pods.find(two_families) else { return Ok(()) };
+    Err(Unsupported(format!(
+        "ipBlock peers (NetworkPolicy {}/{}) with pods of two IP families ({}/{}): an ipBlock matches one family's packets, and a verdict here holds for both",
+        policy.namespace, policy.name, pod.namespace, pod.name
+    )))
+}
 
 /// A rule's ports: the numbers it names, and the named ports resolved per destination pod.
 #[derive(Clone)]
@@ -185,6 +206,7 @@ impl Incremental {
         if !cluster.admin_policies.is_empty() {
             return Err(Unsupported("AdminNetworkPolicy, BaselineAdminNetworkPolicy or ClusterNetworkPolicy".into()));
         }
+        check_ip_blocks(cluster.policies.iter(), cluster.pods.iter())?;
         let mut oracle = Incremental {
             options,
             namespaces: BTreeMap::new(),
@@ -360,7 +382,9 @@ impl Incremental {
         self.ports.iter().position(|&p| p == port)
     }
 
-    /// The verdict of a cell, `None` when there is no such cell (or it is undefined).
+    /// The verdict of a cell, `None` when there is no such cell (or it is undefined). It is the
+    /// same for each family of the cell's addresses: ipBlock peers, which could tell them
+    /// apart, are refused where pods have two families (the module's documentation).
     pub fn verdict(&self, cell: &Cell) -> Option<bool> {
         match &cell.dst {
             CellTarget::Pod(dst) => {
@@ -384,11 +408,13 @@ impl Incremental {
         self.live.ones().map(|s| self.slot_pod(s))
     }
 
-    /// The address a cell's connection goes to: the pod's first IP, or the Service's ClusterIP.
-    pub fn address(&self, target: &CellTarget) -> Option<std::net::IpAddr> {
+    /// The addresses a cell's connection may go to, one per family, the primary first: the
+    /// pod's IPs, or the Service's ClusterIPs. The cell's verdict holds for each (see
+    /// [`Incremental::verdict`]).
+    pub fn addresses(&self, target: &CellTarget) -> Vec<IpAddr> {
         match target {
-            CellTarget::Pod(key) => self.slot_of.get(&**key).and_then(|&s| self.slot_pod(s).ips.first().copied()),
-            CellTarget::Service { namespace, name } => self.services.get(&(namespace.clone(), name.clone())).and_then(|s| s.cluster_ip),
+            CellTarget::Pod(key) => self.slot_of.get(&**key).map(|&s| self.slot_pod(s).ips.clone()).unwrap_or_default(),
+            CellTarget::Service { namespace, name } => self.services.get(&(namespace.clone(), name.clone())).map(|s| s.cluster_ips.clone()).unwrap_or_default(),
         }
     }
 
@@ -463,6 +489,7 @@ impl Incremental {
             Delta::Namespace { name, labels } => self.set_namespace(name, labels, &mut touched),
             Delta::Pod(pod) => {
                 self.check_pod(&pod)?;
+                check_ip_blocks(self.policies.values().map(|c| &c.policy), std::iter::once(&pod))?;
                 let key = PodKey::new(&pod.namespace, &pod.name);
                 if self.slot_of.contains_key(&key) {
                     self.remove_pod(&key, &mut touched);
@@ -471,6 +498,7 @@ impl Incremental {
             }
             Delta::RemovePod(key) => self.remove_pod(&key, &mut touched),
             Delta::Policy(policy) => {
+                check_ip_blocks(std::iter::once(&policy), self.pods())?;
                 let key = (policy.namespace.clone(), policy.name.clone());
                 let old = self.policies.remove(&key).map(|c| c.subjects).unwrap_or_default();
                 let compiled = self.compile(policy);

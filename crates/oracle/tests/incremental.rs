@@ -3,13 +3,14 @@
 //! random selectors, peers and ports made and removed, Services re-pointed), its cells equal
 //! those of `Reachability::compute` and `services::evaluate` on the same objects, and the
 //! changes it reports are exactly the difference between the full verdicts before and after.
+//! With dual-stack pods and Services, its cells are those of each family's full recomputation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netmatrix_model::{
-    Cluster, ContainerPort, IpBlock, IpFamily, IpFamilyPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodSpec, PortRef,
-    PortSpec, Protocol, Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
+    Cluster, ContainerPort, IpBlock, IpFamily, IpFamilyPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Operator, Origin, Peer, Pod, PodKey, PodSpec,
+    PortRef, PortSpec, Protocol, Requirement, Rule, Service, ServicePort, ServiceType, SessionAffinity, TargetPort, TrafficPolicy,
 };
 use netmatrix_oracle::incremental::{Cell, CellTarget, Delta, Incremental, full_cells};
 use netmatrix_oracle::{Options, Profile};
@@ -49,6 +50,22 @@ fn pod(i: usize, role: usize, ready: bool) -> Pod {
     let mut pod = spec.to_pod(vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 10 + i as u8))], Origin::default());
     pod.ready = ready;
     pod
+}
+
+/// The pod with an IPv6 address too, `fd00::(10+i)`, listed second.
+fn dual_pod(mut pod: Pod) -> Pod {
+    let IpAddr::V4(v4) = pod.ips[0] else { unreachable!("pods start IPv4") };
+    pod.ips.push(IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(v4.octets()[3]))));
+    pod
+}
+
+/// The Service with an IPv6 ClusterIP too (PreferDualStack on a dual-stack cluster).
+fn dual_service(mut service: Service) -> Service {
+    let IpAddr::V4(v4) = service.cluster_ips[0] else { unreachable!("Services start IPv4") };
+    service.cluster_ips.push(IpAddr::V6(Ipv6Addr::new(0xfd00, 0x96, 0, 0, 0, 0, 0, u16::from(v4.octets()[3]))));
+    service.ip_families = IpFamily::BOTH.to_vec();
+    service.ip_family_policy = IpFamilyPolicy::PreferDualStack;
+    service
 }
 
 fn service(i: usize, role: usize, target: TargetPort) -> Service {
@@ -147,32 +164,51 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     pods: BTreeMap<usize, Pod>,
     policy_ns: BTreeMap<usize, usize>,
+    /// Pods and Services of both families; policies without ipBlock peers (refused then).
+    dual: bool,
 }
 
 impl World {
+    fn pod(&self, i: usize) -> Pod {
+        let pod = pod(i, i / 3, true);
+        if self.dual { dual_pod(pod) } else { pod }
+    }
+
+    fn service(&self, i: usize, role: usize, target: TargetPort) -> Service {
+        let service = service(i, role, target);
+        if self.dual { dual_service(service) } else { service }
+    }
+
     fn delta(&mut self, op: Op) -> Delta {
         match op {
             Op::NamespaceLabels { ns, area } => Delta::Namespace { name: ns_name(ns), labels: labels(&[("area", VALUES[area])]) },
             Op::TogglePod { pod: i } => match self.pods.remove(&i) {
                 Some(p) => Delta::RemovePod(p.key()),
                 None => {
-                    let p = pod(i, i / 3, true);
+                    let p = self.pod(i);
                     self.pods.insert(i, p.clone());
                     Delta::Pod(p)
                 }
             },
             Op::Relabel { pod: i, role } => {
-                let p = self.pods.entry(i).or_insert_with(|| pod(i, i / 3, true));
+                let new = self.pod(i);
+                let p = self.pods.entry(i).or_insert(new);
                 p.labels.insert("role".into(), VALUES[role].into());
                 Delta::Pod(p.clone())
             }
             Op::Ready { pod: i, ready } => {
-                let p = self.pods.entry(i).or_insert_with(|| pod(i, i / 3, true));
+                let new = self.pod(i);
+                let p = self.pods.entry(i).or_insert(new);
                 p.ready = ready;
                 Delta::Pod(p.clone())
             }
-            Op::Policy { slot, ns, subject, ingress, egress } => {
+            Op::Policy { slot, ns, subject, mut ingress, mut egress } => {
                 let ns = *self.policy_ns.entry(slot).or_insert(ns);
+                if self.dual {
+                    for rule in ingress.iter_mut().chain(egress.iter_mut()).flatten() {
+                        rule.peers.retain(|p| !matches!(p, Peer::IpBlock(_)));
+                    }
+                }
                 Delta::Policy(NetworkPolicy {
                     namespace: ns_name(ns),
                     name: format!("np{slot}"),
@@ -186,21 +222,42 @@ impl World {
                 let ns = self.policy_ns.remove(&slot).unwrap_or(0);
                 Delta::RemovePolicy { namespace: ns_name(ns), name: format!("np{slot}") }
             }
-            Op::Service { i, role, named } => Delta::Service(service(i, role, if named { TargetPort::Name("http".into()) } else { TargetPort::Number(80) })),
+            Op::Service { i, role, named } => {
+                Delta::Service(self.service(i, role, if named { TargetPort::Name("http".into()) } else { TargetPort::Number(80) }))
+            }
             Op::RemoveService { i } => Delta::RemoveService { namespace: ns_name(i % NAMESPACES), name: format!("s{i}") },
         }
     }
 }
 
-fn initial() -> (Cluster, World) {
-    let pods: BTreeMap<usize, Pod> = (0..PODS).filter(|i| i % 4 != 3).map(|i| (i, pod(i, i / 3, true))).collect();
+fn initial(dual: bool) -> (Cluster, World) {
+    let mut world = World { pods: BTreeMap::new(), policy_ns: BTreeMap::new(), dual };
+    world.pods = (0..PODS).filter(|i| i % 4 != 3).map(|i| (i, world.pod(i))).collect();
     let cluster = Cluster {
         namespaces: (0..NAMESPACES).map(|i| Namespace::new(ns_name(i), labels(&[("area", VALUES[i % 3])]))).collect(),
-        pods: pods.values().cloned().collect(),
-        services: vec![service(0, 0, TargetPort::Number(80))],
+        pods: world.pods.values().cloned().collect(),
+        services: vec![world.service(0, 0, TargetPort::Number(80))],
         ..Cluster::default()
     };
-    (cluster, World { pods, policy_ns: BTreeMap::new() })
+    (cluster, world)
+}
+
+/// The full recomputation's cells; with `dual`, those of each family's view (the pods' and
+/// Services' addresses of that family alone, as its packets see them), which must agree.
+fn reference(cluster: &Cluster, options: Options, profile: Profile, dual: bool) -> Result<BTreeMap<Cell, bool>, TestCaseError> {
+    if !dual {
+        return Ok(full_cells(cluster, options, profile));
+    }
+    let [v4, v6] = IpFamily::BOTH.map(|family| {
+        let mut view = cluster.of_family(family);
+        for service in &mut view.services {
+            service.cluster_ips.retain(|ip| IpFamily::of(ip) == family);
+            service.cluster_ip = service.cluster_ips.first().copied();
+        }
+        full_cells(&view, options, profile)
+    });
+    prop_assert_eq!(&v4, &v6, "the families' full verdicts differ");
+    Ok(v4)
 }
 
 fn diff(before: &BTreeMap<Cell, bool>, after: &BTreeMap<Cell, bool>) -> BTreeMap<Cell, (Option<bool>, Option<bool>)> {
@@ -213,15 +270,15 @@ fn diff(before: &BTreeMap<Cell, bool>, after: &BTreeMap<Cell, bool>) -> BTreeMap
         .collect()
 }
 
-fn check(ops: Vec<Op>, options: Options, profile: Profile) -> Result<(), TestCaseError> {
-    let (cluster, mut world) = initial();
+fn check(ops: Vec<Op>, options: Options, profile: Profile, dual: bool) -> Result<(), TestCaseError> {
+    let (cluster, mut world) = initial(dual);
     let mut oracle = Incremental::new(&cluster, options).unwrap();
-    let mut expected = full_cells(&oracle.cluster(), options, profile);
+    let mut expected = reference(&oracle.cluster(), options, profile, dual)?;
     prop_assert_eq!(&oracle.cells().into_iter().collect::<BTreeMap<_, _>>(), &expected, "initial cells");
     for (step, op) in ops.into_iter().enumerate() {
         let delta = world.delta(op);
         let changes = oracle.apply(delta.clone()).unwrap();
-        let now = full_cells(&oracle.cluster(), options, profile);
+        let now = reference(&oracle.cluster(), options, profile, dual)?;
         let cells: BTreeMap<Cell, bool> = oracle.cells().into_iter().collect();
         prop_assert_eq!(&cells, &now, "cells after step {}: {:?}", step, delta);
         let reported: BTreeMap<Cell, (Option<bool>, Option<bool>)> = changes.into_iter().map(|c| (c.cell, (c.before, c.after))).collect();
@@ -239,30 +296,35 @@ proptest! {
 
     #[test]
     fn incremental_equals_full_recomputation(ops in prop::collection::vec(op(), 1..40), ipblocks_match_pods in any::<bool>()) {
-        check(ops, Options { ipblocks_match_pods }, Profile::Lab)?;
+        check(ops, Options { ipblocks_match_pods }, Profile::Lab, false)?;
+    }
+
+    #[test]
+    fn incremental_equals_each_familys_full_recomputation_on_dual_stack(ops in prop::collection::vec(op(), 1..25)) {
+        check(ops, Options { ipblocks_match_pods: true }, Profile::Lab, true)?;
     }
 
     #[test]
     fn incremental_equals_full_recomputation_under_kube_proxy(ops in prop::collection::vec(op(), 1..25)) {
-        check(ops, Options { ipblocks_match_pods: true }, Profile::KubeProxy)?;
+        check(ops, Options { ipblocks_match_pods: true }, Profile::KubeProxy, false)?;
     }
 }
 
 #[test]
 fn admin_policies_and_host_network_pods_are_refused() {
-    let (mut cluster, _) = initial();
+    let (mut cluster, _) = initial(false);
     let mut host = pod(1, 1, true);
     host.host_network = true;
     cluster.pods.push(host.clone());
     assert!(Incremental::new(&cluster, Options::default()).err().unwrap().to_string().contains("hostNetwork"));
-    let (cluster, _) = initial();
+    let (cluster, _) = initial(false);
     let mut oracle = Incremental::new(&cluster, Options::default()).unwrap();
     assert!(oracle.apply(Delta::Pod(host)).is_err());
 }
 
 #[test]
 fn a_policy_on_the_one_endpoint_changes_the_service_cells() {
-    let (cluster, _) = initial();
+    let (cluster, _) = initial(false);
     let mut oracle = Incremental::new(&cluster, Options::default()).unwrap();
     let to_service = |oracle: &Incremental| oracle.cells().into_iter().filter(|(c, _)| matches!(c.dst, CellTarget::Service { .. })).collect::<Vec<_>>();
     let before = to_service(&oracle);
@@ -280,4 +342,46 @@ fn a_policy_on_the_one_endpoint_changes_the_service_cells() {
     let to_service_changes = changes.iter().filter(|c| matches!(c.cell.dst, CellTarget::Service { .. })).count();
     assert_eq!(to_service_changes, 6);
     assert!(to_service(&oracle).iter().all(|(_, allowed)| !*allowed));
+}
+
+#[test]
+fn a_cells_addresses_are_one_per_family_the_primary_first() {
+    let (cluster, _) = initial(true);
+    let oracle = Incremental::new(&cluster, Options::default()).unwrap();
+    let p0 = CellTarget::Pod(std::sync::Arc::new(PodKey::new("n0", "p0")));
+    assert_eq!(oracle.addresses(&p0), ["10.0.0.10".parse::<IpAddr>().unwrap(), "fd00::a".parse().unwrap()]);
+    let s0 = CellTarget::Service { namespace: "n0".into(), name: "s0".into() };
+    assert_eq!(oracle.addresses(&s0), ["10.96.0.10".parse::<IpAddr>().unwrap(), "fd00:96::a".parse().unwrap()]);
+    assert!(oracle.addresses(&CellTarget::Service { namespace: "n0".into(), name: "gone".into() }).is_empty());
+    let (single, _) = initial(false);
+    assert_eq!(Incremental::new(&single, Options::default()).unwrap().addresses(&p0), ["10.0.0.10".parse::<IpAddr>().unwrap()]);
+}
+
+#[test]
+fn ip_blocks_are_refused_where_pods_have_two_families() {
+    let block = |name: &str| NetworkPolicy {
+        namespace: "n0".into(),
+        name: name.into(),
+        pod_selector: LabelSelector::default(),
+        ingress: Some(vec![Rule { peers: vec![Peer::IpBlock(IpBlock { cidr: "10.0.0.0/24".parse().unwrap(), except: Vec::new() })], ports: Vec::new() }]),
+        egress: None,
+        origin: Origin::default(),
+    };
+    let refused = |e: netmatrix_oracle::incremental::Unsupported| {
+        let text = e.to_string();
+        assert!(text.contains("ipBlock peers (NetworkPolicy n0/") && text.contains("two IP families"), "{text}");
+    };
+    // At the start, by a new policy, by a new dual-stack pod.
+    let (mut cluster, _) = initial(true);
+    cluster.policies.push(block("b"));
+    refused(Incremental::new(&cluster, Options::default()).err().unwrap());
+    let (cluster, world) = initial(true);
+    let mut oracle = Incremental::new(&cluster, Options::default()).unwrap();
+    refused(oracle.apply(Delta::Policy(block("b"))).unwrap_err());
+    let (mut single, _) = initial(false);
+    single.policies.push(block("b"));
+    let mut oracle = Incremental::new(&single, Options::default()).unwrap();
+    refused(oracle.apply(Delta::Pod(world.pod(3))).unwrap_err());
+    // One family: an ipBlock sees every packet's address.
+    assert!(oracle.apply(Delta::Pod(pod(3, 1, true))).is_ok());
 }

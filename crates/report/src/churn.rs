@@ -89,6 +89,22 @@ fn direction_latency(change: &ChangeReport, direction: Direction, deadline_ms: u
     }
 }
 
+/// The families of a pattern's per-family latencies (`ipv4`, `ipv6`): none on single-family
+/// runs, whose tables stay as they were.
+fn families(pattern: &PatternReport) -> Vec<&str> {
+    let families: std::collections::BTreeSet<&str> = pattern.changes.iter().flat_map(|c| c.latency_by_family.keys()).map(String::as_str).collect();
+    families.into_iter().collect()
+}
+
+/// The change's latency over its cells of one family, as [`direction_latency`] has it.
+fn family_latency(change: &ChangeReport, family: &str, deadline_ms: u64) -> String {
+    match change.latency_by_family.get(family) {
+        None => "-".into(),
+        Some(None) => format!(">{deadline_ms}"),
+        Some(Some(v)) => format!("{v:.1}"),
+    }
+}
+
 /// `+3 -2`: the cells that went deny to allow, allow to deny.
 fn cells(change: &ChangeReport) -> String {
     let of = |d| change.cells.get(&d).copied().unwrap_or(0);
@@ -112,9 +128,11 @@ fn slowest_node(change: &ChangeReport) -> Option<(&str, Option<f64>)> {
         .map(|(node, l)| (node, Some(l)))
 }
 
-/// `x/a -> y/b 80/TCP expected allow (seen wrong: 2 timeout, 1 refused)`.
+/// `x/a -> y/b 80/TCP ipv6 expected allow (seen wrong: 2 timeout, 1 refused)`, the family
+/// where the change's cells had two.
 fn cell_name(cell: &CellRef) -> String {
-    let mut name = format!("{} -> {} {}/{} expected {}", cell.src, cell.dst, cell.port, cell.protocol, cell.expected);
+    let family = cell.family.as_ref().map_or_else(String::new, |f| format!(" {f}"));
+    let mut name = format!("{} -> {} {}/{}{family} expected {}", cell.src, cell.dst, cell.port, cell.protocol, cell.expected);
     if !cell.wrong_outcomes.is_empty() {
         let outcomes: Vec<String> = cell.wrong_outcomes.iter().map(|(outcome, n)| format!("{n} {outcome}")).collect();
         name += &format!(" (seen wrong: {})", outcomes.join(", "));
@@ -156,8 +174,12 @@ fn change_latency(change: &ChangeReport) -> String {
     if changed_nothing(change) { "-".into() } else { latency(change.latency_ms) }
 }
 
-fn summary_label(summary: &LatencySummary) -> &'static str {
-    summary.direction.map_or("all", Direction::as_str)
+fn summary_label(summary: &LatencySummary) -> &str {
+    match (summary.direction, &summary.family) {
+        (Some(d), _) => d.as_str(),
+        (None, Some(family)) => family,
+        (None, None) => "all",
+    }
 }
 
 /// `20 changes, 12 converged` with the changes that changed no cell said apart.
@@ -228,7 +250,8 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
     }
 
     writeln!(out)?;
-    let columns = [
+    let families = families(pattern);
+    let mut columns = vec![
         ("#", Align::Right),
         ("change", Align::Left),
         ("cells", Align::Right),
@@ -236,17 +259,14 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
         ("last X", Align::Right),
         ("to allow", Align::Right),
         ("to deny", Align::Right),
-        ("slowest", Align::Left),
-        ("rounds", Align::Right),
-        ("round", Align::Right),
-        ("oracle µs", Align::Right),
-        ("flags", Align::Left),
     ];
+    columns.extend(families.iter().map(|&f| (f, Align::Right)));
+    columns.extend([("slowest", Align::Left), ("rounds", Align::Right), ("round", Align::Right), ("oracle µs", Align::Right), ("flags", Align::Left)]);
     let rows: Vec<Vec<String>> = pattern
         .changes
         .iter()
         .map(|c| {
-            vec![
+            let mut row = vec![
                 c.index.to_string(),
                 c.description.clone(),
                 cells(c),
@@ -254,12 +274,16 @@ fn write_pattern_text(out: &mut impl Write, pattern: &PatternReport, deadline_ms
                 wrong_until(c),
                 direction_latency(c, Direction::DenyToAllow, deadline_ms),
                 direction_latency(c, Direction::AllowToDeny, deadline_ms),
+            ];
+            row.extend(families.iter().map(|f| family_latency(c, f, deadline_ms)));
+            row.extend([
                 slowest_node(c).map_or_else(|| "-".into(), |(node, _)| node.to_string()),
                 c.rounds.to_string(),
                 format!("{:.1}", c.round_ms),
                 format!("{:.1}", c.oracle_us),
                 flags(c),
-            ]
+            ]);
+            row
         })
         .collect();
     write_text_table(out, &columns, &rows, Some(1))?;
@@ -465,10 +489,12 @@ fn write_pattern_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
 }
 
 fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Result<()> {
+    let families = families(pattern);
+    let family_headers: String = families.iter().map(|f| format!("<th>{} ms</th>", Esc(f))).collect();
     writeln!(
         out,
         "<table class=\"changes\"><thead><tr><th>#</th><th>applied at s</th><th class=\"text\">change</th><th>cells</th><th>controls</th>\
-         <th>latency ms</th><th title=\"the last moment a changed cell was seen wrong\">wrong until ms</th><th>to allow ms</th><th>to deny ms</th><th class=\"text\">slowest node</th><th>rounds</th>\
+         <th>latency ms</th><th title=\"the last moment a changed cell was seen wrong\">wrong until ms</th><th>to allow ms</th><th>to deny ms</th>{family_headers}<th class=\"text\">slowest node</th><th>rounds</th>\
          <th>round ms</th><th>apply ms</th><th>oracle µs</th><th class=\"text\">problems</th></tr></thead><tbody>"
     )?;
     for c in &pattern.changes {
@@ -491,6 +517,9 @@ fn write_changes_html(out: &mut impl Write, pattern: &PatternReport) -> io::Resu
         write!(out, "<td>{}</td>", wrong_until(c))?;
         for direction in Direction::BOTH {
             write!(out, "{}", latency_cell(c.latency_by_direction.get(&direction).copied()))?;
+        }
+        for family in &families {
+            write!(out, "{}", latency_cell(c.latency_by_family.get(*family).copied()))?;
         }
         let nodes: Vec<String> = c.latency_by_node.iter().map(|(node, l)| format!("{node}: {}", latency_title(*l))).collect();
         match slowest_node(c) {
@@ -880,9 +909,10 @@ mod tests {
     use netmatrix_model::Protocol;
     use netmatrix_results::ClusterInfo;
     use netmatrix_results::churn::{CHURN_SCHEMA, Shape};
+    use std::collections::BTreeMap;
 
     fn cell(src: &str, dst: &str, port: u16, expected: &str) -> CellRef {
-        CellRef { src: src.into(), dst: dst.into(), port, protocol: Protocol::Tcp, expected: expected.into(), wrong_outcomes: Default::default() }
+        CellRef { src: src.into(), dst: dst.into(), port, protocol: Protocol::Tcp, expected: expected.into(), family: None, wrong_outcomes: Default::default() }
     }
 
     /// A change whose latency is the largest of its directions', `None` if one did not converge.
@@ -908,6 +938,7 @@ mod tests {
             last_wrong_ms: latency_ms.map(|l| l / 2.0),
             latency_by_direction: by_direction.iter().copied().collect(),
             latency_by_node: by_node.iter().map(|(n, l)| (n.to_string(), *l)).collect(),
+            latency_by_family: BTreeMap::new(),
             rounds: 5,
             round_ms: 3.2,
             not_converged: Vec::new(),
@@ -1218,6 +1249,44 @@ mod tests {
         let html = html_of(&report);
         assert!(html.contains(">no latency converged</text>"));
         assert_eq!(html.matches("<svg ").count(), 2, "no plots for a pattern without changes");
+    }
+
+    /// The fixture as a dual-stack run reports it: latencies per family, problem cells with
+    /// their family.
+    fn dual_report() -> ChurnReport {
+        let mut report = report();
+        for pattern in &mut report.patterns {
+            for c in &mut pattern.changes {
+                c.latency_by_family = [("ipv4".to_owned(), c.latency_ms.map(|l| l - 1.0)), ("ipv6".to_owned(), c.latency_ms)].into();
+                for cell in c.not_converged.iter_mut().chain(&mut c.regressed).chain(&mut c.controls_changed) {
+                    cell.family = Some("ipv6".into());
+                }
+            }
+            pattern.summary = LatencySummary::all(&pattern.changes);
+        }
+        report
+    }
+
+    #[test]
+    fn dual_stack_runs_show_latency_per_family_and_the_family_of_problem_cells() {
+        let dual = dual_report();
+        let text = text_of(&dual);
+        let header = text.lines().find(|l| l.starts_with("#  change")).expect("the changes' header");
+        assert!(header.split_whitespace().collect::<Vec<_>>().join(" ").contains("to deny ipv4 ipv6 slowest"), "{header}");
+        let row = text.lines().find(|l| l.starts_with("1  namespace ns1: team=a ->")).expect("the row of change 1");
+        assert!(row.contains("  >5000  >5000  >5000  n1  "), "to deny, ipv4, ipv6 not converged: {row}");
+        assert!(text.lines().any(|l| l.starts_with("0  ") && l.contains("  11.3   12.3  n1  ")), "change 0 per family: {text}");
+        assert!(text.contains("#1 not converged: 12 cells\n  ns0/p0 -> ns1/p0 80/TCP ipv6 expected deny\n"), "{text}");
+        assert!(text.contains("\nipv4                 3          2  11.3  24.7  24.7  24.7\n"), "a summary per family: {text}");
+        assert!(text.contains("\nipv6                 3          2  12.3  25.7  25.7  25.7\n"), "{text}");
+        let html = html_of(&dual);
+        assert!(html.contains("<th>to deny ms</th><th>ipv4 ms</th><th>ipv6 ms</th><th class=\"text\">slowest node</th>"), "{html}");
+        assert!(html.contains("<td>11.3</td><td>12.3</td><td class=\"text\" title="), "{html}");
+        assert!(html.contains("<code>ns0/p0 -&gt; ns1/p0 80/TCP ipv6 expected deny</code>"), "{html}");
+        assert!(html.contains("<tr><th class=\"text\">ipv6</th><td>3</td><td>2</td><td>12.3</td>"), "{html}");
+        // Without families, neither shows: the single-family output is the snapshots'.
+        let single = text_of(&report());
+        assert!(!single.contains("ipv4") && !single.contains("ipv6"), "{single}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! What `netmatrix churn` measured: per change, how long the dataplane took to enforce it, as
 //! the JSON schema `netmatrix.churn/v1` and as the input of its renderers (text, HTML).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use serde::{Deserialize, Serialize};
 
 pub const CHURN_SCHEMA: &str = "netmatrix.churn/v1";
@@ -82,9 +82,13 @@ pub struct PatternReport {
 /// no change converged.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LatencySummary {
-    /// `None`: every change, by the moment all its cells were right.
+    /// `None`: every change, by the moment all its cells were right (or those of `family`).
     pub direction: Option<Direction>,
-    /// Changes with cells of this direction.
+    /// `ipv4` or `ipv6`: over the changes' cells of that family (`latency_by_family`); absent
+    /// from the summaries over both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Changes with cells of this direction (or family).
     pub changes: usize,
     pub converged: usize,
     pub p50_ms: Option<f64>,
@@ -109,8 +113,10 @@ pub struct ChangeReport {
     pub server_time: Option<String>,
     /// Time the incremental oracle took to update its verdicts, in microseconds.
     pub oracle_us: f64,
-    /// Cells whose expected verdict changed, by direction.
+    /// Cells whose expected verdict changed, by direction: each counted once per IP family it
+    /// was watched on, i.e. (cell, family) pairs.
     pub cells: BTreeMap<Direction, usize>,
+    /// Control (cell, family) pairs watched.
     pub controls: usize,
     /// From `applied_at_ms` to the moment since which every changed cell has been right (each
     /// cell's moment: when its probe's connection was decided); `None`: not converged within
@@ -126,6 +132,10 @@ pub struct ChangeReport {
     /// The same over the cells whose rules live on each node (the node of the pod whose
     /// policy verdict changed).
     pub latency_by_node: BTreeMap<String, Option<f64>>,
+    /// The same over the cells of each IP family (`ipv4`, `ipv6`), where the watched cells
+    /// had two; empty (and absent) otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub latency_by_family: BTreeMap<String, Option<f64>>,
     pub rounds: usize,
     /// Median time one round of probes took: the measurement's resolution for this change.
     pub round_ms: f64,
@@ -149,11 +159,23 @@ pub struct CellRef {
     pub protocol: Protocol,
     /// `allow` or `deny`.
     pub expected: String,
+    /// The IP family probed, `ipv4` or `ipv6`, where the change's watched cells had two;
+    /// absent otherwise (and in reports written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// What the probes that saw the cell wrong got, by outcome (`connected`, `refused`,
     /// `timeout`, ...), e.g. to tell a dropped packet from a refusal. Absent in reports
     /// written before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wrong_outcomes: BTreeMap<String, usize>,
+}
+
+/// How the report names an IP family: `ipv4`, `ipv6` (as `--ip-family` does).
+pub fn family_name(family: IpFamily) -> &'static str {
+    match family {
+        IpFamily::IPv4 => "ipv4",
+        IpFamily::IPv6 => "ipv6",
+    }
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -178,10 +200,22 @@ impl LatencySummary {
                 Some(d) => c.latency_by_direction.get(&d).copied(),
             })
             .collect();
+        LatencySummary { direction, ..Self::over(&relevant) }
+    }
+
+    /// The summary of `changes` over their cells of one family: changes without them are
+    /// left out.
+    pub fn of_family(changes: &[ChangeReport], family: &str) -> LatencySummary {
+        let relevant: Vec<Option<f64>> = changes.iter().filter_map(|c| c.latency_by_family.get(family).copied()).collect();
+        LatencySummary { family: Some(family.to_owned()), ..Self::over(&relevant) }
+    }
+
+    fn over(relevant: &[Option<f64>]) -> LatencySummary {
         let mut converged: Vec<f64> = relevant.iter().flatten().copied().collect();
         converged.sort_by(f64::total_cmp);
         LatencySummary {
-            direction,
+            direction: None,
+            family: None,
             changes: relevant.len(),
             converged: converged.len(),
             p50_ms: percentile(&converged, 50.0),
@@ -191,9 +225,12 @@ impl LatencySummary {
         }
     }
 
-    /// Every change, then each direction.
+    /// Every change, then each direction, then each family of `latency_by_family` (none on
+    /// single-family runs).
     pub fn all(changes: &[ChangeReport]) -> Vec<LatencySummary> {
-        std::iter::once(None).chain(Direction::BOTH.map(Some)).map(|d| LatencySummary::of(changes, d)).collect()
+        let families: BTreeSet<&String> = changes.iter().flat_map(|c| c.latency_by_family.keys()).collect();
+        let by_direction = std::iter::once(None).chain(Direction::BOTH.map(Some)).map(|d| LatencySummary::of(changes, d));
+        by_direction.chain(families.into_iter().map(|f| LatencySummary::of_family(changes, f))).collect()
     }
 }
 
@@ -225,6 +262,7 @@ mod tests {
             last_wrong_ms: None,
             latency_by_direction: by.iter().copied().collect(),
             latency_by_node: BTreeMap::new(),
+            latency_by_family: BTreeMap::new(),
             rounds: 1,
             round_ms: 1.0,
             not_converged: Vec::new(),
@@ -245,5 +283,33 @@ mod tests {
         assert_eq!((all.changes, all.converged, all.max_ms), (3, 2, Some(30.0)));
         assert_eq!((to_allow.changes, to_allow.converged, to_allow.p50_ms), (2, 2, Some(5.0)));
         assert_eq!((to_deny.changes, to_deny.converged, to_deny.p99_ms), (2, 1, Some(30.0)));
+    }
+
+    #[test]
+    fn families_get_summaries_of_their_own_only_where_changes_have_them() {
+        let mut changes = vec![
+            change(Some(10.0), &[(Direction::DenyToAllow, Some(10.0))]),
+            change(Some(30.0), &[(Direction::AllowToDeny, Some(30.0))]),
+            change(None, &[(Direction::AllowToDeny, None)]),
+        ];
+        assert_eq!(LatencySummary::all(&changes).len(), 3, "single-family runs: as before");
+        changes[0].latency_by_family = [("ipv4".into(), Some(8.0)), ("ipv6".into(), Some(10.0))].into();
+        changes[1].latency_by_family = [("ipv4".into(), Some(30.0)), ("ipv6".into(), Some(20.0))].into();
+        changes[2].latency_by_family = [("ipv4".into(), Some(5.0)), ("ipv6".into(), None)].into();
+        let [_, _, _, v4, v6] = LatencySummary::all(&changes).try_into().unwrap();
+        assert_eq!((v4.family.as_deref(), v4.direction, v4.changes, v4.converged, v4.max_ms), (Some("ipv4"), None, 3, 3, Some(30.0)));
+        assert_eq!((v6.family.as_deref(), v6.changes, v6.converged, v6.p50_ms), (Some("ipv6"), 3, 2, Some(10.0)));
+    }
+
+    #[test]
+    fn reports_without_families_read_and_write_as_before() {
+        let cell = r#"{"src":"a/b","dst":"a/c","port":80,"protocol":"TCP","expected":"allow"}"#;
+        let parsed: CellRef = serde_json::from_str(cell).unwrap();
+        assert_eq!(parsed.family, None);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), cell);
+        let json = serde_json::to_value(change(Some(1.0), &[(Direction::DenyToAllow, Some(1.0))])).unwrap();
+        assert!(json.get("latency_by_family").is_none(), "{json}");
+        let summary = serde_json::to_value(LatencySummary::of(&[], None)).unwrap();
+        assert!(summary.get("family").is_none(), "{summary}");
     }
 }

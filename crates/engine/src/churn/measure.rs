@@ -8,13 +8,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use netmatrix_cluster::{Backend, Outcome, ProbeRequest, Row, Target};
-use netmatrix_model::Protocol;
+use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_oracle::incremental::{Cell, CellTarget};
-use netmatrix_results::churn::{CellRef, Direction};
+use netmatrix_results::churn::{CellRef, Direction, family_name};
 
 use crate::clock::Clock;
 
-/// A cell to watch after a change.
+/// A cell to watch after a change, on one of its addresses: a cell of a dual-stack destination
+/// is watched once per family.
 #[derive(Debug, Clone)]
 pub struct Watched {
     pub cell: Cell,
@@ -23,6 +24,12 @@ pub struct Watched {
     /// `None` for a control.
     pub direction: Option<Direction>,
     pub nodes: BTreeSet<String>,
+}
+
+impl Watched {
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(&self.address)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +48,8 @@ pub struct Convergence {
     pub latency: Option<f64>,
     pub by_direction: BTreeMap<Direction, Option<f64>>,
     pub by_node: BTreeMap<String, Option<f64>>,
+    /// By family name, when the watched cells have two families.
+    pub by_family: BTreeMap<String, Option<f64>>,
     pub rounds: usize,
     pub round_ms: f64,
     pub not_converged: Vec<CellRef>,
@@ -54,7 +63,8 @@ pub struct Convergence {
     pub last_wrong: Option<f64>,
 }
 
-pub fn cell_ref(w: &Watched) -> CellRef {
+/// The cell as the report names it, with its family when the change's cells have two (`dual`).
+pub fn cell_ref(w: &Watched, dual: bool) -> CellRef {
     let dst = match &w.cell.dst {
         CellTarget::Pod(p) => p.to_string(),
         CellTarget::Service { namespace, name } => format!("svc:{namespace}/{name}"),
@@ -65,6 +75,7 @@ pub fn cell_ref(w: &Watched) -> CellRef {
         port: w.cell.port,
         protocol: w.cell.protocol,
         expected: if w.expected { "allow" } else { "deny" }.into(),
+        family: dual.then(|| family_name(w.family()).to_owned()),
         wrong_outcomes: BTreeMap::new(),
     }
 }
@@ -145,6 +156,8 @@ pub fn converge(
 ) -> Convergence {
     let ms = |d: Duration| d.saturating_sub(applied).as_secs_f64() * 1000.0;
     let changed: Vec<usize> = (0..watched.len()).filter(|&i| watched[i].direction.is_some()).collect();
+    // Families are told apart only where there are two: a single-family run reports as before.
+    let dual = watched.iter().any(|w| w.family() != watched[0].family());
     // Per cell: the moment of the probe since which it has been right, and whether it went
     // wrong after being right.
     let mut right_since: Vec<Option<f64>> = vec![None; watched.len()];
@@ -205,6 +218,12 @@ pub fn converge(
             for node in nodes {
                 out.by_node.insert(node.clone(), latency(&mut changed.iter().copied().filter(|&i| watched[i].nodes.contains(node))));
             }
+            if dual {
+                let families: BTreeSet<IpFamily> = changed.iter().map(|&i| watched[i].family()).collect();
+                for family in families {
+                    out.by_family.insert(family_name(family).to_owned(), latency(&mut changed.iter().copied().filter(|&i| watched[i].family() == family)));
+                }
+            }
             break;
         }
         let next = start + rounds.interval;
@@ -221,7 +240,7 @@ pub fn converge(
             None if !wrong_outcomes.is_empty() => &mut out.controls_changed,
             _ => continue,
         };
-        problem.push(CellRef { wrong_outcomes, ..cell_ref(w) });
+        problem.push(CellRef { wrong_outcomes, ..cell_ref(w, dual) });
     }
     out
 }

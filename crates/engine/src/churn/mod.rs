@@ -187,9 +187,15 @@ pub fn step(
             continue;
         }
         let direction = if after { Direction::DenyToAllow } else { Direction::AllowToDeny };
-        *cells.entry(direction).or_default() += 1;
-        let address = oracle.address(&cell.dst).ok_or_else(|| ChurnError::Oracle(format!("no address for {:?}", cell.dst)))?;
-        watched.push(Watched { cell: cell.clone(), address, expected: after, direction: Some(direction), nodes: m.nodes.clone() });
+        // Each family of the destination: a dual-stack dataplane has rules per family.
+        let addresses = oracle.addresses(&cell.dst);
+        if addresses.is_empty() {
+            return Err(ChurnError::Oracle(format!("no address for {:?}", cell.dst)));
+        }
+        for address in addresses {
+            *cells.entry(direction).or_default() += 1;
+            watched.push(Watched { cell: cell.clone(), address, expected: after, direction: Some(direction), nodes: m.nodes.clone() });
+        }
     }
     let controls = controls(oracle, &merged, config.shape.controls, rng);
     let control_count = controls.len();
@@ -210,6 +216,7 @@ pub fn step(
         last_wrong_ms: seen.last_wrong,
         latency_by_direction: seen.by_direction,
         latency_by_node: seen.by_node,
+        latency_by_family: seen.by_family,
         rounds: seen.rounds,
         round_ms: seen.round_ms,
         not_converged: seen.not_converged,
@@ -286,22 +293,26 @@ fn deltas(acts: &[Act], model: Option<&Cluster>, oracle: &Incremental) -> Result
     Ok(out)
 }
 
-/// Up to `count` cells the change did not touch, drawn at random among pod-to-pod cells.
+/// Up to `count` cells the change did not touch, drawn at random among pod-to-pod cells, each
+/// watched on every family of its destination.
 fn controls(oracle: &Incremental, merged: &BTreeMap<Cell, Merged>, count: usize, rng: &mut StdRng) -> Vec<Watched> {
     let pods: Vec<std::sync::Arc<PodKey>> = oracle.pods().map(|p| std::sync::Arc::new(p.key())).collect();
+    let mut cells: BTreeSet<Cell> = BTreeSet::new();
     let mut out: Vec<Watched> = Vec::new();
     for _ in 0..count * 20 {
-        if out.len() >= count || pods.len() < 2 {
+        if cells.len() >= count || pods.len() < 2 {
             break;
         }
         let (src, dst) = (&pods[rng.random_range(0..pods.len())], &pods[rng.random_range(0..pods.len())]);
         let Some(port) = oracle.pod(dst).and_then(|p| p.ports.first()) else { continue };
         let cell = Cell { src: src.clone(), dst: CellTarget::Pod(dst.clone()), port: port.port, protocol: port.protocol };
-        if merged.contains_key(&cell) || out.iter().any(|w| w.cell == cell) {
+        if merged.contains_key(&cell) || cells.contains(&cell) {
             continue;
         }
-        let (Some(expected), Some(address)) = (oracle.verdict(&cell), oracle.address(&cell.dst)) else { continue };
-        out.push(Watched { cell, address, expected, direction: None, nodes: BTreeSet::new() });
+        let addresses = oracle.addresses(&cell.dst);
+        let Some(expected) = oracle.verdict(&cell).filter(|_| !addresses.is_empty()) else { continue };
+        out.extend(addresses.into_iter().map(|address| Watched { cell: cell.clone(), address, expected, direction: None, nodes: BTreeSet::new() }));
+        cells.insert(cell);
     }
     out
 }

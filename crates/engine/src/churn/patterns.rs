@@ -300,12 +300,18 @@ fn service_name(s: usize) -> String {
     format!("churn-svc{s}")
 }
 
+/// A Service of `service-churn`: a ClusterIP per family where the cluster has two (one
+/// where it has one), so that each family's Service rules are measured.
 fn service(namespace: &str, name: &str) -> Value {
     let index = name.trim_start_matches("churn-svc");
     json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"selector": {format!("{SERVICE_LABEL}-{index}"): "yes"}, "ports": [{"port": PORT.0, "protocol": "TCP", "targetPort": PORT.0}]},
+        "spec": {
+            "selector": {format!("{SERVICE_LABEL}-{index}"): "yes"},
+            "ipFamilyPolicy": "PreferDualStack",
+            "ports": [{"port": PORT.0, "protocol": "TCP", "targetPort": PORT.0}],
+        },
     })
 }
 
@@ -439,6 +445,7 @@ mod tests {
         let (mut c, w) = churner(Pattern::ServiceChurn, 1);
         let setup = c.setup();
         assert_eq!(setup.acts.len(), 2 * (1 + ENDPOINTS));
+        assert!(matches!(&setup.acts[0], Act::Apply(m) if m["spec"]["ipFamilyPolicy"] == "PreferDualStack"), "both families where there are two");
         let first = c.next_change();
         assert_eq!(first.description, "scale churn1/churn-svc0 endpoints 3 -> 0");
         assert_eq!(c.next_change().description, "scale churn2/churn-svc1 endpoints 3 -> 0");
