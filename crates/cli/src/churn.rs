@@ -136,7 +136,7 @@ pub fn run(args: ChurnArgs) -> Result<Outcome, CliError> {
             let latency = c
                 .latency_ms
                 .map_or_else(|| if c.cells.is_empty() { "no cell changed".to_owned() } else { "not converged".to_owned() }, |l| format!("{l:.1} ms"));
-            // Per family on a dual-stack run: `(ipv4 9.8 ms, ipv6 10.1 ms)`.
+            // Per family on a dual-stack run: `(IPv4 9.8 ms, IPv6 10.1 ms)`.
             let families: Vec<String> =
                 c.latency_by_family.iter().map(|(f, l)| format!("{f} {}", l.map_or_else(|| "not converged".to_owned(), |l| format!("{l:.1} ms")))).collect();
             let families = if families.is_empty() { String::new() } else { format!(" ({})", families.join(", ")) };

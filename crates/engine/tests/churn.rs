@@ -197,7 +197,7 @@ fn on_dual_stack_every_watched_cell_is_probed_on_both_families() {
             if report.cells.is_empty() {
                 assert!(families.is_empty(), "{what}: no changed cell, no latency: {families:?}");
             } else {
-                assert_eq!(families, ["ipv4", "ipv6"], "{what}");
+                assert_eq!(families, ["IPv4", "IPv6"], "{what}");
                 assert!(report.latency_by_family.values().all(|l| *l == report.latency_ms), "{what}: the fake converges at once on both");
             }
         },
@@ -234,7 +234,7 @@ fn a_dual_stack_churn_run_summarises_each_family() {
         let labels: Vec<(Option<Direction>, Option<&str>)> = p.summary.iter().map(|s| (s.direction, s.family.as_deref())).collect();
         assert_eq!(
             labels,
-            [(None, None), (Some(Direction::DenyToAllow), None), (Some(Direction::AllowToDeny), None), (None, Some("ipv4")), (None, Some("ipv6"))],
+            [(None, None), (Some(Direction::DenyToAllow), None), (Some(Direction::AllowToDeny), None), (None, Some("IPv4")), (None, Some("IPv6"))],
             "{}",
             p.pattern
         );

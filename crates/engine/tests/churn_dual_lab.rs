@@ -65,14 +65,14 @@ fn churn_on_a_dual_stack_lab_converges_each_change_on_both_families() {
             }
             assert!(change.cells.values().all(|n| n % 2 == 0), "{what}: each changed cell on both families: {:?}", change.cells);
             let families: Vec<&str> = change.latency_by_family.keys().map(String::as_str).collect();
-            assert_eq!(families, ["ipv4", "ipv6"], "{what}");
+            assert_eq!(families, ["IPv4", "IPv6"], "{what}");
             let slowest = change.latency_by_family.values().map(|l| l.expect("converged")).fold(0.0, f64::max);
             assert_eq!(change.latency_ms, Some(slowest), "{what}: the change takes as long as its slower family");
         }
         let families: Vec<(&str, usize, usize)> = pattern.summary.iter().filter_map(|s| Some((s.family.as_deref()?, s.changes, s.converged))).collect();
         let changed = pattern.changes.iter().filter(|c| !c.cells.is_empty()).count();
         assert!(changed > 0, "{}: some change moved cells", pattern.pattern);
-        assert_eq!(families, [("ipv4", changed, changed), ("ipv6", changed, changed)], "{}", pattern.pattern);
+        assert_eq!(families, [("IPv4", changed, changed), ("IPv6", changed, changed)], "{}", pattern.pattern);
         let p50: Vec<String> = pattern
             .summary
             .iter()
@@ -110,6 +110,6 @@ fn churn_on_a_dual_stack_lab_converges_each_change_on_both_families() {
     );
     assert!(!admitted.not_converged.is_empty(), "IPv6 to and from node1's pods is dropped: {admitted:?}");
     let families: Vec<Option<&str>> = problems(&admitted).map(|c| c.family.as_deref()).collect();
-    assert!(families.iter().all(|f| *f == Some("ipv6")), "only IPv6 cells went wrong, each named so: {families:?}");
-    assert!(admitted.latency_by_family["ipv4"].is_some() && admitted.latency_by_family["ipv6"].is_none(), "{}", by_family(&admitted));
+    assert!(families.iter().all(|f| *f == Some("IPv6")), "only IPv6 cells went wrong, each named so: {families:?}");
+    assert!(admitted.latency_by_family["IPv4"].is_some() && admitted.latency_by_family["IPv6"].is_none(), "{}", by_family(&admitted));
 }

@@ -89,7 +89,7 @@ fn direction_latency(change: &ChangeReport, direction: Direction, deadline_ms: u
     }
 }
 
-/// The families of a pattern's per-family latencies (`ipv4`, `ipv6`): none on single-family
+/// The families of a pattern's per-family latencies (`IPv4`, `IPv6`): none on single-family
 /// runs, whose tables stay as they were.
 fn families(pattern: &PatternReport) -> Vec<&str> {
     let families: std::collections::BTreeSet<&str> = pattern.changes.iter().flat_map(|c| c.latency_by_family.keys()).map(String::as_str).collect();
@@ -128,7 +128,7 @@ fn slowest_node(change: &ChangeReport) -> Option<(&str, Option<f64>)> {
         .map(|(node, l)| (node, Some(l)))
 }
 
-/// `x/a -> y/b 80/TCP ipv6 expected allow (seen wrong: 2 timeout, 1 refused)`, the family
+/// `x/a -> y/b 80/TCP IPv6 expected allow (seen wrong: 2 timeout, 1 refused)`, the family
 /// where the change's cells had two.
 fn cell_name(cell: &CellRef) -> String {
     let family = cell.family.as_ref().map_or_else(String::new, |f| format!(" {f}"));
@@ -1257,9 +1257,9 @@ mod tests {
         let mut report = report();
         for pattern in &mut report.patterns {
             for c in &mut pattern.changes {
-                c.latency_by_family = [("ipv4".to_owned(), c.latency_ms.map(|l| l - 1.0)), ("ipv6".to_owned(), c.latency_ms)].into();
+                c.latency_by_family = [("IPv4".to_owned(), c.latency_ms.map(|l| l - 1.0)), ("IPv6".to_owned(), c.latency_ms)].into();
                 for cell in c.not_converged.iter_mut().chain(&mut c.regressed).chain(&mut c.controls_changed) {
-                    cell.family = Some("ipv6".into());
+                    cell.family = Some("IPv6".into());
                 }
             }
             pattern.summary = LatencySummary::all(&pattern.changes);
@@ -1272,21 +1272,21 @@ mod tests {
         let dual = dual_report();
         let text = text_of(&dual);
         let header = text.lines().find(|l| l.starts_with("#  change")).expect("the changes' header");
-        assert!(header.split_whitespace().collect::<Vec<_>>().join(" ").contains("to deny ipv4 ipv6 slowest"), "{header}");
+        assert!(header.split_whitespace().collect::<Vec<_>>().join(" ").contains("to deny IPv4 IPv6 slowest"), "{header}");
         let row = text.lines().find(|l| l.starts_with("1  namespace ns1: team=a ->")).expect("the row of change 1");
-        assert!(row.contains("  >5000  >5000  >5000  n1  "), "to deny, ipv4, ipv6 not converged: {row}");
+        assert!(row.contains("  >5000  >5000  >5000  n1  "), "to deny, IPv4, IPv6 not converged: {row}");
         assert!(text.lines().any(|l| l.starts_with("0  ") && l.contains("  11.3   12.3  n1  ")), "change 0 per family: {text}");
-        assert!(text.contains("#1 not converged: 12 cells\n  ns0/p0 -> ns1/p0 80/TCP ipv6 expected deny\n"), "{text}");
-        assert!(text.contains("\nipv4                 3          2  11.3  24.7  24.7  24.7\n"), "a summary per family: {text}");
-        assert!(text.contains("\nipv6                 3          2  12.3  25.7  25.7  25.7\n"), "{text}");
+        assert!(text.contains("#1 not converged: 12 cells\n  ns0/p0 -> ns1/p0 80/TCP IPv6 expected deny\n"), "{text}");
+        assert!(text.contains("\nIPv4                 3          2  11.3  24.7  24.7  24.7\n"), "a summary per family: {text}");
+        assert!(text.contains("\nIPv6                 3          2  12.3  25.7  25.7  25.7\n"), "{text}");
         let html = html_of(&dual);
-        assert!(html.contains("<th>to deny ms</th><th>ipv4 ms</th><th>ipv6 ms</th><th class=\"text\">slowest node</th>"), "{html}");
+        assert!(html.contains("<th>to deny ms</th><th>IPv4 ms</th><th>IPv6 ms</th><th class=\"text\">slowest node</th>"), "{html}");
         assert!(html.contains("<td>11.3</td><td>12.3</td><td class=\"text\" title="), "{html}");
-        assert!(html.contains("<code>ns0/p0 -&gt; ns1/p0 80/TCP ipv6 expected deny</code>"), "{html}");
-        assert!(html.contains("<tr><th class=\"text\">ipv6</th><td>3</td><td>2</td><td>12.3</td>"), "{html}");
+        assert!(html.contains("<code>ns0/p0 -&gt; ns1/p0 80/TCP IPv6 expected deny</code>"), "{html}");
+        assert!(html.contains("<tr><th class=\"text\">IPv6</th><td>3</td><td>2</td><td>12.3</td>"), "{html}");
         // Without families, neither shows: the single-family output is the snapshots'.
         let single = text_of(&report());
-        assert!(!single.contains("ipv4") && !single.contains("ipv6"), "{single}");
+        assert!(!single.contains("IPv4") && !single.contains("IPv6"), "{single}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use netmatrix_model::{IpFamily, Protocol};
+use netmatrix_model::Protocol;
 use serde::{Deserialize, Serialize};
 
 pub const CHURN_SCHEMA: &str = "netmatrix.churn/v1";
@@ -84,7 +84,7 @@ pub struct PatternReport {
 pub struct LatencySummary {
     /// `None`: every change, by the moment all its cells were right (or those of `family`).
     pub direction: Option<Direction>,
-    /// `ipv4` or `ipv6`: over the changes' cells of that family (`latency_by_family`); absent
+    /// `IPv4` or `IPv6`: over the changes' cells of that family (`latency_by_family`); absent
     /// from the summaries over both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
@@ -132,7 +132,7 @@ pub struct ChangeReport {
     /// The same over the cells whose rules live on each node (the node of the pod whose
     /// policy verdict changed).
     pub latency_by_node: BTreeMap<String, Option<f64>>,
-    /// The same over the cells of each IP family (`ipv4`, `ipv6`), where the watched cells
+    /// The same over the cells of each IP family (`IPv4`, `IPv6`), where the watched cells
     /// had two; empty (and absent) otherwise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub latency_by_family: BTreeMap<String, Option<f64>>,
@@ -159,7 +159,7 @@ pub struct CellRef {
     pub protocol: Protocol,
     /// `allow` or `deny`.
     pub expected: String,
-    /// The IP family probed, `ipv4` or `ipv6`, where the change's watched cells had two;
+    /// The IP family probed, `IPv4` or `IPv6`, where the change's watched cells had two;
     /// absent otherwise (and in reports written before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
@@ -168,14 +168,6 @@ pub struct CellRef {
     /// written before it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wrong_outcomes: BTreeMap<String, usize>,
-}
-
-/// How the report names an IP family: `ipv4`, `ipv6` (as `--ip-family` does).
-pub fn family_name(family: IpFamily) -> &'static str {
-    match family {
-        IpFamily::IPv4 => "ipv4",
-        IpFamily::IPv6 => "ipv6",
-    }
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -293,12 +285,12 @@ mod tests {
             change(None, &[(Direction::AllowToDeny, None)]),
         ];
         assert_eq!(LatencySummary::all(&changes).len(), 3, "single-family runs: as before");
-        changes[0].latency_by_family = [("ipv4".into(), Some(8.0)), ("ipv6".into(), Some(10.0))].into();
-        changes[1].latency_by_family = [("ipv4".into(), Some(30.0)), ("ipv6".into(), Some(20.0))].into();
-        changes[2].latency_by_family = [("ipv4".into(), Some(5.0)), ("ipv6".into(), None)].into();
+        changes[0].latency_by_family = [("IPv4".into(), Some(8.0)), ("IPv6".into(), Some(10.0))].into();
+        changes[1].latency_by_family = [("IPv4".into(), Some(30.0)), ("IPv6".into(), Some(20.0))].into();
+        changes[2].latency_by_family = [("IPv4".into(), Some(5.0)), ("IPv6".into(), None)].into();
         let [_, _, _, v4, v6] = LatencySummary::all(&changes).try_into().unwrap();
-        assert_eq!((v4.family.as_deref(), v4.direction, v4.changes, v4.converged, v4.max_ms), (Some("ipv4"), None, 3, 3, Some(30.0)));
-        assert_eq!((v6.family.as_deref(), v6.changes, v6.converged, v6.p50_ms), (Some("ipv6"), 3, 2, Some(10.0)));
+        assert_eq!((v4.family.as_deref(), v4.direction, v4.changes, v4.converged, v4.max_ms), (Some("IPv4"), None, 3, 3, Some(30.0)));
+        assert_eq!((v6.family.as_deref(), v6.changes, v6.converged, v6.p50_ms), (Some("IPv6"), 3, 2, Some(10.0)));
     }
 
     #[test]

@@ -80,14 +80,14 @@ fn churn_on_a_fresh_lab_writes_json_and_html_and_leaves_no_lab() {
     for pattern in &report.patterns {
         for change in pattern.changes.iter().filter(|c| !c.cells.is_empty()) {
             let families: Vec<(&str, bool)> = change.latency_by_family.iter().map(|(f, l)| (f.as_str(), l.is_some())).collect();
-            assert_eq!(families, [("ipv4", true), ("ipv6", true)], "{} #{}", pattern.pattern, change.index);
+            assert_eq!(families, [("IPv4", true), ("IPv6", true)], "{} #{}", pattern.pattern, change.index);
         }
         let summarised: Vec<Option<&str>> = pattern.summary.iter().map(|s| s.family.as_deref()).collect();
-        assert_eq!(summarised, [None, None, None, Some("ipv4"), Some("ipv6")], "{}", pattern.pattern);
+        assert_eq!(summarised, [None, None, None, Some("IPv4"), Some("IPv6")], "{}", pattern.pattern);
     }
     let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert!(raw["patterns"][1]["changes"][0]["latency_by_family"]["ipv6"].is_number(), "service-churn's IPv6 ClusterIPs: {}", raw["patterns"][1]);
-    assert!(text(&out.stdout).lines().any(|l| l.starts_with("#  change") && l.contains("  ipv6  ")), "{}", text(&out.stdout));
+    assert!(raw["patterns"][1]["changes"][0]["latency_by_family"]["IPv6"].is_number(), "service-churn's IPv6 ClusterIPs: {}", raw["patterns"][1]);
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("#  change") && l.contains("  IPv6  ")), "{}", text(&out.stdout));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<svg"), "the HTML report has plots");
 }

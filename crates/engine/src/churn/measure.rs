@@ -10,7 +10,7 @@ use std::time::Duration;
 use netmatrix_cluster::{Backend, Outcome, ProbeRequest, Row, Target};
 use netmatrix_model::{IpFamily, Protocol};
 use netmatrix_oracle::incremental::{Cell, CellTarget};
-use netmatrix_results::churn::{CellRef, Direction, family_name};
+use netmatrix_results::churn::{CellRef, Direction};
 
 use crate::clock::Clock;
 
@@ -75,7 +75,7 @@ pub fn cell_ref(w: &Watched, dual: bool) -> CellRef {
         port: w.cell.port,
         protocol: w.cell.protocol,
         expected: if w.expected { "allow" } else { "deny" }.into(),
-        family: dual.then(|| family_name(w.family()).to_owned()),
+        family: dual.then(|| w.family().as_str().to_owned()),
         wrong_outcomes: BTreeMap::new(),
     }
 }
@@ -221,7 +221,7 @@ pub fn converge(
             if dual {
                 let families: BTreeSet<IpFamily> = changed.iter().map(|&i| watched[i].family()).collect();
                 for family in families {
-                    out.by_family.insert(family_name(family).to_owned(), latency(&mut changed.iter().copied().filter(|&i| watched[i].family() == family)));
+                    out.by_family.insert(family.as_str().to_owned(), latency(&mut changed.iter().copied().filter(|&i| watched[i].family() == family)));
                 }
             }
             break;
