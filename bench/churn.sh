@@ -56,7 +56,7 @@ for path in sys.argv[1:]:
             continue
         rounds = sorted(c["round_ms"] for c in p["changes"]) or [0]
         for s in p["summary"]:
-            print(f"{name:<16} {p['pattern']:<14} {s['direction'] or 'all':<14} {s['changes']:>7} {s['converged']:>5} "
+            print(f"{name:<16} {p['pattern']:<14} {s.get('family') or s['direction'] or 'all':<14} {s['changes']:>7} {s['converged']:>5} "
                   f"{f(s['p50_ms']):>8} {f(s['p99_ms']):>8} {f(s['max_ms']):>8} {rounds[len(rounds) // 2]:>9.1f}")
 EOF
 echo "reports: $out"
