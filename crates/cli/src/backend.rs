@@ -130,10 +130,30 @@ pub fn fresh_lab(shards: usize) -> String {
 
 /// Makes one backend per shard side by side (`make(shard)`), in shard order.
 fn side_by_side(shards: usize, make: &(dyn Fn(usize) -> Result<Chosen, CliError> + Sync)) -> Vec<Result<Chosen, CliError>> {
-    std::thread::scope(|scope| {
-        let made: Vec<_> = (0..shards).map(|shard| scope.spawn(move || make(shard))).collect();
-        made.into_iter().map(|m| m.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    made_or_removed(shards, make, &|mut chosen: Chosen| {
+        let _ = chosen.backend.teardown();
     })
+}
+
+/// `make(shard)` for every shard on threads of their own, in shard order. When one panics,
+/// what the others made is removed before the panic goes on: nothing is left behind.
+fn made_or_removed<T: Send>(shards: usize, make: &(dyn Fn(usize) -> Result<T, CliError> + Sync), remove: &dyn Fn(T)) -> Vec<Result<T, CliError>> {
+    let joined: Vec<std::thread::Result<Result<T, CliError>>> = std::thread::scope(|scope| {
+        let made: Vec<_> = (0..shards).map(|shard| scope.spawn(move || make(shard))).collect();
+        made.into_iter().map(|m| m.join()).collect()
+    });
+    if joined.iter().any(|j| j.is_err()) {
+        let mut panic = None;
+        for j in joined {
+            match j {
+                Ok(Ok(made)) => remove(made),
+                Ok(Err(_)) => {}
+                Err(p) => panic = panic.or(Some(p)),
+            }
+        }
+        std::panic::resume_unwind(panic.expect("a shard panicked"));
+    }
+    joined.into_iter().map(|j| j.unwrap_or_else(|_| unreachable!("no shard panicked"))).collect()
 }
 
 /// The cluster of `--kubeconfig`, saving its OpenAPI spec to `openapi` first where asked.
@@ -231,6 +251,25 @@ pub fn labs(args: &BackendArgs, shards: usize) -> Vec<Result<Chosen, CliError>> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_shard_that_panics_while_made_leaves_the_others_removed() {
+        let removed = std::sync::Mutex::new(Vec::new());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::made_or_removed(
+                3,
+                &|shard| {
+                    assert_ne!(shard, 1, "shard 1 cannot be made");
+                    Ok(shard)
+                },
+                &|shard| removed.lock().unwrap().push(shard),
+            )
+        }));
+        assert!(outcome.is_err(), "the panic goes on");
+        assert_eq!(*removed.lock().unwrap(), [0, 2]);
+        let made = super::made_or_removed(2, &|shard| Ok(shard * 10), &|_| panic!("nothing to remove"));
+        assert_eq!(made.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [0, 10]);
+    }
+
     #[test]
     fn run_ids_are_short_label_values() {
         let id = super::run_id();
