@@ -333,6 +333,10 @@ fn all_suites_pass(dir: &Path, mode: &str, extra: &[&str]) {
     assert_eq!((code, report.summary.wrong, report.summary.failed), (1, 6, 1), "kube-proxy {mode}: only kube-router's egress defect");
     assert!(report.summary.passed >= 30 && report.summary.probes > 1000, "kube-proxy {mode}: too little ran: {:?}", report.summary);
     assert_eq!((report.backend.as_str(), report.profile.as_str()), ("kube", "kube-proxy"), "a cluster is held to kube-proxy's documented behaviour by default");
+    // Two shards by default on a cluster: each case says which one's namespaces it ran in.
+    assert_eq!(report.cluster.shards.len(), 2, "every shard's namespaces: {:?}", report.cluster);
+    assert_eq!(report.cluster.shards[0], report.cluster.namespaces);
+    assert!(report.cases.iter().all(|c| c.shard.is_some_and(|s| (1..=2).contains(&s))), "each case names its shard");
 }
 
 /// On a dual-stack cluster the connectivity and Services suites pass, and every pod-to-pod,

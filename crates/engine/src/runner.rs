@@ -83,6 +83,7 @@ pub(crate) fn report(backend: &dyn Backend, config: &ProbeConfig, started: Syste
             nodes: backend.nodes().iter().map(|n| n.name.clone()).collect(),
             server_version: backend.server_version().unwrap_or_default(),
             namespaces: backend.real_namespaces(),
+            shards: Vec::new(),
         },
         summary: Summary::of(&reports),
         features: FeatureCoverage::of(&reports),

@@ -40,13 +40,15 @@ pub fn run(
     let queue = Queue { cases, config, turns: Mutex::default(), changed: Condvar::new(), stop: AtomicBool::new(false) };
     let finished = InOrder { on_event, state: Mutex::new((0, cases.iter().map(|_| None).collect())) };
     let (queue, finished) = (&queue, &finished);
+    let sharded = backends.len() > 1;
     let outcomes: Vec<_> = std::thread::scope(|scope| {
         let shards: Vec<_> = backends
             .iter_mut()
-            .map(|backend| {
+            .enumerate()
+            .map(|(number, backend)| {
                 scope.spawn(move || {
                     let _stop = StopOnPanic(queue);
-                    let result = shard(&mut **backend, world, queue, finished, on_event);
+                    let result = shard(&mut **backend, sharded.then_some(number + 1), world, queue, finished, on_event);
                     if result.is_err() {
                         queue.stop();
                     }
@@ -71,18 +73,30 @@ pub fn run(
     if reports.len() < cases.len() {
         return Err(EngineError::Interrupted { done: reports.len(), total: cases.len() });
     }
-    Ok(runner::report(&*backends[0], config, started, clock, reports))
+    let mut report = runner::report(&*backends[0], config, started, clock, reports);
+    if backends.len() > 1 && !report.cluster.namespaces.is_empty() {
+        report.cluster.shards = backends.iter().map(|b| b.real_namespaces()).collect();
+    }
+    Ok(report)
 }
 
-/// One shard: its world, then cases from the queue until none is left or the run stops.
-fn shard(backend: &mut dyn Backend, world: &World, queue: &Queue, finished: &InOrder, on_event: &(dyn Fn(Event) + Sync)) -> Result<(), EngineError> {
+/// One shard (`number`: 1, 2, ... when there are several): its world, then cases from the queue until none is left
+/// or the run stops.
+fn shard(
+    backend: &mut dyn Backend,
+    number: Option<usize>,
+    world: &World,
+    queue: &Queue,
+    finished: &InOrder,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<(), EngineError> {
     runner::setup(backend, world).map_err(EngineError::Setup)?;
     while let Some(index) = queue.take() {
         let case = &queue.cases[index];
         on_event(Event::CaseStarted { id: &case.id, index, total: queue.cases.len() });
         let report = runner::case(backend, world, case, queue.config, on_event);
         queue.release();
-        let report = report?;
+        let report = CaseReport { shard: number, ..report? };
         // A case cut short by an interrupt is not reported.
         if queue.config.cancelled() {
             break;

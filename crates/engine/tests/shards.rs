@@ -45,12 +45,14 @@ fn first_difference(a: &str, b: &str) -> Option<String> {
 
 /// The tables of every step and the JSON report, with every timing zeroed and without which
 /// backend answered a Service cell: the dataplane's pick, which differs between two serial runs
-/// too (the tables and the engine's checks of the answer stay).
+/// too (the tables and the engine's checks of the answer stay). Which shard ran a case is
+/// checked apart, then left out.
 fn comparable(mut report: RunReport) -> (String, String) {
     report.started.clear();
     report.duration_ms = 0;
     for case in &mut report.cases {
         case.duration_ms = 0;
+        case.shard = None;
         for cell in case.steps.iter_mut().flat_map(|s| &mut s.cells) {
             cell.latency_ms = None;
             cell.tried_at_ms.clear();
@@ -90,11 +92,14 @@ fn sharded_runs_report_what_a_serial_run_does_but_timings() {
     let (serial, told, _) = sharded(1, &cases);
     assert_eq!(told, ids);
     assert!(serial.summary.wrong > 0 && serial.summary.skipped > 0, "{:?}", serial.summary);
+    assert!(serial.cases.iter().all(|c| c.shard.is_none()), "a serial run names no shard");
     let (serial_tables, serial_json) = comparable(serial);
     assert!(serial_tables.contains("expected because"), "explanations of wrong cells are compared too");
     for shards in [2, 3] {
         let (report, told, fakes) = sharded(shards, &cases);
         assert_eq!(told, ids, "{shards} shards: finished cases are told in order");
+        let named: std::collections::BTreeSet<Option<usize>> = report.cases.iter().map(|c| c.shard).collect();
+        assert_eq!(named, (1..=shards).map(Some).collect(), "{shards} shards: each case names the shard it ran on");
         for (i, fake) in fakes.iter().enumerate() {
             assert!(!fake.batches.lock().unwrap().is_empty(), "{shards} shards: shard {i} ran cases");
         }

@@ -194,18 +194,7 @@ mod tests {
     use super::*;
 
     fn case(id: &str, result: CaseResult, features: &[Feature]) -> CaseReport {
-        CaseReport {
-            id: id.into(),
-            labels: Default::default(),
-            result,
-            duration_ms: 0,
-            diagnosis: vec![],
-            steps: vec![],
-            findings: vec![],
-            skip_reason: None,
-            error: None,
-            features: features.iter().map(|f| f.id().to_owned()).collect(),
-        }
+        CaseReport { result, features: features.iter().map(|f| f.id().to_owned()).collect(), ..CaseReport::of_steps(id, vec![]) }
     }
 
     #[test]

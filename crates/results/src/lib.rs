@@ -44,6 +44,10 @@ pub struct ClusterInfo {
     /// Namespaces as the tables name them and their real names in the cluster.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub namespaces: BTreeMap<String, String>,
+    /// On a sharded run whose backends rename namespaces: each shard's, the first being
+    /// `namespaces` (a case's `shard` says which it ran in).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -100,6 +104,10 @@ pub struct CaseReport {
     /// in list order.
     #[serde(default)]
     pub features: Vec<String>,
+    /// The shard the case ran on (1, 2, ...) in a sharded run: its namespaces are
+    /// `cluster.shards[shard - 1]`. Absent in serial runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<usize>,
 }
 
 /// A likely fault and the cells it explains.
@@ -347,6 +355,7 @@ impl CaseReport {
             skip_reason: None,
             error: None,
             features: Vec::new(),
+            shard: None,
         }
     }
 

@@ -65,6 +65,9 @@ fn run(lab: &str, shards: &str) -> (String, Value, String) {
     report["duration_ms"] = Value::Null;
     for case in report["cases"].as_array_mut().unwrap() {
         case["duration_ms"] = Value::Null;
+        // Which shard ran it: checked, then left out of the comparison.
+        let shard = case.as_object_mut().unwrap().remove("shard");
+        assert_eq!(shard.is_some(), shards != "1", "--shards {shards}: a case names its shard only when sharded: {shard:?}");
         for step in case["steps"].as_array_mut().unwrap() {
             for cell in step["cells"].as_array_mut().unwrap() {
                 cell["latency_ms"] = Value::Null;

@@ -95,7 +95,7 @@ pub fn run(
         backend: backend.kind().as_str().to_owned(),
         started: humantime::format_rfc3339_seconds(started).to_string(),
         duration_ms: wall.elapsed().as_millis() as u64,
-        cluster: ClusterInfo { nodes, server_version: backend.server_version().unwrap_or_default(), namespaces: backend.real_namespaces() },
+        cluster: ClusterInfo { nodes, server_version: backend.server_version().unwrap_or_default(), namespaces: backend.real_namespaces(), shards: Vec::new() },
         seed: config.seed,
         shape: config.shape,
         interval_ms: config.rounds.interval.as_secs_f64() * 1000.0,

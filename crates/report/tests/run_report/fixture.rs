@@ -163,6 +163,7 @@ fn policy_case() -> CaseReport {
         steps,
         skip_reason: None,
         error: None,
+        shard: None,
         features: ids(&[
             Feature::NetpolPodSelectorEmpty,
             Feature::NetpolPeerNamespaces,
@@ -211,6 +212,7 @@ fn error_case() -> CaseReport {
         skip_reason: None,
         error: Some("pods never ready: x/web-2 is Pending on node <none> after 60s".into()),
         features: Vec::new(),
+        shard: None,
     }
 }
 
@@ -226,6 +228,7 @@ fn skipped_case() -> CaseReport {
         skip_reason: Some("the lab's kernel has no sctp module".into()),
         error: None,
         features: Vec::new(),
+        shard: None,
     }
 }
 
@@ -237,7 +240,7 @@ pub fn report() -> RunReport {
         profile: "lab".into(),
         started: "2025-05-01T10:00:00Z".into(),
         duration_ms: 65_060,
-        cluster: ClusterInfo { nodes: vec!["n1".into(), "n2".into(), "n3".into()], server_version: String::new(), namespaces: Default::default() },
+        cluster: ClusterInfo { nodes: vec!["n1".into(), "n2".into(), "n3".into()], server_version: String::new(), ..ClusterInfo::default() },
         summary: Summary::of(&cases),
         features: FeatureCoverage::of(&cases),
         cases,
