@@ -163,12 +163,16 @@ impl Backend for LabBackend {
         probe_rows_on_threads(rows, parallel, on_row, |row| {
             let batch = batch_to_json(&row.probes);
             let through = |agent: &mut KeptAgent| agent.probe(&batch, row.probes.len(), row.deadline).map_err(|e| e.to_string());
-            let kept = self.kept.lock().unwrap().remove(&row.source);
-            // A kept agent that fails ended while idle: start a new one.
-            let answered = kept.and_then(|mut agent| through(&mut agent).ok().map(|out| (agent, out))).map(Ok).unwrap_or_else(|| {
-                let mut agent = self.lab.keep_agent(&row.source.namespace, &row.source.name).map_err(|e| e.to_string())?;
-                through(&mut agent).map(|out| (agent, out))
-            });
+            // A kept agent that fails has ended (unused for too long): a new one takes its place.
+            let kept = self.kept.lock().unwrap().remove(&row.source).and_then(|mut agent| through(&mut agent).ok().map(|out| (agent, out)));
+            let answered = match kept {
+                Some(answered) => Ok(answered),
+                None => self
+                    .lab
+                    .keep_agent(&row.source.namespace, &row.source.name)
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut agent| through(&mut agent).map(|out| (agent, out))),
+            };
             let exec = |reason: String| BackendError::Exec { pod: row.source.to_string(), reason };
             match answered {
                 Ok((agent, out)) => {
