@@ -21,10 +21,10 @@ const IDLE: &str = "60s";
 
 /// One source pod's kept agent.
 pub struct Session {
-    // Dropped last: dropping it ends the exec's stream.
     stdin: WriteHalf<SimplexStream>,
     stdout: Lines<BufReader<ReadHalf<SimplexStream>>>,
     stderr: ReadHalf<SimplexStream>,
+    /// Dropped last (fields drop in order): stdin's end is sent before the exec's stream ends.
     _process: AttachedProcess,
 }
 
