@@ -4,18 +4,22 @@
 //! `churn::run` reports each pattern's changes, converged. The same on the fake made
 //! dual-stack, where every watched cell is probed on both families.
 
+#[macro_use]
+#[path = "support/forward.rs"]
+mod forward;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use netmatrix_cluster::fake::FakeBackend;
-use netmatrix_cluster::{Backend, BackendError, BackendKind, Capabilities, Node, ObjectKind, PodSpec, Row, RowResult, Target};
+use netmatrix_cluster::{Backend, BackendError, Row, RowResult, Target};
 use netmatrix_engine::ManualClock;
 use netmatrix_engine::churn::measure::Rounds;
 use netmatrix_engine::churn::patterns::{Churner, Pattern};
 use netmatrix_engine::churn::{ChurnConfig, step, world};
-use netmatrix_model::{IpFamily, IpFamilyPolicy, Labels, PodKey};
+use netmatrix_model::{IpFamily, IpFamilyPolicy};
 use netmatrix_oracle::incremental::{Incremental, full_cells};
 use netmatrix_oracle::{Options, Profile};
 use netmatrix_results::churn::{ChangeReport, Direction, Shape};
@@ -61,33 +65,7 @@ impl DualFake {
 }
 
 impl Backend for DualFake {
-    fn kind(&self) -> BackendKind {
-        self.fake.kind()
-    }
-    fn nodes(&self) -> &[Node] {
-        self.fake.nodes()
-    }
-    fn capabilities(&self) -> &Capabilities {
-        self.fake.capabilities()
-    }
-    fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
-        self.fake.set_namespace(name, labels)
-    }
-    fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
-        self.fake.create_pods(pods)
-    }
-    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
-        self.fake.delete_pod(pod)
-    }
-    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError> {
-        self.fake.set_pod_labels(pod, labels)
-    }
-    fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
-        self.fake.apply(manifests)
-    }
-    fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError> {
-        self.fake.delete(kind, namespace, name)
-    }
+    forward_to_fake!(fake);
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {
         let mut model = self.fake.model()?;
         let v6 = |ips: &mut Vec<IpAddr>| {
@@ -116,12 +94,6 @@ impl Backend for DualFake {
         }
         drop(probes);
         self.fake.probe_rows(&as_v4, parallel, on_row)
-    }
-    fn teardown(&mut self) -> Vec<BackendError> {
-        self.fake.teardown()
-    }
-    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
-        None
     }
 }
 

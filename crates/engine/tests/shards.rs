@@ -2,14 +2,17 @@
 //! timings, cases told in order, cases that reach other shards run alone, and a failing or
 //! interrupted shard stops them all.
 
+#[macro_use]
+#[path = "support/forward.rs"]
+mod forward;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use netmatrix_cluster::fake::FakeBackend;
-use netmatrix_cluster::{Backend, BackendError, BackendKind, Capabilities, Node, ObjectKind, Outcome, PodKey, PodSpec, Row, RowResult};
+use netmatrix_cluster::{Backend, BackendError, Outcome, Row, RowResult};
 use netmatrix_engine::{Case, EngineError, Event, ManualClock, ProbeConfig, World, shards, suites, world::node_names};
-use netmatrix_model::Labels;
 use netmatrix_report::tables::Tables;
 use netmatrix_results::RunReport;
 
@@ -120,47 +123,15 @@ struct Logged {
 }
 
 impl Backend for Logged {
-    fn kind(&self) -> BackendKind {
-        self.fake.kind()
-    }
-    fn nodes(&self) -> &[Node] {
-        self.fake.nodes()
-    }
-    fn capabilities(&self) -> &Capabilities {
-        self.fake.capabilities()
-    }
-    fn set_namespace(&mut self, name: &str, labels: Labels) -> Result<(), BackendError> {
-        self.fake.set_namespace(name, labels)
-    }
-    fn create_pods(&mut self, pods: Vec<PodSpec>) -> Result<(), BackendError> {
-        self.fake.create_pods(pods)
-    }
-    fn delete_pod(&mut self, pod: &PodKey) -> Result<(), BackendError> {
-        self.fake.delete_pod(pod)
-    }
-    fn set_pod_labels(&mut self, pod: &PodKey, labels: Labels) -> Result<(), BackendError> {
-        self.fake.set_pod_labels(pod, labels)
-    }
-    fn apply(&mut self, manifests: Vec<serde_json::Value>) -> Result<(), BackendError> {
-        self.fake.apply(manifests)
-    }
-    fn delete(&mut self, kind: ObjectKind, namespace: &str, name: &str) -> Result<(), BackendError> {
-        self.fake.delete(kind, namespace, name)
-    }
+    forward_to_fake!(fake);
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {
         self.fake.model()
     }
     fn probe_rows(&self, rows: &[Row], parallel: usize, on_row: &(dyn Fn(usize) + Sync)) -> Vec<RowResult> {
         self.fake.probe_rows(rows, parallel, on_row)
     }
-    fn teardown(&mut self) -> Vec<BackendError> {
-        self.fake.teardown()
-    }
     fn begin_case(&mut self, case: Option<&str>) {
         self.log.lock().unwrap().push((self.shard, case.map(str::to_owned)));
-    }
-    fn abort_handle(&self) -> Option<Box<dyn Fn() + Send + Sync>> {
-        None
     }
 }
 
