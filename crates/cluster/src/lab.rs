@@ -137,7 +137,7 @@ impl Backend for LabBackend {
     fn model(&self) -> Result<netmatrix_model::Cluster, BackendError> {
         let mut model = self.lab.model()?;
         if model.nodes.is_empty() {
-            let origin = netmatrix_model::Origin { file: format!("lab {}", self.lab.name()), document: 0 };
+            let origin = netmatrix_model::Origin { file: format!("lab {}", self.lab.name()).into(), document: 0 };
             model.nodes = self
                 .nodes
                 .iter()

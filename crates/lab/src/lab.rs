@@ -725,7 +725,7 @@ impl Lab {
         cluster.admin_policies.sort_by(|a, b| (a.tier, a.priority, &a.name, a.kind).cmp(&(b.tier, b.priority, &b.name, b.kind)));
         cluster.services = self.objects.services.values().cloned().collect();
         cluster.namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels)).collect();
-        let origin = Origin { file: format!("lab {}", self.name), document: 0 };
+        let origin = Origin { file: format!("lab {}", self.name).into(), document: 0 };
         cluster.pods = self.state.pods.iter().map(|p| self.spec_of(p).to_pod(topology::addresses(self.state.ip_family, p.ip), origin.clone())).collect();
         Ok(cluster)
     }

@@ -7,6 +7,7 @@
 mod dom;
 mod error;
 mod family;
+mod field;
 mod load;
 mod raw;
 mod schema;

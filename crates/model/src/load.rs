@@ -1,5 +1,8 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -7,6 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::IpFamily;
 use crate::dom::{self, Build, Dom, OwnedDom, V};
 use crate::error::{InputError, InputErrors};
+use crate::field::Path;
 use crate::raw;
 use crate::schema::{self, Validation};
 use crate::selector::{LabelSelector, Operator, Requirement};
@@ -107,8 +111,12 @@ struct Loader {
     // Namespace document's text (issue 20: 640k of them).
     namespaces: BTreeMap<String, Vec<(String, String)>>,
     referenced_namespaces: BTreeSet<String>,
+    /// Sorted at the end; a later duplicate replaces an earlier one, as `kubectl apply` would.
+    pods: Vec<Pod>,
+    /// Where each pod's key (a hash of namespace, workload kind and name) is in `pods`: a
+    /// duplicate is found without keeping a copy of every key.
+    pod_at: HashMap<u64, usize>,
     // Keyed by (namespace, name) so that a later duplicate replaces an earlier one, as `kubectl apply` would.
-    pods: BTreeMap<(String, String, String), Pod>,
     policies: BTreeMap<(String, String), NetworkPolicy>,
     admin_policies: BTreeMap<(AdminPolicyKind, String), AdminPolicy>,
     services: BTreeMap<(String, String), Service>,
@@ -116,30 +124,73 @@ struct Loader {
     endpoint_slices: BTreeMap<(String, String), EndpointSlice>,
 }
 
-/// Where we are while validating one object: builds located errors.
+/// Where we are while validating one object: builds located errors. What names the object
+/// is spelt out only for an error or a warning.
 struct Ctx<'a> {
-    origin: Origin,
-    object: String,
-    /// Path of the object inside its document (`items[3].` inside a List).
-    prefix: String,
+    origin: &'a Origin,
+    object: ObjectName<'a>,
+    /// Where the object is inside its document (`items[3].` inside a List).
+    prefix: Prefix,
     errors: &'a mut Vec<InputError>,
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, field: &str, message: impl Into<String>) {
+    fn error(&mut self, field: impl fmt::Display, message: impl Into<String>) {
         self.errors.push(InputError {
-            file: self.origin.file.clone(),
+            file: self.origin.file.to_string(),
             document: Some(self.origin.document),
-            object: Some(self.object.clone()),
+            object: Some(self.object.to_string()),
             field: Some(format!("{}{field}", self.prefix)),
             message: message.into(),
         });
     }
 }
 
+/// `Kind namespace/name`, or `Kind name` for cluster-scoped kinds.
+#[derive(Clone, Copy)]
+struct ObjectName<'a> {
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
+}
+
+impl<'a> ObjectName<'a> {
+    fn of(kind: &'a str, value: V<'a, '_>) -> Self {
+        let meta = value.get("metadata");
+        let name = meta.and_then(|m| m.get_str("name")).unwrap_or("<unnamed>");
+        // Namespaces, Nodes and admin policies are cluster-scoped.
+        let cluster_scoped = matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some();
+        let namespace = (!cluster_scoped).then(|| meta.and_then(|m| m.get_str("namespace")).unwrap_or("default"));
+        ObjectName { kind, namespace, name }
+    }
+}
+
+impl fmt::Display for ObjectName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.namespace {
+            Some(namespace) => write!(f, "{} {namespace}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// The path of an object inside its document: nothing, or its index in a List's `items`.
+#[derive(Clone, Copy)]
+struct Prefix(Option<usize>);
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(i) => write!(f, "items[{i}]."),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Loader {
     fn add_file(&mut self, file: &str, text: &str, json: bool) {
-        let origin = |index: usize| Origin { file: file.to_owned(), document: index + 1 };
+        let file_name: Arc<str> = file.into();
+        let origin = |index: usize| Origin { file: file_name.clone(), document: index + 1 };
         if text.len() > dom::MAX_INPUT {
             self.errors.push(file_error(file, format!("too large to read ({} bytes, at most {})", text.len(), dom::MAX_INPUT)));
             return;
@@ -187,7 +238,7 @@ impl Loader {
         // Empty documents are not counted: document N is the N-th non-empty one.
         for (i, document) in serde_saphyr::read_with_options::<_, OwnedDom>(&mut reader, options).enumerate() {
             match document {
-                Ok(OwnedDom(document)) => self.add_document(Origin { file: file.to_owned(), document: index + i + 1 }, &document),
+                Ok(OwnedDom(document)) => self.add_document(Origin { file: file.into(), document: index + i + 1 }, &document),
                 Err(e) => {
                     self.errors.push(file_error(file, format!("not valid YAML: {}", yaml_message(&e, &budget, lines_before))));
                     break;
@@ -203,7 +254,7 @@ impl Loader {
             return;
         };
         if !kind.ends_with("List") {
-            self.add_object(&origin, "", kind, Some(api_version), value);
+            self.add_object(&origin, Prefix(None), kind, Some(api_version), value);
             return;
         }
         match value.get("items") {
@@ -215,13 +266,13 @@ impl Loader {
                 for (i, item) in items.items().enumerate() {
                     let item_kind = item.get_str("kind").unwrap_or(list_item_kind);
                     let item_api_version = item.get_str("apiVersion").or(list_api_version);
-                    self.add_object(&origin, &format!("items[{i}]."), item_kind, item_api_version, item);
+                    self.add_object(&origin, Prefix(Some(i)), item_kind, item_api_version, item);
                 }
             }
             None => {}
             Some(items) if items.is_null() => {}
             Some(_) => self.errors.push(InputError {
-                file: origin.file.clone(),
+                file: origin.file.to_string(),
                 document: Some(origin.document),
                 object: Some(kind.to_owned()),
                 field: Some("items".into()),
@@ -230,9 +281,8 @@ impl Loader {
         }
     }
 
-    fn add_object(&mut self, origin: &Origin, prefix: &str, kind: &str, api_version: Option<&str>, value: V) {
-        let object = object_label(kind, value);
-        let mut ctx = Ctx { origin: origin.clone(), object, prefix: prefix.to_owned(), errors: &mut self.errors };
+    fn add_object(&mut self, origin: &Origin, prefix: Prefix, kind: &str, api_version: Option<&str>, value: V) {
+        let mut ctx = Ctx { origin, object: ObjectName::of(kind, value), prefix, errors: &mut self.errors };
         match KINDS.iter().find(|(known, _)| *known == kind) {
             Some((_, want)) => {
                 if let Some(got) = api_version.filter(|got| got != want) {
@@ -308,7 +358,7 @@ impl Loader {
                     && let Some(s) = convert_service(&mut ctx, s, &mut warnings)
                 {
                     self.warnings.extend(warnings);
-                    self.referenced_namespaces.insert(s.namespace.clone());
+                    reference(&mut self.referenced_namespaces, &s.namespace);
                     self.services.insert((s.namespace.clone(), s.name.clone()), s);
                 }
             }
@@ -324,7 +374,7 @@ impl Loader {
                 if let Some(e) = typed::<raw::EndpointSlice>(&mut ctx, value) {
                     let mut warnings = Vec::new();
                     if let Some(slice) = convert_endpoint_slice(&mut ctx, e, &mut warnings) {
-                        self.referenced_namespaces.insert(slice.namespace.clone());
+                        reference(&mut self.referenced_namespaces, &slice.namespace);
                         self.endpoint_slices.insert((slice.namespace.clone(), slice.name.clone()), slice);
                     }
                     self.warnings.extend(warnings);
@@ -335,7 +385,7 @@ impl Loader {
                     let mut warnings = Vec::new();
                     if let Some(p) = convert_policy(&mut ctx, p, &mut warnings) {
                         self.warnings.extend(warnings);
-                        self.referenced_namespaces.insert(p.namespace.clone());
+                        reference(&mut self.referenced_namespaces, &p.namespace);
                         let key = (p.namespace.clone(), p.name.clone());
                         if self.policies.insert(key, p).is_some() {
                             self.warnings.push(format!("{}: {} defined again; the later definition is used", ctx.origin, ctx.object));
@@ -348,10 +398,23 @@ impl Loader {
     }
 
     fn add_pod(&mut self, pod: Pod) {
-        self.referenced_namespaces.insert(pod.namespace.clone());
-        let key = (pod.namespace.clone(), pod.workload.kind.clone(), pod.name.clone());
-        if let Some(old) = self.pods.insert(key, pod) {
-            self.warnings.push(format!("{}: {}/{} defined again; the later definition is used", old.origin, old.namespace, old.name));
+        reference(&mut self.referenced_namespaces, &pod.namespace);
+        let hash = self.pod_at.hasher().hash_one(pod_key(&pod));
+        let same = match self.pod_at.get(&hash) {
+            Some(&at) if pod_key(&self.pods[at]) == pod_key(&pod) => Some(at),
+            // Another key of the same hash: rare enough to search for.
+            Some(_) => self.pods.iter().position(|p| pod_key(p) == pod_key(&pod)),
+            None => None,
+        };
+        match same {
+            Some(at) => {
+                let old = std::mem::replace(&mut self.pods[at], pod);
+                self.warnings.push(format!("{}: {}/{} defined again; the later definition is used", old.origin, old.namespace, old.name));
+            }
+            None => {
+                self.pod_at.insert(hash, self.pods.len());
+                self.pods.push(pod);
+            }
         }
     }
 
@@ -366,7 +429,11 @@ impl Loader {
         let namespaces = namespaces.into_iter().map(|(name, labels)| Namespace::new(name, labels.into_iter().collect())).collect();
         let cluster = Cluster {
             namespaces,
-            pods: self.pods.into_values().collect(),
+            pods: {
+                let mut pods = self.pods;
+                pods.sort_unstable_by(|a, b| pod_key(a).cmp(&pod_key(b)));
+                pods
+            },
             policies: self.policies.into_values().collect(),
             admin_policies: {
                 let mut admin: Vec<AdminPolicy> = self.admin_policies.into_values().collect();
@@ -383,6 +450,18 @@ impl Loader {
     }
 }
 
+/// Adds `namespace` to `namespaces`, copied only when new.
+fn reference(namespaces: &mut BTreeSet<String>, namespace: &str) {
+    if !namespaces.contains(namespace) {
+        namespaces.insert(namespace.to_owned());
+    }
+}
+
+/// What identifies a pod: a later one of the same key replaces it.
+fn pod_key(p: &Pod) -> (&str, &str, &str) {
+    (&p.namespace, &p.workload.kind, &p.name)
+}
+
 /// Services the cluster cannot give their families, where the input says which families the
 /// cluster has (its pods' and nodes' addresses): RequireDualStack on a single-stack cluster, a
 /// family it lacks. Without addresses nothing is known, and nothing is refused here; the lab
@@ -395,7 +474,7 @@ fn service_family_errors(cluster: &Cluster) -> Vec<InputError> {
     let refused = cluster.services.iter().filter_map(|s| s.families(&families).err().map(|why| (s, why)));
     refused
         .map(|(s, why)| InputError {
-            file: s.origin.file.clone(),
+            file: s.origin.file.to_string(),
             document: Some(s.origin.document),
             object: Some(format!("Service {}/{}", s.namespace, s.name)),
             field: Some(if s.ip_families.first().is_some_and(|f| !families.contains(f)) { "spec.ipFamilies[0]" } else { "spec.ipFamilyPolicy" }.into()),
@@ -468,7 +547,7 @@ fn check_names(ctx: &mut Ctx, kind: &str, value: V) {
 
 /// The labels of a map, checked in key order (as they were when documents were `Value`s);
 /// nothing to sort when all are valid, as they nearly always are.
-fn labels_of(ctx: &mut Ctx, field: &str, labels: V) {
+fn labels_of(ctx: &mut Ctx, field: impl Path, labels: V) {
     let valid = |key: &str, value: Option<&str>| label_key_problem(key).is_none() && value.and_then(label_value_problem).is_none();
     if labels.entries().all(|(key, value)| valid(key, value.as_str())) {
         return;
@@ -481,7 +560,7 @@ fn labels_of(ctx: &mut Ctx, field: &str, labels: V) {
 }
 
 /// One label, or one `matchLabels` entry, as `ValidateLabels` checks it.
-fn label(ctx: &mut Ctx, field: &str, key: &str, value: Option<&str>) {
+fn label(ctx: &mut Ctx, field: impl Path, key: &str, value: Option<&str>) {
     if let Some(problem) = label_key_problem(key) {
         ctx.error(field, format!("invalid label key {key:?}: {problem}"));
     }
@@ -530,14 +609,6 @@ fn name_problem(name: &str) -> Option<&'static str> {
     } else {
         None
     }
-}
-
-fn object_label(kind: &str, value: V) -> String {
-    let meta = value.get("metadata");
-    let name = meta.and_then(|m| m.get_str("name")).unwrap_or("<unnamed>");
-    let namespace = meta.and_then(|m| m.get_str("namespace")).unwrap_or("default");
-    // Namespaces, Nodes and admin policies are cluster-scoped.
-    if matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some() { format!("{kind} {name}") } else { format!("{kind} {namespace}/{name}") }
 }
 
 /// How serde's message for a boolean where another type was wanted starts: [`explain_booleans`]
@@ -638,15 +709,15 @@ fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut V
     }
     let mut ports = Vec::new();
     for (i, p) in e.ports.iter().enumerate() {
-        let field = format!("ports[{i}]");
+        let field = "ports".index(i);
         let number = match p.port {
-            Some(n) => port_number(ctx, &format!("{field}.port"), n),
+            Some(n) => port_number(ctx, field.field("port"), n),
             None => {
-                ctx.error(&format!("{field}.port"), "is required (a port without a number serves nothing)");
+                ctx.error(field.field("port"), "is required (a port without a number serves nothing)");
                 None
             }
         };
-        let protocol = protocol(ctx, &format!("{field}.protocol"), p.protocol.as_deref());
+        let protocol = protocol(ctx, field.field("protocol"), p.protocol.as_deref());
         if let (Some(port), Some(protocol)) = (number, protocol) {
             ports.push(EndpointPort { name: p.name.clone().filter(|n| !n.is_empty()), port, protocol });
         }
@@ -657,7 +728,7 @@ fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut V
         for (j, text) in ep.addresses.iter().enumerate() {
             match text.parse::<IpAddr>() {
                 Ok(ip) => addresses.push(ip),
-                Err(_) => ctx.error(&format!("endpoints[{i}].addresses[{j}]"), format!("{text:?} is not an IP address")),
+                Err(_) => ctx.error("endpoints".index(i).field("addresses").index(j), format!("{text:?} is not an IP address")),
             }
         }
         let ready = ep.conditions.ready.unwrap_or(true);
@@ -713,12 +784,18 @@ fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
     };
     let ports = container_ports(ctx, &pod.spec, "spec");
     let mut ips = Vec::new();
-    let candidates = pod.status.pod_ips.iter().enumerate().map(|(i, ip)| (format!("status.podIPs[{i}].ip"), ip.ip.as_str()));
-    for (field, text) in candidates.chain(pod.status.pod_ip.as_deref().map(|ip| ("status.podIP".to_owned(), ip))) {
+    let candidates = pod.status.pod_ips.iter().enumerate().map(|(i, ip)| (Some(i), ip.ip.as_str()));
+    for (index, text) in candidates.chain(pod.status.pod_ip.as_deref().map(|ip| (None, ip))) {
         match text.parse::<IpAddr>() {
             Ok(ip) if !ips.contains(&ip) => ips.push(ip),
             Ok(_) => {}
-            Err(_) => ctx.error(&field, format!("{text:?} is not an IP address")),
+            Err(_) => {
+                let message = format!("{text:?} is not an IP address");
+                match index {
+                    Some(i) => ctx.error("status.podIPs".index(i).field("ip"), message),
+                    None => ctx.error("status.podIP", message),
+                }
+            }
         }
     }
     Some(Pod {
@@ -739,7 +816,7 @@ fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
 fn convert_workload(ctx: &mut Ctx, kind: &str, meta: raw::ObjectMeta, template: raw::PodTemplate, template_path: &str) -> Option<Pod> {
     let name = required_name(ctx, &meta)?;
     let namespace = namespace_of(&meta);
-    let ports = container_ports(ctx, &template.spec, &format!("{template_path}.spec"))?;
+    let ports = container_ports(ctx, &template.spec, template_path.field("spec"))?;
     Some(Pod {
         workload: WorkloadRef { namespace: namespace.clone(), name: name.clone(), kind: kind.to_owned() },
         namespace,
@@ -756,21 +833,24 @@ fn convert_workload(ctx: &mut Ctx, kind: &str, meta: raw::ObjectMeta, template: 
     })
 }
 
-fn container_ports(ctx: &mut Ctx, spec: &raw::PodSpec, path: &str) -> Option<Vec<ContainerPort>> {
+fn container_ports(ctx: &mut Ctx, spec: &raw::PodSpec, path: impl Path) -> Option<Vec<ContainerPort>> {
     let mut ports = Vec::new();
     let mut ok = true;
+    let containers = path.field("containers");
     for (c, container) in spec.containers.iter().enumerate() {
+        let container_path = containers.index(c);
+        let container_ports = container_path.field("ports");
         for (p, port) in container.ports.iter().enumerate() {
-            let field = format!("{path}.containers[{c}].ports[{p}]");
+            let field = container_ports.index(p);
             let number = match port.container_port {
-                Some(n) => port_number(ctx, &format!("{field}.containerPort"), n),
+                Some(n) => port_number(ctx, field.field("containerPort"), n),
                 None => {
-                    ctx.error(&format!("{field}.containerPort"), "is required");
+                    ctx.error(field.field("containerPort"), "is required");
                     None
                 }
             };
-            let protocol = protocol(ctx, &format!("{field}.protocol"), port.protocol.as_deref());
-            let name_ok = port.name.as_deref().is_none_or(|n| port_name(ctx, &format!("{field}.name"), n));
+            let protocol = protocol(ctx, field.field("protocol"), port.protocol.as_deref());
+            let name_ok = port.name.as_deref().is_none_or(|n| port_name(ctx, field.field("name"), n));
             match (number, protocol, name_ok) {
                 (Some(port_number), Some(protocol), true) => ports.push(ContainerPort { name: port.name.clone(), port: port_number, protocol }),
                 _ => ok = false,
@@ -780,7 +860,7 @@ fn container_ports(ctx: &mut Ctx, spec: &raw::PodSpec, path: &str) -> Option<Vec
     ok.then_some(ports)
 }
 
-fn port_number(ctx: &mut Ctx, field: &str, n: i64) -> Option<u16> {
+fn port_number(ctx: &mut Ctx, field: impl Path, n: i64) -> Option<u16> {
     match u16::try_from(n) {
         Ok(p) if p > 0 => Some(p),
         _ => {
@@ -790,7 +870,7 @@ fn port_number(ctx: &mut Ctx, field: &str, n: i64) -> Option<u16> {
     }
 }
 
-fn protocol(ctx: &mut Ctx, field: &str, p: Option<&str>) -> Option<Protocol> {
+fn protocol(ctx: &mut Ctx, field: impl Path, p: Option<&str>) -> Option<Protocol> {
     match p {
         // "If not specified, this field defaults to TCP." (NetworkPolicyPort, ContainerPort)
         None => Some(Protocol::Tcp),
@@ -803,7 +883,7 @@ fn protocol(ctx: &mut Ctx, field: &str, p: Option<&str>) -> Option<Protocol> {
 
 /// A port name must be an IANA_SVC_NAME: at most 15 lower-case letters, digits and hyphens,
 /// with at least one letter and no leading, trailing or doubled hyphen.
-fn port_name(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+fn port_name(ctx: &mut Ctx, field: impl Path, name: &str) -> bool {
     let problem = if name.len() > 15 {
         Some("must be no more than 15 characters")
     } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
@@ -1049,48 +1129,48 @@ fn service_ports(ctx: &mut Ctx, raw_ports: &[raw::ServicePort], service_type: Op
     let mut ports: Vec<ServicePort> = Vec::new();
     let mut ok = true;
     for (i, p) in raw_ports.iter().enumerate() {
-        let field = format!("spec.ports[{i}]");
+        let field = "spec.ports".index(i);
         let name = match p.name.as_deref() {
             // Required when there are several ports: only a warning (convert_service).
             None | Some("") => None,
-            Some(n) if !dns_label(ctx, &format!("{field}.name"), n) => {
+            Some(n) if !dns_label(ctx, field.field("name"), n) => {
                 ok = false;
                 None
             }
             Some(n) if ports.iter().any(|q| q.name.as_deref() == Some(n)) => {
-                ctx.error(&format!("{field}.name"), format!("{n:?} is used by an earlier port"));
+                ctx.error(field.field("name"), format!("{n:?} is used by an earlier port"));
                 ok = false;
                 None
             }
             Some(n) => Some(n.to_owned()),
         };
-        let port = port_number(ctx, &format!("{field}.port"), p.port);
-        let protocol = protocol(ctx, &format!("{field}.protocol"), p.protocol.as_deref());
+        let port = port_number(ctx, field.field("port"), p.port);
+        let protocol = protocol(ctx, field.field("protocol"), p.protocol.as_deref());
         let target_port = match &p.target_port {
             // The API server defaults an absent, zero or empty targetPort to `port`.
             None | Some(raw::IntOrString::Int(0)) => port.map(TargetPort::Number),
             Some(raw::IntOrString::String(n)) if n.is_empty() => port.map(TargetPort::Number),
-            Some(raw::IntOrString::Int(n)) => port_number(ctx, &format!("{field}.targetPort"), *n).map(TargetPort::Number),
-            Some(raw::IntOrString::String(n)) => port_name(ctx, &format!("{field}.targetPort"), n).then(|| TargetPort::Name(n.clone())),
+            Some(raw::IntOrString::Int(n)) => port_number(ctx, field.field("targetPort"), *n).map(TargetPort::Number),
+            Some(raw::IntOrString::String(n)) => port_name(ctx, field.field("targetPort"), n).then(|| TargetPort::Name(n.clone())),
         };
         let node_port = match (p.node_port, service_type) {
             // 0 asks the API server to allocate one.
             (None | Some(0), _) => Some(None),
             (Some(_), Some(t)) if !t.has_node_ports() => {
-                ctx.error(&format!("{field}.nodePort"), format!("may not be used when type is {t}"));
+                ctx.error(field.field("nodePort"), format!("may not be used when type is {t}"));
                 None
             }
-            (Some(n), _) => port_number(ctx, &format!("{field}.nodePort"), n).map(Some),
+            (Some(n), _) => port_number(ctx, field.field("nodePort"), n).map(Some),
         };
         let (Some(port), Some(protocol), Some(target_port), Some(node_port)) = (port, protocol, target_port, node_port) else {
             ok = false;
             continue;
         };
         if ports.iter().any(|q| (q.port, q.protocol) == (port, protocol)) {
-            ctx.error(&format!("{field}.port"), format!("{port}/{protocol} is used by an earlier port"));
+            ctx.error(field.field("port"), format!("{port}/{protocol} is used by an earlier port"));
             ok = false;
         } else if let Some(n) = node_port.filter(|&n| ports.iter().any(|q| (q.node_port, q.protocol) == (Some(n), protocol))) {
-            ctx.error(&format!("{field}.nodePort"), format!("{n}/{protocol} is used by an earlier port"));
+            ctx.error(field.field("nodePort"), format!("{n}/{protocol} is used by an earlier port"));
             ok = false;
         }
         ports.push(ServicePort { name, port, protocol, target_port, node_port });
@@ -1098,7 +1178,7 @@ fn service_ports(ctx: &mut Ctx, raw_ports: &[raw::ServicePort], service_type: Op
     ok.then_some(ports)
 }
 
-fn traffic_policy(ctx: &mut Ctx, field: &str, value: Option<&str>) -> Option<TrafficPolicy> {
+fn traffic_policy(ctx: &mut Ctx, field: impl Path, value: Option<&str>) -> Option<TrafficPolicy> {
     match value {
         None | Some("") | Some("Cluster") => Some(TrafficPolicy::Cluster),
         Some("Local") => Some(TrafficPolicy::Local),
@@ -1110,7 +1190,7 @@ fn traffic_policy(ctx: &mut Ctx, field: &str, value: Option<&str>) -> Option<Tra
 }
 
 /// An RFC 1123 label (Service port names).
-fn dns_label(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+fn dns_label(ctx: &mut Ctx, field: impl Path, name: &str) -> bool {
     let problem = label_problem(name);
     if let Some(problem) = problem {
         ctx.error(field, format!("invalid name {name:?}: {problem}"));
@@ -1135,7 +1215,7 @@ fn label_chars_problem(label: &str) -> Option<&'static str> {
 }
 
 /// An RFC 1123 subdomain: at most 253 characters of dot-separated labels (`externalName`).
-fn dns_subdomain(ctx: &mut Ctx, field: &str, name: &str) -> bool {
+fn dns_subdomain(ctx: &mut Ctx, field: impl Path, name: &str) -> bool {
     let problem = subdomain_problem(name);
     if let Some(problem) = &problem {
         ctx.error(field, format!("invalid DNS name {name:?}: {problem}"));
@@ -1156,7 +1236,7 @@ fn subdomain_problem(name: &str) -> Option<String> {
     }
 }
 
-fn port_ref(ctx: &mut Ctx, field: &str, v: &raw::IntOrString) -> Option<PortRef> {
+fn port_ref(ctx: &mut Ctx, field: impl Path, v: &raw::IntOrString) -> Option<PortRef> {
     match v {
         raw::IntOrString::Int(n) => port_number(ctx, field, *n).map(|p| PortRef::Range { first: p, last: p }),
         raw::IntOrString::String(name) => port_name(ctx, field, name).then(|| PortRef::Named(name.clone())),
@@ -1179,7 +1259,7 @@ fn convert_policy(ctx: &mut Ctx, p: raw::NetworkPolicy, warnings: &mut Vec<Strin
             match t.as_str() {
                 "Ingress" => types_given.0 = true,
                 "Egress" => types_given.1 = true,
-                other => ctx.error(&format!("spec.policyTypes[{i}]"), format!("{other:?} is not a policy type (want Ingress or Egress)")),
+                other => ctx.error("spec.policyTypes".index(i), format!("{other:?} is not a policy type (want Ingress or Egress)")),
             }
         }
     }
@@ -1191,9 +1271,8 @@ fn convert_policy(ctx: &mut Ctx, p: raw::NetworkPolicy, warnings: &mut Vec<Strin
         None => (true, spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
     };
     let ingress: Vec<Rule> =
-        spec.ingress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, &format!("spec.ingress[{i}]"), "from", &r.from, &r.ports)).collect();
-    let egress: Vec<Rule> =
-        spec.egress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, &format!("spec.egress[{i}]"), "to", &r.to, &r.ports)).collect();
+        spec.ingress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, "spec.ingress".index(i), "from", &r.from, &r.ports)).collect();
+    let egress: Vec<Rule> = spec.egress.iter().flatten().enumerate().filter_map(|(i, r)| rule(ctx, "spec.egress".index(i), "to", &r.to, &r.ports)).collect();
     if ctx.errors.len() > errors_before {
         return None;
     }
@@ -1222,26 +1301,26 @@ fn capitalise(s: &str) -> String {
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
-fn rule(ctx: &mut Ctx, path: &str, peers_field: &str, peers: &[raw::Peer], ports: &[raw::PolicyPort]) -> Option<Rule> {
-    let peers: Vec<Option<Peer>> = peers.iter().enumerate().map(|(i, p)| peer(ctx, &format!("{path}.{peers_field}[{i}]"), p)).collect();
-    let ports: Vec<Option<PortSpec>> = ports.iter().enumerate().map(|(i, p)| policy_port(ctx, &format!("{path}.ports[{i}]"), p)).collect();
+fn rule(ctx: &mut Ctx, path: impl Path, peers_field: &str, peers: &[raw::Peer], ports: &[raw::PolicyPort]) -> Option<Rule> {
+    let peers: Vec<Option<Peer>> = peers.iter().enumerate().map(|(i, p)| peer(ctx, path.field(peers_field).index(i), p)).collect();
+    let ports: Vec<Option<PortSpec>> = ports.iter().enumerate().map(|(i, p)| policy_port(ctx, path.field("ports").index(i), p)).collect();
     Some(Rule { peers: peers.into_iter().collect::<Option<_>>()?, ports: ports.into_iter().collect::<Option<_>>()? })
 }
 
-fn peer(ctx: &mut Ctx, path: &str, p: &raw::Peer) -> Option<Peer> {
+fn peer(ctx: &mut Ctx, path: impl Path, p: &raw::Peer) -> Option<Peer> {
     match (&p.pod_selector, &p.namespace_selector, &p.ip_block) {
         (None, None, None) => {
             ctx.error(path, "must specify podSelector, namespaceSelector or ipBlock");
             None
         }
-        (None, None, Some(block)) => ip_block(ctx, &format!("{path}.ipBlock"), block).map(Peer::IpBlock),
+        (None, None, Some(block)) => ip_block(ctx, path.field("ipBlock"), block).map(Peer::IpBlock),
         (_, _, Some(_)) => {
             ctx.error(path, "ipBlock may not be combined with podSelector or namespaceSelector");
             None
         }
         (pods, namespaces, None) => {
-            let pods = pods.as_ref().map(|s| selector(ctx, &format!("{path}.podSelector"), s));
-            let namespaces = namespaces.as_ref().map(|s| selector(ctx, &format!("{path}.namespaceSelector"), s));
+            let pods = pods.as_ref().map(|s| selector(ctx, path.field("podSelector"), s));
+            let namespaces = namespaces.as_ref().map(|s| selector(ctx, path.field("namespaceSelector"), s));
             // `Some(None)`: the selector was given but invalid (already reported).
             if matches!(pods, Some(None)) || matches!(namespaces, Some(None)) {
                 return None;
@@ -1251,17 +1330,18 @@ fn peer(ctx: &mut Ctx, path: &str, p: &raw::Peer) -> Option<Peer> {
     }
 }
 
-fn ip_block(ctx: &mut Ctx, path: &str, b: &raw::IpBlock) -> Option<IpBlock> {
-    let cidr = parse_cidr(ctx, &format!("{path}.cidr"), &b.cidr)?;
+fn ip_block(ctx: &mut Ctx, path: impl Path, b: &raw::IpBlock) -> Option<IpBlock> {
+    let cidr = parse_cidr(ctx, path.field("cidr"), &b.cidr)?;
     let mut except = Vec::new();
     let mut ok = true;
+    let excepts = path.field("except");
     for (i, e) in b.except.iter().enumerate() {
-        let field = format!("{path}.except[{i}]");
-        match parse_cidr(ctx, &field, e) {
+        let field = excepts.index(i);
+        match parse_cidr(ctx, field, e) {
             // "except ... values will be rejected if they are outside the cidr range"
             Some(net) if cidr.contains(&net) && net.prefix_len() > cidr.prefix_len() => except.push(net),
             Some(net) => {
-                ctx.error(&field, format!("{net} must be strictly within cidr {cidr}"));
+                ctx.error(field, format!("{net} must be strictly within cidr {cidr}"));
                 ok = false;
             }
             None => ok = false,
@@ -1270,7 +1350,7 @@ fn ip_block(ctx: &mut Ctx, path: &str, b: &raw::IpBlock) -> Option<IpBlock> {
     ok.then_some(IpBlock { cidr, except })
 }
 
-fn parse_cidr(ctx: &mut Ctx, field: &str, text: &str) -> Option<IpNet> {
+fn parse_cidr(ctx: &mut Ctx, field: impl Path, text: &str) -> Option<IpNet> {
     match text.parse::<IpNet>() {
         // Host bits are allowed by the API and ignored, as net.ParseCIDR does.
         Ok(net) => Some(net.trunc()),
@@ -1281,26 +1361,26 @@ fn parse_cidr(ctx: &mut Ctx, field: &str, text: &str) -> Option<IpNet> {
     }
 }
 
-fn policy_port(ctx: &mut Ctx, path: &str, p: &raw::PolicyPort) -> Option<PortSpec> {
-    let protocol = protocol(ctx, &format!("{path}.protocol"), p.protocol.as_deref());
+fn policy_port(ctx: &mut Ctx, path: impl Path, p: &raw::PolicyPort) -> Option<PortSpec> {
+    let protocol = protocol(ctx, path.field("protocol"), p.protocol.as_deref());
     let port = match (&p.port, p.end_port) {
         (None, None) => Some(None),
         (None, Some(_)) => {
-            ctx.error(&format!("{path}.endPort"), "may only be set together with a numeric port");
+            ctx.error(path.field("endPort"), "may only be set together with a numeric port");
             None
         }
         (Some(raw::IntOrString::String(_)), Some(_)) => {
-            ctx.error(&format!("{path}.endPort"), "may not be used with a named port");
+            ctx.error(path.field("endPort"), "may not be used with a named port");
             None
         }
-        (Some(v), None) => port_ref(ctx, &format!("{path}.port"), v).map(Some),
+        (Some(v), None) => port_ref(ctx, path.field("port"), v).map(Some),
         (Some(raw::IntOrString::Int(first)), Some(last)) => {
-            let first = port_number(ctx, &format!("{path}.port"), *first);
-            let last = port_number(ctx, &format!("{path}.endPort"), last);
+            let first = port_number(ctx, path.field("port"), *first);
+            let last = port_number(ctx, path.field("endPort"), last);
             match (first, last) {
                 (Some(first), Some(last)) if last >= first => Some(Some(PortRef::Range { first, last })),
                 (Some(first), Some(last)) => {
-                    ctx.error(&format!("{path}.endPort"), format!("{last} must be greater than or equal to port {first}"));
+                    ctx.error(path.field("endPort"), format!("{last} must be greater than or equal to port {first}"));
                     None
                 }
                 _ => None,
@@ -1310,36 +1390,37 @@ fn policy_port(ctx: &mut Ctx, path: &str, p: &raw::PolicyPort) -> Option<PortSpe
     Some(PortSpec { protocol: protocol?, port: port? })
 }
 
-fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSelector> {
+fn selector(ctx: &mut Ctx, path: impl Path, s: &raw::LabelSelector) -> Option<LabelSelector> {
     let mut ok = true;
     let mut match_expressions = Vec::new();
+    let expressions = path.field("matchExpressions");
     for (i, e) in s.match_expressions.iter().enumerate() {
-        let field = format!("{path}.matchExpressions[{i}]");
+        let field = expressions.index(i);
         let values = e.values.clone().unwrap_or_default();
         if e.key.is_empty() {
-            ctx.error(&format!("{field}.key"), "is required");
+            ctx.error(field.field("key"), "is required");
             ok = false;
         } else if let Some(problem) = label_key_problem(&e.key) {
-            ctx.error(&format!("{field}.key"), format!("invalid label key {:?}: {problem}", e.key));
+            ctx.error(field.field("key"), format!("invalid label key {:?}: {problem}", e.key));
             ok = false;
         }
         for (j, v) in values.iter().enumerate() {
             if let Some(problem) = label_value_problem(v) {
-                ctx.error(&format!("{field}.values[{j}]"), format!("invalid label value {v:?}: {problem}"));
+                ctx.error(field.field("values").index(j), format!("invalid label value {v:?}: {problem}"));
                 ok = false;
             }
         }
         match Operator::parse(&e.operator) {
             None => {
-                ctx.error(&format!("{field}.operator"), format!("{:?} is not a valid operator (want In, NotIn, Exists or DoesNotExist)", e.operator));
+                ctx.error(field.field("operator"), format!("{:?} is not a valid operator (want In, NotIn, Exists or DoesNotExist)", e.operator));
                 ok = false;
             }
             Some(op @ (Operator::In | Operator::NotIn)) if values.is_empty() => {
-                ctx.error(&format!("{field}.values"), format!("must be non-empty when operator is {op:?}"));
+                ctx.error(field.field("values"), format!("must be non-empty when operator is {op:?}"));
                 ok = false;
             }
             Some(op @ (Operator::Exists | Operator::DoesNotExist)) if !values.is_empty() => {
-                ctx.error(&format!("{field}.values"), format!("must be empty when operator is {op:?}"));
+                ctx.error(field.field("values"), format!("must be empty when operator is {op:?}"));
                 ok = false;
             }
             Some(operator) => match_expressions.push(Requirement { key: e.key.clone(), operator, values }),
@@ -1347,7 +1428,7 @@ fn selector(ctx: &mut Ctx, path: &str, s: &raw::LabelSelector) -> Option<LabelSe
     }
     let errors_before = ctx.errors.len();
     for (key, value) in s.match_labels.iter().flatten() {
-        label(ctx, &format!("{path}.matchLabels"), key, Some(value));
+        label(ctx, path.field("matchLabels"), key, Some(value));
     }
     ok &= ctx.errors.len() == errors_before;
     ok.then(|| LabelSelector { match_labels: s.match_labels.clone().unwrap_or_default(), match_expressions })

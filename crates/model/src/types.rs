@@ -1,5 +1,6 @@
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -47,7 +48,8 @@ impl Namespace {
 /// Where an object was read from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Origin {
-    pub file: String,
+    /// Shared by the objects of a file.
+    pub file: Arc<str>,
     /// 1-based index of the document in its file.
     pub document: usize,
 }

@@ -76,6 +76,20 @@ fn loads_kinds_defaults_namespaces_and_owners() {
 }
 
 #[test]
+fn a_later_pod_of_the_same_key_replaces_the_earlier() {
+    let pod = |name: &str, app: &str| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: a, labels: {{app: {app}}}}}\n");
+    // A Deployment of a pod's name is another workload: both stay.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: db, namespace: a}\nspec: {template: {spec: {containers: []}}}\n";
+    let text = [pod("web", "first"), pod("db", "first"), deployment.to_owned(), pod("db", "second")].join("---\n");
+    let c = parse_str("dup.yaml", &text).unwrap();
+    let pods: Vec<(String, &str)> = c.pods.iter().map(|p| (p.workload.to_string(), p.labels.get("app").map_or("", String::as_str))).collect();
+    let want = [("a/db[Deployment]", ""), ("a/db[Pod]", "second"), ("a/web[Pod]", "first")];
+    assert_eq!(pods.iter().map(|(w, app)| (w.as_str(), *app)).collect::<Vec<_>>(), want, "sorted by namespace, workload kind and name; the later db is used");
+    assert_eq!(c.pods[1].origin.document, 4);
+    assert_eq!(c.warnings, ["dup.yaml: document 2: a/db defined again; the later definition is used"]);
+}
+
+#[test]
 fn lists_and_json() {
     let list = r#"{"apiVersion": "v1", "kind": "List", "items": [
         {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "p", "namespace": "a"}, "spec": {"podSelector": {}}},

@@ -38,7 +38,7 @@ items:
     assert_eq!(c.nodes[1].addresses, [ip("172.18.0.2")], "duplicates are dropped");
     // InternalIP first: the primary address, where kube-proxy's nftables mode serves node ports.
     assert_eq!(c.nodes[2].addresses, [ip("172.18.1.2"), ip("fd00::1:2"), ip("203.0.113.2")], "host names are no addresses");
-    assert_eq!((c.nodes[2].origin.file.as_str(), c.nodes[2].origin.document), ("nodes.yaml", 1));
+    assert_eq!((&*c.nodes[2].origin.file, c.nodes[2].origin.document), ("nodes.yaml", 1));
 }
 
 #[test]
