@@ -674,7 +674,7 @@ fn convert_node(ctx: &mut Ctx, node: raw::Node) -> Option<Node> {
         };
         match a.address.parse::<IpAddr>() {
             Ok(ip) => addresses.push((rank, ip)),
-            Err(_) => ctx.error(&format!("status.addresses[{i}].address"), format!("{:?} is not an IP address (type {})", a.address, a.address_type)),
+            Err(_) => ctx.error(format!("status.addresses[{i}].address"), format!("{:?} is not an IP address (type {})", a.address, a.address_type)),
         }
     }
     if ctx.errors.len() > errors_before {
@@ -969,7 +969,7 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
     for (i, text) in spec.external_ips.iter().enumerate() {
         match text.parse::<IpAddr>() {
             Ok(ip) => external_ips.push(ip),
-            Err(_) => ctx.error(&format!("spec.externalIPs[{i}]"), format!("{text:?} is not an IP address")),
+            Err(_) => ctx.error(format!("spec.externalIPs[{i}]"), format!("{text:?} is not an IP address")),
         }
     }
     let mut load_balancer_ips = Vec::new();
@@ -978,7 +978,7 @@ fn convert_service(ctx: &mut Ctx, s: raw::Service, warnings: &mut Vec<String>) -
         let Some(text) = ingress.ip.as_deref().filter(|t| !t.is_empty()) else { continue };
         match text.parse::<IpAddr>() {
             Ok(ip) => load_balancer_ips.push(ip),
-            Err(_) => ctx.error(&format!("status.loadBalancer.ingress[{i}].ip"), format!("{text:?} is not an IP address")),
+            Err(_) => ctx.error(format!("status.loadBalancer.ingress[{i}].ip"), format!("{text:?} is not an IP address")),
         }
     }
     if ctx.errors.len() > errors_before {
@@ -1053,7 +1053,7 @@ fn addresses(ctx: &mut Ctx, spec: &raw::ServiceSpec, service_type: Option<Servic
     // "These families must correspond to the values of the clusterIPs field, if specified."
     for (i, (ip, family)) in cluster_ips.iter().zip(&ip_families).enumerate() {
         if IpFamily::of(ip) != *family {
-            ctx.error(&format!("spec.clusterIPs[{i}]"), format!("{ip} is {}, and spec.ipFamilies[{i}] is {}", IpFamily::of(ip).as_str(), family.as_str()));
+            ctx.error(format!("spec.clusterIPs[{i}]"), format!("{ip} is {}, and spec.ipFamilies[{i}] is {}", IpFamily::of(ip).as_str(), family.as_str()));
         }
     }
     if ip_families.is_empty() {
@@ -1504,7 +1504,7 @@ fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direc
         // BANP: "Pass" is no action of the baseline (v1alpha1 BaselineAdminNetworkPolicyRuleAction).
         (Some("Pass"), AdminNetworkPolicy | ClusterNetworkPolicy) => Some(AdminAction::Pass),
         (None, _) => {
-            ctx.error(&format!("{path}.action"), "is required");
+            ctx.error(format!("{path}.action"), "is required");
             None
         }
         (Some(other), _) => {
@@ -1513,7 +1513,7 @@ fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direc
                 BaselineAdminNetworkPolicy => "Allow or Deny",
                 AdminNetworkPolicy => "Allow, Deny or Pass",
             };
-            ctx.error(&format!("{path}.action"), format!("{other:?} is not an action here (want {want})"));
+            ctx.error(format!("{path}.action"), format!("{other:?} is not an action here (want {want})"));
             None
         }
     };
@@ -1522,12 +1522,12 @@ fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direc
         Direction::Egress => (("to", &r.to), ("from", &r.from)),
     };
     if other_peers.is_some() {
-        ctx.error(&format!("{path}.{other_field}"), format!("is not a field of this rule (it has {peers_field})"));
+        ctx.error(format!("{path}.{other_field}"), format!("is not a field of this rule (it has {peers_field})"));
     }
     let peers: Vec<AdminPeer> = match raw_peers.as_deref() {
         // "This field must be defined and contain at least one item."
         None | Some([]) => {
-            ctx.error(&format!("{path}.{peers_field}"), "must list at least one peer");
+            ctx.error(format!("{path}.{peers_field}"), "must list at least one peer");
             Vec::new()
         }
         Some(list) => {
@@ -1536,11 +1536,11 @@ fn admin_rule(ctx: &mut Ctx, path: &str, kind: AdminPolicyKind, direction: Direc
     };
     let ports = match (kind, &r.ports, &r.protocols) {
         (AdminNetworkPolicy | BaselineAdminNetworkPolicy, _, Some(_)) => {
-            ctx.error(&format!("{path}.protocols"), "is a field of v1alpha2 ClusterNetworkPolicy (v1alpha1 uses ports)");
+            ctx.error(format!("{path}.protocols"), "is a field of v1alpha2 ClusterNetworkPolicy (v1alpha1 uses ports)");
             Vec::new()
         }
         (ClusterNetworkPolicy, Some(_), _) => {
-            ctx.error(&format!("{path}.ports"), "is a field of v1alpha1 (ClusterNetworkPolicy uses protocols)");
+            ctx.error(format!("{path}.ports"), "is a field of v1alpha1 (ClusterNetworkPolicy uses protocols)");
             Vec::new()
         }
         (AdminNetworkPolicy | BaselineAdminNetworkPolicy, ports, None) => {
@@ -1574,7 +1574,7 @@ fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, role: PeerRole) -> 
     }
     if !addresses_allowed && (p.nodes.is_some() || p.networks.is_some()) {
         let field = if p.nodes.is_some() { "nodes" } else { "networks" };
-        ctx.error(&format!("{path}.{field}"), "is allowed only in egress peers");
+        ctx.error(format!("{path}.{field}"), "is allowed only in egress peers");
         return None;
     }
     if let Some(ns) = &p.namespaces {
@@ -1594,7 +1594,7 @@ fn admin_peer(ctx: &mut Ctx, path: &str, p: &raw::AdminPeer, role: PeerRole) -> 
     }
     let networks = p.networks.as_deref().unwrap_or_default();
     if networks.is_empty() {
-        ctx.error(&format!("{path}.networks"), "must list at least one CIDR");
+        ctx.error(format!("{path}.networks"), "must list at least one CIDR");
         return None;
     }
     let nets: Vec<Option<IpNet>> = networks.iter().enumerate().map(|(i, n)| parse_cidr(ctx, &format!("{path}.networks[{i}]"), n)).collect();
@@ -1612,7 +1612,7 @@ fn admin_port_v1(ctx: &mut Ctx, path: &str, p: &raw::AdminPort) -> Option<AdminP
         let port = match n.port {
             Some(v) => port_number(ctx, &format!("{path}.portNumber.port"), v),
             None => {
-                ctx.error(&format!("{path}.portNumber.port"), "is required");
+                ctx.error(format!("{path}.portNumber.port"), "is required");
                 None
             }
         };
@@ -1632,7 +1632,7 @@ fn port_range(ctx: &mut Ctx, path: &str, r: &raw::AdminPortRange) -> Option<(u16
     let mut bound = |field: &str, v: Option<i64>| match v {
         Some(v) => port_number(ctx, &format!("{path}.{field}"), v),
         None => {
-            ctx.error(&format!("{path}.{field}"), "is required");
+            ctx.error(format!("{path}.{field}"), "is required");
             None
         }
     };
@@ -1640,7 +1640,7 @@ fn port_range(ctx: &mut Ctx, path: &str, r: &raw::AdminPortRange) -> Option<(u16
     let (first, last) = (first?, last?);
     // "Start port must be less than End port"
     if first >= last {
-        ctx.error(&format!("{path}.end"), format!("{last} must be greater than start {first}"));
+        ctx.error(format!("{path}.end"), format!("{last} must be greater than start {first}"));
         return None;
     }
     Some((first, last))
