@@ -355,7 +355,8 @@ enum Segment {
 
 /// Reads `T` from `v`; on a wrong type, the message and the path of the value (`spec.ports[0]`,
 /// `.` for the value itself), as `serde_path_to_error` words them.
-pub(crate) fn typed<'de, T: serde::Deserialize<'de>>(v: V<'_, '_>) -> Result<T, (String, String)> {
+/// Strings are borrowed from the document where `T` takes `&str`.
+pub(crate) fn typed<'d, T: serde::Deserialize<'d>>(v: V<'d, '_>) -> Result<T, (String, String)> {
     let path = RefCell::new(Vec::new());
     T::deserialize(Typed { v, path: &path }).map_err(|e| {
         let path = path.into_inner();
@@ -374,7 +375,8 @@ pub(crate) fn typed<'de, T: serde::Deserialize<'de>>(v: V<'_, '_>) -> Result<T, 
         if text.is_empty() {
             text.push('.');
         }
-        (text, e.to_string())
+        // Fields borrowed from the document (`&str`) are strings all the same to the user.
+        (text, e.to_string().replace("a borrowed string", "a string"))
     })
 }
 
@@ -387,17 +389,17 @@ struct Typed<'p, 'd, 'a> {
     path: &'p RefCell<Vec<Segment>>,
 }
 
-impl<'de> Deserializer<'de> for Typed<'_, '_, '_> {
+impl<'d> Deserializer<'d> for Typed<'_, 'd, '_> {
     type Error = Error;
 
-    fn deserialize_any<W: Visitor<'de>>(self, visitor: W) -> Result<W::Value, Error> {
+    fn deserialize_any<W: Visitor<'d>>(self, visitor: W) -> Result<W::Value, Error> {
         match self.v.node() {
             Node::Null => visitor.visit_unit(),
             Node::Bool(b) => visitor.visit_bool(b),
             Node::U64(n) => visitor.visit_u64(n),
             Node::I64(n) => visitor.visit_i64(n),
             Node::F64(n) => visitor.visit_f64(n),
-            Node::Str { .. } => visitor.visit_str(self.v.as_str().unwrap_or_default()),
+            Node::Str { .. } => visitor.visit_borrowed_str(self.v.as_str().unwrap_or_default()),
             Node::Seq { len, .. } => {
                 let mut access = SeqReader { items: self.v.items(), index: 0, path: self.path };
                 let value = visitor.visit_seq(&mut access)?;
@@ -417,18 +419,18 @@ impl<'de> Deserializer<'de> for Typed<'_, '_, '_> {
         }
     }
 
-    fn deserialize_option<W: Visitor<'de>>(self, visitor: W) -> Result<W::Value, Error> {
+    fn deserialize_option<W: Visitor<'d>>(self, visitor: W) -> Result<W::Value, Error> {
         match self.v.node() {
             Node::Null => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
 
-    fn deserialize_newtype_struct<W: Visitor<'de>>(self, _name: &'static str, visitor: W) -> Result<W::Value, Error> {
+    fn deserialize_newtype_struct<W: Visitor<'d>>(self, _name: &'static str, visitor: W) -> Result<W::Value, Error> {
         visitor.visit_newtype_struct(self)
     }
 
-    fn deserialize_enum<W: Visitor<'de>>(self, _name: &'static str, _variants: &'static [&'static str], visitor: W) -> Result<W::Value, Error> {
+    fn deserialize_enum<W: Visitor<'d>>(self, _name: &'static str, _variants: &'static [&'static str], visitor: W) -> Result<W::Value, Error> {
         // Unit variants written as strings, the only enums a manifest could hold.
         match self.v.as_str() {
             Some(s) => visitor.visit_enum(s.into_deserializer()),
@@ -437,6 +439,7 @@ impl<'de> Deserializer<'de> for Typed<'_, '_, '_> {
     }
 
     serde::forward_to_deserialize_any! {
+        <W: Visitor<'d>>
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
@@ -447,9 +450,9 @@ struct SeqReader<'p, 'd, 'a> {
     path: &'p RefCell<Vec<Segment>>,
 }
 
-impl<'de> SeqAccess<'de> for SeqReader<'_, '_, '_> {
+impl<'d> SeqAccess<'d> for SeqReader<'_, 'd, '_> {
     type Error = Error;
-    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
+    fn next_element_seed<S: DeserializeSeed<'d>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
         let Some(v) = self.items.next() else { return Ok(None) };
         let index = self.index;
         self.index += 1;
@@ -467,15 +470,15 @@ struct MapReader<'p, 'd, 'a> {
     path: &'p RefCell<Vec<Segment>>,
 }
 
-impl<'de> MapAccess<'de> for MapReader<'_, '_, '_> {
+impl<'d> MapAccess<'d> for MapReader<'_, 'd, '_> {
     type Error = Error;
-    fn next_key_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
+    fn next_key_seed<S: DeserializeSeed<'d>>(&mut self, seed: S) -> Result<Option<S::Value>, Error> {
         let key_at = self.entries.at;
         let Some((key, value)) = self.entries.next() else { return Ok(None) };
         self.value = Some((value, key_at));
         seed.deserialize(de::value::StrDeserializer::<Error>::new(key)).map(Some)
     }
-    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Error> {
+    fn next_value_seed<S: DeserializeSeed<'d>>(&mut self, seed: S) -> Result<S::Value, Error> {
         let (v, key_at) = self.value.take().ok_or_else(|| de::Error::custom("value without a key"))?;
         seed.deserialize(Typed { v, path: self.path }).inspect_err(|_| self.path.borrow_mut().push(Segment::Key(key_at)))
     }

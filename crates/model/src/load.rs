@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use serde::de::DeserializeOwned;
 
 use crate::IpFamily;
 use crate::dom::{self, Build, Dom, OwnedDom, V};
@@ -640,7 +639,7 @@ fn explain_booleans(errors: &mut [InputError], text: &str) {
     }
 }
 
-fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: V) -> Option<T> {
+fn typed<'d, T: serde::Deserialize<'d>>(ctx: &mut Ctx, value: V<'d, '_>) -> Option<T> {
     match dom::typed::<T>(value) {
         Ok(t) => Some(t),
         Err((path, message)) => {
@@ -651,7 +650,7 @@ fn typed<T: DeserializeOwned>(ctx: &mut Ctx, value: V) -> Option<T> {
 }
 
 fn required_name(ctx: &mut Ctx, meta: &raw::ObjectMeta) -> Option<String> {
-    match meta.name.as_deref() {
+    match meta.name {
         Some(name) if !name.is_empty() => Some(name.to_owned()),
         _ => {
             ctx.error("metadata.name", "is required");
@@ -762,12 +761,12 @@ fn convert_endpoint_slice(ctx: &mut Ctx, e: raw::EndpointSlice, warnings: &mut V
 fn pod_ready(status: &raw::PodStatus) -> bool {
     match status.conditions.iter().find(|c| c.condition_type == "Ready") {
         Some(ready) => ready.status == "True",
-        None => status.phase.as_deref().is_none_or(|phase| phase == "Running"),
+        None => status.phase.is_none_or(|phase| phase == "Running"),
     }
 }
 
 fn namespace_of(meta: &raw::ObjectMeta) -> String {
-    meta.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "default".into())
+    meta.namespace.filter(|n| !n.is_empty()).unwrap_or("default").to_owned()
 }
 
 fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
@@ -775,17 +774,17 @@ fn convert_pod(ctx: &mut Ctx, pod: raw::Pod) -> Option<Pod> {
     let namespace = namespace_of(&pod.metadata);
     // A pod is reported as its controller (or, without one, its first owner). Mirror pods of
     // static pods are owned by their Node, which is no workload: they stand for themselves.
-    let owners: Vec<&raw::OwnerReference> = pod.metadata.owner_references.iter().filter(|o| o.kind.as_deref() != Some("Node")).collect();
+    let owners: Vec<&raw::OwnerReference> = pod.metadata.owner_references.iter().filter(|o| o.kind != Some("Node")).collect();
     let owner = owners.iter().find(|o| o.controller == Some(true)).or(owners.first());
-    let workload = match owner.and_then(|o| o.name.clone().map(|n| (n, o.kind.clone()))) {
+    let workload = match owner.and_then(|o| o.name.map(|n| (n, o.kind))) {
         // An owner reference without a kind is malformed; netpol-analyzer reports such pods as `[Pod]`.
-        Some((owner_name, kind)) => WorkloadRef { namespace: namespace.clone(), name: owner_name, kind: kind.unwrap_or_else(|| "Pod".into()) },
+        Some((owner_name, kind)) => WorkloadRef { namespace: namespace.clone(), name: owner_name.to_owned(), kind: kind.unwrap_or("Pod").to_owned() },
         None => WorkloadRef { namespace: namespace.clone(), name: name.clone(), kind: "Pod".into() },
     };
     let ports = container_ports(ctx, &pod.spec, "spec");
     let mut ips = Vec::new();
-    let candidates = pod.status.pod_ips.iter().enumerate().map(|(i, ip)| (Some(i), ip.ip.as_str()));
-    for (index, text) in candidates.chain(pod.status.pod_ip.as_deref().map(|ip| (None, ip))) {
+    let candidates = pod.status.pod_ips.iter().enumerate().map(|(i, ip)| (Some(i), ip.ip));
+    for (index, text) in candidates.chain(pod.status.pod_ip.map(|ip| (None, ip))) {
         match text.parse::<IpAddr>() {
             Ok(ip) if !ips.contains(&ip) => ips.push(ip),
             Ok(_) => {}
@@ -849,10 +848,10 @@ fn container_ports(ctx: &mut Ctx, spec: &raw::PodSpec, path: impl Path) -> Optio
                     None
                 }
             };
-            let protocol = protocol(ctx, field.field("protocol"), port.protocol.as_deref());
-            let name_ok = port.name.as_deref().is_none_or(|n| port_name(ctx, field.field("name"), n));
+            let protocol = protocol(ctx, field.field("protocol"), port.protocol);
+            let name_ok = port.name.is_none_or(|n| port_name(ctx, field.field("name"), n));
             match (number, protocol, name_ok) {
-                (Some(port_number), Some(protocol), true) => ports.push(ContainerPort { name: port.name.clone(), port: port_number, protocol }),
+                (Some(port_number), Some(protocol), true) => ports.push(ContainerPort { name: port.name.map(str::to_owned), port: port_number, protocol }),
                 _ => ok = false,
             }
         }
@@ -1256,7 +1255,7 @@ fn convert_policy(ctx: &mut Ctx, p: raw::NetworkPolicy, warnings: &mut Vec<Strin
     let explicit_types = spec.policy_types.as_ref().filter(|t| !t.is_empty());
     if let Some(types) = explicit_types {
         for (i, t) in types.iter().enumerate() {
-            match t.as_str() {
+            match *t {
                 "Ingress" => types_given.0 = true,
                 "Egress" => types_given.1 = true,
                 other => ctx.error("spec.policyTypes".index(i), format!("{other:?} is not a policy type (want Ingress or Egress)")),
@@ -1362,7 +1361,7 @@ fn parse_cidr(ctx: &mut Ctx, field: impl Path, text: &str) -> Option<IpNet> {
 }
 
 fn policy_port(ctx: &mut Ctx, path: impl Path, p: &raw::PolicyPort) -> Option<PortSpec> {
-    let protocol = protocol(ctx, path.field("protocol"), p.protocol.as_deref());
+    let protocol = protocol(ctx, path.field("protocol"), p.protocol);
     let port = match (&p.port, p.end_port) {
         (None, None) => Some(None),
         (None, Some(_)) => {

@@ -14,90 +14,102 @@ fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct ObjectMeta {
-    pub name: Option<String>,
-    pub namespace: Option<String>,
+pub struct ObjectMeta<'a> {
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
+    #[serde(borrow)]
+    pub namespace: Option<&'a str>,
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub owner_references: Vec<OwnerReference>,
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub owner_references: Vec<OwnerReference<'a>>,
     /// Set when deletion was requested: the pod is terminating.
-    pub deletion_timestamp: Option<String>,
+    #[serde(borrow)]
+    pub deletion_timestamp: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct OwnerReference {
-    pub kind: Option<String>,
-    pub name: Option<String>,
+pub struct OwnerReference<'a> {
+    #[serde(borrow)]
+    pub kind: Option<&'a str>,
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
     pub controller: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Namespace {
-    pub metadata: ObjectMeta,
+pub struct Namespace<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Pod {
-    pub metadata: ObjectMeta,
-    pub spec: PodSpec,
-    pub status: PodStatus,
+pub struct Pod<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
+    #[serde(borrow)]
+    pub spec: PodSpec<'a>,
+    #[serde(borrow)]
+    pub status: PodStatus<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct PodSpec {
-    #[serde(deserialize_with = "null_as_empty")]
-    pub containers: Vec<Container>,
+pub struct PodSpec<'a> {
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub containers: Vec<Container<'a>>,
     pub host_network: bool,
     pub node_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Container {
-    #[serde(deserialize_with = "null_as_empty")]
-    pub ports: Vec<ContainerPort>,
+pub struct Container<'a> {
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub ports: Vec<ContainerPort<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct ContainerPort {
-    pub name: Option<String>,
+pub struct ContainerPort<'a> {
+    #[serde(borrow)]
+    pub name: Option<&'a str>,
     pub container_port: Option<i64>,
-    pub protocol: Option<String>,
+    #[serde(borrow)]
+    pub protocol: Option<&'a str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct PodStatus {
-    #[serde(rename = "podIP")]
-    pub pod_ip: Option<String>,
-    #[serde(rename = "podIPs")]
-    #[serde(deserialize_with = "null_as_empty")]
-    pub pod_ips: Vec<PodIp>,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub conditions: Vec<Condition>,
+pub struct PodStatus<'a> {
+    #[serde(rename = "podIP", borrow)]
+    pub pod_ip: Option<&'a str>,
+    #[serde(rename = "podIPs", borrow, deserialize_with = "null_as_empty")]
+    pub pod_ips: Vec<PodIp<'a>>,
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub conditions: Vec<Condition<'a>>,
     /// `Pending`, `Running`, ...: a pod the API server reports without a Ready condition is
     /// ready only when running.
-    pub phase: Option<String>,
+    #[serde(borrow)]
+    pub phase: Option<&'a str>,
 }
 
 /// A pod condition; only `Ready` is read.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Condition {
+pub struct Condition<'a> {
     #[serde(rename = "type")]
-    pub condition_type: String,
-    pub status: String,
+    pub condition_type: &'a str,
+    pub status: &'a str,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Node {
-    pub metadata: ObjectMeta,
+pub struct Node<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
     pub status: NodeStatus,
 }
 
@@ -118,48 +130,57 @@ pub struct NodeAddress {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct PodIp {
-    pub ip: String,
+pub struct PodIp<'a> {
+    pub ip: &'a str,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct PodTemplate {
-    pub metadata: ObjectMeta,
-    pub spec: PodSpec,
+pub struct PodTemplate<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
+    #[serde(borrow)]
+    pub spec: PodSpec<'a>,
 }
 
 /// Deployment, ReplicaSet, ReplicationController, StatefulSet, DaemonSet and Job.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Workload {
-    pub metadata: ObjectMeta,
-    pub spec: WorkloadSpec,
+pub struct Workload<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
+    #[serde(borrow)]
+    pub spec: WorkloadSpec<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct WorkloadSpec {
-    pub template: PodTemplate,
+pub struct WorkloadSpec<'a> {
+    #[serde(borrow)]
+    pub template: PodTemplate<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct CronJob {
-    pub metadata: ObjectMeta,
-    pub spec: CronJobSpec,
+pub struct CronJob<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
+    #[serde(borrow)]
+    pub spec: CronJobSpec<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct CronJobSpec {
-    pub job_template: Workload,
+pub struct CronJobSpec<'a> {
+    #[serde(borrow)]
+    pub job_template: Workload<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct Service {
-    pub metadata: ObjectMeta,
+pub struct Service<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
     pub spec: ServiceSpec,
     pub status: ServiceStatus,
 }
@@ -236,37 +257,42 @@ pub struct ServicePort {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct NetworkPolicy {
-    pub metadata: ObjectMeta,
-    pub spec: NetworkPolicySpec,
+pub struct NetworkPolicy<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
+    #[serde(borrow)]
+    pub spec: NetworkPolicySpec<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct NetworkPolicySpec {
+pub struct NetworkPolicySpec<'a> {
     pub pod_selector: Option<LabelSelector>,
     /// `None` (absent) and `Some([])` differ only in how `policyTypes` defaults.
-    pub ingress: Option<Vec<IngressRule>>,
-    pub egress: Option<Vec<EgressRule>>,
-    pub policy_types: Option<Vec<String>>,
+    #[serde(borrow)]
+    pub ingress: Option<Vec<IngressRule<'a>>>,
+    #[serde(borrow)]
+    pub egress: Option<Vec<EgressRule<'a>>>,
+    #[serde(borrow)]
+    pub policy_types: Option<Vec<&'a str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct IngressRule {
+pub struct IngressRule<'a> {
     #[serde(deserialize_with = "null_as_empty")]
     pub from: Vec<Peer>,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub ports: Vec<PolicyPort>,
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub ports: Vec<PolicyPort<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct EgressRule {
+pub struct EgressRule<'a> {
     #[serde(deserialize_with = "null_as_empty")]
     pub to: Vec<Peer>,
-    #[serde(deserialize_with = "null_as_empty")]
-    pub ports: Vec<PolicyPort>,
+    #[serde(borrow, deserialize_with = "null_as_empty")]
+    pub ports: Vec<PolicyPort<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,8 +313,9 @@ pub struct IpBlock {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct PolicyPort {
-    pub protocol: Option<String>,
+pub struct PolicyPort<'a> {
+    #[serde(borrow)]
+    pub protocol: Option<&'a str>,
     pub port: Option<IntOrString>,
     pub end_port: Option<i64>,
 }
@@ -341,8 +368,9 @@ impl<'de> Deserialize<'de> for IntOrString {
 /// discovery.k8s.io/v1 EndpointSlice.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct EndpointSlice {
-    pub metadata: ObjectMeta,
+pub struct EndpointSlice<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
     pub address_type: Option<String>,
     #[serde(deserialize_with = "null_as_empty")]
     pub ports: Vec<EndpointPort>,
@@ -388,8 +416,9 @@ pub struct TargetRef {
 /// one mirror for all three; which fields a kind may use is checked when converting.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct AdminPolicy {
-    pub metadata: ObjectMeta,
+pub struct AdminPolicy<'a> {
+    #[serde(borrow)]
+    pub metadata: ObjectMeta<'a>,
     pub spec: AdminPolicySpec,
 }
 
