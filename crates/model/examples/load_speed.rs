@@ -87,10 +87,11 @@ fn main() {
     }
     let budget = Duration::from_millis(std::env::var("BUDGET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000));
     println!("load: netmatrix_model::parse_str; base: serde_json::from_str::<Value> (JSON), serde-saphyr to Value per document (YAML);");
-    println!("events: granit-parser (serde-saphyr's parser) to events, nothing built; allocations are the load's, per MB of input");
+    println!("events: granit-parser (serde-saphyr's parser) to events, nothing built; allocations are the load's, per MB of input;");
+    println!("build: the loaded objects alone, copied and dropped (Cluster::clone): what any loader of this model spends on its output");
     println!(
-        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11}",
-        "input", "MB", "load_ms", "MB/s", "base_ms", "base_MB/s", "ratio", "events_MB/s", "allocs/MB", "alloc_MB/MB"
+        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11} {:>9} {:>8}",
+        "input", "MB", "load_ms", "MB/s", "base_ms", "base_MB/s", "ratio", "events_MB/s", "allocs/MB", "alloc_MB/MB", "build_MB/s", "of_build"
     );
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -100,6 +101,9 @@ fn main() {
             Ok(cluster) => drop(std::hint::black_box(cluster)),
             Err(e) => panic!("{e}"),
         });
+        let loaded = netmatrix_model::parse_str(&name, &text).expect("loaded above");
+        let build = measure(budget, || drop(std::hint::black_box(loaded.clone())));
+        drop(loaded);
         // The baseline: the same text parsed to generic values, nothing checked or built.
         let base = if json {
             measure(budget, || drop(std::hint::black_box(serde_json::from_str::<serde_json::Value>(&text).expect("JSON"))))
@@ -121,7 +125,7 @@ fn main() {
         let mb = text.len() as f64 / 1e6;
         let speed = |c: &Cost| mb / c.cpu.as_secs_f64();
         println!(
-            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>9.1} {:>6.2}x {:>11} {:>10.0} {:>11.2}",
+            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>9.1} {:>6.2}x {:>11} {:>10.0} {:>11.2} {:>10.1} {:>7.2}x",
             name,
             mb,
             load.cpu.as_secs_f64() * 1e3,
@@ -132,6 +136,8 @@ fn main() {
             events.map_or("-".to_owned(), |e| format!("{:.1}", speed(&e))),
             load.allocations as f64 / mb,
             load.bytes as f64 / 1e6 / mb,
+            speed(&build),
+            speed(&load) / speed(&build),
         );
     }
     parsers(&files, budget);

@@ -71,15 +71,33 @@ impl<'a> Dom<'a> {
     }
 
     /// The index after node `at` and its descendants.
-    pub(crate) fn after(&self, at: usize) -> usize {
-        self.skip(at)
-    }
-
     fn skip(&self, at: usize) -> usize {
         match self.nodes[at] {
             Node::Seq { end, .. } | Node::Map { end, .. } => end as usize,
             _ => at + 1,
         }
+    }
+
+    /// Whether node `at` is the string `text`; lengths are compared first, as most keys differ
+    /// in length, before the text is sliced.
+    fn is_str(&self, at: usize, text: &str) -> bool {
+        match self.nodes[at] {
+            Node::Str { owned, start, len } => len as usize == text.len() && self.str_at(owned, start, len) == text,
+            _ => false,
+        }
+    }
+
+    /// Whether the map opened at `map_at` has the key at `key_at` before it.
+    pub(crate) fn repeats_key(&self, map_at: usize, key_at: usize) -> bool {
+        let Some(key) = self.root_at(key_at).as_str() else { return false };
+        let mut at = map_at + 1;
+        while at < key_at {
+            if self.is_str(at, key) {
+                return true;
+            }
+            at = self.skip(at + 1);
+        }
+        false
     }
 
     fn str_at(&self, owned: bool, start: u32, len: u32) -> &str {
@@ -167,7 +185,15 @@ impl<'d, 'a> V<'d, 'a> {
 
     /// The value of `key` in a map.
     pub(crate) fn get(&self, key: &str) -> Option<V<'d, 'a>> {
-        self.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+        let Node::Map { len, .. } = self.node() else { return None };
+        let mut at = self.at + 1;
+        for _ in 0..len {
+            if self.dom.is_str(at, key) {
+                return Some(V { dom: self.dom, at: at + 1 });
+            }
+            at = self.dom.skip(at + 1);
+        }
+        None
     }
 
     /// The `i`-th item of a sequence.
@@ -287,7 +313,8 @@ impl<'de> Visitor<'de> for Build<'_, '_> {
         let mut count = 0;
         while map.next_key_seed(Key(self.0))?.is_some() {
             let key_at = self.0.nodes.len() - 1;
-            if let Some(key) = repeated_key(self.0, at, key_at) {
+            if self.0.repeats_key(at, key_at) {
+                let key = self.0.root_at(key_at).as_str().unwrap_or_default();
                 return Err(de::Error::custom(format_args!("duplicate key {key}")));
             }
             map.next_value_seed(Build(self.0))?;
@@ -296,19 +323,6 @@ impl<'de> Visitor<'de> for Build<'_, '_> {
         self.0.close(at, count);
         Ok(())
     }
-}
-
-/// The key at `key_at`, if the map opened at `map_at` has it before.
-fn repeated_key(dom: &Dom, map_at: usize, key_at: usize) -> Option<String> {
-    let key = V { dom, at: key_at }.as_str()?;
-    let mut at = map_at + 1;
-    while at < key_at {
-        if (V { dom, at }).as_str() == Some(key) {
-            return Some(key.to_owned());
-        }
-        at = dom.skip(at + 1);
-    }
-    None
 }
 
 /// A map key, read as a `String` is (serde-saphyr gives any scalar key as its text).

@@ -347,7 +347,7 @@ impl<'a> Fast<'a> {
         };
         let key_at = dom.nodes.len();
         dom.push(node);
-        if repeated(dom, map_at, key_at) { Err(Unsupported) } else { Ok(()) }
+        if dom.repeats_key(map_at, key_at) { Err(Unsupported) } else { Ok(()) }
     }
 
     /// The value after a key's `:` in a map at column n.
@@ -802,19 +802,6 @@ fn escape(b: &[u8]) -> Option<(char, usize)> {
         _ => return None,
     };
     Some((c, 1))
-}
-
-/// Whether the map opened at `map_at` has the key at `key_at` before it.
-fn repeated(dom: &Dom, map_at: usize, key_at: usize) -> bool {
-    let key = dom.root_at(key_at).as_str();
-    let mut at = map_at + 1;
-    while at < key_at {
-        if dom.root_at(at).as_str() == key {
-            return true;
-        }
-        at = dom.after(at + 1);
-    }
-    false
 }
 
 enum Resolved {
