@@ -56,6 +56,11 @@ impl<'a> Dom<'a> {
         Dom { text, nodes: Vec::new(), owned: String::new() }
     }
 
+    /// The input the document is read from.
+    pub(crate) fn text(&self) -> &'a str {
+        self.text
+    }
+
     pub(crate) fn clear(&mut self) {
         self.nodes.clear();
         self.owned.clear();

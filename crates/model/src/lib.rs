@@ -8,6 +8,7 @@ mod dom;
 mod error;
 mod family;
 mod field;
+mod json;
 mod load;
 mod raw;
 mod schema;

@@ -10,6 +10,7 @@ use crate::IpFamily;
 use crate::dom::{self, Build, Dom, OwnedDom, V};
 use crate::error::{InputError, InputErrors};
 use crate::field::Path;
+use crate::json;
 use crate::raw;
 use crate::schema::{self, Validation};
 use crate::selector::{LabelSelector, Operator, Requirement};
@@ -196,6 +197,11 @@ impl Loader {
         }
         if json {
             let mut document = Dom::new(text);
+            if json::read(&mut document).is_ok() {
+                self.add_document(origin(0), &document);
+                return;
+            }
+            document.clear();
             let mut de = serde_json::Deserializer::from_str(text);
             match serde::de::DeserializeSeed::deserialize(Build(&mut document), &mut de).and_then(|()| de.end()) {
                 Ok(()) => self.add_document(origin(0), &document),
