@@ -81,67 +81,48 @@ impl<'a> Reader<'a> {
     }
 
     fn object(&mut self, dom: &mut Dom<'a>, depth: usize) -> R<()> {
-        if depth > MAX_DEPTH {
-            return Err(Unsupported);
-        }
-        self.pos += 1;
-        let at = dom.nodes.len();
-        dom.push(Node::Map { len: 0, end: 0 });
-        let mut count = 0;
-        self.space();
-        if self.b.get(self.pos) == Some(&b'}') {
-            self.pos += 1;
-        } else {
-            loop {
-                self.space();
-                if self.b.get(self.pos) != Some(&b'"') {
-                    return Err(Unsupported);
-                }
-                let key = self.string(dom)?;
-                let key_at = dom.nodes.len();
-                dom.push(key);
-                if dom.repeats_key(at, key_at) {
-                    return Err(Unsupported);
-                }
-                self.expect(b':')?;
-                self.space();
-                self.value(dom, depth)?;
-                count += 1;
-                self.space();
-                match self.b.get(self.pos) {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Unsupported),
-                }
+        self.collection(dom, depth, Node::Map { len: 0, end: 0 }, b'}', |reader, dom, map_at| {
+            if reader.b.get(reader.pos) != Some(&b'"') {
+                return Err(Unsupported);
             }
-        }
-        dom.close(at, count);
-        Ok(())
+            let key = reader.string(dom)?;
+            let key_at = dom.nodes.len();
+            dom.push(key);
+            if dom.repeats_key(map_at, key_at) {
+                return Err(Unsupported);
+            }
+            reader.expect(b':')?;
+            reader.space();
+            reader.value(dom, depth)
+        })
     }
 
     fn array(&mut self, dom: &mut Dom<'a>, depth: usize) -> R<()> {
+        self.collection(dom, depth, Node::Seq { len: 0, end: 0 }, b']', |reader, dom, _| reader.value(dom, depth))
+    }
+
+    /// The object or array opening at `self.pos` (pushed as `open`, ended by `close`), each of
+    /// its entries read by `entry` (given where the collection's node is).
+    fn collection(&mut self, dom: &mut Dom<'a>, depth: usize, open: Node, close: u8, mut entry: impl FnMut(&mut Self, &mut Dom<'a>, usize) -> R<()>) -> R<()> {
         if depth > MAX_DEPTH {
             return Err(Unsupported);
         }
         self.pos += 1;
         let at = dom.nodes.len();
-        dom.push(Node::Seq { len: 0, end: 0 });
+        dom.push(open);
         let mut count = 0;
         self.space();
-        if self.b.get(self.pos) == Some(&b']') {
+        if self.b.get(self.pos) == Some(&close) {
             self.pos += 1;
         } else {
             loop {
                 self.space();
-                self.value(dom, depth)?;
+                entry(self, dom, at)?;
                 count += 1;
                 self.space();
                 match self.b.get(self.pos) {
                     Some(b',') => self.pos += 1,
-                    Some(b']') => {
+                    Some(&c) if c == close => {
                         self.pos += 1;
                         break;
                     }
