@@ -6,7 +6,8 @@
 # Where network-config-analyzer is installed (.venv/bin/nca, made by scripts/test, or $NETMATRIX_NCA)
 # it also times NCA on the 200-pod cluster in the same run and prints the ratio.
 # Goals (issue 17): 200/40 at least 1,000x faster than NCA; 1,000/200 under 100 ms and
-# 100,000/10,000 under 3 s and 600 MB, whole process.
+# 100,000/10,000 under 3 s and 600 MB, whole process. STATIC=1 also times the dist build linked
+# static-PIE on the 200-pod cluster (another 10-minute build).
 # On a busy machine wall times grow with the load; CPU times much less: both are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,18 @@ if [ -x "$nca" ]; then
     "(CPU $(awk "BEGIN {printf \"%.0f\", $theirs_cpu / ($ours_cpu > 0 ? $ours_cpu : 1)}")x)"
   echo "floors, whole process: netmatrix --version ${startup} ms (CPU ${startup_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $startup}")x)," \
     "true ${process} ms (CPU ${process_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $process}")x)"
+  if [ "${STATIC:-0}" = 1 ]; then
+    # The same dist build linked static-PIE (README: faster start-up, not the default).
+    target=x86_64-unknown-linux-gnu
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --profile dist --target "$target" -p netmatrix-cli
+    static=${CARGO_TARGET_DIR:-target}/$target/dist/netmatrix
+    timing=$(whole "$repeat" /dev/null "$static" analyze -f "$tmp/nca-input" --ipblocks-external-only)
+    read -r ours_static ours_static_cpu <<< "$timing"
+    timing=$(whole "$repeat" /dev/null "$static" --version)
+    read -r startup_static startup_static_cpu <<< "$timing"
+    echo "static-PIE: netmatrix ${ours_static} ms (CPU ${ours_static_cpu} ms), ratio $(awk "BEGIN {printf \"%.0f\", $theirs / $ours_static}")x;" \
+      "--version ${startup_static} ms (CPU ${startup_static_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $startup_static}")x)"
+  fi
 else
   echo "network-config-analyzer not installed (run ./scripts/test once, or set NETMATRIX_NCA): no comparison"
 fi
