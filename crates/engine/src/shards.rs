@@ -74,7 +74,7 @@ pub fn run(
         return Err(EngineError::Interrupted { done: reports.len(), total: cases.len() });
     }
     let mut report = runner::report(&*backends[0], config, started, clock, reports);
-    if backends.len() > 1 && !report.cluster.namespaces.is_empty() {
+    if sharded && !report.cluster.namespaces.is_empty() {
         report.cluster.shards = backends.iter().map(|b| b.real_namespaces()).collect();
     }
     Ok(report)

@@ -204,8 +204,8 @@ impl<'a> Reader<'a> {
     }
 
     fn hex4(&self, i: usize) -> R<u32> {
-        let digits = self.b.get(i..i + 4).ok_or(Unsupported)?;
-        let digits = std::str::from_utf8(digits).map_err(|_| Unsupported)?;
+        // Digits only: from_str_radix would take a sign.
+        let digits = self.text.get(i..i + 4).ok_or(Unsupported)?;
         if !digits.bytes().all(|d| d.is_ascii_hexdigit()) {
             return Err(Unsupported);
         }

@@ -158,9 +158,7 @@ impl<'a> ObjectName<'a> {
     fn of(kind: &'a str, value: V<'a, '_>) -> Self {
         let meta = value.get("metadata");
         let name = meta.and_then(|m| m.get_str("name")).unwrap_or("<unnamed>");
-        // Namespaces, Nodes and admin policies are cluster-scoped.
-        let cluster_scoped = matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some();
-        let namespace = (!cluster_scoped).then(|| meta.and_then(|m| m.get_str("namespace")).unwrap_or("default"));
+        let namespace = (!cluster_scoped(kind)).then(|| meta.and_then(|m| m.get_str("namespace")).unwrap_or("default"));
         ObjectName { kind, namespace, name }
     }
 }
@@ -225,7 +223,7 @@ impl Loader {
                 }
                 Ok(false) => break,
                 Err(yaml::Unsupported) => {
-                    self.add_yaml(file, text, start, index);
+                    self.add_yaml(&file_name, text, start, index);
                     break;
                 }
             }
@@ -235,7 +233,7 @@ impl Loader {
 
     /// The documents of `text` from byte `start` (a line's start), the first of them document
     /// `index + 1`, read with serde-saphyr.
-    fn add_yaml(&mut self, file: &str, text: &str, start: usize, index: usize) {
+    fn add_yaml(&mut self, file: &Arc<str>, text: &str, start: usize, index: usize) {
         let budget = yaml_budget(text.len());
         let options = serde_saphyr::options! { budget: Some(budget.clone()) };
         let lines_before = text[..start].bytes().filter(|&b| b == b'\n').count();
@@ -243,7 +241,7 @@ impl Loader {
         // Empty documents are not counted: document N is the N-th non-empty one.
         for (i, document) in serde_saphyr::read_with_options::<_, OwnedDom>(&mut reader, options).enumerate() {
             match document {
-                Ok(OwnedDom(document)) => self.add_document(Origin { file: file.into(), document: index + i + 1 }, &document),
+                Ok(OwnedDom(document)) => self.add_document(Origin { file: file.clone(), document: index + i + 1 }, &document),
                 Err(e) => {
                     self.errors.push(file_error(file, format!("not valid YAML: {}", yaml_message(&e, &budget, lines_before))));
                     break;
@@ -510,9 +508,13 @@ const KINDS: [(&str, &str); 16] = [
 
 /// Names, namespaces and labels as the API server validates them (apimachinery's
 /// `ValidateObjectMeta`); values of other types are reported when the object is read.
+/// Namespaces, Nodes and admin policies have no namespace.
+fn cluster_scoped(kind: &str) -> bool {
+    matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some()
+}
+
 fn check_names(ctx: &mut Ctx, kind: &str, value: V) {
     let meta = value.get("metadata");
-    let cluster_scoped = matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some();
     if let Some(name) = meta.and_then(|m| m.get_str("name")).filter(|n| !n.is_empty()) {
         let problem = match kind {
             "Namespace" => label_problem(name).map(str::to_owned),
@@ -526,7 +528,7 @@ fn check_names(ctx: &mut Ctx, kind: &str, value: V) {
             ctx.error("metadata.name", format!("invalid name {name:?}: {problem}"));
         }
     }
-    if let Some(namespace) = meta.and_then(|m| m.get_str("namespace")).filter(|n| !n.is_empty() && !cluster_scoped)
+    if let Some(namespace) = meta.and_then(|m| m.get_str("namespace")).filter(|n| !n.is_empty() && !cluster_scoped(kind))
         && let Some(problem) = label_problem(namespace)
     {
         ctx.error("metadata.namespace", format!("invalid namespace {namespace:?}: {problem}"));
