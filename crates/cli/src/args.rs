@@ -12,6 +12,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Predict which workload may talk to which, on which ports, from manifests.
     Analyze(AnalyzeArgs),
