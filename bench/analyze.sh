@@ -4,7 +4,8 @@
 # process (wall and CPU, median of $REPEAT runs: start-up, loading, printing to /dev/null and
 # exit included) and peak memory.
 # Where network-config-analyzer is installed (.venv/bin/nca, made by scripts/test, or $NETMATRIX_NCA)
-# it also times NCA on the 200-pod cluster in the same run and prints the ratio.
+# it also times NCA on the 200-pod cluster in the same run, in $REPEAT rounds interleaved with
+# netmatrix ($PER runs of it per round), and prints the ratio.
 # Goals (issue 17): 200/40 at least 1,000x faster than NCA; 1,000/200 under 100 ms and
 # 100,000/10,000 under 3 s and 600 MB, whole process. STATIC=1 also times the dist build linked
 # static-PIE on the 200-pod cluster (another 10-minute build).
@@ -60,34 +61,56 @@ if [ -x "$nca" ]; then
   # NCA reads YAML streams from a directory; both tools get the same file, with policyTypes in
   # the one order NCA accepts (it rejects [Egress, Ingress]).
   "$bin/netmatrix-synth" --pods 200 --policies 40 --yaml | sed 's/\["Egress","Ingress"\]/["Ingress","Egress"]/g' > "$tmp/nca-input/cluster.yaml"
-  timing=$(whole "$repeat" /dev/null "$bin/netmatrix" analyze -f "$tmp/nca-input" --ipblocks-external-only)
-  read -r ours ours_cpu <<< "$timing"
-  timing=$(whole 1 "$tmp/nca.log" "$nca" --connectivity -r "$tmp/nca-input" -o txt_no_fw_rules --output_endpoints pods -f "$tmp/nca.txt") \
-    || { echo "network-config-analyzer failed:"; cat "$tmp/nca.log"; exit 1; }
-  read -r theirs theirs_cpu <<< "$timing"
-  # What no analysis can go below: starting and ending this binary (dynamic loading and
-  # relocation of a 15 MB program), and a process at all (/bin/true), timed the same way.
-  timing=$(whole "$repeat" /dev/null "$bin/netmatrix" --version)
-  read -r startup startup_cpu <<< "$timing"
-  timing=$(whole "$repeat" /dev/null true)
-  read -r process process_cpu <<< "$timing"
-  echo "200 pods/40 policies (YAML), whole process: netmatrix ${ours} ms (CPU ${ours_cpu} ms, median of $repeat)," \
-    "network-config-analyzer ${theirs} ms (CPU ${theirs_cpu} ms), ratio $(awk "BEGIN {printf \"%.0f\", $theirs / $ours}")x" \
-    "(CPU $(awk "BEGIN {printf \"%.0f\", $theirs_cpu / ($ours_cpu > 0 ? $ours_cpu : 1)}")x)"
-  echo "floors, whole process: netmatrix --version ${startup} ms (CPU ${startup_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $startup}")x)," \
-    "true ${process} ms (CPU ${process_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $process}")x)"
+  commands=(-- "netmatrix" "$bin/netmatrix" analyze -f "$tmp/nca-input" --ipblocks-external-only
+    -- "netmatrix --version" "$bin/netmatrix" --version -- "true" true)
   if [ "${STATIC:-0}" = 1 ]; then
     # The same dist build linked static-PIE (README: faster start-up, not the default).
     target=x86_64-unknown-linux-gnu
     RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --profile dist --target "$target" -p netmatrix-cli
     static=${CARGO_TARGET_DIR:-target}/$target/dist/netmatrix
-    timing=$(whole "$repeat" /dev/null "$static" analyze -f "$tmp/nca-input" --ipblocks-external-only)
-    read -r ours_static ours_static_cpu <<< "$timing"
-    timing=$(whole "$repeat" /dev/null "$static" --version)
-    read -r startup_static startup_static_cpu <<< "$timing"
-    echo "static-PIE: netmatrix ${ours_static} ms (CPU ${ours_static_cpu} ms), ratio $(awk "BEGIN {printf \"%.0f\", $theirs / $ours_static}")x;" \
-      "--version ${startup_static} ms (CPU ${startup_static_cpu} ms; at most $(awk "BEGIN {printf \"%.0f\", $theirs / $startup_static}")x)"
+    commands+=(-- "static-PIE netmatrix" "$static" analyze -f "$tmp/nca-input" --ipblocks-external-only
+      -- "static-PIE --version" "$static" --version)
   fi
+  # Interleaved: each round runs network-config-analyzer once, then each of the others $PER
+  # times (their median), so that a host growing busier or quieter during the run moves both
+  # sides of a round's ratio alike; the ratio printed is the median of the rounds'. The floors
+  # (`at most`): what no analysis can go below, starting and ending this binary (`--version`)
+  # and a process at all (`true`).
+  python3 - "$repeat" "${PER:-9}" "$tmp/nca.log" "$nca" --connectivity -r "$tmp/nca-input" -o txt_no_fw_rules \
+    --output_endpoints pods -f "$tmp/nca.txt" "${commands[@]}" <<'EOF'
+import os, resource, statistics, subprocess, sys, time
+rounds, per, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+args = sys.argv[4:]
+cut = [i for i, a in enumerate(args) if a == "--"] + [len(args)]
+baseline = args[:cut[0]]
+others = [(args[a + 1], args[a + 2:b]) for a, b in zip(cut, cut[1:])]
+
+def run(command, out):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(out, "w") as f:
+        if subprocess.run(command, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
+            sys.exit(f"{command[0]} failed" + (f":\n{open(out).read()}" if out != os.devnull else ""))
+    wall = (time.perf_counter() - start) * 1e3
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1e3
+
+theirs, ours = [], {label: [] for label, _ in others}
+for _ in range(rounds):
+    theirs.append(run(baseline, log))
+    for label, command in others:
+        walls, cpus = zip(*(run(command, os.devnull) for _ in range(per)))
+        ours[label].append((statistics.median(walls), statistics.median(cpus)))
+
+print(f"200 pods/40 policies (YAML), whole process; {rounds} rounds, each network-config-analyzer once, the others {per} times:")
+wall, cpu = (statistics.median(t[i] for t in theirs) for i in (0, 1))
+print(f"  {'network-config-analyzer':22} {wall:8.1f} ms (CPU {cpu:.1f} ms)")
+for label, times in ours.items():
+    wall, cpu = (statistics.median(t[i] for t in times) for i in (0, 1))
+    ratio, cpu_ratio = (statistics.median(t[i] / max(o[i], 0.001) for t, o in zip(theirs, times)) for i in (0, 1))
+    floor = "at most " if label.endswith("--version") or label == "true" else ""
+    print(f"  {label:22} {wall:8.2f} ms (CPU {cpu:.2f} ms): {floor}{ratio:.0f}x faster (CPU {cpu_ratio:.0f}x)")
+EOF
 else
   echo "network-config-analyzer not installed (run ./scripts/test once, or set NETMATRIX_NCA): no comparison"
 fi
