@@ -5,7 +5,8 @@
 # it, converted with python3's yaml when it is installed). Each is loaded in one process
 # (crates/model/examples/load_speed.rs) against a bare parse of the same text in the same run
 # (serde_json to Value; serde-saphyr to Value, and its parser to events), in thread CPU time,
-# with the loader's allocations per MB of input, and against copying the objects it
+# with the loader's allocations per MB of input, against serde_json reading JSON straight into
+# the loader's typed mirrors (nothing checked or built), and against copying the objects it
 # built (Cluster::clone: the output alone, what any loader of this model spends). Times leave
 # out dropping what was made: analyze never drops its cluster (the process exits).
 #   bench/load-speed.sh

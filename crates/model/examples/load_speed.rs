@@ -91,11 +91,26 @@ fn main() {
     let budget = Duration::from_millis(std::env::var("BUDGET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000));
     println!("load: netmatrix_model::parse_str; base: serde_json::from_str::<Value> (JSON), serde-saphyr to Value per document (YAML);");
     println!("events: granit-parser (serde-saphyr's parser) to events, nothing built; allocations are the load's, per MB of input;");
+    println!("typed: serde_json straight into the loader's typed mirrors of the objects (JSON), nothing checked or built;");
+    println!("typed+build: both one after the other, a loader that would only read typed objects and make its output;");
     println!("build: the loaded objects alone, copied (Cluster::clone): what any loader of this model spends on its output;");
     println!("times are thread CPU, the least of several runs, without dropping what was made (analyze never drops it)");
     println!(
-        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11} {:>9} {:>8}",
-        "input", "MB", "load_ms", "MB/s", "base_ms", "base_MB/s", "ratio", "events_MB/s", "allocs/MB", "alloc_MB/MB", "build_MB/s", "of_build"
+        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11} {:>10} {:>11} {:>9} {:>8}",
+        "input",
+        "MB",
+        "load_ms",
+        "MB/s",
+        "base_ms",
+        "base_MB/s",
+        "ratio",
+        "events_MB/s",
+        "typed_MB/s",
+        "typed+build",
+        "allocs/MB",
+        "alloc_MB/MB",
+        "build_MB/s",
+        "of_build"
     );
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
@@ -115,6 +130,8 @@ fn main() {
                 }
             })
         };
+        // JSON: serde_json straight into the loader's typed mirrors, nothing checked or built.
+        let typed = json.then(|| measure(budget, || netmatrix_model::serde_json_typed_items(&text).expect("a JSON List")));
         let events = (!json).then(|| {
             measure(budget, || {
                 let mut parser = serde_saphyr::granit_parser::Parser::new_from_str(&text);
@@ -126,7 +143,7 @@ fn main() {
         let mb = text.len() as f64 / 1e6;
         let speed = |c: &Cost| mb / c.cpu.as_secs_f64();
         println!(
-            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>9.1} {:>6.2}x {:>11} {:>10.0} {:>11.2} {:>10.1} {:>7.2}x",
+            "{:<28} {:>7.2} {:>9.1} {:>8.1} {:>9.1} {:>9.1} {:>6.2}x {:>11} {:>10} {:>11} {:>10.0} {:>11.2} {:>10.1} {:>7.2}x",
             name,
             mb,
             load.cpu.as_secs_f64() * 1e3,
@@ -135,6 +152,8 @@ fn main() {
             speed(&base),
             speed(&load) / speed(&base),
             events.map_or("-".to_owned(), |e| format!("{:.1}", speed(&e))),
+            typed.as_ref().map_or("-".to_owned(), |t| format!("{:.1}", speed(t))),
+            typed.map_or("-".to_owned(), |t| format!("{:.1}", 1.0 / (1.0 / speed(&t) + 1.0 / speed(&build)))),
             load.allocations as f64 / mb,
             load.bytes as f64 / 1e6 / mb,
             speed(&build),

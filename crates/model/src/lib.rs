@@ -14,6 +14,7 @@ mod raw;
 mod schema;
 mod selector;
 mod spec;
+mod typed_reference;
 mod types;
 mod yaml;
 
@@ -23,6 +24,7 @@ pub use load::{parse_files, parse_files_with, parse_str, yaml_error_message};
 pub use schema::Validation;
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use spec::{PodKey, PodSpec};
+pub use typed_reference::serde_json_typed_items;
 pub use types::*;
 
 /// For examples/load_speed.rs only: reads `text` with the YAML fast path into the tape alone
