@@ -15,8 +15,8 @@ struct List<'a> {
     items: Vec<Item<'a>>,
 }
 
-/// A Pod, NetworkPolicy or Namespace (other kinds' fields are skipped). `kind` comes before
-/// `spec` in what kubectl and netmatrix-synth write, so `spec` is read as the kind's.
+/// A Pod, a NetworkPolicy, or another kind's metadata (all a Namespace has). `kind` comes
+/// before `spec` in what kubectl and netmatrix-synth write, so `spec` is read as the kind's.
 #[allow(dead_code, reason = "read into, to be timed, not looked at")]
 enum Item<'a> {
     Pod(raw::ObjectMeta<'a>, raw::PodSpec<'a>, raw::PodStatus<'a>),
@@ -49,7 +49,9 @@ impl<'de> Visitor<'de> for ItemVisitor {
                 ("status", "Pod") => status = map.next_value()?,
                 ("spec", "Pod") => pod_spec = map.next_value()?,
                 ("spec", "NetworkPolicy") => policy_spec = map.next_value()?,
-                _ => drop(map.next_value::<IgnoredAny>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
         Ok(match kind {
