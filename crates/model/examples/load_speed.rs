@@ -96,7 +96,7 @@ fn main() {
     println!("build: the loaded objects alone, copied (Cluster::clone): what any loader of this model spends on its output;");
     println!("times are thread CPU, the least of several runs, without dropping what was made (analyze never drops it)");
     println!(
-        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>9} {:>10} {:>11} {:>10} {:>11} {:>9} {:>8}",
+        "{:<28} {:>7} {:>9} {:>8} {:>9} {:>9} {:>7} {:>11} {:>10} {:>11} {:>10} {:>11} {:>10} {:>8}",
         "input",
         "MB",
         "load_ms",

@@ -3,9 +3,10 @@
 //! is written as is (no escapes), so reading a document allocates nothing once its buffers have
 //! grown; the same `Dom` is cleared and reused for every document of a file.
 //!
-//! The parsers fill it: the JSON reader (`json.rs`) and the YAML fast path (`yaml.rs`), and serde
-//! (serde_json and serde-saphyr, where those step aside) through [`Build`]. Objects are read from it with serde
-//! derive through [`typed`], which reports the path of a wrong type as `serde_path_to_error` did.
+//! The parsers fill it: the JSON reader (`json.rs`) and the YAML fast path (`yaml.rs`), and
+//! serde (serde_json and serde-saphyr, where those step aside) through [`Build`]. Objects are
+//! read from it with serde derive through [`typed`], which reports the path of a wrong type as
+//! `serde_path_to_error` did.
 
 use std::cell::RefCell;
 use std::fmt;

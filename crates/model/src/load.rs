@@ -506,13 +506,13 @@ const KINDS: [(&str, &str); 16] = [
     ("ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2"),
 ];
 
-/// Names, namespaces and labels as the API server validates them (apimachinery's
-/// `ValidateObjectMeta`); values of other types are reported when the object is read.
 /// Namespaces, Nodes and admin policies have no namespace.
 fn cluster_scoped(kind: &str) -> bool {
     matches!(kind, "Namespace" | "Node") || AdminPolicyKind::parse(kind).is_some()
 }
 
+/// Names, namespaces and labels as the API server validates them (apimachinery's
+/// `ValidateObjectMeta`); values of other types are reported when the object is read.
 fn check_names(ctx: &mut Ctx, kind: &str, value: V) {
     let meta = value.get("metadata");
     if let Some(name) = meta.and_then(|m| m.get_str("name")).filter(|n| !n.is_empty()) {
